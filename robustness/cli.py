@@ -1,0 +1,121 @@
+"""The ``robustness`` command line. Every ``ValueError`` becomes a one-line message and exit code 2."""
+
+from __future__ import annotations
+
+import argparse
+import shlex
+import sys
+
+from robustness import __version__
+
+
+def _add_data_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-dir", help="local dataset directory (default: $ROBUSTNESS_DATA_DIR, else the HF hub)")
+
+
+def _add_resource_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--nltk-data", help="NLTK data directory (default: $NLTK_DATA)")
+    p.add_argument("--lexicons", help="counter-fitting lexicons directory (default: $ROBUSTNESS_LEXICONS)")
+    p.add_argument("--cache-dir", help="where built resources are cached (default: $ROBUSTNESS_CACHE)")
+    p.add_argument("--mlm", help="local masked language model directory (bae, bert-attack)")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="robustness", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"robustness {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="fine-tune a PABEE model or a full-depth baseline")
+    p.add_argument("--backbone", help="HF model id or local dir (default: packaged all-MiniLM-L6-v2)")
+    p.add_argument("--head", choices=["pabee", "full"], default="pabee")
+    p.add_argument("--dataset", default="glue/sst2")
+    p.add_argument("--out", required=True, help="model directory to create")
+    p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--lr", type=float, default=5e-5)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--max-length", type=int, default=128)
+    p.add_argument("--warmup", type=float, default=0.06, help="warmup fraction of steps")
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--limit", type=int, help="train on a deterministic subset of N examples")
+    p.add_argument("--eval-limit", type=int, help="validate on a deterministic subset of N examples")
+    p.add_argument("--overwrite", action="store_true", help="replace a model already in --out")
+    _add_data_args(p)
+
+    p = sub.add_parser("evaluate", help="clean accuracy, exit depth and speed-up for every patience")
+    p.add_argument("--model", required=True)
+    p.add_argument("--dataset", default="glue/sst2")
+    p.add_argument("--split", default="validation")
+    p.add_argument("--out", required=True, help="CSV file to write")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--max-length", type=int, default=128)
+    p.add_argument("--limit", type=int)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--timing-repeats", type=int, default=3, help="0 skips the wall-clock measurement")
+    p.add_argument("--overwrite", action="store_true")
+    _add_data_args(p)
+
+    p = sub.add_parser("attack", help="run one TextAttack recipe against one model setting")
+    p.add_argument("--model", required=True)
+    p.add_argument("--patience", default="full", help="an integer >= 1 or 'full'")
+    p.add_argument("--recipe", required=True)
+    p.add_argument("--dataset", default="glue/sst2")
+    p.add_argument("--split", default="validation")
+    p.add_argument("--n", type=int, default=100)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--query-budget", type=int)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--max-length", type=int, default=128)
+    p.add_argument("--stock", action="store_true", help="TextAttack's own recipe and resources (needs internet)")
+    p.add_argument("--out", required=True, help="run directory (resumed if it exists)")
+    _add_data_args(p)
+    _add_resource_args(p)
+
+    p = sub.add_parser("bench", help="train what is missing, run every attack of a suite, aggregate, report")
+    p.add_argument("suite", help="attacks/<suite>.toml")
+    p.add_argument("--out", required=True)
+    _add_data_args(p)
+    _add_resource_args(p)
+
+    p = sub.add_parser("aggregate", help="records -> tables/summary.csv (+ .md)")
+    p.add_argument("runs", nargs="+", help="run directories, runs/ folders or suite outputs")
+    p.add_argument("--out", required=True)
+
+    p = sub.add_parser("report", help="tables + figures -> report.md and a self-contained report.html")
+    p.add_argument("runs", nargs="+", help="run directories, runs/ folders or suite outputs")
+    p.add_argument("--out", required=True)
+
+    p = sub.add_parser("compare", help="two runs side by side with deltas and McNemar's test")
+    p.add_argument("a")
+    p.add_argument("b")
+    p.add_argument("--out", help="also write the comparison as CSV")
+
+    p = sub.add_parser("ls", help="list recipes, datasets or the runs of an output directory")
+    p.add_argument("what", choices=["recipes", "datasets", "runs"])
+    p.add_argument("path", nargs="?", help="for 'runs': a suite output or runs/ directory")
+
+    p = sub.add_parser("doctor", help="which resources are available and which recipes can run")
+    _add_resource_args(p)
+    return parser
+
+
+def _command_line() -> str:
+    return shlex.join(["robustness", *sys.argv[1:]])
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    from robustness import commands
+
+    try:
+        return getattr(commands, f"cmd_{args.command}")(args, _command_line()) or 0
+    except ValueError as exc:
+        print(f"robustness {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"robustness {args.command}: interrupted (finished work is kept; rerun to resume)", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
+

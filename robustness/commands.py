@@ -1,0 +1,188 @@
+"""Implementations of the ``robustness`` subcommands (the CLI parses, these do the work and print)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from robustness.specs import parse_patience
+
+
+def _refuse_existing_file(path: Path, overwrite: bool) -> None:
+    if path.exists() and not overwrite:
+        raise ValueError(f"{path} exists; pass --overwrite to replace it")
+
+
+def cmd_train(args: argparse.Namespace, command: str) -> int:
+    from robustness.models.train import TrainConfig, train_model
+
+    config = TrainConfig(
+        out=args.out, dataset=args.dataset, head=args.head, backbone=args.backbone, epochs=args.epochs, lr=args.lr,
+        batch_size=args.batch_size, max_length=args.max_length, warmup=args.warmup, seed=args.seed,
+        limit=args.limit, eval_limit=args.eval_limit, data_dir=args.data_dir,
+    )
+    out = train_model(config, overwrite=args.overwrite)
+    print(f"saved {args.head} model to {out}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace, command: str) -> int:
+    from tqdm.auto import tqdm
+
+    from robustness.data import load_examples
+    from robustness.evaluate import evaluate_model
+    from robustness.models.pabee import load_model_and_tokenizer
+
+    out = Path(args.out)
+    _refuse_existing_file(out, args.overwrite)
+    if not Path(args.model, "config.json").is_file():
+        raise ValueError(f"no model at {args.model} (config.json missing)")
+    examples = load_examples(args.dataset, args.split, data_dir=args.data_dir, limit=args.limit, seed=args.seed)
+    model, tokenizer = load_model_and_tokenizer(args.model)
+    with tqdm(total=len(examples), desc="all-layer pass", unit="ex") as bar:
+        table = evaluate_model(model, tokenizer, examples.texts, examples.labels, batch_size=args.batch_size,
+                               max_length=args.max_length, timing_repeats=args.timing_repeats, progress=bar.update)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out, index=False)
+    print(table.to_string(index=False))
+    print(f"wrote {out}")
+    return 0
+
+
+def cmd_attack(args: argparse.Namespace, command: str) -> int:
+    from robustness.recipes import Resources
+    from robustness.runner import run_attack
+    from robustness.specs import RunSpec
+
+    spec = RunSpec(
+        model_id=Path(args.model).name, model_dir=str(args.model), recipe=args.recipe, dataset=args.dataset,
+        patience=parse_patience(args.patience), split=args.split, n=args.n, seed=args.seed,
+        query_budget=args.query_budget, batch_size=args.batch_size, max_length=args.max_length, stock=args.stock,
+        data_dir=args.data_dir,
+    )
+    resources = Resources.from_args(nltk_data=args.nltk_data, lexicons_dir=args.lexicons, cache_dir=args.cache_dir,
+                                    mlm=args.mlm)
+    run_dir = run_attack(spec, Path(args.out), resources=resources, command=command)
+    print(f"run complete: {run_dir}")
+    return 0
+
+
+def _suite_model_dirs(suite, out: Path, data_dir: str | None) -> dict[str, str]:
+    """Where each model of the suite lives, training the missing ones into ``<out>/models/<id>``."""
+    from robustness.models.train import TrainConfig, train_model
+
+    dirs = {}
+    for model in suite.models:
+        if model.path is not None:
+            if not Path(model.path, "config.json").is_file():
+                raise ValueError(f"model {model.id!r}: no model at {model.path}")
+            dirs[model.id] = model.path
+            continue
+        target = out / "models" / model.id
+        if (target / "train.json").is_file():
+            print(f"[bench] model {model.id}: already trained at {target}")
+        else:
+            print(f"[bench] model {model.id}: training ({model.head}) into {target}")
+            train = {"dataset": suite.dataset, "data_dir": data_dir, **model.train}
+            train_model(TrainConfig(out=str(target), head=model.head, **train), overwrite=True)
+        dirs[model.id] = str(target)
+    return dirs
+
+
+def cmd_bench(args: argparse.Namespace, command: str) -> int:
+    import dataclasses
+
+    from robustness.models.pabee import load_model_and_tokenizer
+    from robustness.recipes import Resources
+    from robustness.report import write_report
+    from robustness.runner import run_attack, run_is_complete
+    from robustness.specs import load_suite
+    from robustness.wrapper import LayerLogitsCache
+
+    suite = load_suite(args.suite)
+    data_dir = args.data_dir or suite.data_dir
+    suite = dataclasses.replace(suite, data_dir=data_dir)
+    out = Path(args.out)
+    resources = Resources.from_args(nltk_data=args.nltk_data or suite.nltk_data, lexicons_dir=args.lexicons,
+                                    cache_dir=args.cache_dir, mlm=args.mlm)
+    model_dirs = _suite_model_dirs(suite, out, data_dir)
+    runs = suite.run_specs(model_dirs)
+    by_model: dict[str, list] = {}
+    for spec in runs:
+        by_model.setdefault(spec.model_id, []).append(spec)
+    for model_id, specs in by_model.items():
+        todo = [s for s in specs if not run_is_complete(out / "runs" / s.run_id)]
+        print(f"[bench] model {model_id}: {len(specs) - len(todo)} of {len(specs)} runs already complete")
+        if not todo:
+            continue
+        model, tokenizer = load_model_and_tokenizer(model_dirs[model_id])
+        cache = LayerLogitsCache()  # one per model: a text is encoded once across patience settings and recipes
+        for i, spec in enumerate(todo, 1):
+            print(f"[bench] run {i}/{len(todo)}: {spec.run_id}")
+            run_attack(spec, out / "runs" / spec.run_id, resources=resources, cache=cache, model=model,
+                       tokenizer=tokenizer, command=command)
+    md, html = write_report([out / "runs"], out, provenance={"suite": str(args.suite), "command": command})
+    print(f"[bench] report: {md} and {html}")
+    return 0
+
+
+def cmd_aggregate(args: argparse.Namespace, command: str) -> int:
+    from robustness.analysis.aggregate import find_runs, load_run, summarize, write_tables
+
+    runs = [load_run(p) for p in find_runs([Path(r) for r in args.runs])]
+    paths = write_tables(summarize(runs), Path(args.out))
+    for path in paths:
+        print(f"wrote {path}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace, command: str) -> int:
+    from robustness.report import write_report
+
+    md, html = write_report([Path(r) for r in args.runs], Path(args.out), provenance={"command": command})
+    print(f"wrote {md}\nwrote {html}")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace, command: str) -> int:
+    from robustness.analysis.compare import compare
+
+    table = compare(Path(args.a), Path(args.b))
+    print(table.to_string())
+    if args.out:
+        table.to_csv(args.out)
+        print(f"wrote {args.out}")
+    return 0
+
+
+def cmd_ls(args: argparse.Namespace, command: str) -> int:
+    if args.what == "recipes":
+        from robustness.recipes import RECIPES
+
+        for info in RECIPES.values():
+            print(f"{info.name:16s} {info.description}")
+    elif args.what == "datasets":
+        from robustness.data import REGISTRY
+
+        for info in REGISTRY.values():
+            print(f"{info.name:16s} splits={','.join(info.splits)} labels={','.join(info.label_names)}")
+    else:
+        from robustness.analysis.aggregate import find_runs
+        from robustness.runner import run_is_complete
+
+        if not args.path:
+            raise ValueError("ls runs needs a directory")
+        for run in find_runs([Path(args.path)]):
+            print(f"{'complete' if run_is_complete(run) else 'partial ':9s} {run}")
+    return 0
+
+
+def cmd_doctor(args: argparse.Namespace, command: str) -> int:
+    from robustness.resources import doctor, recipe_availability
+
+    for status in doctor(nltk_data=args.nltk_data, lexicons_dir=args.lexicons, mlm=args.mlm):
+        print(f"[{'ok' if status.available else '--'}] {status.name}: {status.detail}")
+    print()
+    for recipe in recipe_availability(nltk_data=args.nltk_data, lexicons_dir=args.lexicons, mlm=args.mlm):
+        print(f"[{'ok' if recipe.runnable else '--'}] {recipe.name}: {recipe.reason}")
+    return 0

@@ -1,0 +1,140 @@
+"""Dataset registry: a hub name or a local directory -> texts, labels, label names.
+
+Local copies mirror the hub datasets' columns. A data directory may be the dataset's own folder
+(holding ``<split>.parquet`` or ``<split>.csv``) or a parent holding one folder per dataset, named after
+the last part of the hub name (``<data_dir>/sst2/validation.parquet`` for ``glue/sst2``). The data
+directory comes from an argument (``--data-dir``, a suite's ``data_dir``) or ``ROBUSTNESS_DATA_DIR``;
+without one, the dataset is loaded from the Hugging Face hub.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+DATA_DIR_ENV = "ROBUSTNESS_DATA_DIR"
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """What we know about a registered dataset."""
+
+    name: str
+    hub_path: tuple[str, ...]  # arguments of ``datasets.load_dataset``
+    text_columns: tuple[str, ...]  # one column, or two for sentence pairs
+    label_names: tuple[str, ...]
+    splits: tuple[str, ...]
+
+
+REGISTRY: dict[str, DatasetInfo] = {
+    info.name: info
+    for info in (
+        DatasetInfo("glue/sst2", ("glue", "sst2"), ("sentence",), ("negative", "positive"), ("train", "validation")),
+        DatasetInfo(
+            "rotten_tomatoes", ("rotten_tomatoes",), ("text",), ("negative", "positive"), ("train", "validation", "test")
+        ),
+        DatasetInfo("imdb", ("imdb",), ("text",), ("negative", "positive"), ("train", "test")),
+        DatasetInfo("ag_news", ("ag_news",), ("text",), ("World", "Sports", "Business", "Sci/Tech"), ("train", "test")),
+        DatasetInfo(
+            "glue/qnli", ("glue", "qnli"), ("question", "sentence"), ("entailment", "not_entailment"),
+            ("train", "validation"),
+        ),
+    )
+}
+ALIASES = {"sst2": "glue/sst2", "qnli": "glue/qnli", "glue/sst-2": "glue/sst2"}
+
+Text = str | tuple[str, str]
+
+
+@dataclass(frozen=True)
+class Examples:
+    """A (sub-sampled) split: ``texts[i]`` is a string, or a (first, second) pair for pair datasets."""
+
+    info: DatasetInfo
+    split: str
+    texts: list[Text]
+    labels: list[int]
+    indices: list[int]  # row of each example in the full split
+
+    @property
+    def label_names(self) -> list[str]:
+        return list(self.info.label_names)
+
+    @property
+    def is_pair(self) -> bool:
+        return len(self.info.text_columns) == 2
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+
+def dataset_info(name: str) -> DatasetInfo:
+    """The registry entry for ``name`` (aliases accepted); ``ValueError`` if unknown."""
+    key = ALIASES.get(name.lower(), name.lower())
+    if key not in REGISTRY:
+        raise ValueError(f"unknown dataset {name!r}; known: {', '.join(sorted(REGISTRY))}")
+    return REGISTRY[key]
+
+
+def resolve_data_dir(data_dir: str | os.PathLike | None) -> Path | None:
+    """The explicit ``data_dir``, else ``$ROBUSTNESS_DATA_DIR``, else None (use the hub)."""
+    chosen = data_dir if data_dir is not None else os.environ.get(DATA_DIR_ENV) or None
+    if chosen is None:
+        return None
+    path = Path(chosen).expanduser()
+    if not path.is_dir():
+        raise ValueError(f"data directory not found: {path}")
+    return path
+
+
+def _local_split_file(info: DatasetInfo, data_dir: Path, split: str) -> Path:
+    folder = data_dir / info.name.split("/")[-1]
+    for base in (folder, data_dir):
+        for ext in ("parquet", "csv"):
+            candidate = base / f"{split}.{ext}"
+            if candidate.is_file():
+                return candidate
+    available = sorted({p.stem for base in (folder, data_dir) if base.is_dir() for p in base.glob("*.parquet")})
+    raise ValueError(
+        f"split {split!r} of {info.name} not found under {data_dir} (available: {', '.join(available) or 'none'})"
+    )
+
+
+def _load_frame(info: DatasetInfo, split: str, data_dir: Path | None) -> pd.DataFrame:
+    if data_dir is not None:
+        path = _local_split_file(info, data_dir, split)
+        return pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+    if split not in info.splits:
+        raise ValueError(f"{info.name} has no split {split!r}; splits: {', '.join(info.splits)}")
+    import datasets  # imported lazily: slow, and unneeded for local data
+
+    return datasets.load_dataset(*info.hub_path, split=split).to_pandas()
+
+
+def load_examples(
+    name: str, split: str, *, data_dir: str | os.PathLike | None = None, limit: int | None = None, seed: int = 0
+) -> Examples:
+    """Load ``split`` of dataset ``name``; with ``limit``, a deterministic random subset of ``limit`` rows
+    (the same ``seed`` always gives the same rows, kept in their original order)."""
+    info = dataset_info(name)
+    if limit is not None and limit < 1:
+        raise ValueError(f"limit must be >= 1, got {limit}")
+    frame = _load_frame(info, split, resolve_data_dir(data_dir))
+    missing = [c for c in (*info.text_columns, "label") if c not in frame.columns]
+    if missing:
+        raise ValueError(f"{info.name}/{split} is missing columns {missing}; has {list(frame.columns)}")
+    indices = list(range(len(frame)))
+    if limit is not None and limit < len(indices):
+        indices = sorted(random.Random(seed).sample(indices, limit))
+    rows = frame.iloc[indices]
+    labels = [int(v) for v in rows["label"]]
+    bad = sorted({v for v in labels if not 0 <= v < len(info.label_names)})
+    if bad:
+        raise ValueError(f"{info.name}/{split} has labels {bad} outside 0..{len(info.label_names) - 1} (unlabelled split?)")
+    columns = [rows[c].astype(str).tolist() for c in info.text_columns]
+    texts: list[Text] = list(columns[0]) if len(columns) == 1 else list(zip(columns[0], columns[1]))
+    return Examples(info=info, split=split, texts=texts, labels=labels, indices=indices)

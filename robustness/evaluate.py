@@ -1,0 +1,106 @@
+"""Clean evaluation: accuracy and exit depth for every patience from one all-layer pass, plus measured
+wall-clock speed-ups of true early exit against full depth at the same batch size."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable, Sequence
+
+import pandas as pd
+import torch
+
+from robustness.batching import encode, sorted_batches, token_lengths
+from robustness.data import Text
+from robustness.specs import Patience, patience_label
+
+EVAL_COLUMNS = ["patience", "accuracy", "mean_exit_layer", "layer_speedup", "wall_speedup"]
+
+
+def _batches(tokenizer, texts: Sequence[Text], batch_size: int, max_length: int) -> list[tuple[list[int], dict]]:
+    lengths = token_lengths(tokenizer, texts, max_length)
+    return [(idx, encode(tokenizer, [texts[i] for i in idx], max_length)) for idx in sorted_batches(lengths, batch_size)]
+
+
+def all_layer_logits(
+    model, tokenizer, texts: Sequence[Text], *, batch_size: int = 64, max_length: int = 128,
+    progress: Callable[[int], None] | None = None,
+) -> torch.Tensor:
+    """Logits of every internal classifier for every text, ``[H, N, C]`` in the order of ``texts``."""
+    out: torch.Tensor | None = None
+    for idx, batch in _batches(tokenizer, texts, batch_size, max_length):
+        logits = model.all_layer_logits(**batch)
+        if out is None:
+            out = torch.empty(logits.shape[0], len(texts), logits.shape[2])
+        out[:, idx] = logits.float()
+        if progress is not None:
+            progress(len(idx))
+    if out is None:
+        raise ValueError("no texts to evaluate")
+    return out
+
+
+def patience_settings(model) -> list[Patience]:
+    """1..L-1 then full depth (None) for a PABEE model; only full depth for a baseline."""
+    return [*range(1, model.num_layers), None] if model.head == "pabee" else [None]
+
+
+def accuracy_table(model, layer_logits: torch.Tensor, labels: Sequence[int]) -> pd.DataFrame:
+    """One row per patience: accuracy, mean exit layer, layer speed-up = L / mean exit layer."""
+    gold = torch.tensor(list(labels))
+    rows = []
+    for patience in patience_settings(model):
+        exit_layer, logits = model.exit_from_layer_logits(layer_logits, patience)
+        mean_exit = exit_layer.float().mean().item()
+        rows.append(
+            {
+                "patience": patience_label(patience),
+                "accuracy": (logits.argmax(-1) == gold).float().mean().item(),
+                "mean_exit_layer": mean_exit,
+                "layer_speedup": model.num_layers / mean_exit,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def time_early_exit(model, batches: list[dict], patience: Patience) -> float:
+    """Seconds for true early exit over all batches."""
+    start = time.perf_counter()
+    for batch in batches:
+        model.early_exit(**batch, patience=patience)
+    return time.perf_counter() - start
+
+
+def wall_speedups(
+    model, tokenizer, texts: Sequence[Text], *, batch_size: int = 32, max_length: int = 128, repeats: int = 3
+) -> dict[str, float]:
+    """Median over ``repeats`` of (full-depth time / early-exit time) per patience, at one batch size, with
+    the settings interleaved inside each repetition so machine noise hits them alike."""
+    batches = [b for _, b in _batches(tokenizer, texts, batch_size, max_length)]
+    settings = patience_settings(model)
+    time_early_exit(model, batches[:2], None)  # warm-up
+    ratios: dict[str, list[float]] = {patience_label(p): [] for p in settings}
+    for _ in range(repeats):
+        full = time_early_exit(model, batches, None)
+        for patience in settings:
+            elapsed = full if patience is None else time_early_exit(model, batches, patience)
+            ratios[patience_label(patience)].append(full / elapsed)
+    return {k: statistics.median(v) for k, v in ratios.items()}
+
+
+def evaluate_model(
+    model, tokenizer, texts: Sequence[Text], labels: Sequence[int], *, batch_size: int = 32, max_length: int = 128,
+    timing_repeats: int = 3, progress: Callable[[int], None] | None = None,
+) -> pd.DataFrame:
+    """The evaluation table (columns :data:`EVAL_COLUMNS`); ``timing_repeats=0`` leaves wall_speedup NaN."""
+    if len(texts) != len(labels):
+        raise ValueError(f"{len(texts)} texts but {len(labels)} labels")
+    table = accuracy_table(model, all_layer_logits(model, tokenizer, texts, batch_size=batch_size,
+                                                   max_length=max_length, progress=progress), labels)
+    if timing_repeats > 0:
+        speedups = wall_speedups(model, tokenizer, texts, batch_size=batch_size, max_length=max_length,
+                                 repeats=timing_repeats)
+        table["wall_speedup"] = table["patience"].map(speedups)
+    else:
+        table["wall_speedup"] = float("nan")
+    return table[EVAL_COLUMNS]

@@ -1,0 +1,105 @@
+"""Per-example attack records: the schema every later stage reads, and safe read/append.
+
+One JSON object per line in ``<run>/records.jsonl``. A line is appended and flushed when its example is
+finished, so a run killed at any moment leaves only whole lines -- except possibly a torn last line,
+which :func:`read_records` drops (and :func:`truncate_torn_tail` removes before resuming).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Literal, TypedDict
+
+SCHEMA_VERSION = 1
+
+Result = Literal["succeeded", "failed", "skipped"]
+
+
+class AttackRecord(TypedDict):
+    """One attacked example. ``adv_*`` fields are ``None`` when ``result == "skipped"``."""
+
+    schema_version: int
+    #: Position of the example in the run's deterministic sample (0-based); unique within a run.
+    example_id: int
+    #: Index of the example in the dataset split it was drawn from.
+    dataset_index: int
+    #: Gold label (int).
+    label: int
+    #: "succeeded" (prediction flipped), "failed" (budget/search exhausted) or "skipped" (the original
+    #: text was already misclassified, so it was not attacked -- TextAttack semantics).
+    result: Result
+    #: Prediction (at the run's exit policy) on the original / final perturbed text.
+    orig_pred: int
+    adv_pred: int | None
+    #: Original and final perturbed text; for sentence pairs, the columns joined by "\n".
+    orig_text: str
+    adv_text: str | None
+    #: TextAttack's ``num_queries``: goal-function queries, *including* cache hits.
+    num_queries: int
+    #: Texts the model really encoded for this example (cache misses), and the transformer layers
+    #: computed for them (an all-layer pass costs L per text; a true early exit costs its exit layer).
+    num_forward_passes: int
+    layers_computed: int
+    #: Exit layer (1..L) on the original / perturbed text under the run's exit policy.
+    orig_exit_layer: int
+    adv_exit_layer: int | None
+    #: Argmax of every internal classifier (layer 1..L) on the original / perturbed text; for a
+    #: full-depth baseline (one head) a list of one.
+    orig_layer_preds: list[int]
+    adv_layer_preds: list[int] | None
+    #: Words changed by the attack, and words in the original text (TextAttack word segmentation).
+    words_changed: int | None
+    words_total: int
+    #: Wall time spent on this example, seconds.
+    attack_time_s: float
+
+
+RECORD_FIELDS: tuple[str, ...] = tuple(AttackRecord.__annotations__)
+
+
+def validate_record(record: dict) -> AttackRecord:
+    """Raise ``ValueError`` if ``record`` lacks a field or has an unknown ``result``."""
+    missing = [name for name in RECORD_FIELDS if name not in record]
+    if missing:
+        raise ValueError(f"record is missing fields: {', '.join(missing)}")
+    if record["result"] not in ("succeeded", "failed", "skipped"):
+        raise ValueError(f"record has unknown result {record['result']!r}")
+    return record  # type: ignore[return-value]
+
+
+def read_records(path: str | Path) -> list[AttackRecord]:
+    """All complete records of ``records.jsonl`` (a missing file is empty; a torn last line is ignored)."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    records: list[AttackRecord] = []
+    with path.open("r", encoding="utf-8") as handle:
+        for line in handle:
+            if not line.endswith("\n"):
+                break  # torn tail of an interrupted write
+            records.append(validate_record(json.loads(line)))
+    return records
+
+
+def truncate_torn_tail(path: str | Path) -> None:
+    """Cut a partial last line (no trailing newline) so appends start on a fresh line."""
+    path = Path(path)
+    if not path.exists():
+        return
+    data = path.read_bytes()
+    if data and not data.endswith(b"\n"):
+        cut = data.rfind(b"\n") + 1
+        with path.open("r+b") as handle:
+            handle.truncate(cut)
+
+
+def append_record(path: str | Path, record: AttackRecord) -> None:
+    """Append one record as a single line, flushed and fsynced."""
+    validate_record(record)
+    line = json.dumps(record, ensure_ascii=False) + "\n"
+    with Path(path).open("a", encoding="utf-8") as handle:
+        handle.write(line)
+        handle.flush()
+        os.fsync(handle.fileno())

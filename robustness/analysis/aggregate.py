@@ -1,0 +1,297 @@
+"""Run directories → per-setting metrics (DataFrames) and tables.
+
+A run directory holds ``spec.json``, ``run.json`` and ``records.jsonl`` (see :mod:`robustness.records`).
+Numbers stay unrounded in DataFrames and CSV; only the Markdown tables are rounded.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from robustness.analysis import metrics as m
+from robustness.records import RECORD_FIELDS, read_records
+
+KEY = ["model_id", "head", "patience", "recipe", "dataset"]
+
+
+@dataclass
+class Run:
+    """One loaded run: its spec, its run.json and its records (one row per example)."""
+
+    path: Path
+    spec: dict[str, Any]
+    info: dict[str, Any]
+    records: pd.DataFrame
+
+    @property
+    def run_id(self) -> str:
+        return str(self.spec.get("run_id") or self.info.get("run_id") or self.path.name)
+
+    @property
+    def num_layers(self) -> int:
+        return int(self.spec["num_layers"])
+
+    @property
+    def complete(self) -> bool:
+        return self.info.get("status") == "complete"
+
+    @property
+    def label(self) -> str:
+        """Short readable setting name, e.g. ``pabee-minilm p=2 textfooler``."""
+        return f"{self.spec['model_id']} p={patience_label(self.spec.get('patience'))} {self.spec['recipe']}"
+
+
+def patience_label(patience: Any) -> str:
+    """``None``/NaN → ``"full"``; an int → its string."""
+    if patience is None or (isinstance(patience, float) and math.isnan(patience)) or patience is pd.NA:
+        return "full"
+    return str(int(patience))
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise ValueError(f"not a run directory (missing {path.name}): {path.parent}")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"invalid JSON in {path}: {exc}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} must hold a JSON object")
+    return data
+
+
+def load_run(run_dir: str | Path) -> Run:
+    """Read one run directory; ``ValueError`` if spec.json/run.json are missing or invalid."""
+    path = Path(run_dir)
+    spec, info = _read_json(path / "spec.json"), _read_json(path / "run.json")
+    missing = [k for k in ("model_id", "recipe", "dataset", "num_layers", "head") if k not in spec]
+    if missing:
+        raise ValueError(f"{path / 'spec.json'} lacks {', '.join(missing)}")
+    if spec["head"] not in ("pabee", "full"):
+        raise ValueError(f"{path / 'spec.json'}: head must be 'pabee' or 'full', got {spec['head']!r}")
+    records = pd.DataFrame(read_records(path / "records.jsonl"), columns=list(RECORD_FIELDS))
+    if records["example_id"].duplicated().any():
+        raise ValueError(f"{path / 'records.jsonl'} has duplicate example_id values")
+    return Run(path=path, spec=spec, info=info, records=records)
+
+
+def find_runs(paths: str | Path | Iterable[str | Path]) -> list[Path]:
+    """Run directories under ``paths``: each may be a run dir, a ``runs/`` parent, or a suite out dir
+    containing ``runs/``. Sorted, without duplicates; ``ValueError`` when nothing is found."""
+    if isinstance(paths, str | Path):
+        paths = [paths]
+    found: set[Path] = set()
+    for raw in paths:
+        path = Path(raw)
+        if not path.is_dir():
+            raise ValueError(f"not a directory: {path}")
+        if (path / "spec.json").is_file():
+            found.add(path.resolve())
+            continue
+        parent = path / "runs" if (path / "runs").is_dir() else path
+        runs = [p.resolve() for p in parent.iterdir() if (p / "spec.json").is_file()]
+        if not runs:
+            raise ValueError(f"no run directories (with spec.json) in {path}")
+        found.update(runs)
+    if not found:
+        raise ValueError("no run directories given")
+    return sorted(found)
+
+
+def load_runs(paths: str | Path | Iterable[str | Path], include_incomplete: bool = False) -> list[Run]:
+    """Load every run under ``paths``; runs whose status is not ``complete`` are dropped unless
+    ``include_incomplete`` (summaries then flag them in the ``complete`` column)."""
+    runs = [load_run(p) for p in find_runs(paths)]
+    kept = [r for r in runs if include_incomplete or r.complete]
+    if not kept:
+        raise ValueError(f"none of the {len(runs)} runs is complete (pass include_incomplete to see them)")
+    return kept
+
+
+def _indicator_ci(values: Sequence[bool], seed: int) -> tuple[float, float]:
+    return m.bootstrap_ci(np.asarray(values, dtype=float), seed=seed)
+
+
+def run_metrics(records: pd.DataFrame, num_layers: int, seed: int = 0) -> dict[str, float]:
+    """Every metric of :mod:`robustness.analysis.metrics` for one run's records (unrounded)."""
+    results = list(records["result"])
+    attacked = records[records["result"] != "skipped"]
+    won = records[records["result"] == "succeeded"]
+    orig_exits, adv_exits = list(records["orig_exit_layer"]), list(attacked["adv_exit_layer"])
+    row: dict[str, float] = {
+        "n": len(records), "succeeded": len(won), "failed": len(attacked) - len(won),
+        "skipped": m.skipped_count(results),
+        "original_accuracy": m.original_accuracy(results),
+        "accuracy_under_attack": m.accuracy_under_attack(results),
+        "attack_success_rate": m.attack_success_rate(results),
+    }
+    for name, flags in (("original_accuracy", records["result"] != "skipped"),
+                        ("accuracy_under_attack", records["result"] == "failed"),
+                        ("attack_success_rate", attacked["result"] == "succeeded")):
+        row[f"{name}_ci_low"], row[f"{name}_ci_high"] = _indicator_ci(list(flags), seed)
+    row["mean_queries"] = m.mean_or_nan(list(attacked["num_queries"]))
+    row["mean_forward_passes"] = m.mean_or_nan(list(attacked["num_forward_passes"]))
+    row["mean_layers_computed"] = m.mean_or_nan(list(attacked["layers_computed"]))
+    row["words_perturbed"] = m.words_perturbed(list(won["words_changed"]), list(won["words_total"]))
+    row["orig_mean_exit_layer"] = m.mean_exit_layer(orig_exits)
+    row["adv_mean_exit_layer"] = m.mean_exit_layer(adv_exits)
+    # Paired: adversarial minus original exit on the same attacked examples.
+    row["exit_shift"] = m.mean_exit_layer(adv_exits) - m.mean_exit_layer(list(attacked["orig_exit_layer"]))
+    row["orig_speedup"] = m.layer_speedup(num_layers, row["orig_mean_exit_layer"])
+    row["adv_speedup"] = m.layer_speedup(num_layers, row["adv_mean_exit_layer"])
+    row["orig_efficacy"] = m.efficacy(orig_exits, num_layers)
+    row["adv_efficacy"] = m.efficacy(adv_exits, num_layers)
+    labels, attacked_labels = list(records["label"]), list(attacked["label"])
+    row["clean_destructive"], row["clean_wasteful"] = m.overthinking(list(records["orig_layer_preds"]), labels)
+    row["adv_destructive"], row["adv_wasteful"] = m.overthinking(list(attacked["adv_layer_preds"]), attacked_labels)
+    row["rescued_rate"], row["hurt_rate"] = m.exit_vs_last_layer(
+        list(attacked["adv_layer_preds"]), list(attacked["adv_pred"]), attacked_labels)
+    return row
+
+
+def summarize(runs: Sequence[Run]) -> pd.DataFrame:
+    """One row per (model_id, head, patience, recipe, dataset) with every metric, CI bounds, n and L.
+
+    ``patience`` is a nullable integer (NA = full depth) and ``patience_label`` its text. Rows are sorted by
+    dataset, recipe, head (baselines first), model and patience (full last)."""
+    if not runs:
+        raise ValueError("no runs to summarize")
+    rows = []
+    for run in runs:
+        spec = run.spec
+        row: dict[str, Any] = {k: spec.get(k) for k in KEY}
+        row.update(patience_label=patience_label(spec.get("patience")), num_layers=run.num_layers,
+                   split=spec.get("split"), seed=spec.get("seed"), n_requested=spec.get("n"),
+                   query_budget=spec.get("query_budget"), run_id=run.run_id, complete=run.complete)
+        row.update(run_metrics(run.records, run.num_layers, seed=int(spec.get("seed") or 0)))
+        timings = run.info.get("timings") or {}
+        row.update(wall_time_s=timings.get("wall_time_s"), attack_time_s=timings.get("attack_time_s"))
+        rows.append(row)
+    df = pd.DataFrame(rows)
+    dup = df[df.duplicated(KEY, keep=False)]
+    if len(dup):
+        raise ValueError(f"several runs share a setting, pass run directories explicitly: {', '.join(dup['run_id'])}")
+    df["patience"] = df["patience"].astype("Int64")
+    order = df.assign(_base=df["head"] != "full", _p=df["patience"].fillna(10**9))
+    order = order.sort_values(["dataset", "recipe", "_base", "model_id", "_p"])
+    return df.loc[order.index].reset_index(drop=True)
+
+
+def exit_table(runs: Sequence[Run]) -> pd.DataFrame:
+    """Long table of exit-layer distributions: run_id, setting, layer, clean_frac (all examples),
+    adv_frac (attacked examples)."""
+    rows = []
+    for run in runs:
+        attacked = run.records[run.records["result"] != "skipped"]
+        clean = m.exit_distribution(list(run.records["orig_exit_layer"]), run.num_layers)
+        adv = m.exit_distribution(list(attacked["adv_exit_layer"]), run.num_layers)
+        for layer in range(run.num_layers):
+            rows.append({"run_id": run.run_id, "setting": run.label, "layer": layer + 1,
+                         "clean_frac": clean[layer], "adv_frac": adv[layer]})
+    return pd.DataFrame(rows, columns=["run_id", "setting", "layer", "clean_frac", "adv_frac"])
+
+
+def flip_table(runs: Sequence[Run]) -> pd.DataFrame:
+    """Long table: run_id, setting, layer, flip_rate over attacked examples (a single-head model's only
+    prediction is placed at layer L)."""
+    rows = []
+    for run in runs:
+        attacked = run.records[run.records["result"] != "skipped"]
+        rates = m.flip_rates(list(attacked["orig_layer_preds"]), list(attacked["adv_layer_preds"]))
+        first = run.num_layers - len(rates) + 1
+        for offset, rate in enumerate(rates):
+            rows.append({"run_id": run.run_id, "setting": run.label, "layer": first + offset, "flip_rate": rate})
+    return pd.DataFrame(rows, columns=["run_id", "setting", "layer", "flip_rate"])
+
+
+# --- tables ---------------------------------------------------------------------------------------------------
+
+_SETTING = [("model_id", "model"), ("head", "head"), ("patience_label", "patience"), ("recipe", "recipe"),
+            ("dataset", "dataset")]
+_CI = ("original_accuracy", "accuracy_under_attack", "attack_success_rate")
+#: table name -> (column, header) pairs shown in the rounded Markdown / HTML views.
+VIEWS: dict[str, list[tuple[str, str]]] = {
+    "summary": _SETTING + [
+        ("n", "n"), ("num_layers", "L"), ("original_accuracy", "clean acc [95% CI]"),
+        ("accuracy_under_attack", "acc under attack [95% CI]"), ("attack_success_rate", "success rate [95% CI]"),
+        ("skipped", "skipped"), ("mean_queries", "queries"), ("mean_forward_passes", "forward passes"),
+        ("mean_layers_computed", "layers computed"), ("words_perturbed", "words perturbed"),
+    ],
+    "exits": _SETTING + [
+        ("orig_mean_exit_layer", "clean exit"), ("adv_mean_exit_layer", "adv exit"), ("exit_shift", "shift"),
+        ("orig_speedup", "clean speed-up"), ("adv_speedup", "adv speed-up"), ("orig_efficacy", "clean efficacy"),
+        ("adv_efficacy", "adv efficacy"),
+    ],
+    "overthinking": _SETTING + [
+        ("clean_destructive", "clean destructive"), ("clean_wasteful", "clean wasteful"),
+        ("adv_destructive", "adv destructive"), ("adv_wasteful", "adv wasteful"), ("rescued_rate", "rescued"),
+        ("hurt_rate", "hurt"),
+    ],
+}
+
+
+def format_value(value: Any) -> str:
+    """Render one number for humans: n/a for missing, ints as ints, floats with 3 decimals (1 if ≥ 100)."""
+    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
+        return "n/a"
+    if isinstance(value, bool | np.bool_):
+        return "yes" if value else "no"
+    if isinstance(value, int | np.integer):
+        return str(int(value))
+    if isinstance(value, float | np.floating):
+        return f"{value:.1f}" if abs(value) >= 100 else f"{value:.3f}"
+    return str(value)
+
+
+def view(summary: pd.DataFrame, name: str) -> pd.DataFrame:
+    """A rounded, all-string view of ``summary`` for Markdown/HTML (rates with CIs as ``x [lo, hi]``)."""
+    if name not in VIEWS:
+        raise ValueError(f"unknown table {name!r}; choose from {sorted(VIEWS)}")
+    out = pd.DataFrame(index=summary.index)
+    for column, header in VIEWS[name]:
+        cells = [format_value(v) for v in summary[column]]
+        if column in _CI:
+            lows, highs = summary[f"{column}_ci_low"], summary[f"{column}_ci_high"]
+            cells = [c if c == "n/a" else f"{c} [{format_value(lo)}, {format_value(hi)}]"
+                     for c, lo, hi in zip(cells, lows, highs, strict=True)]
+        out[header] = cells
+    if "complete" in summary and not summary["complete"].all():
+        out["complete"] = [format_value(bool(v)) for v in summary["complete"]]
+    return out.reset_index(drop=True)
+
+
+def markdown_table(df: pd.DataFrame) -> str:
+    """GitHub Markdown table of ``df`` (values rendered with :func:`format_value`)."""
+    def cell(value: Any) -> str:
+        return (value if isinstance(value, str) else format_value(value)).replace("|", "\\|")
+
+    lines = ["| " + " | ".join(cell(str(c)) for c in df.columns) + " |", "|" + "---|" * len(df.columns)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    return "\n".join(lines) + "\n"
+
+
+def write_tables(summary: pd.DataFrame, out_dir: str | Path, extra: dict[str, pd.DataFrame] | None = None
+                 ) -> dict[str, Path]:
+    """Write ``<out_dir>/tables/``: summary.csv (every column, unrounded) and summary/exits/overthinking .md
+    (rounded views), plus ``extra`` long tables (e.g. exit distributions) as CSV. Returns name → path."""
+    if summary.empty:
+        raise ValueError("summary table is empty")
+    tables = Path(out_dir) / "tables"
+    tables.mkdir(parents=True, exist_ok=True)
+    written = {"summary.csv": tables / "summary.csv"}
+    summary.to_csv(written["summary.csv"], index=False)
+    for name in VIEWS:
+        written[f"{name}.md"] = tables / f"{name}.md"
+        written[f"{name}.md"].write_text(markdown_table(view(summary, name)), encoding="utf-8")
+    for name, table in (extra or {}).items():
+        written[f"{name}.csv"] = tables / f"{name}.csv"
+        table.to_csv(written[f"{name}.csv"], index=False)
+    return written

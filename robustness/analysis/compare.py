@@ -1,0 +1,198 @@
+"""Two runs side by side: every metric, the delta (b − a), and exact McNemar tests on paired examples.
+
+Examples are paired by ``example_id``; two runs that disagree on the ``dataset_index`` of an id drew
+different samples and cannot be paired.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+
+from robustness.analysis import metrics as m
+from robustness.analysis.aggregate import Run, format_value, load_run, markdown_table, patience_label, run_metrics
+
+#: Metrics shown by :func:`compare`, in order.
+COMPARED = (
+    "n", "original_accuracy", "accuracy_under_attack", "attack_success_rate", "skipped", "mean_queries",
+    "mean_forward_passes", "mean_layers_computed", "words_perturbed", "orig_mean_exit_layer",
+    "adv_mean_exit_layer", "exit_shift", "orig_speedup", "adv_speedup", "orig_efficacy", "adv_efficacy",
+    "clean_destructive", "clean_wasteful", "adv_destructive", "adv_wasteful", "rescued_rate", "hurt_rate",
+)
+
+#: Paired binary outcome per metric: (per-record outcome, restrict to examples attacked in both runs).
+_OUTCOMES = {
+    "original_accuracy": ("correct on the clean text", False),
+    "accuracy_under_attack": ("still correct after the attack", False),
+    "attack_success_rate": ("attack succeeded", True),
+}
+
+
+def _as_run(run: Run | str | Path) -> Run:
+    return run if isinstance(run, Run) else load_run(run)
+
+
+def _outcome(result: pd.Series, metric: str) -> pd.Series:
+    if metric == "original_accuracy":
+        return result != "skipped"
+    if metric == "accuracy_under_attack":
+        return result == "failed"
+    return result == "succeeded"
+
+
+def select_run(runs: list[Run], model_id: str, patience: int | str | None, recipe: str | None = None,
+               dataset: str | None = None) -> Run:
+    """The one run of ``runs`` with this model and patience (``None``/``"full"`` = full depth), optionally
+    narrowed by recipe and dataset; ``ValueError`` when none or several match."""
+    wanted = "full" if patience in (None, "full") else str(int(patience))
+    matches = [r for r in runs if r.spec["model_id"] == model_id and patience_label(r.spec.get("patience")) == wanted
+               and recipe in (None, r.spec["recipe"]) and dataset in (None, r.spec["dataset"])]
+    if len(matches) != 1:
+        found = ", ".join(r.run_id for r in matches) or "none"
+        raise ValueError(f"need exactly one run for {model_id} at patience {wanted}, found {found}")
+    return matches[0]
+
+
+def paired_test(a: Run, b: Run, metric: str) -> m.McNemar:
+    """Exact McNemar test of ``metric``'s per-example outcome between runs ``a`` and ``b``.
+
+    original_accuracy / accuracy_under_attack compare "correct (before / after attack)" over all shared
+    example ids; attack_success_rate compares "attack succeeded" over ids attacked (not skipped) in both."""
+    if metric not in _OUTCOMES:
+        raise ValueError(f"no paired test for {metric!r}; choose from {sorted(_OUTCOMES)}")
+    left = a.records[["example_id", "dataset_index", "result"]]
+    right = b.records[["example_id", "dataset_index", "result"]]
+    both = left.merge(right, on="example_id", suffixes=("_a", "_b"))
+    if (both["dataset_index_a"] != both["dataset_index_b"]).any():
+        raise ValueError(f"runs {a.run_id} and {b.run_id} drew different examples for the same example_id")
+    if _OUTCOMES[metric][1]:
+        both = both[(both["result_a"] != "skipped") & (both["result_b"] != "skipped")]
+    return m.mcnemar_exact(list(_outcome(both["result_a"], metric)), list(_outcome(both["result_b"], metric)))
+
+
+def compare(a: Run | str | Path, b: Run | str | Path) -> pd.DataFrame:
+    """Metrics of runs ``a`` and ``b`` with ``delta = b − a``; rows with a paired outcome also carry the
+    exact McNemar ``p_value`` and ``paired_n`` (examples in the test). Run ids are in ``df.attrs``."""
+    run_a, run_b = _as_run(a), _as_run(b)
+    if run_a.spec.get("dataset") != run_b.spec.get("dataset"):
+        raise ValueError(f"runs use different datasets: {run_a.spec.get('dataset')} vs {run_b.spec.get('dataset')}")
+    values_a = run_metrics(run_a.records, run_a.num_layers, seed=int(run_a.spec.get("seed") or 0))
+    values_b = run_metrics(run_b.records, run_b.num_layers, seed=int(run_b.spec.get("seed") or 0))
+    rows = []
+    for metric in COMPARED:
+        va, vb = float(values_a[metric]), float(values_b[metric])
+        row = {"metric": metric, "a": va, "b": vb, "delta": vb - va, "p_value": math.nan, "paired_n": math.nan}
+        if metric in _OUTCOMES:
+            test = paired_test(run_a, run_b, metric)
+            row.update(p_value=test.p_value, paired_n=test.n, only_a=test.only_a, only_b=test.only_b)
+        rows.append(row)
+    df = pd.DataFrame(rows, columns=["metric", "a", "b", "delta", "p_value", "paired_n", "only_a", "only_b"])
+    df.attrs.update(a=run_a.run_id, b=run_b.run_id, a_label=run_a.label, b_label=run_b.label)
+    return df
+
+
+def format_comparison(df: pd.DataFrame) -> str:
+    """Markdown rendering of :func:`compare`'s table (rounded), headed by the two run ids."""
+    shown = df.copy()
+    for column in ("paired_n", "only_a", "only_b"):
+        shown[column] = [format_value(int(v)) if v == v else "" for v in shown[column]]
+    shown["p_value"] = ["" if v != v else f"{v:.3g}" for v in shown["p_value"]]
+    header = f"a = {df.attrs.get('a', 'a')}\nb = {df.attrs.get('b', 'b')}\n\n"
+    return header + markdown_table(shown)
+
+
+# --- findings: sentences generated from the numbers --------------------------------------------------------
+
+
+def _pct(value: float) -> str:
+    return "n/a" if value != value else f"{100 * value:.1f}%"
+
+
+def _rate(row: pd.Series, metric: str = "attack_success_rate") -> str:
+    return f"{_pct(row[metric])} [95% CI {_pct(row[f'{metric}_ci_low'])}–{_pct(row[f'{metric}_ci_high'])}]"
+
+
+def _setting(row: pd.Series) -> str:
+    if row["head"] == "full":
+        return f"baseline {row['model_id']}"
+    return f"{row['model_id']} at patience {row['patience_label']}"
+
+
+def _versus_baseline(where: str, base: pd.Series, best: pd.Series, runs: dict[str, Run]) -> str:
+    success = paired_test(runs[base["run_id"]], runs[best["run_id"]], "attack_success_rate")
+    accuracy = paired_test(runs[base["run_id"]], runs[best["run_id"]], "accuracy_under_attack")
+    delta = best["attack_success_rate"] - base["attack_success_rate"]
+    relation = "lower than" if delta < 0 else "higher than" if delta > 0 else "equal to"
+    verdict = "significant" if success.p_value < 0.05 else "not significant"
+    return (f"{where}: {best['model_id']} at its lowest-success patience ({best['patience_label']}; success rate "
+            f"{_rate(best)}) is "
+            f"{relation} baseline {base['model_id']} ({_rate(base)}); exact McNemar test on attack success over "
+            f"the {success.n} examples attacked in both: p = {success.p_value:.3g}, {verdict} at 0.05 (the patience "
+            f"was picked on these same examples). Accuracy under attack: {_pct(best['accuracy_under_attack'])} vs "
+            f"{_pct(base['accuracy_under_attack'])} (McNemar p = {accuracy.p_value:.3g} over {accuracy.n} examples).")
+
+
+def _facet_findings(where: str, rows: pd.DataFrame, runs: dict[str, Run]) -> list[str]:
+    rated = rows[rows["attack_success_rate"].notna()]
+    if rated.empty:
+        return [f"{where}: no example was attacked (every clean prediction was already wrong)."]
+    low = rated.loc[rated["attack_success_rate"].idxmin()]
+    high = rated.loc[rated["attack_success_rate"].idxmax()]
+    if low["attack_success_rate"] == high["attack_success_rate"]:
+        out = [f"{where}: the attack success rate is {_pct(low['attack_success_rate'])} in all {len(rated)} settings."]
+    else:
+        out = [f"{where}: the lowest attack success rate is {_rate(low)} for {_setting(low)}; the highest is "
+               f"{_rate(high)} for {_setting(high)}."]
+    pabee, bases = rated[rated["head"] != "full"], rated[rated["head"] == "full"]
+    for model, group in pabee.groupby("model_id", sort=True):
+        # Each PABEE model's best patience against the baselines of the same depth (all, if none has it).
+        best = group.sort_values(["attack_success_rate", "accuracy_under_attack"], ascending=[True, False]).iloc[0]
+        same_depth = bases[bases["num_layers"] == best["num_layers"]]
+        out += [_versus_baseline(where, base, best, runs)
+                for _, base in (same_depth if len(same_depth) else bases).iterrows()]
+        if len(group) > 1:
+            first, last = group.sort_values("patience", na_position="last").iloc[[0, -1]].itertuples()
+            out.append(f"{where}, {model}: from patience {first.patience_label} to {last.patience_label} the success "
+                       f"rate goes from {_pct(first.attack_success_rate)} to {_pct(last.attack_success_rate)}, layers "
+                       f"computed per attacked example from {first.mean_layers_computed:.1f} to "
+                       f"{last.mean_layers_computed:.1f}, TextAttack queries from {first.mean_queries:.1f} to "
+                       f"{last.mean_queries:.1f}.")
+    shifts = pabee[pabee["exit_shift"].notna() & (pabee["exit_shift"] != 0)]
+    if not shifts.empty:
+        row = shifts.loc[shifts["exit_shift"].abs().idxmax()]
+        side = "later" if row["exit_shift"] > 0 else "earlier"
+        out.append(f"{where}: the largest exit shift is for {_setting(row)}: adversarial texts exit "
+                   f"{abs(row['exit_shift']):.2f} layers {side} than their clean versions (efficacy "
+                   f"{row['orig_efficacy']:.2f} clean vs {row['adv_efficacy']:.2f} adversarial).")
+    over = pabee.dropna(subset=["clean_destructive", "adv_destructive"])
+    if not over.empty:
+        row = over.loc[over["adv_destructive"].idxmax()]
+        out.append(f"{where}: destructive overthinking peaks at {_pct(row['adv_destructive'])} on adversarial texts "
+                   f"({_setting(row)}; {_pct(row['clean_destructive'])} on its clean texts). Early exit rescued up "
+                   f"to {_pct(over['rescued_rate'].max())} of attacked examples, and the attack relied on it (hurt) "
+                   f"for up to {_pct(over['hurt_rate'].max())}.")
+    return out
+
+
+def findings(summary: pd.DataFrame, runs: list[Run]) -> list[str]:
+    """Sentences stating what the numbers of ``summary`` show, per (dataset, recipe): extremes of the
+    success rate, the best-patience PABEE setting against each baseline (CIs, exact McNemar), patience
+    trends, exit shift and overthinking; plus sample-size and completeness caveats."""
+    if summary.empty:
+        raise ValueError("no settings to report")
+    by_id = {run.run_id: run for run in runs}
+    out: list[str] = []
+    for (dataset, recipe), rows in summary.groupby(["dataset", "recipe"], sort=True):
+        out += _facet_findings(f"{recipe} on {dataset}", rows, by_id)
+    widths = (summary["attack_success_rate_ci_high"] - summary["attack_success_rate_ci_low"]).dropna()
+    if not widths.empty:
+        low, high = int(summary["n"].min()), int(summary["n"].max())
+        sizes = f"Every run has {low} examples" if low == high else f"Runs have {low} to {high} examples"
+        out.append(f"{sizes}; success-rate CIs are up to {100 * widths.max():.1f} percentage points wide, so "
+                   "smaller differences are not resolved.")
+    if "complete" in summary and not summary["complete"].all():
+        out.append(f"{int((~summary['complete']).sum())} run(s) are incomplete; their numbers cover only the "
+                   "examples recorded so far.")
+    return out

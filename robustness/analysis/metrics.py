@@ -1,0 +1,210 @@
+"""Every metric of the suite, defined once, as pure functions on lists / arrays.
+
+Notation: a run has ``n`` recorded examples with results succeeded (S), failed (F) and skipped (K);
+the *attacked* examples are S + F. ``L`` is the number of layers (internal classifiers) of the model.
+All rates are fractions in [0, 1]; an undefined rate (empty denominator, single-head model) is NaN.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
+
+import numpy as np
+
+NAN = float("nan")
+
+
+def _results(results: Sequence[str]) -> tuple[int, int, int]:
+    unknown = set(results) - {"succeeded", "failed", "skipped"}
+    if unknown:
+        raise ValueError(f"unknown attack results: {sorted(unknown)}")
+    return (sum(r == "succeeded" for r in results), sum(r == "failed" for r in results),
+            sum(r == "skipped" for r in results))
+
+
+def original_accuracy(results: Sequence[str]) -> float:
+    """Clean accuracy = (n − K) / n (skipped examples are the ones misclassified before the attack)."""
+    succeeded, failed, skipped = _results(results)
+    n = succeeded + failed + skipped
+    return (n - skipped) / n if n else NAN
+
+
+def accuracy_under_attack(results: Sequence[str]) -> float:
+    """Accuracy under attack = F / n (only examples the attack could not flip stay correct)."""
+    succeeded, failed, skipped = _results(results)
+    n = succeeded + failed + skipped
+    return failed / n if n else NAN
+
+
+def attack_success_rate(results: Sequence[str]) -> float:
+    """Attack success rate = S / (S + F), over attacked examples."""
+    succeeded, failed, _ = _results(results)
+    return succeeded / (succeeded + failed) if succeeded + failed else NAN
+
+
+def skipped_count(results: Sequence[str]) -> int:
+    """K: examples misclassified on the clean text, hence not attacked."""
+    return _results(results)[2]
+
+
+def mean_or_nan(values: Sequence[float]) -> float:
+    """Arithmetic mean; NaN for an empty sequence. Used for queries, forward passes and layers computed
+    per attacked example (the caller passes only non-skipped examples)."""
+    values = [v for v in values if v is not None]
+    return float(np.mean(values)) if values else NAN
+
+
+def words_perturbed(words_changed: Sequence[int], words_total: Sequence[int]) -> float:
+    """Mean over successful attacks of words_changed / words_total (a fraction, not a percentage)."""
+    if len(words_changed) != len(words_total):
+        raise ValueError("words_changed and words_total differ in length")
+    fractions = [c / t for c, t in zip(words_changed, words_total, strict=True) if c is not None and t]
+    return float(np.mean(fractions)) if fractions else NAN
+
+
+def _exits(exits: Sequence[int], num_layers: int) -> np.ndarray:
+    if num_layers < 1:
+        raise ValueError(f"num_layers must be >= 1, got {num_layers}")
+    array = np.asarray(exits, dtype=float)
+    if array.size and (array.min() < 1 or array.max() > num_layers):
+        raise ValueError(f"exit layers must lie in 1..{num_layers}")
+    return array
+
+
+def mean_exit_layer(exits: Sequence[int]) -> float:
+    """Mean exit layer (layers numbered 1..L)."""
+    return float(np.mean(exits)) if len(exits) else NAN
+
+
+def layer_speedup(num_layers: int, mean_exit: float) -> float:
+    """Speed-up = L / mean exit layer (a ratio ≥ 1; the PABEE code's 1 − mean/L is the fraction saved)."""
+    return num_layers / mean_exit if mean_exit and not math.isnan(mean_exit) else NAN
+
+
+def exit_distribution(exits: Sequence[int], num_layers: int) -> np.ndarray:
+    """Fraction of examples exiting at each layer 1..L (length-L array; zeros when ``exits`` is empty)."""
+    array = _exits(exits, num_layers).astype(int)
+    counts = np.bincount(array, minlength=num_layers + 1)[1:]
+    return counts / array.size if array.size else counts.astype(float)
+
+
+def efficacy(exits: Sequence[int], num_layers: int) -> float:
+    """Efficacy (DeepSloth / WAFFLE) = normalised area under the CDF of exit layers:
+
+        efficacy = 1/(L−1) · Σ_{l=1}^{L−1} F(l),   F(l) = fraction of examples exiting at a layer ≤ l.
+
+    All exits at L give 0, all at layer 1 give 1; it equals (L − mean exit)/(L − 1). NaN when L = 1 or
+    there are no exits. A slowdown attack lowers it."""
+    array = _exits(exits, num_layers)
+    if num_layers < 2 or not array.size:
+        return NAN
+    return float(np.mean([np.mean(array <= layer) for layer in range(1, num_layers)]))
+
+
+def _layer_matrix(layer_preds: Sequence[Sequence[int]]) -> np.ndarray | None:
+    """``[n, L]`` int matrix, or None for single-head predictions (L = 1)."""
+    lengths = {len(p) for p in layer_preds}
+    if len(lengths) > 1:
+        raise ValueError(f"layer prediction lists differ in length: {sorted(lengths)}")
+    if not layer_preds or lengths == {1}:
+        return None
+    return np.asarray(layer_preds, dtype=int)
+
+
+class Overthinking(NamedTuple):
+    destructive: float
+    wasteful: float
+
+
+def overthinking(layer_preds: Sequence[Sequence[int]], labels: Sequence[int]) -> Overthinking:
+    """Overthinking rates (Kaya et al. 2019) from per-layer predictions ŷ_1..ŷ_L and labels y:
+
+    * destructive: some i < L has ŷ_i = y but ŷ_L ≠ y (an earlier layer was right, the last is wrong);
+    * wasteful: the earliest layer k from which ŷ_k..ŷ_L all equal y has k < L (an earlier layer
+      would already have given the final, correct answer).
+
+    Each is a fraction of the examples; both NaN for single-head models (L = 1) or no examples."""
+    if len(layer_preds) != len(labels):
+        raise ValueError("layer_preds and labels differ in length")
+    matrix = _layer_matrix(layer_preds)
+    if matrix is None:
+        return Overthinking(NAN, NAN)
+    correct = matrix == np.asarray(labels, dtype=int)[:, None]
+    destructive = correct[:, :-1].any(axis=1) & ~correct[:, -1]
+    # stays_correct[:, k] = layers k..L are all correct (reverse cumulative AND).
+    stays_correct = np.flip(np.logical_and.accumulate(np.flip(correct, axis=1), axis=1), axis=1)
+    wasteful = stays_correct[:, :-1].any(axis=1)
+    return Overthinking(float(destructive.mean()), float(wasteful.mean()))
+
+
+def exit_vs_last_layer(
+    adv_layer_preds: Sequence[Sequence[int]], adv_preds: Sequence[int], labels: Sequence[int]
+) -> tuple[float, float]:
+    """``(rescued, hurt)`` over attacked examples, from the adversarial texts:
+
+    * rescued = last layer ŷ_L ≠ y but the exit prediction (``adv_pred``) = y: early exit saved it;
+    * hurt = ŷ_L = y but the exit prediction ≠ y: the attack only works because of the early exit.
+
+    NaN for single-head models or no examples."""
+    if not len(adv_layer_preds) == len(adv_preds) == len(labels):
+        raise ValueError("adv_layer_preds, adv_preds and labels differ in length")
+    matrix = _layer_matrix(adv_layer_preds)
+    if matrix is None:
+        return NAN, NAN
+    y = np.asarray(labels, dtype=int)
+    last_right, exit_right = matrix[:, -1] == y, np.asarray(adv_preds, dtype=int) == y
+    return float((~last_right & exit_right).mean()), float((last_right & ~exit_right).mean())
+
+
+def flip_rates(orig_layer_preds: Sequence[Sequence[int]], adv_layer_preds: Sequence[Sequence[int]]) -> np.ndarray:
+    """Per layer l, the fraction of examples whose layer-l prediction on the adversarial text differs from
+    layer l's prediction on the original text (length-L array; empty when there are no examples)."""
+    if len(orig_layer_preds) != len(adv_layer_preds):
+        raise ValueError("orig_layer_preds and adv_layer_preds differ in length")
+    if not len(orig_layer_preds):
+        return np.zeros(0)
+    orig, adv = np.asarray(orig_layer_preds, dtype=int), np.asarray(adv_layer_preds, dtype=int)
+    if orig.ndim != 2 or orig.shape != adv.shape:
+        raise ValueError("orig and adv layer predictions must be [n, L] with the same L")
+    return (orig != adv).mean(axis=0)
+
+
+def bootstrap_ci(
+    values: Sequence[float], n_resamples: int = 2000, seed: int = 0, confidence: float = 0.95,
+    statistic: Callable[[np.ndarray], np.ndarray] | None = None,
+) -> tuple[float, float]:
+    """Percentile bootstrap CI of the mean of ``values`` (e.g. 0/1 indicators of a rate): resample the n
+    values with replacement ``n_resamples`` times (numpy ``default_rng(seed)``), take the
+    (1−c)/2 and (1+c)/2 percentiles of the resampled means. ``(nan, nan)`` for no values."""
+    array = np.asarray(values, dtype=float)
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    if array.size == 0:
+        return NAN, NAN
+    rng = np.random.default_rng(seed)
+    samples = array[rng.integers(0, array.size, size=(n_resamples, array.size))]
+    stats = statistic(samples) if statistic else samples.mean(axis=1)
+    low, high = np.percentile(stats, [100 * (1 - confidence) / 2, 100 * (1 + confidence) / 2])
+    return float(low), float(high)
+
+
+class McNemar(NamedTuple):
+    n: int  #: paired examples
+    only_a: int  #: outcome true for a, false for b
+    only_b: int  #: outcome true for b, false for a
+    p_value: float
+
+
+def mcnemar_exact(a: Sequence[bool], b: Sequence[bool]) -> McNemar:
+    """Exact (binomial) McNemar test on paired binary outcomes: with discordant counts b₁₀ (a only) and
+    b₀₁ (b only), m = b₁₀ + b₀₁, p = min(1, 2 · P[Bin(m, ½) ≤ min(b₁₀, b₀₁)]); p = 1 when m = 0."""
+    if len(a) != len(b):
+        raise ValueError("paired outcomes differ in length")
+    a_arr, b_arr = np.asarray(a, dtype=bool), np.asarray(b, dtype=bool)
+    only_a, only_b = int((a_arr & ~b_arr).sum()), int((~a_arr & b_arr).sum())
+    m = only_a + only_b
+    tail = sum(math.comb(m, k) for k in range(min(only_a, only_b) + 1))
+    p_value = min(1.0, 2 * tail / 2**m) if m else 1.0
+    return McNemar(len(a_arr), only_a, only_b, p_value)

@@ -1,0 +1,132 @@
+"""Loading fake run directories and summarising them; expected numbers worked out in the comments."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pandas as pd
+import pytest
+
+from robustness.analysis.aggregate import (
+    KEY,
+    exit_table,
+    find_runs,
+    flip_table,
+    load_run,
+    load_runs,
+    markdown_table,
+    summarize,
+    write_tables,
+)
+
+
+def _row(summary: pd.DataFrame, model: str, patience: str, recipe: str = "textfooler") -> pd.Series:
+    rows = summary[(summary.model_id == model) & (summary.patience_label == patience) & (summary.recipe == recipe)]
+    assert len(rows) == 1
+    return rows.iloc[0]
+
+
+def test_load_run(run_dirs):
+    run = load_run(run_dirs["p1"])
+    assert run.complete and run.num_layers == 3 and run.spec["patience"] == 1
+    assert list(run.records["result"]) == ["succeeded", "failed", "skipped", "failed"]
+
+
+def test_find_runs_accepts_suite_runs_and_run_dirs(suite_out, run_dirs):
+    assert len(find_runs(suite_out)) == 9
+    assert find_runs(suite_out / "runs") == find_runs([suite_out])
+    assert find_runs([run_dirs["p1"], run_dirs["p1"]]) == [run_dirs["p1"].resolve()]
+
+
+def test_invalid_dirs(tmp_path):
+    with pytest.raises(ValueError, match="no run directories"):
+        find_runs(tmp_path)
+    with pytest.raises(ValueError, match="not a directory"):
+        find_runs(tmp_path / "missing")
+    (tmp_path / "spec.json").write_text(json.dumps({"model_id": "x"}))
+    with pytest.raises(ValueError, match="missing run.json"):
+        load_run(tmp_path)
+
+
+def test_incomplete_runs_dropped_unless_asked(suite_out):
+    assert len(load_runs(suite_out)) == 8
+    runs = load_runs(suite_out, include_incomplete=True)
+    summary = summarize(runs)
+    assert len(summary) == 9 and (~summary["complete"]).sum() == 1
+    assert _row(summary, "pabee-unfinished", "1")["n"] == 2
+
+
+def test_summary_rows_and_values(suite_out):
+    summary = summarize(load_runs(suite_out))
+    assert len(summary) == 8 and not summary.duplicated(KEY).any()
+    for column in ("attack_success_rate_ci_low", "attack_success_rate_ci_high", "mean_queries", "adv_efficacy",
+                   "clean_destructive", "rescued_rate", "num_layers", "n", "exit_shift", "wall_time_s"):
+        assert column in summary.columns
+    # baselines come first, full patience last
+    assert list(summary[summary.recipe == "textfooler"].patience_label) == ["full", "1", "2", "full"]
+    p1 = _row(summary, "pabee", "1")
+    # results: succeeded, failed, skipped, failed
+    assert (p1.n, p1.succeeded, p1.failed, p1.skipped, p1.num_layers) == (4, 1, 2, 1, 3)
+    assert p1.original_accuracy == 0.75 and p1.accuracy_under_attack == 0.5
+    assert p1.attack_success_rate == pytest.approx(1 / 3)
+    assert p1.attack_success_rate_ci_low <= 1 / 3 <= p1.attack_success_rate_ci_high
+    assert p1.mean_queries == 12  # (10 + 20 + 6) / 3 attacked
+    assert p1.mean_forward_passes == 6 and p1.mean_layers_computed == 18
+    assert p1.words_perturbed == pytest.approx(0.2)  # only ex0 succeeded: 1/5
+    # clean exits [2,2,2,2]; adversarial exits of the attacked examples [2,3,2]
+    assert p1.orig_mean_exit_layer == 2 and p1.orig_speedup == 1.5 and p1.orig_efficacy == 0.5
+    assert p1.adv_mean_exit_layer == pytest.approx(7 / 3) and p1.exit_shift == pytest.approx(1 / 3)
+    assert p1.adv_efficacy == pytest.approx(1 / 3)
+    assert (p1.clean_destructive, p1.clean_wasteful) == (0.25, 0.5)
+    assert p1.adv_destructive == pytest.approx(1 / 3) and p1.adv_wasteful == pytest.approx(1 / 3)
+    assert p1.rescued_rate == pytest.approx(1 / 3) and p1.hurt_rate == pytest.approx(1 / 3)
+    full = _row(summary, "pabee", "full")
+    # full depth: ex0 skipped (last layer wrong), ex1 failed, ex2 and ex3 succeeded
+    assert full.attack_success_rate == pytest.approx(2 / 3) and full.accuracy_under_attack == 0.25
+    assert full.words_perturbed == pytest.approx(0.375)  # (3/6 + 1/4) / 2
+    assert full.orig_efficacy == 0 and full.exit_shift == 0 and full.rescued_rate == 0
+    assert full.adv_destructive == pytest.approx(2 / 3)
+    base = _row(summary, "bert-base", "full")
+    assert base.attack_success_rate == pytest.approx(2 / 3) and base["head"] == "full"
+    assert math.isnan(base.clean_destructive) and math.isnan(base.rescued_rate)
+    assert pd.isna(base.patience)
+
+
+def test_duplicate_settings_rejected(suite_out, run_dirs, make_run):
+    make_run(suite_out / "again", "pabee", "pabee", 1, "textfooler")
+    runs = load_runs([suite_out / "again", run_dirs["p1"]])
+    with pytest.raises(ValueError, match="share a setting"):
+        summarize(runs)
+
+
+def test_exit_and_flip_tables(run_dirs):
+    runs = [load_run(run_dirs["p1"]), load_run(run_dirs["base"])]
+    exits = exit_table(runs)
+    p1 = exits[exits.run_id == runs[0].run_id]
+    assert list(p1.clean_frac) == [0, 1, 0]
+    assert list(p1.adv_frac) == pytest.approx([0, 2 / 3, 1 / 3])
+    flips = flip_table(runs)
+    assert list(flips[flips.run_id == runs[0].run_id].flip_rate) == pytest.approx([2 / 3, 1 / 3, 2 / 3])
+    base = flips[flips.run_id == runs[1].run_id]
+    assert list(base.layer) == [3] and list(base.flip_rate) == pytest.approx([2 / 3])
+
+
+def test_write_tables(suite_out, tmp_path):
+    runs = load_runs(suite_out)
+    summary = summarize(runs)
+    written = write_tables(summary, tmp_path, extra={"exit_distribution": exit_table(runs)})
+    for name in ("summary.csv", "summary.md", "exits.md", "overthinking.md", "exit_distribution.csv"):
+        assert written[name].is_file() and written[name].parent == tmp_path / "tables"
+    back = pd.read_csv(written["summary.csv"])
+    assert back.loc[back.run_id == _row(summary, "pabee", "1").run_id, "attack_success_rate"].item() == 1 / 3
+    md = written["summary.md"].read_text()
+    assert "0.333 [" in md and "| full |" in md and "0.3333" not in md
+    assert "n/a" in written["overthinking.md"].read_text()
+    with pytest.raises(ValueError, match="empty"):
+        write_tables(summary.iloc[:0], tmp_path)
+
+
+def test_markdown_table_escapes_pipes():
+    text = markdown_table(pd.DataFrame({"a": ["x|y"], "b": [0.5]}))
+    assert text.splitlines() == ["| a | b |", "|---|---|", "| x\\|y | 0.500 |"]

@@ -1,0 +1,77 @@
+"""Plot functions return Figures with the expected panels, labels and data (no files written)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.figure import Figure
+
+from robustness.analysis import plots
+from robustness.analysis.aggregate import exit_table, flip_table, load_runs, summarize
+
+
+@pytest.fixture
+def runs(suite_out):
+    return load_runs(suite_out)
+
+
+@pytest.fixture
+def summary(runs):
+    return summarize(runs)
+
+
+def test_patience_order():
+    assert plots.patience_order(["full", "10", "2", "1", "2"]) == ["1", "2", "10", "full"]
+
+
+def test_success_vs_patience(summary):
+    fig = plots.plot_success_vs_patience(summary)
+    assert isinstance(fig, Figure) and len(fig.axes) == 2  # one panel per recipe
+    ax = fig.axes[1]
+    assert ax.get_title() == "textfooler on sst2" and ax.get_ylabel() == "attack success rate"
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["1", "2", "full"]
+    line = ax.lines[0]  # the PABEE line: success 1/3 at p=1, 2/3 at p=2 and full
+    np.testing.assert_allclose(np.asarray(line.get_ydata(), float), [1 / 3, 2 / 3, 2 / 3])
+    baseline = [ln for ln in ax.lines if ln.get_linestyle() == "--"]
+    assert len(baseline) == 1 and baseline[0].get_ydata()[0] == pytest.approx(2 / 3)
+    assert any("baseline" in t.get_text() for t in ax.get_legend().get_texts())
+
+
+def test_cost_tradeoff_overthinking(summary):
+    cost = plots.plot_cost_vs_patience(summary)
+    assert len(cost.axes) == 4  # (queries, layers) x 2 recipes
+    assert [ax.get_ylabel() for ax in cost.axes[:2]] == ["TextAttack queries / example", "layers computed / example"]
+    assert cost.axes[0].get_title() == "deepwordbug on sst2"
+    trade = plots.plot_tradeoff(summary)
+    assert len(trade.axes) == 2 and trade.axes[0].get_xlabel() == "layer speed-up (L / mean exit layer)"
+    # per model: clean + adversarial series; PABEE clean speed-ups at p=1, 2, full are 1.5, 1, 1
+    pabee_clean = [c for c in trade.axes[1].containers if c.get_label() == "pabee, clean"][0]
+    np.testing.assert_allclose(np.asarray(pabee_clean.lines[0].get_xdata(), float), [1.5, 1.0, 1.0])
+    over = plots.plot_overthinking(summary)
+    assert [ax.get_ylabel() for ax in over.axes] == ["destructive overthinking rate", "wasteful overthinking rate"]
+    # 2 PABEE series (one per recipe) x clean/adversarial; baselines have no overthinking rates
+    assert len(over.axes[0].lines) == 4
+
+
+def test_exit_histograms_and_heatmap(runs):
+    exits = exit_table(runs)
+    fig = plots.plot_exit_histograms(exits)
+    assert len(fig.axes) == len(runs)
+    heat = plots.plot_flip_heatmap(flip_table(runs))
+    assert len(heat.axes) == 2  # heatmap + colour bar
+    assert heat.axes[0].get_xlabel() == "layer"
+    assert [t.get_text() for t in heat.axes[0].get_xticklabels()] == ["1", "2", "3"]
+
+
+def test_empty_or_bad_tables_raise(summary):
+    with pytest.raises(ValueError, match="empty"):
+        plots.plot_success_vs_patience(summary.iloc[:0])
+    with pytest.raises(ValueError, match="lacks columns"):
+        plots.plot_tradeoff(pd.DataFrame({"x": [1]}))
+
+
+def test_figures_render(summary, tmp_path):
+    fig = plots.plot_success_vs_patience(summary)
+    fig.savefig(tmp_path / "x.png")  # renders through Agg without pyplot
+    assert (tmp_path / "x.png").stat().st_size > 1000

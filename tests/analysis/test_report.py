@@ -1,0 +1,113 @@
+"""compare(), findings and the written report (Markdown + self-contained HTML) on fake runs."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from robustness.analysis.aggregate import load_run, load_runs, summarize
+from robustness.analysis.compare import compare, findings, format_comparison, paired_test, select_run
+from robustness.report import MARKER, write_report
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_compare_baseline_vs_p1(run_dirs):
+    df = compare(run_dirs["base"], run_dirs["p1"])
+    row = df.set_index("metric")
+    # success: baseline 2/3, PABEE p=1 1/3
+    assert row.loc["attack_success_rate", "a"] == pytest.approx(2 / 3)
+    assert row.loc["attack_success_rate", "delta"] == pytest.approx(-1 / 3)
+    # attacked in both: ex1 (failed, failed) and ex3 (baseline succeeded, p1 failed) -> 1 discordant, p = 1
+    assert row.loc["attack_success_rate", "paired_n"] == 2 and row.loc["attack_success_rate", "only_a"] == 1
+    assert row.loc["attack_success_rate", "p_value"] == 1.0
+    # still correct after attack: baseline {ex1}, p1 {ex1, ex3} over all 4 shared examples
+    assert (row.loc["accuracy_under_attack", "paired_n"], row.loc["accuracy_under_attack", "only_b"]) == (4, 1)
+    assert df.attrs["a"] == run_dirs["base"].name
+    text = format_comparison(df)
+    assert text.startswith(f"a = {run_dirs['base'].name}") and "| attack_success_rate |" in text
+
+
+def test_select_run(suite_out):
+    runs = load_runs(suite_out)
+    assert select_run(runs, "pabee", 1, recipe="textfooler").spec["patience"] == 1
+    assert select_run(runs, "pabee", "full", recipe="deepwordbug").spec["patience"] is None
+    with pytest.raises(ValueError, match="found pabee-p1_"):
+        select_run(runs, "pabee", 1)  # one per recipe: ambiguous
+    with pytest.raises(ValueError, match="found none"):
+        select_run(runs, "pabee", 5)
+
+
+def test_paired_test_rejects_different_samples(run_dirs):
+    a, b = load_run(run_dirs["p1"]), load_run(run_dirs["p2"])
+    b.records["dataset_index"] += 1
+    with pytest.raises(ValueError, match="different examples"):
+        paired_test(a, b, "attack_success_rate")
+    with pytest.raises(ValueError, match="no paired test"):
+        paired_test(a, a, "mean_queries")
+
+
+def test_findings_are_generated_from_the_numbers(suite_out):
+    runs = load_runs(suite_out)
+    lines = findings(summarize(runs), runs)
+    text = "\n".join(lines)
+    assert "textfooler on sst2: the lowest attack success rate is 33.3% [95% CI" in text
+    assert "for pabee at patience 1; the highest is 66.7%" in text
+    assert "pabee at its lowest-success patience (1; success rate 33.3%" in text
+    assert "is lower than baseline bert-base" in text and "over the 2 examples attacked in both: p = 1" in text
+    assert "adversarial texts exit 0.33 layers later" in text  # p=1: exits 2,3,2 vs 2,2,2
+    assert "Every run has 4 examples" in text
+
+
+@pytest.fixture(scope="module")
+def report(shared_suite_out, tmp_path_factory):
+    """A report written once into a folder that already holds a user file."""
+    out = tmp_path_factory.mktemp("report")
+    (out / "notes.txt").write_text("mine")
+    md, html = write_report(shared_suite_out, out, provenance={"suite": "attacks/quickstart.toml"})
+    return out, md, html
+
+
+def test_write_report(report):
+    out, md, html = report
+    assert (out / "notes.txt").read_text() == "mine"  # nothing else is touched
+    for name in ("tables/summary.csv", "tables/summary.md", "tables/exit_distribution.csv", "tables/flip_rates.csv",
+                 "figures/success_vs_patience.png", "figures/flip_heatmap.png", "figures/tradeoff.png"):
+        assert (out / name).is_file(), name
+    text, page = md.read_text(), html.read_text()
+    assert text.startswith(MARKER) and "![success_vs_patience](figures/success_vs_patience.png)" in text
+    assert page.count("data:image/png;base64,") == 6
+    assert 'src="http' not in page and 'href="http' not in page and "<link" not in page and "<script" not in page
+    for needle in ("Findings", "Provenance", "textattack 0.3.11", "robustness attack --model pabee",
+                   "attacks/quickstart.toml", "pabee-p1_textfooler_sst2"):
+        assert needle in page and needle in text
+
+
+def test_write_report_refuses_foreign_report(suite_out, tmp_path):
+    (tmp_path / "report.md").write_text("# my own notes\n")
+    with pytest.raises(ValueError, match="refusing to overwrite"):
+        write_report(suite_out, tmp_path)
+    assert (tmp_path / "report.md").read_text() == "# my own notes\n"
+
+
+def test_write_report_with_incomplete_and_empty_runs(tmp_path, make_run):
+    make_run(tmp_path / "suite", "pabee", "pabee", 1, "textfooler", status="running", records=[])
+    with pytest.raises(ValueError, match="none of the 1 runs is complete"):
+        write_report(tmp_path / "suite", tmp_path / "out")
+    md, _ = write_report(tmp_path / "suite", tmp_path / "out", include_incomplete=True)
+    text = md.read_text()
+    assert "no example was attacked" in text and "1 run(s) are incomplete" in text
+    write_report(tmp_path / "suite", tmp_path / "out", include_incomplete=True)  # overwrites its own report
+
+
+@pytest.mark.skipif(not (shutil.which("chromium") or Path("/usr/bin/chromium").exists()), reason="no chromium")
+def test_report_html_renders_in_chromium(report, tmp_path):
+    shot = tmp_path / "shot.png"
+    done = subprocess.run([sys.executable, str(REPO / "scripts" / "check_report_html.py"), str(report[2]), str(shot),
+                           "--height", "1200"], capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

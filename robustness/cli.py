@@ -85,8 +85,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True)
 
     p = sub.add_parser("compare", help="two runs side by side with deltas and McNemar's test")
-    p.add_argument("a")
-    p.add_argument("b")
+    p.add_argument("a", help="a run directory, or with --from a selector MODEL@PATIENCE[@RECIPE]")
+    p.add_argument("b", help="a run directory, or with --from a selector MODEL@PATIENCE[@RECIPE]")
+    p.add_argument("--from", dest="source", help="a suite output or runs/ folder to select A and B from")
     p.add_argument("--out", help="also write the comparison as CSV")
 
     p = sub.add_parser("ls", help="list recipes, datasets or the runs of an output directory")

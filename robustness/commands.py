@@ -127,11 +127,13 @@ def cmd_bench(args: argparse.Namespace, command: str) -> int:
 
 
 def cmd_aggregate(args: argparse.Namespace, command: str) -> int:
-    from robustness.analysis.aggregate import find_runs, load_run, summarize, write_tables
+    from robustness.analysis.aggregate import exit_table, flip_table, load_runs, summarize, write_tables
 
-    runs = [load_run(p) for p in find_runs([Path(r) for r in args.runs])]
-    paths = write_tables(summarize(runs), Path(args.out))
-    for path in paths:
+    runs = load_runs([Path(r) for r in args.runs])
+    if not runs:
+        raise ValueError(f"no complete runs under {' '.join(args.runs)}")
+    paths = write_tables(summarize(runs), Path(args.out), extra={"exits": exit_table(runs), "flips": flip_table(runs)})
+    for path in paths.values():
         print(f"wrote {path}")
     return 0
 
@@ -144,13 +146,28 @@ def cmd_report(args: argparse.Namespace, command: str) -> int:
     return 0
 
 
-def cmd_compare(args: argparse.Namespace, command: str) -> int:
-    from robustness.analysis.compare import compare
+def _compared_run(selector: str, pool: str | None):
+    """A run directory, or with ``--from``, a ``MODEL@PATIENCE[@RECIPE]`` selector among that output's runs."""
+    from robustness.analysis.aggregate import load_run, load_runs
+    from robustness.analysis.compare import select_run
 
-    table = compare(Path(args.a), Path(args.b))
-    print(table.to_string())
+    if pool is None:
+        return load_run(Path(selector))
+    model_id, _, rest = selector.partition("@")
+    patience, _, recipe = rest.partition("@")
+    if not patience:
+        raise ValueError(f"selector {selector!r} must look like MODEL@PATIENCE or MODEL@PATIENCE@RECIPE")
+    return select_run(load_runs([Path(pool)]), model_id, patience, recipe or None)
+
+
+def cmd_compare(args: argparse.Namespace, command: str) -> int:
+    from robustness.analysis.compare import compare, format_comparison
+
+    table = compare(_compared_run(args.a, args.source), _compared_run(args.b, args.source))
+    print(format_comparison(table))
     if args.out:
-        table.to_csv(args.out)
+        _refuse_existing_file(Path(args.out), False)
+        table.to_csv(args.out, index=False)
         print(f"wrote {args.out}")
     return 0
 

@@ -35,7 +35,8 @@ REGISTRY: dict[str, DatasetInfo] = {
     for info in (
         DatasetInfo("glue/sst2", ("glue", "sst2"), ("sentence",), ("negative", "positive"), ("train", "validation")),
         DatasetInfo(
-            "rotten_tomatoes", ("rotten_tomatoes",), ("text",), ("negative", "positive"), ("train", "validation", "test")
+            "rotten_tomatoes", ("rotten_tomatoes",), ("text",), ("negative", "positive"),
+            ("train", "validation", "test"),
         ),
         DatasetInfo("imdb", ("imdb",), ("text",), ("negative", "positive"), ("train", "test")),
         DatasetInfo("ag_news", ("ag_news",), ("text",), ("World", "Sports", "Business", "Sci/Tech"), ("train", "test")),
@@ -134,7 +135,9 @@ def load_examples(
     labels = [int(v) for v in rows["label"]]
     bad = sorted({v for v in labels if not 0 <= v < len(info.label_names)})
     if bad:
-        raise ValueError(f"{info.name}/{split} has labels {bad} outside 0..{len(info.label_names) - 1} (unlabelled split?)")
+        raise ValueError(
+            f"{info.name}/{split} has labels {bad} outside 0..{len(info.label_names) - 1} (unlabelled split?)"
+        )
     columns = [rows[c].astype(str).tolist() for c in info.text_columns]
-    texts: list[Text] = list(columns[0]) if len(columns) == 1 else list(zip(columns[0], columns[1]))
+    texts: list[Text] = list(columns[0]) if len(columns) == 1 else list(zip(columns[0], columns[1], strict=True))
     return Examples(info=info, split=split, texts=texts, labels=labels, indices=indices)

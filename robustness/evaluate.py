@@ -19,7 +19,8 @@ EVAL_COLUMNS = ["patience", "accuracy", "mean_exit_layer", "layer_speedup", "wal
 
 def _batches(tokenizer, texts: Sequence[Text], batch_size: int, max_length: int) -> list[tuple[list[int], dict]]:
     lengths = token_lengths(tokenizer, texts, max_length)
-    return [(idx, encode(tokenizer, [texts[i] for i in idx], max_length)) for idx in sorted_batches(lengths, batch_size)]
+    batches = sorted_batches(lengths, batch_size)
+    return [(idx, encode(tokenizer, [texts[i] for i in idx], max_length)) for idx in batches]
 
 
 def all_layer_logits(

@@ -93,7 +93,8 @@ class RunSpec:
     def run_id(self) -> str:
         """``<model>-p<patience>_<recipe>_<dataset>_<hash>``, e.g. ``pabee-minilm-p3_textfooler_sst2_3f2a1c``."""
         dataset = _slug(self.dataset.split("/")[-1])
-        return f"{_slug(self.model_id)}-p{patience_label(self.patience)}_{_slug(self.recipe)}_{dataset}_{self.content_hash()}"
+        model = f"{_slug(self.model_id)}-p{patience_label(self.patience)}"
+        return f"{model}_{_slug(self.recipe)}_{dataset}_{self.content_hash()}"
 
 
 @dataclass(frozen=True)

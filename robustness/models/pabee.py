@@ -1,0 +1,403 @@
+"""PABEE classifier (Zhou et al. 2020, "BERT Loses Patience") over a Hugging Face encoder.
+
+Layers are numbered 1..L. Internal classifier i reads layer i's pooled [CLS] state:
+``logits_i = W_i · dropout(pool(h_i[:, 0])) + b_i``. ``pool`` is the backbone's own pooler (dense + tanh)
+shared by all layers when the backbone has one (BERT, ALBERT, RoBERTa via ``AutoModel``; as in the
+reference code), else a new dense + tanh pooler shared across layers (DistilBERT).
+
+* ``head="pabee"``: one classifier per layer, loss ``Σ_i i·CE_i / Σ_i i`` (the reference weighting).
+* ``head="full"``: the baseline, one classifier on layer L, loss ``CE_L``.
+
+Two inference modes agree exactly (tests check it): :meth:`PabeeModel.all_layer_logits` followed by
+:meth:`PabeeModel.exit_from_layer_logits` (one pass, any patience derived afterwards), and
+:meth:`PabeeModel.early_exit`, which steps the backbone layer by layer and drops exited examples from
+the working batch. Exits are decided per example (:func:`robustness.models.exits.patience_exit`).
+
+On disk a model is ``config.json`` (a :class:`PabeeConfig`, which embeds the backbone config so the
+backbone is rebuilt without the hub) and ``model.safetensors``; the caller saves the tokenizer beside.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_model, save_model
+from torch import nn
+from torch.nn import functional as F
+from transformers import AutoConfig, AutoModel, AutoTokenizer, PretrainedConfig, PreTrainedTokenizerBase
+
+from robustness.models.backbones import get_adapter
+from robustness.models.exits import _check_patience, patience_exit
+
+__all__ = [
+    "CONFIG_NAME",
+    "HEADS",
+    "WEIGHTS_NAME",
+    "EarlyExitOutput",
+    "PabeeConfig",
+    "PabeeModel",
+    "PabeeOutput",
+    "load_model_and_tokenizer",
+]
+
+HEADS = ("pabee", "full")
+CONFIG_NAME = "config.json"
+WEIGHTS_NAME = "model.safetensors"
+FORMAT = "robustness-pabee"
+FORMAT_VERSION = 1
+
+
+def _default_dropout(backbone_config: PretrainedConfig) -> float:
+    for name in ("classifier_dropout", "classifier_dropout_prob", "seq_classif_dropout", "hidden_dropout_prob"):
+        value = getattr(backbone_config, name, None)
+        if value is not None:
+            return float(value)
+    return 0.1
+
+
+@dataclass
+class PabeeConfig:
+    """Everything needed to rebuild a :class:`PabeeModel` offline; stored as ``config.json``."""
+
+    backbone: dict[str, Any]  # the backbone's PretrainedConfig.to_dict() (includes model_type)
+    head: str  # "pabee" (one classifier per layer) or "full" (one classifier on layer L)
+    num_labels: int
+    label_names: list[str]
+    num_layers: int  # L, transformer layers of the backbone
+    classifier_dropout: float = 0.1  # dropout before every internal classifier
+    own_pooler: bool = False  # True: a new dense+tanh pooler (backbone has none); False: the backbone's pooler
+    attn_implementation: str = "sdpa"  # "eager" or "sdpa" (both step identically); default: transformers' choice
+    backbone_source: str | None = None  # name or path the pretrained backbone came from (provenance only)
+    extra: dict[str, Any] = field(default_factory=dict)  # free-form metadata kept across save/load
+
+    def __post_init__(self) -> None:
+        if self.head not in HEADS:
+            raise ValueError(f"head must be one of {list(HEADS)}, got {self.head!r}")
+        if isinstance(self.num_labels, bool) or not isinstance(self.num_labels, int) or self.num_labels < 2:
+            raise ValueError(f"num_labels must be an integer >= 2, got {self.num_labels!r}")
+        if len(self.label_names) != self.num_labels:
+            raise ValueError(f"label_names has {len(self.label_names)} names for {self.num_labels} labels")
+        if self.num_layers < 1:
+            raise ValueError(f"num_layers must be >= 1, got {self.num_layers}")
+        if not 0.0 <= self.classifier_dropout < 1.0:
+            raise ValueError(f"classifier_dropout must be in [0, 1), got {self.classifier_dropout}")
+        if "model_type" not in self.backbone:
+            raise ValueError("backbone config dict lacks model_type")
+        self.label_names = [str(name) for name in self.label_names]
+        self.backbone = json.loads(json.dumps(self.backbone))  # as stored on disk (e.g. id2label keys become str)
+
+    def backbone_config(self) -> PretrainedConfig:
+        """The backbone's config object, rebuilt from the stored dict (no hub access)."""
+        values = dict(self.backbone)
+        return AutoConfig.for_model(values.pop("model_type"), **values)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"format": FORMAT, "format_version": FORMAT_VERSION, **asdict(self)}
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> PabeeConfig:
+        if values.get("format") != FORMAT:
+            raise ValueError(f"not a PABEE model config (format != {FORMAT!r}); was it saved by PabeeModel?")
+        if values.get("format_version") != FORMAT_VERSION:
+            raise ValueError(f"unsupported PABEE config format_version {values.get('format_version')!r}")
+        return cls(**{k: v for k, v in values.items() if k not in ("format", "format_version")})
+
+
+@dataclass
+class PabeeOutput:
+    loss: torch.Tensor | None  # scalar training loss when labels were given
+    layer_logits: torch.Tensor  # [H, B, C]; H = L for head "pabee", 1 for head "full" (layer L)
+
+
+@dataclass
+class EarlyExitOutput:
+    exit_layer: torch.Tensor  # [B] long, 1..L
+    logits: torch.Tensor  # [B, C], the exit layer's logits
+    layer_preds: torch.Tensor  # [B, L] long, argmax of each computed internal classifier, -1 where not computed
+    layers_computed: int  # Σ over examples of transformer layers actually run
+
+
+class PabeeModel(nn.Module):
+    """Encoder + internal classifiers. Build with :meth:`from_backbone` / :meth:`from_backbone_config`,
+    load with :meth:`from_pretrained`."""
+
+    def __init__(self, config: PabeeConfig, backbone: nn.Module | None = None) -> None:
+        super().__init__()
+        if backbone is None:
+            backbone = AutoModel.from_config(config.backbone_config(), attn_implementation=config.attn_implementation)
+        self.config = config
+        self.backbone = backbone
+        self._adapter = get_adapter(backbone)
+        if self._adapter.num_layers != config.num_layers:
+            raise ValueError(f"config says {config.num_layers} layers, backbone has {self._adapter.num_layers}")
+        if config.own_pooler == self._adapter.has_pooler:
+            raise ValueError(f"own_pooler={config.own_pooler} but backbone has_pooler={self._adapter.has_pooler}")
+        hidden = int(backbone.config.hidden_size)
+        std = float(getattr(backbone.config, "initializer_range", 0.02))
+        self.pooler = nn.Sequential(nn.Linear(hidden, hidden), nn.Tanh()) if config.own_pooler else None
+        self.dropout = nn.Dropout(config.classifier_dropout)
+        self.classifiers = nn.ModuleList(nn.Linear(hidden, config.num_labels) for _ in range(self.num_heads))
+        new_linears = [self.pooler[0]] if self.pooler is not None else []
+        for linear in [*new_linears, *self.classifiers]:
+            nn.init.normal_(linear.weight, std=std)
+            nn.init.zeros_(linear.bias)
+
+    # -- construction ---------------------------------------------------------------------------------
+    @classmethod
+    def from_backbone(
+        cls,
+        backbone_name_or_path: str | Path,
+        head: str,
+        num_labels: int,
+        label_names: list[str] | None = None,
+        attn_implementation: str | None = None,
+    ) -> PabeeModel:
+        """Pretrained backbone weights (``AutoModel.from_pretrained``; offline for local dirs), new heads.
+        ``attn_implementation`` None lets transformers choose ("sdpa" where supported, else "eager")."""
+        source = str(backbone_name_or_path)
+        backbone = AutoModel.from_pretrained(source, attn_implementation=attn_implementation)
+        return cls._with_backbone(backbone, head, num_labels, label_names, source)
+
+    @classmethod
+    def from_backbone_config(
+        cls,
+        config: PretrainedConfig,
+        head: str,
+        num_labels: int,
+        label_names: list[str] | None = None,
+        attn_implementation: str | None = None,
+    ) -> PabeeModel:
+        """A randomly initialised model (seed torch beforehand for reproducibility)."""
+        backbone = AutoModel.from_config(copy.deepcopy(config), attn_implementation=attn_implementation)
+        return cls._with_backbone(backbone, head, num_labels, label_names, None)
+
+    @classmethod
+    def _with_backbone(cls, backbone, head, num_labels, label_names, source) -> PabeeModel:
+        if label_names is None:
+            label_names = [f"LABEL_{i}" for i in range(num_labels)] if isinstance(num_labels, int) else []
+        adapter = get_adapter(backbone)
+        config = PabeeConfig(
+            backbone=backbone.config.to_dict(),
+            head=head,
+            num_labels=num_labels,
+            label_names=list(label_names),
+            num_layers=adapter.num_layers,
+            classifier_dropout=_default_dropout(backbone.config),
+            own_pooler=not adapter.has_pooler,
+            attn_implementation=backbone.config._attn_implementation,
+            backbone_source=source,
+        )
+        return cls(config, backbone)
+
+    # -- attributes -----------------------------------------------------------------------------------
+    @property
+    def num_layers(self) -> int:
+        return self.config.num_layers
+
+    @property
+    def num_labels(self) -> int:
+        return self.config.num_labels
+
+    @property
+    def head(self) -> str:
+        return self.config.head
+
+    @property
+    def label_names(self) -> list[str]:
+        return list(self.config.label_names)
+
+    @property
+    def num_heads(self) -> int:
+        """H, the number of internal classifiers: L for "pabee", 1 for "full"."""
+        return self.config.num_layers if self.config.head == "pabee" else 1
+
+    # -- training forward -----------------------------------------------------------------------------
+    def _classify(self, k: int, hidden: torch.Tensor) -> torch.Tensor:
+        """Logits ``[B, C]`` of classifier ``k`` (0-based) on a layer's hidden states ``[B, T, H]``."""
+        pooled = self.pooler(hidden[:, 0]) if self.pooler is not None else self._adapter.pool(hidden)
+        return self.classifiers[k](self.dropout(pooled))
+
+    def _backbone_kwargs(self, input_ids, attention_mask, token_type_ids) -> dict[str, torch.Tensor]:
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
+        if token_type_ids is not None:
+            if self.backbone.config.model_type == "distilbert":
+                if bool(token_type_ids.ne(0).any()):
+                    raise ValueError("DistilBERT has no token type embeddings; got non-zero token_type_ids")
+            else:
+                kwargs["token_type_ids"] = token_type_ids
+        return kwargs
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None,
+        token_type_ids: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+    ) -> PabeeOutput:
+        """All classifiers in one backbone pass; loss ``Σ_i i·CE_i / Σ_i i`` over the H heads (H=1: CE_L)."""
+        kwargs = self._backbone_kwargs(input_ids, attention_mask, token_type_ids)
+        pabee = self.head == "pabee"
+        out = self.backbone(**kwargs, output_hidden_states=pabee, return_dict=True)
+        states = out.hidden_states[1:] if pabee else (out.last_hidden_state,)
+        layer_logits = torch.stack([self._classify(k, h) for k, h in enumerate(states)])
+        loss = None
+        if labels is not None:
+            ce = torch.stack([F.cross_entropy(logits, labels) for logits in layer_logits])
+            weights = torch.arange(1, len(ce) + 1, dtype=ce.dtype, device=ce.device)
+            loss = (weights * ce).sum() / weights.sum()
+        return PabeeOutput(loss=loss, layer_logits=layer_logits)
+
+    # -- inference ------------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _inference(self) -> Iterator[None]:
+        """Eval mode (dropout off) and no grad; restores the previous train/eval mode afterwards.
+        (``no_grad`` rather than ``inference_mode`` so callers may modify the returned tensors in place.)"""
+        was_training = self.training
+        if was_training:
+            self.eval()
+        try:
+            with torch.no_grad():
+                yield
+        finally:
+            if was_training:
+                self.train()
+
+    def all_layer_logits(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None, token_type_ids: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """``[H, B, C]`` logits of every internal classifier, in eval mode without grad."""
+        with self._inference():
+            return self.forward(input_ids, attention_mask, token_type_ids).layer_logits
+
+    def exit_from_layer_logits(
+        self, layer_logits: torch.Tensor, patience: int | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(exit_layer [B], logits [B, C])`` from :meth:`all_layer_logits`' output. "pabee": the per-example
+        patience rule; "full": every example exits at L with the single head's logits."""
+        _check_patience(patience)
+        if layer_logits.dim() != 3 or layer_logits.shape[0] != self.num_heads:
+            raise ValueError(f"layer_logits must be [{self.num_heads}, B, C], got {tuple(layer_logits.shape)}")
+        if self.head == "pabee":
+            return patience_exit(layer_logits, patience)
+        batch = layer_logits.shape[1]
+        exit_layer = torch.full((batch,), self.num_layers, dtype=torch.long, device=layer_logits.device)
+        return exit_layer, layer_logits[-1]
+
+    def early_exit(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None,
+        token_type_ids: torch.Tensor | None = None,
+        patience: int | None = None,
+    ) -> EarlyExitOutput:
+        """True early exit: runs layer i only for the examples still in the working batch. After each layer
+        the exited examples are removed (hidden states and mask), and trailing columns that are padding
+        for every remaining example are cut. Same exits and logits as the all-layer path."""
+        _check_patience(patience)
+        kwargs = self._backbone_kwargs(input_ids, attention_mask, token_type_ids)
+        mask = kwargs["attention_mask"]
+        batch, num_layers, device = input_ids.shape[0], self.num_layers, input_ids.device
+        exit_layer = torch.full((batch,), num_layers, dtype=torch.long, device=device)
+        layer_preds = torch.full((batch, num_layers), -1, dtype=torch.long, device=device)
+        if self.head == "full":
+            logits = self.all_layer_logits(input_ids, attention_mask, token_type_ids)[-1]
+            layer_preds[:, -1] = logits.argmax(dim=-1)
+            return EarlyExitOutput(exit_layer, logits, layer_preds, batch * num_layers)
+        stop_at = patience if patience is not None and patience < num_layers else None
+        with self._inference():
+            hidden = self._adapter.embed(input_ids, kwargs.get("token_type_ids"))
+            out_logits = torch.empty(batch, self.num_labels, dtype=hidden.dtype, device=device)
+            active = torch.arange(batch, device=device)
+            counter = torch.zeros(batch, dtype=torch.long, device=device)
+            prev_pred = None
+            layers_computed = 0
+            for i in range(num_layers):
+                keep_cols = int(mask.any(dim=0).nonzero().max()) + 1 if bool(mask.any()) else 1
+                hidden, mask = hidden[:, :keep_cols], mask[:, :keep_cols]
+                hidden = self._adapter.layer(i, hidden, self._adapter.extended_mask(mask, hidden.dtype))
+                layers_computed += int(active.numel())
+                logits = self._classify(i, hidden)
+                pred = logits.argmax(dim=-1)
+                layer_preds[active, i] = pred
+                if prev_pred is not None:
+                    counter = torch.where(pred == prev_pred, counter + 1, torch.zeros_like(counter))
+                done = counter == stop_at if stop_at is not None else torch.zeros_like(pred, dtype=torch.bool)
+                if i == num_layers - 1:
+                    done = torch.ones_like(done)
+                exit_layer[active[done]] = i + 1
+                out_logits[active[done]] = logits[done]
+                live = ~done
+                if not bool(live.any()):
+                    break
+                active, hidden, mask = active[live], hidden[live], mask[live]
+                counter, prev_pred = counter[live], pred[live]
+        return EarlyExitOutput(exit_layer, out_logits, layer_preds, layers_computed)
+
+    def reference_batch_early_exit(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | None,
+        token_type_ids: torch.Tensor | None = None,
+        patience: int | None = None,
+    ) -> EarlyExitOutput:
+        """The PABEE reference code's batch-coupled early exit, for benchmarks only: one counter for the
+        whole batch (incremented when *all* predictions stay the same, else reset); the whole batch stops
+        at the first layer where it reaches ``patience``. Equals
+        :func:`robustness.models.exits.reference_batch_patience_exit` on the all-layer logits."""
+        _check_patience(patience)
+        if self.head != "pabee":
+            raise ValueError("reference_batch_early_exit needs a PABEE head")
+        kwargs = self._backbone_kwargs(input_ids, attention_mask, token_type_ids)
+        mask = kwargs["attention_mask"]
+        batch, num_layers = input_ids.shape[0], self.num_layers
+        layer_preds = torch.full((batch, num_layers), -1, dtype=torch.long, device=input_ids.device)
+        with self._inference():
+            hidden = self._adapter.embed(input_ids, kwargs.get("token_type_ids"))
+            extended = self._adapter.extended_mask(mask, hidden.dtype)
+            counter, prev_pred = 0, None
+            for i in range(num_layers):
+                hidden = self._adapter.layer(i, hidden, extended)
+                logits = self._classify(i, hidden)
+                pred = logits.argmax(dim=-1)
+                layer_preds[:, i] = pred
+                if prev_pred is not None:
+                    counter = counter + 1 if bool((pred == prev_pred).all()) else 0
+                prev_pred = pred
+                if counter == patience:
+                    break
+        exit_layer = torch.full((batch,), i + 1, dtype=torch.long, device=input_ids.device)
+        return EarlyExitOutput(exit_layer, logits, layer_preds, batch * (i + 1))
+
+    # -- persistence ----------------------------------------------------------------------------------
+    def save_pretrained(self, path: str | Path) -> None:
+        """Write ``config.json`` and ``model.safetensors`` into ``path`` (created if missing)."""
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        (path / CONFIG_NAME).write_text(json.dumps(self.config.to_dict(), indent=2, sort_keys=True) + "\n")
+        save_model(self, str(path / WEIGHTS_NAME), metadata={"format": "pt"}, force_contiguous=True)
+
+    @classmethod
+    def from_pretrained(cls, path: str | Path, device: str | torch.device = "cpu") -> PabeeModel:
+        """Load a model saved by :meth:`save_pretrained` (returned in eval mode)."""
+        path = Path(path)
+        if not (path / CONFIG_NAME).is_file() or not (path / WEIGHTS_NAME).is_file():
+            raise ValueError(f"{path} is not a saved PABEE model (needs {CONFIG_NAME} and {WEIGHTS_NAME})")
+        config = PabeeConfig.from_dict(json.loads((path / CONFIG_NAME).read_text()))
+        model = cls(config)
+        load_model(model, str(path / WEIGHTS_NAME), strict=True, device=str(device))
+        return model.to(device).eval()
+
+
+def load_model_and_tokenizer(path: str | Path) -> tuple[PabeeModel, PreTrainedTokenizerBase]:
+    """The model (eval mode, CPU) and the tokenizer saved beside it in ``path``."""
+    model = PabeeModel.from_pretrained(path)
+    return model, AutoTokenizer.from_pretrained(str(path))

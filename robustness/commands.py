@@ -50,13 +50,14 @@ def cmd_evaluate(args: argparse.Namespace, command: str) -> int:
 
 
 def cmd_attack(args: argparse.Namespace, command: str) -> int:
+    patience = parse_patience(args.patience)
     from robustness.recipes import Resources
     from robustness.runner import run_attack
     from robustness.specs import RunSpec
 
     spec = RunSpec(
         model_id=Path(args.model).name, model_dir=str(args.model), recipe=args.recipe, dataset=args.dataset,
-        patience=parse_patience(args.patience), split=args.split, n=args.n, seed=args.seed,
+        patience=patience, split=args.split, n=args.n, seed=args.seed,
         query_budget=args.query_budget, batch_size=args.batch_size, max_length=args.max_length, stock=args.stock,
         data_dir=args.data_dir,
     )

@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from robustness.evaluate import EVAL_COLUMNS, accuracy_table, all_layer_logits, evaluate_model
+from robustness.models.pabee import load_model_and_tokenizer
+
+
+class _FakeModel:
+    """Only what accuracy_table needs: L, head and the exit rule."""
+
+    def __init__(self, head: str, num_layers: int = 3):
+        self.head, self.num_layers = head, num_layers
+
+    def exit_from_layer_logits(self, layer_logits, patience):
+        from robustness.models.exits import patience_exit
+
+        if self.head == "full":
+            return torch.full((layer_logits.shape[1],), self.num_layers), layer_logits[-1]
+        return patience_exit(layer_logits, patience)
+
+
+def _logits(preds: list[list[int]]) -> torch.Tensor:
+    """[L, B, 2] logits whose argmax per layer/example is ``preds[layer][example]``."""
+    return torch.nn.functional.one_hot(torch.tensor(preds), 2).float()
+
+
+def test_accuracy_table_on_hand_made_logits():
+    # 3 layers, 3 examples; labels 1, 0, 1.
+    # ex0 preds 1,1,1: p1 exits at 2 (right), p2 exits at 3 (right)
+    # ex1 preds 1,0,0: p1 exits at 3 (right: 0), p2 -> 3 (right)
+    # ex2 preds 0,0,1: p1 exits at 2 (wrong: 0), p2 -> 3 (right: 1)
+    layer_logits = _logits([[1, 1, 0], [1, 0, 0], [1, 0, 1]])
+    table = accuracy_table(_FakeModel("pabee"), layer_logits, [1, 0, 1])
+    assert list(table["patience"]) == ["1", "2", "full"]
+    p1, p2, full = table.to_dict(orient="records")
+    assert p1["accuracy"] == pytest.approx(2 / 3) and p1["mean_exit_layer"] == pytest.approx(7 / 3)
+    assert p1["layer_speedup"] == pytest.approx(3 / (7 / 3))
+    assert p2["accuracy"] == 1.0 and p2["mean_exit_layer"] == 3.0 and p2["layer_speedup"] == 1.0
+    assert full["accuracy"] == 1.0
+
+
+def test_baseline_has_only_full_row():
+    table = accuracy_table(_FakeModel("full"), _logits([[1, 0]]), [1, 1])
+    assert list(table["patience"]) == ["full"] and table["accuracy"].item() == 0.5
+
+
+def test_all_layer_logits_keeps_text_order(tiny_pabee_dir, tiny_texts):
+    model, tokenizer = load_model_and_tokenizer(tiny_pabee_dir)
+    batched = all_layer_logits(model, tokenizer, tiny_texts, batch_size=3)
+    for i, text in enumerate(tiny_texts):
+        alone = model.all_layer_logits(**tokenizer([text], return_tensors="pt"))[:, 0]
+        assert torch.allclose(batched[:, i], alone, atol=1e-5)
+
+
+def test_evaluate_model_columns_and_speedups(tiny_pabee_dir, tiny_texts):
+    model, tokenizer = load_model_and_tokenizer(tiny_pabee_dir)
+    labels = [i % 2 for i in range(len(tiny_texts))]
+    table = evaluate_model(model, tokenizer, tiny_texts, labels, batch_size=4, timing_repeats=1)
+    assert list(table.columns) == EVAL_COLUMNS
+    assert list(table["patience"]) == [*map(str, range(1, model.num_layers)), "full"]
+    assert table.loc[table["patience"] == "full", "wall_speedup"].item() == 1.0
+    assert all(s > 0 and math.isfinite(s) for s in table["wall_speedup"])
+    untimed = evaluate_model(model, tokenizer, tiny_texts, labels, timing_repeats=0)
+    assert untimed["wall_speedup"].isna().all()
+    with pytest.raises(ValueError, match="8 texts but 2 labels"):
+        evaluate_model(model, tokenizer, tiny_texts, [0, 1])

@@ -1,0 +1,301 @@
+"""One attack run: a :class:`~robustness.specs.RunSpec` -> ``<run_dir>/{spec.json, run.json, records.jsonl}``.
+
+* ``spec.json`` is written before any example is attacked and never overwritten: rerunning into a
+  directory whose spec has a different content hash is a ``ValueError``.
+* ``records.jsonl`` gets one line per example as soon as it is finished (flushed and fsynced). Resuming
+  is the default: a torn last line is cut, finished example ids are skipped. Every example is attacked
+  with its own seed ``sha256(f"{seed}:{example_id}")`` and with TextAttack's caches cleared, so a resumed
+  run writes the same records as an uninterrupted one (up to ``attack_time_s``).
+* ``run.json`` (status ``running`` -> ``complete`` | ``failed``, versions, timings, cache stats) is
+  replaced atomically (tmp + ``os.replace``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import platform
+import random
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+import robustness
+from robustness.data import load_examples
+from robustness.records import SCHEMA_VERSION, AttackRecord, append_record, read_records, truncate_torn_tail
+from robustness.specs import RunSpec
+from robustness.textattack_compat import import_textattack
+
+if TYPE_CHECKING:  # robustness.wrapper imports textattack, which needs NLTK data: imported in run_attack
+    from robustness.wrapper import LayerLogitsCache, PabeeModelWrapper
+
+SPEC_FILE, RUN_FILE, RECORDS_FILE = "spec.json", "run.json", "records.jsonl"
+_MODEL_FIELDS = ("num_layers", "head", "label_names")
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    """Write ``data`` to ``path`` via a temporary file and ``os.replace`` (readers never see half a file)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    with tmp.open("w", encoding="utf-8") as handle:
+        json.dump(data, handle, indent=2, sort_keys=True)
+        handle.write("\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path} is not valid JSON: {exc}") from None
+
+
+def example_seed(seed: int, example_id: int) -> int:
+    """The seed of one example: the first 4 bytes of ``sha256(f"{seed}:{example_id}")``."""
+    return int.from_bytes(hashlib.sha256(f"{seed}:{example_id}".encode()).digest()[:4], "big")
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def versions() -> dict[str, str]:
+    found = {"robustness": robustness.__version__, "python": platform.python_version()}
+    for package in ("torch", "transformers", "textattack"):
+        try:
+            found[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:  # pragma: no cover
+            found[package] = "unknown"
+    return found
+
+
+def _spec_content(spec: RunSpec, model: Any) -> dict[str, Any]:
+    return {**spec.to_dict(), "run_id": spec.run_id, "num_layers": int(model.num_layers), "head": model.head,
+            "label_names": list(model.label_names)}
+
+
+def _check_or_write_spec(run_dir: Path, spec: RunSpec, content: dict[str, Any] | None) -> None:
+    """Write ``spec.json``; if one exists it must describe the same run (locations may differ). With
+    ``content`` None, only check an existing file's spec hash."""
+    path = run_dir / SPEC_FILE
+    if not path.exists():
+        if content is not None:
+            write_json_atomic(path, content)
+        return
+    existing = _read_json(path)
+    try:
+        same = RunSpec.from_dict(existing).content_hash() == spec.content_hash()
+    except (TypeError, ValueError):
+        same = False
+    if content is not None:
+        same = same and all(existing.get(k) == content[k] for k in _MODEL_FIELDS)
+    if not same:
+        raise ValueError(f"{path} describes another run ({existing.get('run_id')}); refusing to mix records")
+
+
+def _build_attack(spec: RunSpec, wrapper: PabeeModelWrapper, resources: Any) -> Any:
+    from robustness.recipes import build_attack
+
+    quiet = logging.getLogger("textattack.shared.utils.install")  # "Unknown if model ... compatible" warnings
+    level = quiet.level
+    quiet.setLevel(logging.ERROR)
+    try:
+        return build_attack(spec.recipe, wrapper, resources=resources, stock=spec.stock,
+                            query_budget=spec.query_budget, mlm=getattr(resources, "mlm", None))
+    finally:
+        quiet.setLevel(level)
+
+
+def _words_changed(original: Any, perturbed: Any) -> int:
+    """Words that differ: position-wise when the word count is kept (TextAttack's ``all_words_diff``, as
+    its "perturbed word %" metric), else the word-level edit distance (insertions/deletions)."""
+    if len(original.words) == len(perturbed.words):
+        return len(original.all_words_diff(perturbed))
+    return int(original.words_diff_num(perturbed))
+
+
+def _attack_example(attack: Any, wrapper: PabeeModelWrapper, columns: tuple[str, ...], text: Any, label: int,
+                    ids: tuple[int, int], seed: int) -> AttackRecord:
+    textattack = import_textattack()
+    results = textattack.attack_results
+    _seed_everything(example_seed(seed, ids[0]))
+    attack.clear_cache()
+    wrapper.start_example()
+    before = wrapper.counters()
+    start = time.perf_counter()
+    values = text if isinstance(text, tuple) else (text,)
+    attacked = textattack.shared.AttackedText(OrderedDict(zip(columns, values, strict=True)))
+    result = attack.attack(attacked, int(label))
+    if isinstance(result, results.SkippedAttackResult):
+        outcome = "skipped"
+    elif isinstance(result, results.SuccessfulAttackResult):
+        outcome = "succeeded"
+    elif isinstance(result, results.FailedAttackResult):
+        outcome = "failed"
+    else:
+        raise ValueError(f"unsupported attack result {type(result).__name__} (maximizing goal functions are not used)")
+    original = result.original_result.attacked_text
+    orig_exit, orig_pred, orig_layers = wrapper.layer_info(original.tokenizer_input)
+    adv: dict[str, Any] = dict.fromkeys(("adv_text", "adv_pred", "adv_exit_layer", "adv_layer_preds", "words_changed"))
+    if outcome != "skipped":
+        perturbed = result.perturbed_result.attacked_text
+        adv_exit, adv_pred, adv_layers = wrapper.layer_info(perturbed.tokenizer_input)
+        adv = {"adv_text": perturbed.text, "adv_pred": adv_pred, "adv_exit_layer": adv_exit,
+               "adv_layer_preds": adv_layers, "words_changed": _words_changed(original, perturbed)}
+    elapsed = time.perf_counter() - start
+    after = wrapper.counters()
+    return AttackRecord(
+        schema_version=SCHEMA_VERSION, example_id=ids[0], dataset_index=ids[1], label=int(label), result=outcome,
+        orig_pred=orig_pred, adv_pred=adv["adv_pred"], orig_text=original.text, adv_text=adv["adv_text"],
+        num_queries=int(result.num_queries),
+        num_forward_passes=after["num_forward_passes"] - before["num_forward_passes"],
+        layers_computed=after["layers_computed"] - before["layers_computed"],
+        orig_exit_layer=orig_exit, adv_exit_layer=adv["adv_exit_layer"], orig_layer_preds=orig_layers,
+        adv_layer_preds=adv["adv_layer_preds"], words_changed=adv["words_changed"], words_total=len(original.words),
+        attack_time_s=elapsed,
+    )
+
+
+def _finished_ids(records: list[AttackRecord], indices: list[int], path: Path) -> set[int]:
+    done: set[int] = set()
+    for record in records:
+        eid = record["example_id"]
+        if eid in done or not 0 <= eid < len(indices) or record["dataset_index"] != indices[eid]:
+            raise ValueError(f"{path} has a record (example_id {eid}) that does not belong to this run's sample")
+        done.add(eid)
+    return done
+
+
+def run_attack(
+    spec: RunSpec, out_dir: Path, *, resources: Any = None, progress: bool = True,
+    cache: LayerLogitsCache | None = None, model: Any = None, tokenizer: Any = None, command: str | None = None,
+    on_record: Callable[[AttackRecord], None] | None = None,
+) -> Path:
+    """Attack ``spec.n`` examples into the run directory ``out_dir`` (resuming what is there); returns it.
+
+    ``model``/``tokenizer`` (both or neither) skip loading ``spec.model_dir``; ``cache`` (that model's)
+    shares all-layer logits with other runs of the same model. ``on_record`` is called after each record
+    is written."""
+    wall_start = time.perf_counter()
+    out_dir = Path(out_dir)
+    if (model is None) != (tokenizer is None):
+        raise ValueError("pass both model and tokenizer, or neither")
+    if cache is not None and model is None:
+        raise ValueError("a shared cache needs the model object it belongs to (pass model and tokenizer)")
+    if run_is_complete(out_dir):  # nothing to do (but never for another run's directory)
+        _check_or_write_spec(out_dir, spec, None)
+        return out_dir
+    import_textattack(nltk_data=getattr(resources, "nltk_data", None), offline=getattr(resources, "offline", None))
+    from robustness.wrapper import PabeeModelWrapper
+
+    if model is None:
+        from robustness.models.pabee import load_model_and_tokenizer
+
+        model, tokenizer = load_model_and_tokenizer(spec.model_dir)
+    if model.head == "full" and spec.patience is not None:
+        raise ValueError(f"model {spec.model_id} is a full-depth baseline; its patience must be 'full'")
+    examples = load_examples(spec.dataset, spec.split, data_dir=spec.data_dir, limit=spec.n, seed=spec.seed)
+    if len(examples.label_names) != model.num_labels:
+        raise ValueError(f"{spec.dataset} has {len(examples.label_names)} labels, the model {model.num_labels}")
+    wrapper = PabeeModelWrapper(model, tokenizer, spec.patience, batch_size=spec.batch_size,
+                                max_length=spec.max_length, cache=cache)
+    attack = _build_attack(spec, wrapper, resources)
+    # the wrapper batches (spec.batch_size) and length-sorts whatever the goal function hands it at once
+    attack.goal_function.batch_size = max(attack.goal_function.batch_size, 8 * spec.batch_size)
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with _exclusive(out_dir):
+        _check_or_write_spec(out_dir, spec, _spec_content(spec, model))
+        _attack_all(spec, out_dir, wrapper, attack, examples, command=command, progress=progress,
+                    on_record=on_record, wall_start=wall_start)
+    return out_dir
+
+
+@contextlib.contextmanager
+def _exclusive(run_dir: Path) -> Iterator[None]:
+    """Hold ``<run_dir>/.lock`` (flock) so two processes never append to one run; ValueError if taken."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - no flock on Windows: run unlocked
+        yield
+        return
+    with (run_dir / ".lock").open("w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ValueError(f"{run_dir} is being written by another process") from None
+        yield
+
+
+def _attack_all(spec: RunSpec, out_dir: Path, wrapper: PabeeModelWrapper, attack: Any, examples: Any, *,
+                command: str | None, progress: bool, on_record: Callable[[AttackRecord], None] | None,
+                wall_start: float) -> None:
+    records_path = out_dir / RECORDS_FILE
+    truncate_torn_tail(records_path)
+    records = read_records(records_path)
+    done = _finished_ids(records, examples.indices, records_path)
+    run_info: dict[str, Any] = {
+        "run_id": spec.run_id, "status": "running", "started_at": _now(), "finished_at": None, "seed": spec.seed,
+        "versions": versions(), "command": command, "num_examples": len(examples), "resumed_records": len(done),
+        "num_records": len(done), "error": None,
+    }
+    write_json_atomic(out_dir / RUN_FILE, run_info)
+    setup_s = time.perf_counter() - wall_start
+    counts = {k: sum(r["result"] == k for r in records) for k in ("succeeded", "failed", "skipped")}
+    columns = tuple(examples.info.text_columns)
+    bar = tqdm(total=len(examples), initial=len(done), desc=spec.run_id, unit="ex", disable=not progress)
+    try:
+        for eid, (text, label, index) in enumerate(zip(examples.texts, examples.labels, examples.indices, strict=True)):
+            if eid in done:
+                continue
+            record = _attack_example(attack, wrapper, columns, text, label, (eid, index), spec.seed)
+            append_record(records_path, record)
+            records.append(record)
+            counts[record["result"]] += 1
+            bar.set_postfix(counts, refresh=False)
+            bar.update(1)
+            if on_record is not None:
+                on_record(record)
+    except BaseException as exc:
+        run_info.update(status="failed", error=f"{type(exc).__name__}: {exc}")
+        raise
+    else:
+        run_info["status"] = "complete"
+    finally:
+        bar.close()
+        run_info.update(
+            finished_at=_now(), num_records=len(records), counts=counts,
+            timings={"wall_time_s": time.perf_counter() - wall_start, "setup_time_s": setup_s,
+                     "attack_time_s": sum(r["attack_time_s"] for r in records)},
+            cache={**wrapper.cache.stats(), "num_encoded": wrapper.num_encoded},
+        )
+        write_json_atomic(out_dir / RUN_FILE, run_info)
+
+
+def run_is_complete(run_dir: str | Path) -> bool:
+    """Whether ``run_dir/run.json`` says the run finished."""
+    path = Path(run_dir) / RUN_FILE
+    if not path.is_file():
+        return False
+    try:
+        return json.loads(path.read_text(encoding="utf-8")).get("status") == "complete"
+    except json.JSONDecodeError:
+        return False

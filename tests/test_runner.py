@@ -1,0 +1,169 @@
+"""run_attack: complete records, resume after a kill (identical records), spec guard, pairs, run.json."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+SHARED = Path(os.environ.get("ROBUSTNESS_SHARED", Path(__file__).resolve().parents[1].parent / "shared"))
+if not (SHARED / "nltk_data").is_dir():
+    pytest.skip(f"offline NLTK data not found under {SHARED} (set ROBUSTNESS_SHARED)", allow_module_level=True)
+os.environ.setdefault("NLTK_DATA", str(SHARED / "nltk_data"))
+
+from robustness.records import RECORD_FIELDS, read_records  # noqa: E402
+from robustness.runner import run_attack, run_is_complete  # noqa: E402
+from robustness.specs import RunSpec  # noqa: E402
+
+SENTENCES = [
+    ("a gripping , beautifully acted film", 1),
+    ("dull and lifeless", 0),
+    ("the plot is thin but the jokes land", 1),
+    ("i have never been so bored in a cinema", 0),
+    ("an instant classic", 1),
+    ("warm , funny and surprisingly moving from start to finish", 1),
+]
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory) -> Path:
+    """A tiny local copy of SST-2 and QNLI (hub column names) that ``load_examples`` reads."""
+    root = tmp_path_factory.mktemp("data")
+    (root / "sst2").mkdir()
+    frame = pd.DataFrame({"sentence": [s for s, _ in SENTENCES], "label": [y for _, y in SENTENCES]})
+    frame.assign(idx=range(len(frame))).to_parquet(root / "sst2" / "validation.parquet")
+    (root / "qnli").mkdir()
+    pd.DataFrame({"question": ["is it good ?", "who won the game ?"],
+                  "sentence": ["the film is a gripping classic .", "nobody cares about the game ."],
+                  "label": [0, 1], "idx": [0, 1]}).to_parquet(root / "qnli" / "validation.parquet")
+    return root
+
+
+def make_spec(model_dir: Path, data_dir: Path, **overrides) -> RunSpec:
+    values = dict(model_id="tiny", model_dir=str(model_dir), recipe="deepwordbug", dataset="sst2", patience=1,
+                  n=len(SENTENCES), seed=0, query_budget=12, batch_size=4, data_dir=str(data_dir))
+    return RunSpec(**{**values, **overrides})
+
+
+def without_time(records):
+    return [{k: v for k, v in r.items() if k != "attack_time_s"} for r in records]
+
+
+@pytest.fixture(scope="module")
+def full_run(tmp_path_factory, tiny_pabee_dir, data_dir) -> Path:
+    out = tmp_path_factory.mktemp("runs") / "uninterrupted"
+    return run_attack(make_spec(tiny_pabee_dir, data_dir), out, progress=False, command="pytest")
+
+
+def test_records_are_complete_and_consistent(full_run):
+    records = read_records(full_run / "records.jsonl")
+    assert [r["example_id"] for r in records] == list(range(len(SENTENCES)))
+    assert [r["dataset_index"] for r in records] == list(range(len(SENTENCES)))
+    assert [r["label"] for r in records] == [y for _, y in SENTENCES]
+    results = {r["result"] for r in records}
+    assert "skipped" in results and results - {"skipped"}  # the random tiny model gets some right, some wrong
+    for r, (sentence, label) in zip(records, SENTENCES, strict=True):
+        assert set(r) == set(RECORD_FIELDS)
+        assert r["orig_text"] == sentence and r["words_total"] == len([w for w in sentence.split() if w.isalpha()])
+        assert 1 <= r["orig_exit_layer"] <= 2 and len(r["orig_layer_preds"]) == 2
+        assert r["orig_pred"] == r["orig_layer_preds"][r["orig_exit_layer"] - 1]
+        assert 1 <= r["num_forward_passes"] <= r["num_queries"] <= 12
+        assert r["layers_computed"] == 2 * r["num_forward_passes"]  # an all-layer pass computes L = 2 layers
+        if r["result"] == "skipped":
+            assert r["orig_pred"] != label and r["num_queries"] == 1
+            assert all(r[k] is None for k in ("adv_text", "adv_pred", "adv_exit_layer", "adv_layer_preds",
+                                               "words_changed"))
+            continue
+        assert r["orig_pred"] == label and r["adv_text"] != sentence
+        assert (r["adv_pred"] != label) == (r["result"] == "succeeded")
+        assert r["adv_pred"] == r["adv_layer_preds"][r["adv_exit_layer"] - 1]
+        changed = sum(a != b for a, b in zip(sentence.split(" "), r["adv_text"].split(" "), strict=True))
+        assert r["words_changed"] == changed >= 1  # DeepWordBug swaps characters inside words
+
+
+def test_run_and_spec_files(full_run, tiny_pabee_dir, data_dir):
+    spec = make_spec(tiny_pabee_dir, data_dir)
+    written = json.loads((full_run / "spec.json").read_text())
+    assert written == {**spec.to_dict(), "run_id": spec.run_id, "num_layers": 2, "head": "pabee",
+                       "label_names": ["negative", "positive"]}
+    run = json.loads((full_run / "run.json").read_text())
+    assert run["status"] == "complete" and run_is_complete(full_run)
+    assert run["run_id"] == spec.run_id and run["seed"] == 0 and run["command"] == "pytest"
+    assert run["num_records"] == len(SENTENCES) and run["error"] is None
+    assert set(run["versions"]) == {"robustness", "torch", "transformers", "textattack", "python"}
+    assert run["timings"]["wall_time_s"] >= run["timings"]["attack_time_s"] > 0
+    assert run["started_at"] <= run["finished_at"]
+    assert run["cache"]["misses"] == run["cache"]["num_encoded"] > 0
+    assert not list(full_run.glob(".*.tmp"))
+
+
+def test_resume_after_kill_gives_identical_records(full_run, tiny_pabee_dir, data_dir, tmp_path):
+    out = tmp_path / "killed"
+    spec = make_spec(tiny_pabee_dir, data_dir)
+
+    def kill_after_three(record):
+        if record["example_id"] == 2:
+            raise KeyboardInterrupt  # as if the process died right after the third record
+
+    with pytest.raises(KeyboardInterrupt):
+        run_attack(spec, out, progress=False, on_record=kill_after_three)
+    run = json.loads((out / "run.json").read_text())
+    assert run["status"] == "failed" and run["error"].startswith("KeyboardInterrupt") and not run_is_complete(out)
+    assert len(read_records(out / "records.jsonl")) == 3
+    with (out / "records.jsonl").open("a") as handle:
+        handle.write('{"schema_version": 1, "example_id": 3, "dataset_in')  # torn line of a killed write
+
+    run_attack(spec, out, progress=False)
+    assert without_time(read_records(out / "records.jsonl")) == without_time(read_records(full_run / "records.jsonl"))
+    assert (out / "records.jsonl").read_text().count("\n") == len(SENTENCES)
+    run = json.loads((out / "run.json").read_text())
+    assert run["status"] == "complete" and run["resumed_records"] == 3 and run["num_records"] == len(SENTENCES)
+
+
+def test_complete_run_is_left_alone_and_other_specs_refused(full_run, tiny_pabee_dir, data_dir):
+    before = (full_run / "records.jsonl").read_bytes(), (full_run / "run.json").read_bytes()
+    run_attack(make_spec(tiny_pabee_dir, data_dir), full_run, progress=False)
+    assert ((full_run / "records.jsonl").read_bytes(), (full_run / "run.json").read_bytes()) == before
+    with pytest.raises(ValueError, match="another run"):
+        run_attack(make_spec(tiny_pabee_dir, data_dir, query_budget=13), full_run, progress=False)
+    (full_run / "run.json").unlink()  # an unfinished run dir is refused as well
+    try:
+        with pytest.raises(ValueError, match="another run"):
+            run_attack(make_spec(tiny_pabee_dir, data_dir, patience=2), full_run, progress=False)
+    finally:
+        (full_run / "run.json").write_bytes(before[1])
+
+
+def test_sentence_pairs(tiny_pabee_dir, data_dir, tmp_path):
+    spec = make_spec(tiny_pabee_dir, data_dir, dataset="glue/qnli", n=2, query_budget=6)
+    records = read_records(run_attack(spec, tmp_path / "qnli", progress=False) / "records.jsonl")
+    assert [r["orig_text"] for r in records] == ["is it good ?\nthe film is a gripping classic .",
+                                                 "who won the game ?\nnobody cares about the game ."]
+    assert all(r["adv_text"] is None or r["adv_text"].count("\n") == 1 for r in records)
+    assert [r["words_total"] for r in records] == [9, 9]  # "?" and "." are not words
+
+
+def test_full_baseline(tiny_full_dir, data_dir, tmp_path):
+    with pytest.raises(ValueError, match="full-depth"):
+        run_attack(make_spec(tiny_full_dir, data_dir, model_id="base"), tmp_path / "bad", progress=False)
+    assert not (tmp_path / "bad").exists()
+    spec = make_spec(tiny_full_dir, data_dir, model_id="base", patience=None, n=2)
+    records = read_records(run_attack(spec, tmp_path / "base", progress=False) / "records.jsonl")
+    assert all(r["orig_exit_layer"] == 2 and len(r["orig_layer_preds"]) == 1 for r in records)
+    assert json.loads((tmp_path / "base" / "spec.json").read_text())["head"] == "full"
+
+
+def test_a_run_locked_by_another_process_is_refused(tiny_pabee_dir, data_dir, tmp_path):
+    fcntl = pytest.importorskip("fcntl")
+    out = tmp_path / "locked"
+    out.mkdir()
+    with (out / ".lock").open("w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with pytest.raises(ValueError, match="another process"):
+            run_attack(make_spec(tiny_pabee_dir, data_dir, n=1), out, progress=False)
+    assert not (out / "records.jsonl").exists()
+    run_attack(make_spec(tiny_pabee_dir, data_dir, n=1), out, progress=False)
+    assert run_is_complete(out)

@@ -1,0 +1,218 @@
+"""PabeeModelWrapper: exit-layer probabilities, dynamic padding, batch independence, the shared cache."""
+
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+SHARED = Path(os.environ.get("ROBUSTNESS_SHARED", Path(__file__).resolve().parents[1].parent / "shared"))
+if "NLTK_DATA" not in os.environ and not (SHARED / "nltk_data").is_dir():
+    pytest.skip(f"offline NLTK data (for importing textattack) not found under {SHARED}", allow_module_level=True)
+os.environ.setdefault("NLTK_DATA", str(SHARED / "nltk_data"))
+
+from robustness.wrapper import LayerLogitsCache, PabeeModelWrapper, text_key  # noqa: E402
+
+TEXTS = [
+    "a good movie",
+    "terrible acting and a boring plot",
+    "it was fine",
+    "I loved every minute of it!",
+    "meh",
+    "the best film of the year, truly wonderful",
+    "not bad",
+    "what a waste of time",
+]
+
+
+@pytest.fixture(scope="module")
+def tokenizer(minilm_tokenizer):
+    return minilm_tokenizer
+
+
+@pytest.fixture(scope="module")
+def model(tokenizer):
+    """A tiny PABEE model (hidden 32) with 4 layers rather than conftest's 2: with L = 2 every patience exits
+    at layer 2, with 4 the exits vary with the patience and between examples."""
+    from transformers import BertConfig
+
+    from robustness.models.pabee import PabeeModel
+
+    torch.manual_seed(2)
+    config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=4, num_attention_heads=2,
+                        intermediate_size=64, max_position_embeddings=128, initializer_range=0.2)
+    return PabeeModel.from_backbone_config(config, "pabee", 2, ["negative", "positive"]).eval()
+
+
+@functools.cache
+def alone(model, tokenizer, text):
+    """All-layer logits ``[H, 1, C]`` of one text encoded alone (no padding)."""
+    enc = tokenizer(*(text if isinstance(text, tuple) else (text,)), return_tensors="pt")
+    return model.all_layer_logits(enc["input_ids"], enc["attention_mask"], enc["token_type_ids"])
+
+
+def direct(model, tokenizer, text, patience):
+    """Reference: one text alone, all-layer pass, PABEE exit, softmax -> (exit, probabilities, layer preds)."""
+    layer_logits = alone(model, tokenizer, text)
+    exit_layer, logits = model.exit_from_layer_logits(layer_logits, patience)
+    return int(exit_layer[0]), logits.softmax(-1)[0].numpy(), layer_logits[:, 0].argmax(-1).tolist()
+
+
+@pytest.mark.parametrize("patience", [1, 2, 3, None])
+def test_probabilities_are_softmax_of_the_exit_layer(model, tokenizer, patience):
+    wrapper = PabeeModelWrapper(model, tokenizer, patience, batch_size=3)
+    probs = wrapper(TEXTS)
+    exits, _ = wrapper.exits(TEXTS)
+    assert probs.shape == (len(TEXTS), 2) and probs.dtype == np.float32
+    for i, text in enumerate(TEXTS):
+        exit_layer, expected, _ = direct(model, tokenizer, text, patience)
+        assert exits[i] == exit_layer
+        np.testing.assert_allclose(probs[i], expected, atol=1e-5)
+    if patience is None:
+        assert set(exits.tolist()) == {4}
+
+
+def test_exits_vary_per_example_not_per_batch(model, tokenizer):
+    exits = PabeeModelWrapper(model, tokenizer, 1, batch_size=8).exits(TEXTS)[0]
+    # hand-checked for this seeded model: the per-example rule, not one exit for the whole batch
+    assert exits.tolist() == [direct(model, tokenizer, t, 1)[0] for t in TEXTS]
+    assert len(set(exits.tolist())) > 1
+
+
+def test_dynamic_padding_pads_each_batch_to_its_longest(model, tokenizer, monkeypatch):
+    widths, real = [], []
+    original = model.all_layer_logits
+
+    def spy(input_ids, attention_mask, token_type_ids=None):
+        widths.append(input_ids.shape[1])
+        real.append(attention_mask.sum(dim=1).tolist())
+        return original(input_ids, attention_mask, token_type_ids)
+
+    monkeypatch.setattr(model, "all_layer_logits", spy)
+    PabeeModelWrapper(model, tokenizer, 2, batch_size=3)(TEXTS)
+    lengths = sorted(len(tokenizer(t)["input_ids"]) for t in TEXTS)
+    assert sum(len(r) for r in real) == len(TEXTS)
+    for width, row_lengths in zip(widths, real, strict=True):
+        assert width == max(row_lengths)  # never padded beyond the longest of its batch
+    # sorted by length before batching: the batches hold consecutive lengths
+    assert [sorted(r) for r in real] == [lengths[0:3], lengths[3:6], lengths[6:8]]
+
+
+def test_truncation_at_max_length(model, tokenizer, monkeypatch):
+    widths = []
+    original = model.all_layer_logits
+    monkeypatch.setattr(model, "all_layer_logits",
+                        lambda input_ids, attention_mask, token_type_ids=None:
+                        widths.append(input_ids.shape[1]) or original(input_ids, attention_mask, token_type_ids))
+    PabeeModelWrapper(model, tokenizer, 2, max_length=6)(["word " * 50, "short"])
+    assert widths == [6]
+
+
+def test_result_independent_of_neighbours_and_batch_size(model, tokenizer):
+    reference = PabeeModelWrapper(model, tokenizer, 1, batch_size=1)(TEXTS)
+    reverse = PabeeModelWrapper(model, tokenizer, 1, batch_size=5)(TEXTS[::-1])[::-1]
+    alone = np.stack([PabeeModelWrapper(model, tokenizer, 1, batch_size=32)([t])[0] for t in TEXTS])
+    np.testing.assert_allclose(reverse, reference, atol=1e-5)
+    np.testing.assert_allclose(alone, reference, atol=1e-5)
+    assert (reverse.argmax(1) == reference.argmax(1)).all()
+
+
+def test_cache_shared_across_patience_encodes_each_text_once(model, tokenizer, monkeypatch):
+    calls = []
+    original = model.all_layer_logits
+    monkeypatch.setattr(model, "all_layer_logits",
+                        lambda input_ids, attention_mask, token_type_ids=None:
+                        calls.append(input_ids.shape[0]) or original(input_ids, attention_mask, token_type_ids))
+    cache = LayerLogitsCache()
+    wrappers = [PabeeModelWrapper(model, tokenizer, p, batch_size=4, cache=cache) for p in (1, 2, 3, None)]
+    outputs = [w(TEXTS) for w in wrappers]
+    outputs += [w(TEXTS[:3]) for w in wrappers]
+    assert sum(calls) == len(TEXTS)  # 8 texts encoded once for 4 patience settings, queried twice
+    assert cache.stats() == {"hits": 3 * 8 + 4 * 3, "misses": 8, "size": 8, "max_size": None}
+    assert [w.num_encoded for w in wrappers] == [8, 0, 0, 0]
+    # per-example accounting does not depend on the shared cache: every wrapper "computed" its 8 texts
+    assert [w.num_forward_passes for w in wrappers] == [8, 8, 8, 8]
+    assert [w.layers_computed for w in wrappers] == [32, 32, 32, 32]
+    wrappers[0].start_example()
+    wrappers[0](TEXTS[:2] + TEXTS[:2])
+    assert wrappers[0].num_forward_passes == 10 and sum(calls) == len(TEXTS)
+    for p, out in zip((1, 2, 3, None), outputs[:4], strict=True):
+        np.testing.assert_allclose(out, np.stack([direct(model, tokenizer, t, p)[1] for t in TEXTS]), atol=1e-5)
+
+
+def test_cache_is_lru_bounded_and_bound_to_one_model(model, tokenizer):
+    cache = LayerLogitsCache(max_size=2)
+    wrapper = PabeeModelWrapper(model, tokenizer, 1, cache=cache)
+    wrapper(TEXTS[:3])
+    assert len(cache) == 2 and text_key(TEXTS[0]) not in cache
+    with pytest.raises(ValueError, match="another model"):
+        PabeeModelWrapper(torch.nn.Linear(1, 1), tokenizer, 1, cache=cache)
+
+
+def test_pairs_are_tokenised_as_pairs(model, tokenizer, monkeypatch):
+    pairs = [("what is it?", "it is a cat."), ("who won", "nobody won the game at all"), ("a", "b")]
+    types = []
+    original = model.all_layer_logits
+    monkeypatch.setattr(model, "all_layer_logits",
+                        lambda input_ids, attention_mask, token_type_ids=None:
+                        types.append(token_type_ids.max().item()) or original(input_ids, attention_mask,
+                                                                               token_type_ids))
+    wrapper = PabeeModelWrapper(model, tokenizer, 1, batch_size=2)
+    probs = wrapper(pairs + [list(pairs[0])])  # TextAttack passes tuples; lists are accepted too
+    assert types and max(types) == 1  # second segment got token type 1
+    for i, pair in enumerate(pairs):
+        np.testing.assert_allclose(probs[i], direct(model, tokenizer, pair, 1)[1], atol=1e-5)
+    np.testing.assert_array_equal(probs[3], probs[0])
+    with pytest.raises(ValueError, match="mixes"):
+        wrapper(["single", ("x", "y")])
+
+
+def test_layer_info(model, tokenizer):
+    wrapper = PabeeModelWrapper(model, tokenizer, 1)
+    for text in TEXTS:
+        exit_layer, probs, layer_preds = direct(model, tokenizer, text, 1)
+        assert wrapper.layer_info(text) == (exit_layer, int(probs.argmax()), layer_preds)
+    assert wrapper.num_encoded == len(TEXTS)
+
+
+def test_true_early_exit_matches_and_counts_real_layers(model, tokenizer):
+    cached = PabeeModelWrapper(model, tokenizer, 1, batch_size=3)
+    real = PabeeModelWrapper(model, tokenizer, 1, batch_size=3, true_early_exit=True)
+    exits, probs = cached.exits(TEXTS)
+    real_exits, real_probs = real.exits(TEXTS)
+    assert real_exits.tolist() == exits.tolist()
+    np.testing.assert_allclose(real_probs, probs, atol=1e-5)
+    assert real.layers_computed == int(exits.sum()) < cached.layers_computed == 4 * len(TEXTS)
+    real(TEXTS)  # same example scope: answered again without recomputation or recounting
+    assert real.num_encoded == len(TEXTS) and real.num_forward_passes == len(TEXTS)
+
+
+def test_invalid_inputs(model, tokenizer):
+    with pytest.raises(ValueError, match="patience"):
+        PabeeModelWrapper(model, tokenizer, 0)
+    with pytest.raises(ValueError, match="true_early_exit"):
+        PabeeModelWrapper(model, tokenizer, 1, cache=LayerLogitsCache(), true_early_exit=True)
+    wrapper = PabeeModelWrapper(model, tokenizer, 1)
+    with pytest.raises(ValueError, match="string or a pair"):
+        wrapper([3])
+    with pytest.raises(NotImplementedError, match="gradient"):
+        wrapper.get_grad("text")
+
+
+def test_saved_tiny_models(tiny_pabee_dir, tiny_full_dir, tiny_texts):
+    from robustness.models.pabee import load_model_and_tokenizer
+
+    for path, head in ((tiny_pabee_dir, "pabee"), (tiny_full_dir, "full")):
+        model, tokenizer = load_model_and_tokenizer(path)
+        wrapper = PabeeModelWrapper(model, tokenizer, None)
+        probs = wrapper(tiny_texts)
+        for text, row in zip(tiny_texts, probs, strict=True):
+            exit_layer, expected, layer_preds = direct(model, tokenizer, text, None)
+            np.testing.assert_allclose(row, expected, atol=1e-5)
+            assert wrapper.layer_info(text) == (2, int(expected.argmax()), layer_preds)
+            assert len(layer_preds) == (2 if head == "pabee" else 1)
+        assert wrapper.layers_computed == 2 * len(tiny_texts)  # L = 2 layers per all-layer pass

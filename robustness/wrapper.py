@@ -229,8 +229,38 @@ class PabeeModelWrapper(ModelWrapper):
         layer_logits = self.layer_logits([text])  # cached in the all-layer mode; diagnostics otherwise
         return int(exit_layer[0]), int(probs[0].argmax()), [int(p) for p in layer_logits[:, 0].argmax(axis=-1)]
 
-    def get_grad(self, text_input: Any) -> Any:
-        raise NotImplementedError("PabeeModelWrapper has no gradients; gradient-based recipes are not supported")
+    def get_grad(self, text_input: Any) -> dict[str, Any]:
+        """Gradient of the loss at the exit layer w.r.t. the word embeddings of one text, as TextAttack's
+        gradient word-importance ranking expects: ``{"ids": [1, T], "gradient": [T, D]}``. The loss is the
+        cross-entropy of the exit layer's logits against their own argmax. Unlike TextAttack's
+        ``HuggingFaceModelWrapper`` (which calls ``model.train()``, so dropout perturbs the gradient),
+        the model stays in eval mode; no padding to ``model_max_length``. Counted as one all-layer pass."""
+        key = text_key(text_input)
+        positions, batch = next(self._batches([key]))
+        embeddings = self.model.backbone.get_input_embeddings()
+        captured: dict[str, torch.Tensor] = {}
+
+        def keep_output(module: Any, inputs: Any, output: torch.Tensor) -> None:
+            output.retain_grad()
+            captured["embeddings"] = output
+
+        handle = embeddings.register_forward_hook(keep_output)
+        try:
+            with torch.enable_grad():
+                layer_logits = self.model(**batch).layer_logits
+                exit_layer, _ = self.model.exit_from_layer_logits(layer_logits.detach(), self.patience)
+                head = exit_layer - 1 if layer_logits.shape[0] == self.num_layers else exit_layer.new_zeros(1)
+                logits = layer_logits[head, torch.arange(layer_logits.shape[1])]
+                loss = torch.nn.functional.cross_entropy(logits, logits.argmax(dim=-1))
+                loss.backward()
+        finally:
+            handle.remove()
+        gradient = captured["embeddings"].grad[0].detach().cpu().numpy()
+        self.model.zero_grad(set_to_none=True)
+        self.num_encoded += 1
+        self.num_forward_passes += 1
+        self.layers_computed += self.num_layers
+        return {"ids": batch["input_ids"].cpu(), "gradient": gradient}
 
     def _tokenize(self, inputs: Sequence[Any]) -> list[list[str]]:
         keys = [text_key(t) for t in inputs]

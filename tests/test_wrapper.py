@@ -199,8 +199,30 @@ def test_invalid_inputs(model, tokenizer):
     wrapper = PabeeModelWrapper(model, tokenizer, 1)
     with pytest.raises(ValueError, match="string or a pair"):
         wrapper([3])
-    with pytest.raises(NotImplementedError, match="gradient"):
-        wrapper.get_grad("text")
+
+
+def test_get_grad_is_the_exit_layer_loss_gradient(model, tokenizer):
+    wrapper = PabeeModelWrapper(model, tokenizer, 1)
+    out = wrapper.get_grad("a fine film")
+    ids = tokenizer("a fine film")["input_ids"]
+    assert out["ids"].tolist() == [ids]
+    assert out["gradient"].shape == (len(ids), model.backbone.config.hidden_size)
+    assert not model.training and all(p.grad is None for p in model.parameters())
+    # the same gradient by hand: loss on the exit layer's logits w.r.t. the embedding output
+    batch = tokenizer(["a fine film"], return_tensors="pt")
+    emb = model.backbone.embeddings.word_embeddings(batch["input_ids"])  # TextAttack: get_input_embeddings()
+    emb.retain_grad()
+    handle = model.backbone.embeddings.word_embeddings.register_forward_hook(lambda m, i, o: emb)
+    try:
+        layer_logits = model(**batch).layer_logits
+    finally:
+        handle.remove()
+    exit_layer, _ = model.exit_from_layer_logits(layer_logits.detach(), 1)
+    logits = layer_logits[exit_layer - 1, 0]
+    torch.nn.functional.cross_entropy(logits, logits.argmax(-1)).backward()
+    model.zero_grad(set_to_none=True)
+    assert np.allclose(out["gradient"], emb.grad[0].numpy(), atol=1e-6)
+    assert wrapper.num_forward_passes == 1 and wrapper.layers_computed == model.num_layers
 
 
 def test_saved_tiny_models(tiny_pabee_dir, tiny_full_dir, tiny_texts):

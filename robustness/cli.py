@@ -28,6 +28,8 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="fine-tune a PABEE model or a full-depth baseline")
     p.add_argument("--backbone", help="HF model id or local dir (default: packaged all-MiniLM-L6-v2)")
     p.add_argument("--head", choices=["pabee", "full"], default="pabee")
+    p.add_argument("--pooling", choices=["cls", "mean"], default="cls",
+                   help="what each internal classifier pools: [CLS] (the paper) or the mean of token states")
     p.add_argument("--dataset", default="glue/sst2")
     p.add_argument("--out", required=True, help="model directory to create")
     p.add_argument("--epochs", type=int, default=1)

@@ -48,6 +48,7 @@ __all__ = [
 ]
 
 HEADS = ("pabee", "full")
+POOLINGS = ("cls", "mean")
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 FORMAT = "robustness-pabee"
@@ -75,6 +76,10 @@ class PabeeConfig:
     own_pooler: bool = False  # True: a new dense+tanh pooler (backbone has none); False: the backbone's pooler
     attn_implementation: str = "sdpa"  # "eager" or "sdpa" (both step identically); default: transformers' choice
     backbone_source: str | None = None  # name or path the pretrained backbone came from (provenance only)
+    # What each internal classifier pools: "cls" (the layer's [CLS] state; the paper's choice) or "mean" (masked
+    # mean of the layer's token states, fed to the same pooler) for encoders trained with mean pooling, such as
+    # all-MiniLM-L6-v2, whose lower-layer [CLS] states barely vary with the input.
+    pooling: str = "cls"
     extra: dict[str, Any] = field(default_factory=dict)  # free-form metadata kept across save/load
 
     def __post_init__(self) -> None:
@@ -86,6 +91,8 @@ class PabeeConfig:
             raise ValueError(f"label_names has {len(self.label_names)} names for {self.num_labels} labels")
         if self.num_layers < 1:
             raise ValueError(f"num_layers must be >= 1, got {self.num_layers}")
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {list(POOLINGS)}, got {self.pooling!r}")
         if not 0.0 <= self.classifier_dropout < 1.0:
             raise ValueError(f"classifier_dropout must be in [0, 1), got {self.classifier_dropout}")
         if "model_type" not in self.backbone:
@@ -158,12 +165,13 @@ class PabeeModel(nn.Module):
         num_labels: int,
         label_names: list[str] | None = None,
         attn_implementation: str | None = None,
+        pooling: str = "cls",
     ) -> PabeeModel:
         """Pretrained backbone weights (``AutoModel.from_pretrained``; offline for local dirs), new heads.
         ``attn_implementation`` None lets transformers choose ("sdpa" where supported, else "eager")."""
         source = str(backbone_name_or_path)
         backbone = AutoModel.from_pretrained(source, attn_implementation=attn_implementation)
-        return cls._with_backbone(backbone, head, num_labels, label_names, source)
+        return cls._with_backbone(backbone, head, num_labels, label_names, source, pooling)
 
     @classmethod
     def from_backbone_config(
@@ -173,13 +181,14 @@ class PabeeModel(nn.Module):
         num_labels: int,
         label_names: list[str] | None = None,
         attn_implementation: str | None = None,
+        pooling: str = "cls",
     ) -> PabeeModel:
         """A randomly initialised model (seed torch beforehand for reproducibility)."""
         backbone = AutoModel.from_config(copy.deepcopy(config), attn_implementation=attn_implementation)
-        return cls._with_backbone(backbone, head, num_labels, label_names, None)
+        return cls._with_backbone(backbone, head, num_labels, label_names, None, pooling)
 
     @classmethod
-    def _with_backbone(cls, backbone, head, num_labels, label_names, source) -> PabeeModel:
+    def _with_backbone(cls, backbone, head, num_labels, label_names, source, pooling="cls") -> PabeeModel:
         if label_names is None:
             label_names = [f"LABEL_{i}" for i in range(num_labels)] if isinstance(num_labels, int) else []
         adapter = get_adapter(backbone)
@@ -193,6 +202,7 @@ class PabeeModel(nn.Module):
             own_pooler=not adapter.has_pooler,
             attn_implementation=backbone.config._attn_implementation,
             backbone_source=source,
+            pooling=pooling,
         )
         return cls(config, backbone)
 
@@ -219,8 +229,11 @@ class PabeeModel(nn.Module):
         return self.config.num_layers if self.config.head == "pabee" else 1
 
     # -- training forward -----------------------------------------------------------------------------
-    def _classify(self, k: int, hidden: torch.Tensor) -> torch.Tensor:
+    def _classify(self, k: int, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Logits ``[B, C]`` of classifier ``k`` (0-based) on a layer's hidden states ``[B, T, H]``."""
+        if self.config.pooling == "mean":  # the masked mean stands in for the first token
+            weights = mask.to(hidden.dtype).unsqueeze(-1)
+            hidden = ((hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)).unsqueeze(1)
         pooled = self.pooler(hidden[:, 0]) if self.pooler is not None else self._adapter.pool(hidden)
         return self.classifiers[k](self.dropout(pooled))
 
@@ -248,7 +261,8 @@ class PabeeModel(nn.Module):
         pabee = self.head == "pabee"
         out = self.backbone(**kwargs, output_hidden_states=pabee, return_dict=True)
         states = out.hidden_states[1:] if pabee else (out.last_hidden_state,)
-        layer_logits = torch.stack([self._classify(k, h) for k, h in enumerate(states)])
+        mask = kwargs["attention_mask"]
+        layer_logits = torch.stack([self._classify(k, h, mask) for k, h in enumerate(states)])
         loss = None
         if labels is not None:
             ce = torch.stack([F.cross_entropy(logits, labels) for logits in layer_logits])
@@ -325,7 +339,7 @@ class PabeeModel(nn.Module):
                 hidden, mask = hidden[:, :keep_cols], mask[:, :keep_cols]
                 hidden = self._adapter.layer(i, hidden, self._adapter.extended_mask(mask, hidden.dtype))
                 layers_computed += int(active.numel())
-                logits = self._classify(i, hidden)
+                logits = self._classify(i, hidden, mask)
                 pred = logits.argmax(dim=-1)
                 layer_preds[active, i] = pred
                 if prev_pred is not None:
@@ -366,7 +380,7 @@ class PabeeModel(nn.Module):
             counter, prev_pred = 0, None
             for i in range(num_layers):
                 hidden = self._adapter.layer(i, hidden, extended)
-                logits = self._classify(i, hidden)
+                logits = self._classify(i, hidden, mask)
                 pred = logits.argmax(dim=-1)
                 layer_preds[:, i] = pred
                 if prev_pred is not None:

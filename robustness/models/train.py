@@ -36,6 +36,7 @@ class TrainConfig:
     out: str
     dataset: str = "glue/sst2"
     head: str = "pabee"
+    pooling: str = "cls"  # "cls" (the paper) or "mean" (for mean-pooling-trained encoders such as MiniLM)
     backbone: str | None = None  # None: default_backbone()
     epochs: int = 1
     lr: float = 5e-5
@@ -93,7 +94,7 @@ def train_model(config: TrainConfig, *, progress: bool = True, overwrite: bool =
     seed_everything(config.seed)
     tokenizer = AutoTokenizer.from_pretrained(backbone)
     model = PabeeModel.from_backbone(backbone, head=config.head, num_labels=len(train.label_names),
-                                     label_names=train.label_names)
+                                     label_names=train.label_names, pooling=config.pooling)
     lengths = token_lengths(tokenizer, train.texts, config.max_length)
     steps_per_epoch = -(-len(train) // config.batch_size)
     total_steps = steps_per_epoch * config.epochs

@@ -41,13 +41,14 @@ def backbone_config(kind: str, num_layers: int = NUM_LAYERS):
 KINDS = ["bert", "albert", "roberta", "distilbert"]
 
 
-def make_model(kind: str, head: str = "pabee", num_labels: int = 3, attn: str | None = None, seed: int = 0):
+def make_model(kind: str, head: str = "pabee", num_labels: int = 3, attn: str | None = None, seed: int = 0,
+               pooling: str = "cls"):
     """Random model whose predictions depend on the input (backbone init std 0.3 instead of 0.02, see
     conftest) with logits of order 1 (classifier std 0.2), so float32 noise stays far below atol 1e-5."""
     config = backbone_config(kind)
     config.initializer_range = 0.3
     torch.manual_seed(seed)
-    model = PabeeModel.from_backbone_config(config, head, num_labels, attn_implementation=attn)
+    model = PabeeModel.from_backbone_config(config, head, num_labels, attn_implementation=attn, pooling=pooling)
     with torch.no_grad():
         for linear in model.classifiers:
             linear.weight.normal_(0.0, 0.2)
@@ -167,9 +168,11 @@ def assert_same_exit(out: EarlyExitOutput, exit_layer: torch.Tensor, logits: tor
     torch.testing.assert_close(out.logits, logits, atol=1e-5, rtol=0)
 
 
+@pytest.mark.parametrize("pooling", ["cls", "mean"])
 @pytest.mark.parametrize("kind", KINDS)
-def test_early_exit_equals_all_layer_and_batch_size_one(kind: str) -> None:
-    model = make_model(kind)
+def test_early_exit_equals_all_layer_and_batch_size_one(kind: str, pooling: str) -> None:
+    # seed 4 for mean pooling: its random predictions are steadier, and seed 4 still exercises 3+ exit layers
+    model = make_model(kind, pooling=pooling, seed=0 if pooling == "cls" else 4)
     ids, mask = random_batch(model)
     layer_logits = model.all_layer_logits(ids, mask)
     preds = layer_logits.argmax(dim=-1).T  # [B, L]
@@ -229,7 +232,7 @@ def test_early_exit_loop_on_hand_made_predictions(monkeypatch: pytest.MonkeyPatc
     model = PabeeModel.from_backbone_config(config, "pabee", 3).eval()
     table = torch.tensor(TABLE)
 
-    def table_classify(k, hidden):
+    def table_classify(k, hidden, mask):
         return torch.nn.functional.one_hot(table[hidden[:, 0, 0].long(), k], 3).float() + 0.01 * k
 
     monkeypatch.setattr(model, "_adapter", TableAdapter())
@@ -383,3 +386,16 @@ def test_reference_batch_early_exit_matches_its_logit_rule(tiny_pabee_dir, minil
         assert torch.equal(out.exit_layer, exit_layer)
         assert torch.allclose(out.logits, logits, atol=1e-5)
         assert out.layers_computed == int(exit_layer.sum())
+
+
+def test_mean_pooling_ignores_padding_and_differs_from_cls() -> None:
+    cls_model, mean_model = make_model("bert"), make_model("bert", pooling="mean")
+    ids, mask = random_batch(mean_model)
+    n = int(mask[0].sum())
+    assert n < ids.shape[1]  # example 0 is padded
+    padded = mean_model.all_layer_logits(ids[:1], mask[:1])
+    alone = mean_model.all_layer_logits(ids[:1, :n], mask[:1, :n])
+    torch.testing.assert_close(padded, alone, atol=1e-5, rtol=0)
+    assert not torch.allclose(cls_model.all_layer_logits(ids, mask), mean_model.all_layer_logits(ids, mask))
+    with pytest.raises(ValueError, match="pooling must be one of"):
+        make_model("bert", pooling="max")

@@ -17,8 +17,8 @@ def cmd_train(args: argparse.Namespace, command: str) -> int:
     from robustness.models.train import TrainConfig, train_model
 
     config = TrainConfig(
-        out=args.out, dataset=args.dataset, head=args.head, pooling=args.pooling, backbone=args.backbone, epochs=args.epochs, lr=args.lr,
-        batch_size=args.batch_size, max_length=args.max_length, warmup=args.warmup, seed=args.seed,
+        out=args.out, dataset=args.dataset, head=args.head, pooling=args.pooling, backbone=args.backbone,
+        epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, max_length=args.max_length, warmup=args.warmup, seed=args.seed,
         limit=args.limit, eval_limit=args.eval_limit, data_dir=args.data_dir,
     )
     out = train_model(config, overwrite=args.overwrite)
@@ -62,7 +62,7 @@ def cmd_attack(args: argparse.Namespace, command: str) -> int:
         data_dir=args.data_dir,
     )
     resources = Resources.from_args(nltk_data=args.nltk_data, lexicons_dir=args.lexicons, cache_dir=args.cache_dir,
-                                    mlm=args.mlm)
+                                   mlm=args.mlm)
     run_dir = run_attack(spec, Path(args.out), resources=resources, command=command)
     print(f"run complete: {run_dir}")
     return 0
@@ -105,7 +105,7 @@ def cmd_bench(args: argparse.Namespace, command: str) -> int:
     suite = dataclasses.replace(suite, data_dir=data_dir)
     out = Path(args.out)
     resources = Resources.from_args(nltk_data=args.nltk_data or suite.nltk_data, lexicons_dir=args.lexicons,
-                                    cache_dir=args.cache_dir, mlm=args.mlm)
+                                   cache_dir=args.cache_dir, mlm=args.mlm)
     model_dirs = _suite_model_dirs(suite, out, data_dir)
     runs = suite.run_specs(model_dirs)
     by_model: dict[str, list] = {}

@@ -136,7 +136,7 @@ def main() -> int:
     textattack = import_textattack(nltk_data=args.nltk_data)
     from robustness.recipes import Resources
 
-    resources = Resources.from_env(nltk_data=args.nltk_data)
+    resources = Resources.from_args(nltk_data=args.nltk_data)
     model, tokenizer = load_model_and_tokenizer(args.model)
     examples = load_examples(args.dataset, args.split, data_dir=args.data_dir, limit=args.n, seed=args.seed)
     summary = OrderedDict()

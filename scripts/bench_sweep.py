@@ -73,7 +73,7 @@ def main() -> int:
     patiences = [parse_patience(p) for p in args.patience]
     from robustness.recipes import Resources
 
-    resources = Resources.from_env(nltk_data=args.nltk_data)
+    resources = Resources.from_args(nltk_data=args.nltk_data)
     model, tokenizer = load_model_and_tokenizer(args.model)
     times: dict[str, list[float]] = {"shared": [], "separate": []}
     with tempfile.TemporaryDirectory() as workdir:

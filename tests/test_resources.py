@@ -1,0 +1,150 @@
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from robustness import resources as res
+
+SHARED = Path(os.environ.get("ROBUSTNESS_SHARED", Path(__file__).resolve().parents[1] / ".." / "shared"))
+needs_shared = pytest.mark.skipif(not (SHARED / "lexicons").is_dir(), reason="shared resources absent")
+
+
+def make_nltk_dir(root: Path, skip: str | None = None) -> Path:
+    parts = {"stopwords": "corpora/stopwords.zip", "wordnet": "corpora/wordnet.zip",
+             "pos_tagger": "taggers/averaged_perceptron_tagger_eng/x.json",
+             "universal_tagset": "taggers/universal_tagset.zip"}
+    for name, rel in parts.items():
+        if name != skip:
+            (root / rel).parent.mkdir(parents=True, exist_ok=True)
+            (root / rel).write_text("x")
+    return root
+
+
+def test_nltk_data_dir_precedence_and_checks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    good = make_nltk_dir(tmp_path / "good")
+    bad = make_nltk_dir(tmp_path / "bad", skip="wordnet")
+    monkeypatch.delenv("NLTK_DATA", raising=False)
+    assert res.nltk_data_dir() is None
+    monkeypatch.setenv("NLTK_DATA", str(bad))
+    with pytest.raises(ValueError, match="lacks wordnet"):
+        res.nltk_data_dir()
+    assert res.nltk_data_dir(good) == str(good)  # the argument wins over the env var
+    with pytest.raises(ValueError, match="does not exist"):
+        res.nltk_data_dir(tmp_path / "nope")
+    assert res.nltk_missing(bad) == ["wordnet"]
+
+
+def test_paths_from_args_env_and_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "counter-fitting").mkdir()
+    (tmp_path / "counter-fitting" / "vocabulary.txt").write_text("a\n")
+    monkeypatch.delenv("ROBUSTNESS_LEXICONS", raising=False)
+    assert res.lexicons_path() is None
+    assert res.lexicons_path(tmp_path) == str(tmp_path / "counter-fitting")  # parent dir accepted
+    monkeypatch.setenv("ROBUSTNESS_CACHE", str(tmp_path / "c"))
+    assert res.cache_path() == tmp_path / "c"
+    assert res.cache_path(tmp_path / "d") == tmp_path / "d"
+    monkeypatch.delenv("ROBUSTNESS_CACHE")
+    assert res.cache_path() == Path.home() / ".cache" / "robustness"
+
+
+def test_calibrated_threshold_table() -> None:
+    assert res.calibrated_threshold("textfooler") == pytest.approx(0.840845057)
+    assert res.calibrated_threshold("bae") == pytest.approx(0.936338023)
+    assert res.calibrated_threshold("textbugger") == pytest.approx(0.8)
+    # at a grid point the quantile threshold is the stored MiniLM quantile, converted to the metric
+    cos10 = res.MINILM_SWAP_COSINE[None][res.QUANTILES.index(0.10)]
+    assert res.calibrated_threshold("a2t", quantile=0.10) == pytest.approx(cos10)
+    assert res.calibrated_threshold("textbugger", quantile=0.10) == pytest.approx(1 - math.acos(cos10) / math.pi)
+    with pytest.raises(ValueError, match="unknown"):
+        res.calibrated_threshold("deepwordbug")
+    with pytest.raises(ValueError, match="quantile"):
+        res.calibrated_threshold("textfooler", quantile=0.9)
+
+
+def test_doctor_reports_missing_resources(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("NLTK_DATA", raising=False)
+    monkeypatch.delenv("ROBUSTNESS_LEXICONS", raising=False)
+    status = {s.name: s for s in res.doctor(nltk_data=make_nltk_dir(tmp_path / "n", skip="pos_tagger"))}
+    assert status["stopwords"].available and status["wordnet"].available
+    assert not status["pos_tagger"].available and "pos_tagger" in status["pos_tagger"].detail
+    assert not status["embedding"].available and "ROBUSTNESS_LEXICONS" in status["embedding"].detail
+    assert not status["mlm"].available and "--mlm" in status["mlm"].detail
+    mlm = tmp_path / "mlm"
+    mlm.mkdir()
+    (mlm / "config.json").write_text('{"architectures": ["BertForMaskedLM"]}')
+    assert {s.name: s for s in res.doctor(mlm=mlm)}["mlm"].available
+
+
+@needs_shared
+def test_recipe_availability_with_shared_resources() -> None:
+    got = {r.name: r for r in res.recipe_availability(SHARED / "nltk_data", SHARED / "lexicons")}
+    assert got["deepwordbug"].runnable and got["textfooler"].runnable and got["pso"].runnable
+    assert not got["bae"].runnable and "mlm" in got["bae"].reason
+    assert not got["bert-attack"].runnable
+
+
+@needs_shared
+def test_counter_fitted_embedding_cached_small_vocabulary(tmp_path: Path) -> None:
+    emb = res.counter_fitted_embedding(SHARED / "lexicons", tmp_path, max_words=1500)
+    matrix = emb.embedding_matrix
+    assert matrix.shape == (1500, 50) and matrix.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(matrix, axis=1), 1.0, atol=1e-5)
+    assert emb.nn_matrix.shape == (1500, res.NN_K + 1)
+    np.testing.assert_array_equal(emb.nn_matrix[:, 0], np.arange(1500))  # row itself first
+    assert "good" in emb._word2index and "bad" not in emb.nearest_neighbours("good", 20)
+    files = list(tmp_path.glob("counterfit-*.npz"))
+    assert len(files) == 1
+    assert res.counter_fitted_embedding(SHARED / "lexicons", tmp_path, max_words=1500) is emb  # memoised
+    res._EMBEDDINGS.clear()
+    again = res.counter_fitted_embedding(SHARED / "lexicons", tmp_path, max_words=1500)  # from disk
+    np.testing.assert_array_equal(again.embedding_matrix, matrix)
+
+
+def test_minilm_matches_sentence_transformers() -> None:
+    from sentence_transformers import SentenceTransformer
+
+    texts = ["a good movie", "the plot was thin and the acting worse ."]
+    ours = res.minilm().encode(texts).numpy()
+    ref = SentenceTransformer(res.sentence_encoder_path(), device="cpu").encode(texts, normalize_embeddings=True)
+    np.testing.assert_allclose(ours, ref, atol=1e-5)
+    np.testing.assert_allclose(res.minilm().encode(texts[:1]).numpy(), ours[:1], atol=1e-6)  # cache
+
+
+@needs_shared
+def test_import_textattack_offline_keeps_hf_cache_and_no_network(tmp_path: Path) -> None:
+    code = textwrap.dedent(
+        """
+        import os, socket
+        def refuse(*a, **k):
+            raise AssertionError("network touched")
+        socket.socket.connect = refuse
+        import nltk
+        calls = []
+        def recorder(*a, **k):
+            calls.append(a)
+            return False
+        nltk.download = recorder
+        from robustness.textattack_compat import import_textattack
+        ta = import_textattack(offline=True)
+        import huggingface_hub.constants as c
+        assert os.environ["HF_HOME"] == os.environ["EXPECT_HF"], os.environ["HF_HOME"]
+        assert c.HF_HOME == os.environ["EXPECT_HF"], c.HF_HOME
+        assert "XDG_CACHE_HOME" not in os.environ
+        assert nltk.download is recorder and calls == [], calls  # no-op during import, restored after
+        assert os.path.exists(os.path.join(os.environ["TA_CACHE_DIR"], "post_install_check_3"))
+        print("OK", ta.__name__)
+        """
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("XDG_CACHE_HOME", "HF_HUB_OFFLINE")}
+    env.update(HF_HOME=str(tmp_path / "hf"), EXPECT_HF=str(tmp_path / "hf"), TA_CACHE_DIR=str(tmp_path / "ta"))
+    env["NLTK_DATA"] = str(SHARED / "nltk_data")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "OK textattack" in out.stdout

@@ -18,8 +18,8 @@ def cmd_train(args: argparse.Namespace, command: str) -> int:
 
     config = TrainConfig(
         out=args.out, dataset=args.dataset, head=args.head, pooling=args.pooling, backbone=args.backbone,
-        epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, max_length=args.max_length, warmup=args.warmup, seed=args.seed,
-        limit=args.limit, eval_limit=args.eval_limit, data_dir=args.data_dir,
+        epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, max_length=args.max_length, warmup=args.warmup,
+        seed=args.seed, limit=args.limit, eval_limit=args.eval_limit, data_dir=args.data_dir,
     )
     out = train_model(config, overwrite=args.overwrite)
     print(f"saved {args.head} model to {out}")

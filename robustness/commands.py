@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 
 from robustness.specs import parse_patience
@@ -72,8 +73,12 @@ def _suite_model_dirs(suite, out: Path, data_dir: str | None) -> dict[str, str]:
     """Where each model of the suite lives, training the missing ones into ``<out>/models/<id>``."""
     from robustness.models.train import TrainConfig, train_model
 
+    allowed = {f.name for f in dataclasses.fields(TrainConfig)} - {"out", "head"}
     dirs = {}
     for model in suite.models:
+        unknown = set(model.train) - allowed
+        if unknown:
+            raise ValueError(f"model {model.id!r}: unknown train keys {sorted(unknown)}; known: {sorted(allowed)}")
         if model.path is not None:
             if not Path(model.path, "config.json").is_file():
                 raise ValueError(f"model {model.id!r}: no model at {model.path}")
@@ -91,8 +96,6 @@ def _suite_model_dirs(suite, out: Path, data_dir: str | None) -> dict[str, str]:
 
 
 def cmd_bench(args: argparse.Namespace, command: str) -> int:
-    import dataclasses
-
     from robustness.models.pabee import load_model_and_tokenizer
     from robustness.recipes import Resources
     from robustness.report import write_report
@@ -107,21 +110,20 @@ def cmd_bench(args: argparse.Namespace, command: str) -> int:
     resources = Resources.from_args(nltk_data=args.nltk_data or suite.nltk_data, lexicons_dir=args.lexicons,
                                    cache_dir=args.cache_dir, mlm=args.mlm)
     model_dirs = _suite_model_dirs(suite, out, data_dir)
-    runs = suite.run_specs(model_dirs)
-    by_model: dict[str, list] = {}
-    for spec in runs:
-        by_model.setdefault(spec.model_id, []).append(spec)
-    for model_id, specs in by_model.items():
-        todo = [s for s in specs if not run_is_complete(out / "runs" / s.run_id)]
-        print(f"[bench] model {model_id}: {len(specs) - len(todo)} of {len(specs)} runs already complete")
-        if not todo:
-            continue
-        model, tokenizer = load_model_and_tokenizer(model_dirs[model_id])
-        cache = LayerLogitsCache()  # one per model: a text is encoded once across patience settings and recipes
-        for i, spec in enumerate(todo, 1):
-            print(f"[bench] run {i}/{len(todo)}: {spec.run_id}")
-            run_attack(spec, out / "runs" / spec.run_id, resources=resources, cache=cache, model=model,
-                       tokenizer=tokenizer, command=command)
+    # Recipe-major order: an interrupted suite leaves whole recipes compared across every setting.
+    runs = sorted(suite.run_specs(model_dirs), key=lambda s: suite.recipes.index(s.recipe))
+    todo = [s for s in runs if not run_is_complete(out / "runs" / s.run_id)]
+    print(f"[bench] {len(runs) - len(todo)} of {len(runs)} runs already complete")
+    loaded: dict[str, tuple] = {}  # model id -> (model, tokenizer, cache)
+    for i, spec in enumerate(todo, 1):
+        if spec.model_id not in loaded:
+            model, tokenizer = load_model_and_tokenizer(model_dirs[spec.model_id])
+            # one cache per model: a text is encoded once across patience settings and recipes
+            loaded[spec.model_id] = (model, tokenizer, LayerLogitsCache())
+        model, tokenizer, cache = loaded[spec.model_id]
+        print(f"[bench] run {i}/{len(todo)}: {spec.run_id}")
+        run_attack(spec, out / "runs" / spec.run_id, resources=resources, cache=cache, model=model,
+                   tokenizer=tokenizer, command=command)
     md, html = write_report([out / "runs"], out, provenance={"suite": str(args.suite), "command": command})
     print(f"[bench] report: {md} and {html}")
     return 0

@@ -134,6 +134,23 @@ def _versus_baseline(where: str, base: pd.Series, best: pd.Series, runs: dict[st
             f"{_pct(base['accuracy_under_attack'])} (McNemar p = {accuracy.p_value:.3g} over {accuracy.n} examples).")
 
 
+#: A setting that gives one class to at least this share of its clean texts is flagged as near-constant.
+NEAR_CONSTANT_SHARE = 0.95
+
+
+def _near_constant(where: str, rows: pd.DataFrame, runs: dict[str, Run]) -> list[str]:
+    """Flag settings whose clean predictions are (nearly) one class: an attack cannot flip a constant
+    classifier, so their low success rate is not robustness."""
+    out = []
+    for _, row in rows.iterrows():
+        share = runs[row["run_id"]].records["orig_pred"].value_counts(normalize=True).max()
+        if share >= NEAR_CONSTANT_SHARE:
+            out.append(f"{where}: {_setting(row)} predicts one class for {_pct(share)} of the clean texts (clean "
+                       f"accuracy {_pct(row['original_accuracy'])}); its success rate of "
+                       f"{_pct(row['attack_success_rate'])} reflects a near-constant classifier, not robustness.")
+    return out
+
+
 def _facet_findings(where: str, rows: pd.DataFrame, runs: dict[str, Run]) -> list[str]:
     rated = rows[rows["attack_success_rate"].notna()]
     if rated.empty:
@@ -159,6 +176,7 @@ def _facet_findings(where: str, rows: pd.DataFrame, runs: dict[str, Run]) -> lis
                        f"computed per attacked example from {first.mean_layers_computed:.1f} to "
                        f"{last.mean_layers_computed:.1f}, TextAttack queries from {first.mean_queries:.1f} to "
                        f"{last.mean_queries:.1f}.")
+    out += _near_constant(where, rated, runs)
     shifts = pabee[pabee["exit_shift"].notna() & (pabee["exit_shift"] != 0)]
     if not shifts.empty:
         row = shifts.loc[shifts["exit_shift"].abs().idxmax()]

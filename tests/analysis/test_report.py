@@ -111,3 +111,13 @@ def test_report_html_renders_in_chromium(report, tmp_path):
                            "--height", "1200"], capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, done.stderr
     assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_near_constant_settings_are_flagged(suite_out):
+    runs = load_runs(suite_out)
+    summary = summarize(runs)
+    assert not any("near-constant" in line for line in findings(summary, runs))
+    target = next(r for r in runs if r.spec.get("patience") == 1)
+    target.records["orig_pred"] = 1  # every clean text gets class 1
+    lines = [line for line in findings(summary, runs) if "near-constant" in line]
+    assert len(lines) == 1 and "predicts one class for 100.0% of the clean texts" in lines[0]

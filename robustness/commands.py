@@ -50,11 +50,24 @@ def cmd_evaluate(args: argparse.Namespace, command: str) -> int:
     return 0
 
 
-def cmd_attack(args: argparse.Namespace, command: str) -> int:
-    patience = parse_patience(args.patience)
+def _resources(args: argparse.Namespace, nltk_data: str | None = None):
+    """Resources from flags (else env vars), with TextAttack imported offline-safely *before* any module that
+    imports it at load time (the wrapper, the runner)."""
     from robustness.recipes import Resources
-    from robustness.runner import run_attack
+    from robustness.textattack_compat import import_textattack
+
+    resources = Resources.from_args(nltk_data=args.nltk_data or nltk_data, lexicons_dir=args.lexicons,
+                                    cache_dir=args.cache_dir, mlm=args.mlm)
+    import_textattack(resources.nltk_data, offline=resources.offline)
+    return resources
+
+
+def cmd_attack(args: argparse.Namespace, command: str) -> int:
     from robustness.specs import RunSpec
+
+    patience = parse_patience(args.patience)
+    resources = _resources(args)
+    from robustness.runner import run_attack
 
     spec = RunSpec(
         model_id=Path(args.model).name, model_dir=str(args.model), recipe=args.recipe, dataset=args.dataset,
@@ -62,8 +75,6 @@ def cmd_attack(args: argparse.Namespace, command: str) -> int:
         query_budget=args.query_budget, batch_size=args.batch_size, max_length=args.max_length, stock=args.stock,
         data_dir=args.data_dir,
     )
-    resources = Resources.from_args(nltk_data=args.nltk_data, lexicons_dir=args.lexicons, cache_dir=args.cache_dir,
-                                   mlm=args.mlm)
     run_dir = run_attack(spec, Path(args.out), resources=resources, command=command)
     print(f"run complete: {run_dir}")
     return 0
@@ -97,18 +108,17 @@ def _suite_model_dirs(suite, out: Path, data_dir: str | None) -> dict[str, str]:
 
 def cmd_bench(args: argparse.Namespace, command: str) -> int:
     from robustness.models.pabee import load_model_and_tokenizer
-    from robustness.recipes import Resources
     from robustness.report import write_report
-    from robustness.runner import run_attack, run_is_complete
     from robustness.specs import load_suite
-    from robustness.wrapper import LayerLogitsCache
 
     suite = load_suite(args.suite)
     data_dir = args.data_dir or suite.data_dir
     suite = dataclasses.replace(suite, data_dir=data_dir)
     out = Path(args.out)
-    resources = Resources.from_args(nltk_data=args.nltk_data or suite.nltk_data, lexicons_dir=args.lexicons,
-                                   cache_dir=args.cache_dir, mlm=args.mlm)
+    resources = _resources(args, suite.nltk_data)
+    from robustness.runner import run_attack, run_is_complete
+    from robustness.wrapper import LayerLogitsCache
+
     model_dirs = _suite_model_dirs(suite, out, data_dir)
     # Recipe-major order: an interrupted suite leaves whole recipes compared across every setting.
     runs = sorted(suite.run_specs(model_dirs), key=lambda s: suite.recipes.index(s.recipe))
@@ -187,13 +197,12 @@ def cmd_ls(args: argparse.Namespace, command: str) -> int:
         for info in REGISTRY.values():
             print(f"{info.name:16s} splits={','.join(info.splits)} labels={','.join(info.label_names)}")
     else:
-        from robustness.analysis.aggregate import find_runs
-        from robustness.runner import run_is_complete
+        from robustness.analysis.aggregate import find_runs, load_run
 
         if not args.path:
             raise ValueError("ls runs needs a directory")
         for run in find_runs([Path(args.path)]):
-            print(f"{'complete' if run_is_complete(run) else 'partial ':9s} {run}")
+            print(f"{'complete' if load_run(run).complete else 'partial ':9s} {run}")
     return 0
 
 

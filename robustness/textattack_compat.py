@@ -120,8 +120,9 @@ def import_textattack(nltk_data: str | os.PathLike[str] | None = None, offline: 
     try:
         with guard:
             module = importlib.import_module("textattack")
-    except LookupError as err:  # nltk resource missing (stopwords are read at import)
-        raise RuntimeError(f"textattack needs NLTK data (stopwords, wordnet, tagger): set NLTK_DATA; {err}") from err
+    except LookupError as err:  # nltk resource missing (stopwords are read at import); NLTK's text is many lines
+        raise ValueError("TextAttack needs NLTK data (stopwords, wordnet, tagger): pass --nltk-data DIR or set "
+                         "NLTK_DATA") from err
     finally:
         for name, value in saved.items():
             if value is None:

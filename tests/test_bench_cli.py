@@ -1,0 +1,98 @@
+"""`robustness bench` end to end on tiny models, then aggregate / report / compare / ls on its output."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+SHARED = Path(os.environ.get("ROBUSTNESS_SHARED", Path(__file__).resolve().parents[1].parent / "shared"))
+if not (SHARED / "nltk_data").is_dir():
+    pytest.skip(f"offline NLTK data not found under {SHARED} (set ROBUSTNESS_SHARED)", allow_module_level=True)
+
+from robustness.cli import main  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def suite_out(tmp_path_factory, tiny_pabee_dir, tiny_full_dir):
+    root = tmp_path_factory.mktemp("bench")
+    (root / "data" / "sst2").mkdir(parents=True)
+    sentences = ["a gripping , beautifully acted film", "dull and lifeless", "an instant classic",
+                 "i have never been so bored"]
+    pd.DataFrame({"sentence": sentences, "label": [1, 0, 1, 0], "idx": range(4)}).to_parquet(
+        root / "data" / "sst2" / "validation.parquet")
+    suite = root / "tiny.toml"
+    suite.write_text(
+        '[suite]\nname = "tiny"\ndataset = "glue/sst2"\nn = 4\nquery_budget = 10\nbatch_size = 4\n'
+        'recipes = ["deepwordbug"]\npatience = [1, "full"]\n'
+        f'[[models]]\nid = "tp"\nhead = "pabee"\npath = "{tiny_pabee_dir}"\n'
+        f'[[models]]\nid = "tf"\nhead = "full"\npath = "{tiny_full_dir}"\n'
+    )
+    out = root / "out"
+    argv = ["bench", str(suite), "--out", str(out), "--data-dir", str(root / "data"),
+            "--nltk-data", str(SHARED / "nltk_data")]
+    assert main(argv) == 0
+    return suite, out, argv
+
+
+def test_bench_writes_runs_and_report(suite_out):
+    _, out, _ = suite_out
+    runs = sorted(p.name for p in (out / "runs").iterdir())
+    assert len(runs) == 3 and runs[0].startswith("tf-pfull_deepwordbug_sst2_")
+    for run in (out / "runs").iterdir():
+        assert json.loads((run / "run.json").read_text())["status"] == "complete"
+        assert len((run / "records.jsonl").read_text().splitlines()) == 4
+    summary = pd.read_csv(out / "tables" / "summary.csv")
+    assert len(summary) == 3
+    html = (out / "report.html").read_text()
+    assert "data:image/png;base64" in html and 'src="http' not in html
+
+
+def test_bench_rerun_skips_complete_runs(suite_out, capsys):
+    _, out, argv = suite_out
+    before = {p: p.read_bytes() for p in (out / "runs").glob("*/records.jsonl")}
+    capsys.readouterr()
+    assert main(argv) == 0
+    assert "3 of 3 runs already complete" in capsys.readouterr().out
+    assert {p: p.read_bytes() for p in before} == before
+
+
+def test_aggregate_report_compare_ls(suite_out, tmp_path, capsys):
+    _, out, _ = suite_out
+    assert main(["aggregate", str(out), "--out", str(tmp_path / "agg")]) == 0
+    assert (tmp_path / "agg" / "tables" / "summary.csv").is_file()
+    assert main(["report", str(out / "runs"), "--out", str(tmp_path / "rep")]) == 0
+    assert (tmp_path / "rep" / "report.md").is_file()
+    capsys.readouterr()
+    assert main(["compare", "--from", str(out), "tp@1", "tf@full"]) == 0
+    text = capsys.readouterr().out
+    assert "attack_success_rate" in text and "tp-p1_deepwordbug" in text
+    assert main(["ls", "runs", str(out)]) == 0
+    assert capsys.readouterr().out.count("complete") == 3
+    assert main(["compare", "--from", str(out), "tp@7", "tf@full"]) == 2
+    assert "found none" in capsys.readouterr().err
+
+
+def test_bench_rejects_unknown_train_keys(tmp_path, capsys):
+    suite = tmp_path / "bad.toml"
+    suite.write_text('[suite]\nname = "b"\ndataset = "glue/sst2"\nrecipes = ["pwws"]\n'
+                     '[[models]]\nid = "m"\n[models.train]\nepochz = 3\n')
+    assert main(["bench", str(suite), "--out", str(tmp_path / "o")]) == 2
+    assert "unknown train keys ['epochz']" in capsys.readouterr().err
+
+
+def test_missing_nltk_data_is_one_line(tmp_path, capsys):
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "NLTK_DATA"}
+    env.update(HOME=str(tmp_path), HF_HUB_OFFLINE="1")  # no ~/nltk_data either
+    proc = subprocess.run([sys.executable, "-m", "robustness.cli", "attack", "--model", "m", "--recipe", "pwws",
+                           "--out", str(tmp_path / "r")], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2
+    # (a first import under a new HOME also logs TextAttack's own "post-install" lines before ours)
+    assert proc.stderr.strip().splitlines()[-1] == ("robustness attack: error: TextAttack needs NLTK data (stopwords, wordnet, "
+                                   "tagger): pass --nltk-data DIR or set NLTK_DATA")

@@ -94,5 +94,6 @@ def test_missing_nltk_data_is_one_line(tmp_path, capsys):
                            "--out", str(tmp_path / "r")], env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 2
     # (a first import under a new HOME also logs TextAttack's own "post-install" lines before ours)
-    assert proc.stderr.strip().splitlines()[-1] == ("robustness attack: error: TextAttack needs NLTK data (stopwords, wordnet, "
-                                   "tagger): pass --nltk-data DIR or set NLTK_DATA")
+    assert proc.stderr.strip().splitlines()[-1] == (
+        "robustness attack: error: TextAttack needs NLTK data (stopwords, wordnet, tagger): pass --nltk-data DIR or "
+        "set NLTK_DATA")

@@ -18,6 +18,7 @@ import pandas as pd
 
 from robustness.analysis import metrics as m
 from robustness.records import RECORD_FIELDS, read_records
+from robustness.specs import patience_label
 
 KEY = ["model_id", "head", "patience", "recipe", "dataset"]
 
@@ -47,13 +48,6 @@ class Run:
     def label(self) -> str:
         """Short readable setting name, e.g. ``pabee-minilm p=2 textfooler``."""
         return f"{self.spec['model_id']} p={patience_label(self.spec.get('patience'))} {self.spec['recipe']}"
-
-
-def patience_label(patience: Any) -> str:
-    """``None``/NaN → ``"full"``; an int → its string."""
-    if patience is None or (isinstance(patience, float) and math.isnan(patience)) or patience is pd.NA:
-        return "full"
-    return str(int(patience))
 
 
 def _read_json(path: Path) -> dict[str, Any]:

@@ -27,20 +27,22 @@ def sweep(model, tokenizer, args, patiences, resources, root: Path, shared: bool
     from robustness.wrapper import LayerLogitsCache
 
     cache = LayerLogitsCache() if shared else None
-    encoded, records = 0, {}
+    encoded, records, per_run = 0, {}, {}
     start = time.perf_counter()
     for patience in patiences:
+        run_start = time.perf_counter()
         spec = RunSpec(model_id=Path(args.model).name, model_dir=str(args.model), recipe=args.recipe,
                        dataset=args.dataset, patience=patience, split=args.split, n=args.n, seed=args.seed,
                        query_budget=args.query_budget, batch_size=args.batch_size, data_dir=args.data_dir)
         out = root / patience_label(patience)
         run_attack(spec, out, resources=resources, progress=False, model=model, tokenizer=tokenizer, cache=cache)
+        per_run[patience_label(patience)] = time.perf_counter() - run_start
         if not shared:
             encoded += json.loads((out / "run.json").read_text())["cache"]["misses"]
         records[patience_label(patience)] = [{k: v for k, v in r.items() if k != "attack_time_s"}
                                              for r in read_records(out / "records.jsonl")]
     elapsed = time.perf_counter() - start
-    return elapsed, cache.misses if shared else encoded, records
+    return elapsed, cache.misses if shared else encoded, records, per_run
 
 
 def main() -> int:
@@ -76,24 +78,34 @@ def main() -> int:
     resources = Resources.from_args(nltk_data=args.nltk_data)
     model, tokenizer = load_model_and_tokenizer(args.model)
     times: dict[str, list[float]] = {"shared": [], "separate": []}
+    one_run: dict[str, list[float]] = {}  # separate mode: seconds of each setting's own run
     with tempfile.TemporaryDirectory() as workdir:
         for rep in range(args.reps):
             for mode in (("shared", "separate") if rep % 2 == 0 else ("separate", "shared")):
                 root = Path(workdir) / f"{mode}-{rep}"
-                seconds, encoded, records = sweep(model, tokenizer, args, patiences, resources, root, mode == "shared")
+                seconds, encoded, records, per_run = sweep(model, tokenizer, args, patiences, resources, root,
+                                                           mode == "shared")
                 times[mode].append(seconds)
+                if mode == "separate":
+                    for label, value in per_run.items():
+                        one_run.setdefault(label, []).append(value)
                 if mode == "shared":
                     shared_encoded, shared_records = encoded, records
                 else:
                     separate_encoded, separate_records = encoded, records
     median = {mode: statistics.median(values) for mode, values in times.items()}
     same = {label: shared_records[label] == separate_records[label] for label in shared_records}
+    single = {label: statistics.median(values) for label, values in one_run.items()}
+    mean_single = statistics.mean(single.values())
     summary = {"shared_s": median["shared"], "separate_s": median["separate"],
                "time_ratio_shared_over_separate": median["shared"] / median["separate"],
+               "one_run_s": single, "shared_over_mean_one_run": median["shared"] / mean_single,
                "encoded_shared": shared_encoded, "encoded_separate": separate_encoded, "same_records": same,
                "times_s": times}
     print(f"{args.recipe} on {len(patiences)} settings x {args.n} examples: shared {median['shared']:.1f}s, "
           f"separate {median['separate']:.1f}s, ratio shared/separate {summary['time_ratio_shared_over_separate']:.2f}")
+    print(f"one separate run: {', '.join(f'{k} {v:.1f}s' for k, v in single.items())}; whole shared sweep / mean "
+          f"one run = {summary['shared_over_mean_one_run']:.2f}")
     print(f"texts encoded: shared {shared_encoded}, separate {separate_encoded}; identical records: {same}")
     if args.json:
         Path(args.json).write_text(json.dumps({"args": vars(args), "results": summary}, indent=2) + "\n")

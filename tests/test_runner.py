@@ -167,3 +167,33 @@ def test_a_run_locked_by_another_process_is_refused(tiny_pabee_dir, data_dir, tm
     assert not (out / "records.jsonl").exists()
     run_attack(make_spec(tiny_pabee_dir, data_dir, n=1), out, progress=False)
     assert run_is_complete(out)
+
+
+def test_sigkill_then_rerun_gives_identical_records(full_run, tiny_pabee_dir, data_dir, tmp_path):
+    """A real process killed with SIGKILL at an arbitrary moment (here: right after its first record)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    out = tmp_path / "sigkilled"
+    argv = [sys.executable, "-m", "robustness.cli", "attack", "--model", str(tiny_pabee_dir), "--patience", "1",
+            "--recipe", "deepwordbug", "--dataset", "sst2", "--n", str(len(SENTENCES)), "--seed", "0",
+            "--query-budget", "12", "--batch-size", "4", "--data-dir", str(data_dir), "--out", str(out)]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    records = out / "records.jsonl"
+    deadline = time.monotonic() + 240
+    while proc.poll() is None and time.monotonic() < deadline:
+        if records.exists() and records.stat().st_size > 0:
+            proc.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.01)
+    proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+    assert not run_is_complete(out)
+    assert subprocess.run(argv, env=env, capture_output=True, timeout=240).returncode == 0
+    spec_model_id = json.loads((out / "spec.json").read_text())["model_id"]
+    assert spec_model_id == Path(tiny_pabee_dir).name
+    ours = [{k: v for k, v in r.items() if k != "attack_time_s"} for r in read_records(records)]
+    assert ours == without_time(read_records(full_run / "records.jsonl"))

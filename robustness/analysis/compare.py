@@ -120,12 +120,14 @@ def _setting(row: pd.Series) -> str:
     return f"{row['model_id']} at patience {row['patience_label']}"
 
 
-def _versus_baseline(where: str, base: pd.Series, best: pd.Series, runs: dict[str, Run]) -> str:
+def _versus_baseline(where: str, base: pd.Series, best: pd.Series, runs: dict[str, Run],
+                     verdicts: list[tuple[str, bool]]) -> str:
     success = paired_test(runs[base["run_id"]], runs[best["run_id"]], "attack_success_rate")
     accuracy = paired_test(runs[base["run_id"]], runs[best["run_id"]], "accuracy_under_attack")
     delta = best["attack_success_rate"] - base["attack_success_rate"]
     relation = "lower than" if delta < 0 else "higher than" if delta > 0 else "equal to"
     verdict = "significant" if success.p_value < 0.05 else "not significant"
+    verdicts.append((f"{where} (patience {best['patience_label']})", delta < 0 and success.p_value < 0.05))
     return (f"{where}: {best['model_id']} at its lowest-success patience ({best['patience_label']}; success rate "
             f"{_rate(best)}) is "
             f"{relation} baseline {base['model_id']} ({_rate(base)}); exact McNemar test on attack success over "
@@ -151,7 +153,8 @@ def _near_constant(where: str, rows: pd.DataFrame, runs: dict[str, Run]) -> list
     return out
 
 
-def _facet_findings(where: str, rows: pd.DataFrame, runs: dict[str, Run]) -> list[str]:
+def _facet_findings(where: str, rows: pd.DataFrame, runs: dict[str, Run],
+                    verdicts: list[tuple[str, bool]]) -> list[str]:
     rated = rows[rows["attack_success_rate"].notna()]
     if rated.empty:
         return [f"{where}: no example was attacked (every clean prediction was already wrong)."]
@@ -167,7 +170,7 @@ def _facet_findings(where: str, rows: pd.DataFrame, runs: dict[str, Run]) -> lis
         # Each PABEE model's best patience against the baselines of the same depth (all, if none has it).
         best = group.sort_values(["attack_success_rate", "accuracy_under_attack"], ascending=[True, False]).iloc[0]
         same_depth = bases[bases["num_layers"] == best["num_layers"]]
-        out += [_versus_baseline(where, base, best, runs)
+        out += [_versus_baseline(where, base, best, runs, verdicts)
                 for _, base in (same_depth if len(same_depth) else bases).iterrows()]
         if len(group) > 1:
             first, last = group.sort_values("patience", na_position="last").iloc[[0, -1]].itertuples()
@@ -202,8 +205,18 @@ def findings(summary: pd.DataFrame, runs: list[Run]) -> list[str]:
         raise ValueError("no settings to report")
     by_id = {run.run_id: run for run in runs}
     out: list[str] = []
+    verdicts: list[tuple[str, bool]] = []  # (facet, PABEE's best patience significantly less attackable)
     for (dataset, recipe), rows in summary.groupby(["dataset", "recipe"], sort=True):
-        out += _facet_findings(f"{recipe} on {dataset}", rows, by_id)
+        out += _facet_findings(f"{recipe} on {dataset}", rows, by_id, verdicts)
+    if verdicts:
+        wins = [facet for facet, win in verdicts if win]
+        verdict = (f"Is PABEE more robust than the full-depth baseline? In {len(wins)} of {len(verdicts)} "
+                   "comparisons its lowest-success patience has a significantly lower attack success rate (exact "
+                   "McNemar, p < 0.05)")
+        verdict += f": {'; '.join(wins)}." if wins else "."
+        if len(wins) < len(verdicts):
+            verdict += " In the others the difference is not significant or favours the baseline."
+        out.insert(0, verdict)
     widths = (summary["attack_success_rate_ci_high"] - summary["attack_success_rate_ci_low"]).dropna()
     if not widths.empty:
         low, high = int(summary["n"].min()), int(summary["n"].max())

@@ -61,6 +61,8 @@ def test_findings_are_generated_from_the_numbers(suite_out):
     assert "is lower than baseline bert-base" in text and "over the 2 examples attacked in both: p = 1" in text
     assert "adversarial texts exit 0.33 layers later" in text  # p=1: exits 2,3,2 vs 2,2,2
     assert "Every run has 4 examples" in text
+    assert lines[0].startswith("Is PABEE more robust than the full-depth baseline? In 0 of ")
+    assert lines[0].endswith("In the others the difference is not significant or favours the baseline.")
 
 
 @pytest.fixture(scope="module")

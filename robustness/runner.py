@@ -16,14 +16,11 @@ import contextlib
 import hashlib
 import json
 import logging
-import os
-import platform
 import random
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,8 +28,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-import robustness
 from robustness.data import load_examples
+from robustness.provenance import versions, write_json_atomic
 from robustness.records import SCHEMA_VERSION, AttackRecord, append_record, read_records, truncate_torn_tail
 from robustness.specs import RunSpec
 from robustness.textattack_compat import import_textattack
@@ -46,17 +43,6 @@ _MODEL_FIELDS = ("num_layers", "head", "label_names")
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
-    """Write ``data`` to ``path`` via a temporary file and ``os.replace`` (readers never see half a file)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=2, sort_keys=True)
-        handle.write("\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -75,16 +61,6 @@ def _seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def versions() -> dict[str, str]:
-    found = {"robustness": robustness.__version__, "python": platform.python_version()}
-    for package in ("torch", "transformers", "textattack"):
-        try:
-            found[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:  # pragma: no cover
-            found[package] = "unknown"
-    return found
 
 
 def _spec_content(spec: RunSpec, model: Any) -> dict[str, Any]:

@@ -4,9 +4,6 @@ length-bucketed batches, validation after every epoch, ``train.json`` beside the
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
-import platform
 import random
 import time
 from dataclasses import dataclass
@@ -19,6 +16,7 @@ from transformers import AutoTokenizer, get_linear_schedule_with_warmup
 
 from robustness.batching import bucketed_batches, encode, token_lengths
 from robustness.data import load_examples
+from robustness.provenance import versions, write_json_atomic
 
 
 def default_backbone() -> str:
@@ -67,15 +65,6 @@ def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
-
-
-def _versions() -> dict[str, str]:
-    import transformers
-
-    from robustness import __version__
-
-    return {"robustness": __version__, "torch": torch.__version__, "transformers": transformers.__version__,
-            "python": platform.python_version()}
 
 
 def train_model(config: TrainConfig, *, progress: bool = True, overwrite: bool = False) -> Path:
@@ -134,8 +123,6 @@ def train_model(config: TrainConfig, *, progress: bool = True, overwrite: bool =
     record = {"config": {**dataclasses.asdict(config), "backbone": backbone}, "num_train": len(train),
               "num_eval": len(val), "num_layers": model.num_layers, "history": history,
               "wall_time_s": time.perf_counter() - start, "torch_threads": torch.get_num_threads(),
-              "versions": _versions()}
-    tmp = out / "train.json.tmp"
-    tmp.write_text(json.dumps(record, indent=2))
-    os.replace(tmp, out / "train.json")
+              "versions": versions()}
+    write_json_atomic(out / "train.json", record)
     return out

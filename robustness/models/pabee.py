@@ -1,9 +1,10 @@
 """PABEE classifier (Zhou et al. 2020, "BERT Loses Patience") over a Hugging Face encoder.
 
-Layers are numbered 1..L. Internal classifier i reads layer i's pooled [CLS] state:
-``logits_i = W_i · dropout(pool(h_i[:, 0])) + b_i``. ``pool`` is the backbone's own pooler (dense + tanh)
-shared by all layers when the backbone has one (BERT, ALBERT, RoBERTa via ``AutoModel``; as in the
-reference code), else a new dense + tanh pooler shared across layers (DistilBERT).
+Layers are numbered 1..L. Internal classifier i reads layer i's pooled state:
+``logits_i = W_i · dropout(pool(r_i)) + b_i`` with ``r_i`` the [CLS] state ``h_i[:, 0]`` (``pooling="cls"``,
+the paper) or the masked mean of the token states (``pooling="mean"``). ``pool`` is the backbone's own
+pooler (dense + tanh) shared by all layers when the backbone has one (BERT, ALBERT, RoBERTa via ``AutoModel``;
+as in the reference code), else a new dense + tanh pooler shared across layers (DistilBERT).
 
 * ``head="pabee"``: one classifier per layer, loss ``Σ_i i·CE_i / Σ_i i`` (the reference weighting).
 * ``head="full"``: the baseline, one classifier on layer L, loss ``CE_L``.
@@ -13,8 +14,9 @@ Two inference modes agree exactly (tests check it): :meth:`PabeeModel.all_layer_
 :meth:`PabeeModel.early_exit`, which steps the backbone layer by layer and drops exited examples from
 the working batch. Exits are decided per example (:func:`robustness.models.exits.patience_exit`).
 
-On disk a model is ``config.json`` (a :class:`PabeeConfig`, which embeds the backbone config so the
-backbone is rebuilt without the hub) and ``model.safetensors``; the caller saves the tokenizer beside.
+On disk a model is ``config.json`` (a :class:`~robustness.models.config.PabeeConfig`, which embeds the
+backbone config so the backbone is rebuilt without the hub) and ``model.safetensors``; the caller saves the
+tokenizer beside.
 """
 
 from __future__ import annotations
@@ -23,17 +25,17 @@ import contextlib
 import copy
 import json
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 from safetensors.torch import load_model, save_model
 from torch import nn
 from torch.nn import functional as F
-from transformers import AutoConfig, AutoModel, AutoTokenizer, PretrainedConfig, PreTrainedTokenizerBase
+from transformers import AutoModel, AutoTokenizer, PretrainedConfig, PreTrainedTokenizerBase
 
 from robustness.models.backbones import get_adapter
+from robustness.models.config import HEADS, PabeeConfig, default_dropout
 from robustness.models.exits import _check_patience, patience_exit
 
 __all__ = [
@@ -47,74 +49,8 @@ __all__ = [
     "load_model_and_tokenizer",
 ]
 
-HEADS = ("pabee", "full")
-POOLINGS = ("cls", "mean")
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
-FORMAT = "robustness-pabee"
-FORMAT_VERSION = 1
-
-
-def _default_dropout(backbone_config: PretrainedConfig) -> float:
-    for name in ("classifier_dropout", "classifier_dropout_prob", "seq_classif_dropout", "hidden_dropout_prob"):
-        value = getattr(backbone_config, name, None)
-        if value is not None:
-            return float(value)
-    return 0.1
-
-
-@dataclass
-class PabeeConfig:
-    """Everything needed to rebuild a :class:`PabeeModel` offline; stored as ``config.json``."""
-
-    backbone: dict[str, Any]  # the backbone's PretrainedConfig.to_dict() (includes model_type)
-    head: str  # "pabee" (one classifier per layer) or "full" (one classifier on layer L)
-    num_labels: int
-    label_names: list[str]
-    num_layers: int  # L, transformer layers of the backbone
-    classifier_dropout: float = 0.1  # dropout before every internal classifier
-    own_pooler: bool = False  # True: a new dense+tanh pooler (backbone has none); False: the backbone's pooler
-    attn_implementation: str = "sdpa"  # "eager" or "sdpa" (both step identically); default: transformers' choice
-    backbone_source: str | None = None  # name or path the pretrained backbone came from (provenance only)
-    # What each internal classifier pools: "cls" (the layer's [CLS] state; the paper's choice) or "mean" (masked
-    # mean of the layer's token states, fed to the same pooler) for encoders trained with mean pooling, such as
-    # all-MiniLM-L6-v2, whose lower-layer [CLS] states barely vary with the input.
-    pooling: str = "cls"
-    extra: dict[str, Any] = field(default_factory=dict)  # free-form metadata kept across save/load
-
-    def __post_init__(self) -> None:
-        if self.head not in HEADS:
-            raise ValueError(f"head must be one of {list(HEADS)}, got {self.head!r}")
-        if isinstance(self.num_labels, bool) or not isinstance(self.num_labels, int) or self.num_labels < 2:
-            raise ValueError(f"num_labels must be an integer >= 2, got {self.num_labels!r}")
-        if len(self.label_names) != self.num_labels:
-            raise ValueError(f"label_names has {len(self.label_names)} names for {self.num_labels} labels")
-        if self.num_layers < 1:
-            raise ValueError(f"num_layers must be >= 1, got {self.num_layers}")
-        if self.pooling not in POOLINGS:
-            raise ValueError(f"pooling must be one of {list(POOLINGS)}, got {self.pooling!r}")
-        if not 0.0 <= self.classifier_dropout < 1.0:
-            raise ValueError(f"classifier_dropout must be in [0, 1), got {self.classifier_dropout}")
-        if "model_type" not in self.backbone:
-            raise ValueError("backbone config dict lacks model_type")
-        self.label_names = [str(name) for name in self.label_names]
-        self.backbone = json.loads(json.dumps(self.backbone))  # as stored on disk (e.g. id2label keys become str)
-
-    def backbone_config(self) -> PretrainedConfig:
-        """The backbone's config object, rebuilt from the stored dict (no hub access)."""
-        values = dict(self.backbone)
-        return AutoConfig.for_model(values.pop("model_type"), **values)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"format": FORMAT, "format_version": FORMAT_VERSION, **asdict(self)}
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> PabeeConfig:
-        if values.get("format") != FORMAT:
-            raise ValueError(f"not a PABEE model config (format != {FORMAT!r}); was it saved by PabeeModel?")
-        if values.get("format_version") != FORMAT_VERSION:
-            raise ValueError(f"unsupported PABEE config format_version {values.get('format_version')!r}")
-        return cls(**{k: v for k, v in values.items() if k not in ("format", "format_version")})
 
 
 @dataclass
@@ -198,7 +134,7 @@ class PabeeModel(nn.Module):
             num_labels=num_labels,
             label_names=list(label_names),
             num_layers=adapter.num_layers,
-            classifier_dropout=_default_dropout(backbone.config),
+            classifier_dropout=default_dropout(backbone.config),
             own_pooler=not adapter.has_pooler,
             attn_implementation=backbone.config._attn_implementation,
             backbone_source=source,

@@ -72,21 +72,42 @@ def time_early_exit(model, batches: list[dict], patience: Patience) -> float:
     return time.perf_counter() - start
 
 
+def paired_speedup(
+    baseline: Callable[[], object], candidate: Callable[[], object], *, repeats: int = 3,
+    clock: Callable[[], float] = time.perf_counter,
+) -> float:
+    """Median over ``repeats`` of t(baseline) / t(candidate), each repetition timed in ABBA order (baseline,
+    candidate, candidate, baseline) so that a linear drift of the machine's speed cancels out."""
+    if repeats < 1:
+        raise ValueError(f"repeats must be >= 1, got {repeats}")
+
+    def timed(fn: Callable[[], object]) -> float:
+        start = clock()
+        fn()
+        return clock() - start
+
+    ratios = []
+    for _ in range(repeats):
+        t_base = timed(baseline)
+        t_cand = timed(candidate) + timed(candidate)
+        t_base += timed(baseline)
+        ratios.append(t_base / t_cand)
+    return statistics.median(ratios)
+
+
 def wall_speedups(
     model, tokenizer, texts: Sequence[Text], *, batch_size: int = 32, max_length: int = 128, repeats: int = 3
 ) -> dict[str, float]:
-    """Median over ``repeats`` of (full-depth time / early-exit time) per patience, at one batch size, with
-    the settings interleaved inside each repetition so machine noise hits them alike."""
+    """Per patience, :func:`paired_speedup` of full depth against true early exit (same batches, length-sorted);
+    1.0 for full depth itself."""
     batches = [b for _, b in _batches(tokenizer, texts, batch_size, max_length)]
-    settings = patience_settings(model)
     time_early_exit(model, batches[:2], None)  # warm-up
-    ratios: dict[str, list[float]] = {patience_label(p): [] for p in settings}
-    for _ in range(repeats):
-        full = time_early_exit(model, batches, None)
-        for patience in settings:
-            elapsed = full if patience is None else time_early_exit(model, batches, patience)
-            ratios[patience_label(patience)].append(full / elapsed)
-    return {k: statistics.median(v) for k, v in ratios.items()}
+    out = {}
+    for patience in patience_settings(model):
+        out[patience_label(patience)] = 1.0 if patience is None else paired_speedup(
+            lambda: time_early_exit(model, batches, None),
+            lambda p=patience: time_early_exit(model, batches, p), repeats=repeats)
+    return out
 
 
 def evaluate_model(

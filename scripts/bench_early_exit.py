@@ -2,7 +2,8 @@
 
 For one PABEE model on a dataset split, at one batch size: one all-layer pass gives every patience's
 layer speed-up (L / mean exit layer); then true early exit (the batch shrinks as examples exit) and full
-depth are timed, interleaved, ``--repeats`` times, and the median ratio full/early is the wall speed-up.
+depth are timed in ABBA order (full, early, early, full; :func:`robustness.evaluate.paired_speedup`),
+``--repeats`` times, and the median ratio full/early is the wall speed-up.
 The script also evaluates the reference code's per-batch rule (one counter for the whole batch,
 ``torch.all``): its accuracy, layer speed-up and measured wall speed-up at the same batch size.
 
@@ -14,22 +15,19 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import time
 
 import torch
 
 from robustness.batching import encode, token_lengths
 from robustness.data import load_examples
-from robustness.evaluate import all_layer_logits
+from robustness.evaluate import all_layer_logits, paired_speedup
 from robustness.models.exits import reference_batch_patience_exit
 from robustness.models.pabee import load_model_and_tokenizer
 
 
-def _timed(fn, batches) -> float:
-    start = time.perf_counter()
+def _run(fn, batches) -> None:
     for batch in batches:
         fn(batch)
-    return time.perf_counter() - start
 
 
 def main() -> None:
@@ -57,16 +55,18 @@ def main() -> None:
     print(f"model={args.model} L={L} n={len(examples)} batch={args.batch_size} threads={torch.get_num_threads()} "
           f"mean_tokens={statistics.mean(token_lengths(tokenizer, examples.texts, args.max_length)):.1f}")
 
-    full = lambda b: model.early_exit(**b, patience=None)  # noqa: E731
+    def full() -> None:
+        _run(lambda b: model.early_exit(**b, patience=None), batches)
+
     settings = list(range(1, L))
-    _timed(full, batches[:3])  # warm-up
-    wall: dict[str, list[float]] = {f"{k}{p}": [] for p in settings for k in ("pabee", "reference")}
-    for _ in range(args.repeats):
-        t_full = _timed(full, batches)
-        for p in settings:
-            wall[f"pabee{p}"].append(t_full / _timed(lambda b, p=p: model.early_exit(**b, patience=p), batches))
-            wall[f"reference{p}"].append(
-                t_full / _timed(lambda b, p=p: model.reference_batch_early_exit(**b, patience=p), batches))
+    _run(lambda b: model.early_exit(**b, patience=None), batches[:3])  # warm-up
+    wall: dict[str, float] = {}
+    for p in settings:
+        wall[f"pabee{p}"] = paired_speedup(
+            full, lambda p=p: _run(lambda b: model.early_exit(**b, patience=p), batches), repeats=args.repeats)
+        wall[f"reference{p}"] = paired_speedup(
+            full, lambda p=p: _run(lambda b: model.reference_batch_early_exit(**b, patience=p), batches),
+            repeats=args.repeats)
 
     print("rule       patience  accuracy  mean_exit  layer_speedup  wall_speedup  wall/layer")
     for p in settings:
@@ -81,7 +81,7 @@ def main() -> None:
             acc = (chosen.argmax(-1) == gold).float().mean().item()
             mean_exit = exits.float().mean().item()
             layer_speedup = L / mean_exit
-            wall_speedup = statistics.median(wall[f"{rule}{p}"])
+            wall_speedup = wall[f"{rule}{p}"]
             print(f"{rule:10s} {p:8d}  {acc:8.4f}  {mean_exit:9.3f}  {layer_speedup:13.3f}  {wall_speedup:12.3f}"
                   f"  {wall_speedup / layer_speedup:10.3f}")
     full_acc = (logits[-1].argmax(-1) == gold).float().mean().item()

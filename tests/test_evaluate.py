@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from robustness.evaluate import EVAL_COLUMNS, accuracy_table, all_layer_logits, evaluate_model
+from robustness.evaluate import EVAL_COLUMNS, accuracy_table, all_layer_logits, evaluate_model, paired_speedup
 from robustness.models.pabee import load_model_and_tokenizer
 
 
@@ -68,3 +68,21 @@ def test_evaluate_model_columns_and_speedups(tiny_pabee_dir, tiny_texts):
     assert untimed["wall_speedup"].isna().all()
     with pytest.raises(ValueError, match="8 texts but 2 labels"):
         evaluate_model(model, tokenizer, tiny_texts, [0, 1])
+
+
+def test_paired_speedup_cancels_linear_drift():
+    """A machine that slows down by 10% per timed call: ABBA order still gives the true ratio 2."""
+    now, calls = [0.0], [0]
+
+    def work(cost: float):
+        def run() -> None:
+            now[0] += cost * (1 + 0.1 * calls[0])
+            calls[0] += 1
+
+        return run
+
+    ratio = paired_speedup(work(2.0), work(1.0), repeats=3, clock=lambda: now[0])
+    assert ratio == pytest.approx(2.0)
+    assert calls[0] == 12
+    with pytest.raises(ValueError, match="repeats must be >= 1"):
+        paired_speedup(work(1.0), work(1.0), repeats=0)

@@ -27,11 +27,35 @@ def cmd_train(args: argparse.Namespace, command: str) -> int:
     return 0
 
 
+class _StageBars:
+    """One progress bar per stage: opened at the stage's first update, closed when it reaches its total (or
+    when the next stage starts)."""
+
+    def __init__(self, tqdm) -> None:
+        self._tqdm, self._bar, self._desc = tqdm, None, None
+
+    def counter(self, desc: str, total: int, unit: str):
+        def update(n: int) -> None:
+            if self._desc != desc:
+                self.close()
+                self._bar, self._desc = self._tqdm(total=total, desc=desc, unit=unit), desc
+            self._bar.update(n)
+            if self._bar.n >= total:
+                self.close()
+
+        return update
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar, self._desc = None, None
+
+
 def cmd_evaluate(args: argparse.Namespace, command: str) -> int:
     from tqdm.auto import tqdm
 
     from robustness.data import load_examples
-    from robustness.evaluate import evaluate_model
+    from robustness.evaluate import evaluate_model, timed_repetitions
     from robustness.models.pabee import load_model_and_tokenizer
 
     out = Path(args.out)
@@ -40,9 +64,13 @@ def cmd_evaluate(args: argparse.Namespace, command: str) -> int:
         raise ValueError(f"no model at {args.model} (config.json missing)")
     examples = load_examples(args.dataset, args.split, data_dir=args.data_dir, limit=args.limit, seed=args.seed)
     model, tokenizer = load_model_and_tokenizer(args.model)
-    with tqdm(total=len(examples), desc="all-layer pass", unit="ex") as bar:
-        table = evaluate_model(model, tokenizer, examples.texts, examples.labels, batch_size=args.batch_size,
-                               max_length=args.max_length, timing_repeats=args.timing_repeats, progress=bar.update)
+    bars = _StageBars(tqdm)
+    table = evaluate_model(model, tokenizer, examples.texts, examples.labels, batch_size=args.batch_size,
+                           max_length=args.max_length, timing_repeats=args.timing_repeats,
+                           progress=bars.counter("all-layer pass", len(examples), "ex"),
+                           timing_progress=bars.counter("timing early exit vs full depth",
+                                                        timed_repetitions(model, args.timing_repeats), "rep"))
+    bars.close()
     out.parent.mkdir(parents=True, exist_ok=True)
     table.to_csv(out, index=False)
     print(table.to_string(index=False))

@@ -46,6 +46,11 @@ def patience_settings(model) -> list[Patience]:
     return [*range(1, model.num_layers), None] if model.head == "pabee" else [None]
 
 
+def timed_repetitions(model, repeats: int) -> int:
+    """How many timed repetitions :func:`wall_speedups` makes (full depth itself is not timed)."""
+    return sum(p is not None for p in patience_settings(model)) * max(repeats, 0)
+
+
 def accuracy_table(model, layer_logits: torch.Tensor, labels: Sequence[int]) -> pd.DataFrame:
     """One row per patience: accuracy, mean exit layer, layer speed-up = L / mean exit layer."""
     gold = torch.tensor(list(labels))
@@ -74,7 +79,7 @@ def time_early_exit(model, batches: list[dict], patience: Patience) -> float:
 
 def paired_speedup(
     baseline: Callable[[], object], candidate: Callable[[], object], *, repeats: int = 3,
-    clock: Callable[[], float] = time.perf_counter,
+    clock: Callable[[], float] = time.perf_counter, progress: Callable[[int], None] | None = None,
 ) -> float:
     """Median over ``repeats`` of t(baseline) / t(candidate), each repetition timed in ABBA order (baseline,
     candidate, candidate, baseline) so that a linear drift of the machine's speed cancels out."""
@@ -92,36 +97,41 @@ def paired_speedup(
         t_cand = timed(candidate) + timed(candidate)
         t_base += timed(baseline)
         ratios.append(t_base / t_cand)
+        if progress is not None:
+            progress(1)
     return statistics.median(ratios)
 
 
 def wall_speedups(
-    model, tokenizer, texts: Sequence[Text], *, batch_size: int = 32, max_length: int = 128, repeats: int = 3
+    model, tokenizer, texts: Sequence[Text], *, batch_size: int = 32, max_length: int = 128, repeats: int = 3,
+    progress: Callable[[int], None] | None = None,
 ) -> dict[str, float]:
     """Per patience, :func:`paired_speedup` of full depth against true early exit (same batches, length-sorted);
-    1.0 for full depth itself."""
+    1.0 for full depth itself. ``progress(1)`` after each timed repetition ((len(settings) − 1) × repeats)."""
     batches = [b for _, b in _batches(tokenizer, texts, batch_size, max_length)]
     time_early_exit(model, batches[:2], None)  # warm-up
     out = {}
     for patience in patience_settings(model):
         out[patience_label(patience)] = 1.0 if patience is None else paired_speedup(
             lambda: time_early_exit(model, batches, None),
-            lambda p=patience: time_early_exit(model, batches, p), repeats=repeats)
+            lambda p=patience: time_early_exit(model, batches, p), repeats=repeats, progress=progress)
     return out
 
 
 def evaluate_model(
     model, tokenizer, texts: Sequence[Text], labels: Sequence[int], *, batch_size: int = 32, max_length: int = 128,
     timing_repeats: int = 3, progress: Callable[[int], None] | None = None,
+    timing_progress: Callable[[int], None] | None = None,
 ) -> pd.DataFrame:
-    """The evaluation table (columns :data:`EVAL_COLUMNS`); ``timing_repeats=0`` leaves wall_speedup NaN."""
+    """The evaluation table (columns :data:`EVAL_COLUMNS`); ``timing_repeats=0`` leaves wall_speedup NaN.
+    ``progress`` counts texts of the all-layer pass, ``timing_progress`` timed repetitions."""
     if len(texts) != len(labels):
         raise ValueError(f"{len(texts)} texts but {len(labels)} labels")
     table = accuracy_table(model, all_layer_logits(model, tokenizer, texts, batch_size=batch_size,
                                                    max_length=max_length, progress=progress), labels)
     if timing_repeats > 0:
         speedups = wall_speedups(model, tokenizer, texts, batch_size=batch_size, max_length=max_length,
-                                 repeats=timing_repeats)
+                                 repeats=timing_repeats, progress=timing_progress)
         table["wall_speedup"] = table["patience"].map(speedups)
     else:
         table["wall_speedup"] = float("nan")

@@ -40,6 +40,8 @@ LEXICON_FILES = {
     "synonyms": ("ppdb_synonyms.txt",),
     "antonyms": ("ppdb_antonyms.txt", "wordnet_antonyms.txt"),
 }
+#: Every file counter-fitting reads: the vocabulary, then the synonym and antonym lexicons.
+LEXICON_FILE_NAMES = (LEXICON_FILES["vocabulary"], *LEXICON_FILES["synonyms"], *LEXICON_FILES["antonyms"])
 
 
 # A VSP term counts as violated only beyond float32 round-off of the renormalisation; otherwise an
@@ -70,6 +72,11 @@ class CounterFitConfig:
 
     def to_dict(self) -> dict[str, float | int]:
         return asdict(self)
+
+
+def missing_lexicons(lexicons_dir: str | Path) -> list[str]:
+    """Names in :data:`LEXICON_FILE_NAMES` that ``lexicons_dir`` lacks."""
+    return [name for name in LEXICON_FILE_NAMES if not (Path(lexicons_dir) / name).is_file()]
 
 
 def normalise_rows(vectors: np.ndarray) -> np.ndarray:
@@ -230,11 +237,7 @@ def counter_fit_glove(
     most frequent ones (for tests). Returns (words, unit-normalised vectors (N, 50) float32).
     """
     lexicons_dir = Path(lexicons_dir)
-    missing = [
-        name
-        for name in (LEXICON_FILES["vocabulary"], *LEXICON_FILES["synonyms"], *LEXICON_FILES["antonyms"])
-        if not (lexicons_dir / name).is_file()
-    ]
+    missing = missing_lexicons(lexicons_dir)
     if missing:
         raise ValueError(f"lexicons dir {lexicons_dir} lacks {', '.join(missing)}")
     if max_words is not None and max_words < 2:

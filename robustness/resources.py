@@ -1,6 +1,7 @@
 """Offline stand-ins for TextAttack's downloaded data: NLTK data and counter-fitted word embeddings.
 
-* NLTK data: a local dir (argument, else env ``NLTK_DATA``) with stopwords, WordNet and the POS tagger.
+* NLTK data: what a local NLTK data dir must hold (stopwords, WordNet, the POS tagger);
+  :func:`robustness.textattack_compat.configure_nltk` puts the dir on NLTK's path.
 * Word embeddings: TextAttack's counter-fitted Paragram vectors (an S3 download) are replaced by GloVe 6B
   50-d counter-fitted here with the original lexicons (:mod:`robustness.counterfit`), cached on disk.
 
@@ -38,19 +39,6 @@ def nltk_missing(path: str | os.PathLike[str]) -> list[str]:
     """Names in :data:`NLTK_REQUIRED` that ``path`` lacks."""
     root = Path(path)
     return [name for name, options in NLTK_REQUIRED.items() if not any((root / o).exists() for o in options)]
-
-
-def nltk_data_dir(explicit: str | os.PathLike[str] | None = None) -> str | None:
-    """NLTK data dir: ``explicit`` > env ``NLTK_DATA`` > None; ValueError if it lacks required data."""
-    path = os.fspath(explicit) if explicit is not None else os.environ.get("NLTK_DATA")
-    if not path:
-        return None
-    if not os.path.isdir(path):
-        raise ValueError(f"NLTK data dir {path} does not exist")
-    missing = nltk_missing(path)
-    if missing:
-        raise ValueError(f"NLTK data dir {path} lacks {', '.join(missing)}")
-    return path
 
 
 def lexicons_path(explicit: str | os.PathLike[str] | None = None) -> str | None:

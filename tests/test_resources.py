@@ -29,17 +29,10 @@ def make_nltk_dir(root: Path, skip: str | None = None) -> Path:
     return root
 
 
-def test_nltk_data_dir_precedence_and_checks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_nltk_missing_names_what_a_dir_lacks(tmp_path: Path) -> None:
     good = make_nltk_dir(tmp_path / "good")
     bad = make_nltk_dir(tmp_path / "bad", skip="wordnet")
-    monkeypatch.delenv("NLTK_DATA", raising=False)
-    assert res.nltk_data_dir() is None
-    monkeypatch.setenv("NLTK_DATA", str(bad))
-    with pytest.raises(ValueError, match="lacks wordnet"):
-        res.nltk_data_dir()
-    assert res.nltk_data_dir(good) == str(good)  # the argument wins over the env var
-    with pytest.raises(ValueError, match="does not exist"):
-        res.nltk_data_dir(tmp_path / "nope")
+    assert res.nltk_missing(good) == []
     assert res.nltk_missing(bad) == ["wordnet"]
 
 

@@ -6,7 +6,7 @@ import argparse
 import dataclasses
 from pathlib import Path
 
-from robustness.specs import parse_patience
+from robustness.suite.specs import parse_patience
 
 
 def _refuse_existing_file(path: Path, overwrite: bool) -> None:
@@ -55,7 +55,7 @@ def cmd_evaluate(args: argparse.Namespace, command: str) -> int:
     from tqdm.auto import tqdm
 
     from robustness.data import load_examples
-    from robustness.evaluate import evaluate_model, timed_repetitions
+    from robustness.models.evaluate import evaluate_model, timed_repetitions
     from robustness.models.pabee import load_model_and_tokenizer
 
     out = Path(args.out)
@@ -81,8 +81,8 @@ def cmd_evaluate(args: argparse.Namespace, command: str) -> int:
 def _resources(args: argparse.Namespace, nltk_data: str | None = None):
     """Resources from flags (else env vars), with TextAttack imported offline-safely *before* any module that
     imports it at load time (the wrapper, the runner)."""
-    from robustness.recipes import Resources
-    from robustness.textattack_compat import import_textattack
+    from robustness.attack.recipes import Resources
+    from robustness.resources.textattack_compat import import_textattack
 
     resources = Resources.from_args(nltk_data=args.nltk_data or nltk_data, lexicons_dir=args.lexicons,
                                     cache_dir=args.cache_dir, mlm=args.mlm)
@@ -91,11 +91,11 @@ def _resources(args: argparse.Namespace, nltk_data: str | None = None):
 
 
 def cmd_attack(args: argparse.Namespace, command: str) -> int:
-    from robustness.specs import RunSpec
+    from robustness.suite.specs import RunSpec
 
     patience = parse_patience(args.patience)
     resources = _resources(args)
-    from robustness.runner import run_attack
+    from robustness.attack.runner import run_attack
 
     spec = RunSpec(
         model_id=Path(args.model).name, model_dir=str(args.model), recipe=args.recipe, dataset=args.dataset,
@@ -137,15 +137,15 @@ def _suite_model_dirs(suite, out: Path, data_dir: str | None) -> dict[str, str]:
 def cmd_bench(args: argparse.Namespace, command: str) -> int:
     from robustness.models.pabee import load_model_and_tokenizer
     from robustness.report import write_report
-    from robustness.specs import load_suite
+    from robustness.suite.specs import load_suite
 
     suite = load_suite(args.suite)
     data_dir = args.data_dir or suite.data_dir
     suite = dataclasses.replace(suite, data_dir=data_dir)
     out = Path(args.out)
     resources = _resources(args, suite.nltk_data)
-    from robustness.runner import run_attack, run_is_complete
-    from robustness.wrapper import LayerLogitsCache
+    from robustness.attack.runner import run_attack, run_is_complete
+    from robustness.attack.wrapper import LayerLogitsCache
 
     model_dirs = _suite_model_dirs(suite, out, data_dir)
     # Recipe-major order: an interrupted suite leaves whole recipes compared across every setting.
@@ -215,7 +215,7 @@ def cmd_compare(args: argparse.Namespace, command: str) -> int:
 
 def cmd_ls(args: argparse.Namespace, command: str) -> int:
     if args.what == "recipes":
-        from robustness.recipes import RECIPES
+        from robustness.attack.recipes import RECIPES
 
         for info in RECIPES.values():
             print(f"{info.name:16s} {info.description}")
@@ -235,7 +235,7 @@ def cmd_ls(args: argparse.Namespace, command: str) -> int:
 
 
 def cmd_doctor(args: argparse.Namespace, command: str) -> int:
-    from robustness.doctor import doctor, recipe_availability
+    from robustness.resources.doctor import doctor, recipe_availability
 
     for status in doctor(nltk_data=args.nltk_data, lexicons_dir=args.lexicons, mlm=args.mlm):
         print(f"[{'ok' if status.available else '--'}] {status.name}: {status.detail}")

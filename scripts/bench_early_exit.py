@@ -2,7 +2,7 @@
 
 For one PABEE model on a dataset split, at one batch size: one all-layer pass gives every patience's
 layer speed-up (L / mean exit layer); then true early exit (the batch shrinks as examples exit) and full
-depth are timed in ABBA order (full, early, early, full; :func:`robustness.evaluate.paired_speedup`),
+depth are timed in ABBA order (full, early, early, full; :func:`robustness.models.evaluate.paired_speedup`),
 ``--repeats`` times, and the median ratio full/early is the wall speed-up.
 The script also evaluates the reference code's per-batch rule (one counter for the whole batch,
 ``torch.all``): its accuracy, layer speed-up and measured wall speed-up at the same batch size.
@@ -18,9 +18,9 @@ import statistics
 
 import torch
 
-from robustness.batching import encode, token_lengths
+from robustness.models.batching import encode, token_lengths
 from robustness.data import load_examples
-from robustness.evaluate import all_layer_logits, paired_speedup
+from robustness.models.evaluate import all_layer_logits, paired_speedup
 from robustness.models.exits import reference_batch_patience_exit
 from robustness.models.pabee import load_model_and_tokenizer
 

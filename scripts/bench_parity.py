@@ -1,6 +1,6 @@
 """Parity benchmark: our runner vs stock TextAttack on the same examples, recipe and seed.
 
-Ours: :func:`robustness.runner.run_attack` (PabeeModelWrapper, dynamic padding, per-example seeds).
+Ours: :func:`robustness.attack.runner.run_attack` (PabeeModelWrapper, dynamic padding, per-example seeds).
 Stock: ``textattack.Attacker`` + ``HuggingFaceModelWrapper`` (pads every query to the tokenizer's
 ``model_max_length``) over an HF-compatible view of the same model, with TextAttack's own recipe.
 Reports, per recipe: examples with the same outcome, with the same perturbed text, the differences, and
@@ -50,8 +50,8 @@ def hf_view(model, patience):
 def run_stock(textattack, model, tokenizer, examples, args, recipe):
     """TextAttack's Attacker. ``--stock-seeding per-example`` gives every example its own Attacker seeded
     like our runner seeds that example (so random character edits are comparable); ``once`` seeds once."""
-    from robustness.runner import example_seed
-    from robustness.textattack_compat import is_offline, no_nltk_download
+    from robustness.attack.runner import example_seed
+    from robustness.resources.textattack_compat import is_offline, no_nltk_download
 
     wrapper = textattack.models.wrappers.HuggingFaceModelWrapper(hf_view(model, args.patience), tokenizer)
     with no_nltk_download() if is_offline() else contextlib.nullcontext():  # PWWS: nltk.download("omw-1.4")
@@ -80,9 +80,9 @@ def run_stock(textattack, model, tokenizer, examples, args, recipe):
 
 
 def run_ours(model, tokenizer, args, recipe, resources, workdir):
-    from robustness.records import read_records
-    from robustness.runner import run_attack
-    from robustness.specs import RunSpec
+    from robustness.attack.records import read_records
+    from robustness.attack.runner import run_attack
+    from robustness.suite.specs import RunSpec
 
     spec = RunSpec(model_id=Path(args.model).name, model_dir=str(args.model), recipe=recipe, dataset=args.dataset,
                    patience=args.patience, split=args.split, n=args.n, seed=args.seed, query_budget=args.query_budget,
@@ -131,10 +131,10 @@ def main() -> int:
 
     from robustness.data import load_examples
     from robustness.models.pabee import load_model_and_tokenizer
-    from robustness.textattack_compat import import_textattack
+    from robustness.resources.textattack_compat import import_textattack
 
     textattack = import_textattack(nltk_data=args.nltk_data)
-    from robustness.recipes import Resources
+    from robustness.attack.recipes import Resources
 
     resources = Resources.from_args(nltk_data=args.nltk_data)
     model, tokenizer = load_model_and_tokenizer(args.model)

@@ -21,10 +21,10 @@ from pathlib import Path
 
 def sweep(model, tokenizer, args, patiences, resources, root: Path, shared: bool):
     """Run every patience into ``root``; returns (seconds, texts encoded, records per patience label)."""
-    from robustness.records import read_records
-    from robustness.runner import run_attack
-    from robustness.specs import RunSpec, patience_label
-    from robustness.wrapper import LayerLogitsCache
+    from robustness.attack.records import read_records
+    from robustness.attack.runner import run_attack
+    from robustness.suite.specs import RunSpec, patience_label
+    from robustness.attack.wrapper import LayerLogitsCache
 
     cache = LayerLogitsCache() if shared else None
     encoded, records, per_run = 0, {}, {}
@@ -70,10 +70,10 @@ def main() -> int:
         torch.set_num_threads(args.threads)
 
     from robustness.models.pabee import load_model_and_tokenizer
-    from robustness.specs import parse_patience
+    from robustness.suite.specs import parse_patience
 
     patiences = [parse_patience(p) for p in args.patience]
-    from robustness.recipes import Resources
+    from robustness.attack.recipes import Resources
 
     resources = Resources.from_args(nltk_data=args.nltk_data)
     model, tokenizer = load_model_and_tokenizer(args.model)

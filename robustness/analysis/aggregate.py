@@ -1,6 +1,6 @@
 """Run directories → per-setting metrics (DataFrames) and tables.
 
-A run directory holds ``spec.json``, ``run.json`` and ``records.jsonl`` (see :mod:`robustness.records`).
+A run directory holds ``spec.json``, ``run.json`` and ``records.jsonl`` (see :mod:`robustness.attack.records`).
 Numbers stay unrounded in DataFrames and CSV; only the Markdown tables are rounded.
 """
 
@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 
 from robustness.analysis import metrics as m
-from robustness.records import RECORD_FIELDS, read_records
-from robustness.specs import patience_label
+from robustness.attack.records import RECORD_FIELDS, read_records
+from robustness.suite.specs import patience_label
 
 KEY = ["model_id", "head", "patience", "recipe", "dataset"]
 

@@ -14,7 +14,7 @@ import torch
 from tqdm.auto import tqdm
 from transformers import AutoTokenizer, get_linear_schedule_with_warmup
 
-from robustness.batching import bucketed_batches, encode, token_lengths
+from robustness.models.batching import bucketed_batches, encode, token_lengths
 from robustness.data import load_examples
 from robustness.provenance import versions, write_json_atomic
 
@@ -73,7 +73,7 @@ def _label(patience: str) -> str:
 
 def train_model(config: TrainConfig, *, progress: bool = True, overwrite: bool = False) -> Path:
     """Train, validate every epoch, save model + tokenizer + ``train.json`` to ``config.out``; returns it."""
-    from robustness.evaluate import accuracy_table, all_layer_logits
+    from robustness.models.evaluate import accuracy_table, all_layer_logits
     from robustness.models.pabee import PabeeModel
 
     out = Path(config.out)

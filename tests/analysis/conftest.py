@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from robustness.specs import RunSpec
+from robustness.suite.specs import RunSpec
 
 NUM_LAYERS = 3
 EXAMPLES = [  # label, orig_layer_preds, adv_layer_preds, num_queries, words_changed, words_total

@@ -4,15 +4,15 @@ Each builder mirrors ``textattack/attack_recipes/<recipe>.py`` component by comp
 are resource substitutions that let a recipe run offline, each marked with a ``# Departure:`` comment:
 
 * TextAttack's counter-fitted Paragram embedding (S3 download) → counter-fitted GloVe 50-d built locally
-  from the original counter-fitting lexicons (Mrkšić et al. 2016), see :mod:`robustness.counterfit`.
+  from the original counter-fitting lexicons (Mrkšić et al. 2016), see :mod:`robustness.resources.counterfit`.
 * USE (TF-Hub) and SBERT stsb-distilbert-base (HF download) → all-MiniLM-L6-v2 with the stock metric,
-  window and threshold (see :func:`robustness.sentence_encoder.calibrated_threshold`).
+  window and threshold (see :func:`robustness.resources.sentence_encoder.calibrated_threshold`).
 * Language-model constraints that need downloads (Google 1B LM + TensorFlow, Learning-to-Write, GPT-2) are
   dropped; HowNet candidates (S3 download + flair POS model) are replaced by WordNet synonyms.
 
-Builders, grouped by search: :mod:`~robustness.recipes.characters` (character edits),
-:mod:`~robustness.recipes.greedy` (word swaps, greedy search), :mod:`~robustness.recipes.population` (genetic
-algorithms, PSO); what they read is in :mod:`~robustness.recipes.context`.
+Builders, grouped by search: :mod:`~robustness.attack.recipes.characters` (character edits),
+:mod:`~robustness.attack.recipes.greedy` (word swaps, greedy search), :mod:`~robustness.attack.recipes.population` (genetic
+algorithms, PSO); what they read is in :mod:`~robustness.attack.recipes.context`.
 
 ``stock=True`` builds ``textattack.attack_recipes.<Recipe>.build(model_wrapper)`` unchanged (needs internet
 for the resources above).
@@ -25,10 +25,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from robustness.recipes import characters, greedy, population
-from robustness.recipes.context import BuildContext, Resources
-from robustness.recipes.greedy import TEXTFOOLER_STOPWORDS
-from robustness.textattack_compat import import_textattack
+from robustness.attack.recipes import characters, greedy, population
+from robustness.attack.recipes.context import BuildContext, Resources
+from robustness.attack.recipes.greedy import TEXTFOOLER_STOPWORDS
+from robustness.resources.textattack_compat import import_textattack
 
 __all__ = ["RECIPES", "TEXTFOOLER_STOPWORDS", "RecipeInfo", "Resources", "build_attack", "import_textattack"]
 
@@ -37,7 +37,7 @@ __all__ = ["RECIPES", "TEXTFOOLER_STOPWORDS", "RecipeInfo", "Resources", "build_
 class RecipeInfo:
     name: str
     paper: str
-    needs: frozenset[str]  # resource names of robustness.doctor.doctor()
+    needs: frozenset[str]  # resource names of robustness.resources.doctor.doctor()
     description: str
     stock: str  # class in textattack.attack_recipes
 

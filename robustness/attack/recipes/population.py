@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from robustness.recipes.context import BuildContext, untargeted
+from robustness.attack.recipes.context import BuildContext, untargeted
 
 
 def iga(w: Any, ctx: BuildContext) -> tuple:
@@ -67,7 +67,7 @@ def pso(w: Any, ctx: BuildContext) -> tuple:
     )
     from textattack.search_methods import ParticleSwarmOptimization
 
-    from robustness.textattack_compat import OfflineWordSwapWordNet
+    from robustness.resources.textattack_compat import OfflineWordSwapWordNet
 
     # Departure: WordSwapHowNet (sememe candidates, an S3 download, plus flair's downloaded POS model) ->
     # WordNet synonyms, the lexical-knowledge-base substitution Zang et al. 2020 compare against.

@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from robustness import recipes
-from robustness.recipes import RECIPES, Resources, build_attack
+from robustness.attack import recipes
+from robustness.attack.recipes import RECIPES, Resources, build_attack
 
-SHARED = Path(os.environ.get("ROBUSTNESS_SHARED", Path(__file__).resolve().parents[1] / ".." / "shared"))
+SHARED = Path(os.environ.get("ROBUSTNESS_SHARED", Path(__file__).resolve().parents[2].parent / "shared"))
 needs_shared = pytest.mark.skipif(not (SHARED / "lexicons").is_dir(), reason="shared resources absent")
 OFFLINE_RECIPES = [name for name, info in RECIPES.items() if "mlm" not in info.needs]
 

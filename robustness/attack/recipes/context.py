@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from robustness import resources as res
-from robustness import sentence_encoder
+from robustness.resources import sentence_encoder
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from robustness.textattack_compat import import_textattack
+from robustness.resources.textattack_compat import import_textattack
 
 ModelWrapper = import_textattack().models.wrappers.ModelWrapper
 

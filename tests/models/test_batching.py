@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from robustness.batching import bucketed_batches, encode, sorted_batches, token_lengths
+from robustness.models.batching import bucketed_batches, encode, sorted_batches, token_lengths
 
 
 def test_bucketed_batches_cover_every_example_once_and_group_lengths():

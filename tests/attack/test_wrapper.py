@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 import torch
 
-SHARED = Path(os.environ.get("ROBUSTNESS_SHARED", Path(__file__).resolve().parents[1].parent / "shared"))
+SHARED = Path(os.environ.get("ROBUSTNESS_SHARED", Path(__file__).resolve().parents[2].parent / "shared"))
 if "NLTK_DATA" not in os.environ and not (SHARED / "nltk_data").is_dir():
     pytest.skip(f"offline NLTK data (for importing textattack) not found under {SHARED}", allow_module_level=True)
 os.environ.setdefault("NLTK_DATA", str(SHARED / "nltk_data"))
 
-from robustness.wrapper import LayerLogitsCache, PabeeModelWrapper, text_key  # noqa: E402
+from robustness.attack.wrapper import LayerLogitsCache, PabeeModelWrapper, text_key  # noqa: E402
 
 TEXTS = [
     "a good movie",

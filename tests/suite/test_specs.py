@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from robustness.specs import RunSpec, load_suite, parse_patience
+from robustness.suite.specs import RunSpec, load_suite, parse_patience
 
 
 def test_parse_patience():

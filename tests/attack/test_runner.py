@@ -9,14 +9,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-SHARED = Path(os.environ.get("ROBUSTNESS_SHARED", Path(__file__).resolve().parents[1].parent / "shared"))
+SHARED = Path(os.environ.get("ROBUSTNESS_SHARED", Path(__file__).resolve().parents[2].parent / "shared"))
 if not (SHARED / "nltk_data").is_dir():
     pytest.skip(f"offline NLTK data not found under {SHARED} (set ROBUSTNESS_SHARED)", allow_module_level=True)
 os.environ.setdefault("NLTK_DATA", str(SHARED / "nltk_data"))
 
-from robustness.records import RECORD_FIELDS, read_records  # noqa: E402
-from robustness.runner import run_attack, run_is_complete  # noqa: E402
-from robustness.specs import RunSpec  # noqa: E402
+from robustness.attack.records import RECORD_FIELDS, read_records  # noqa: E402
+from robustness.attack.runner import run_attack, run_is_complete  # noqa: E402
+from robustness.suite.specs import RunSpec  # noqa: E402
 
 SENTENCES = [
     ("a gripping , beautifully acted film", 1),

@@ -45,7 +45,7 @@ from typing import Any
 
 import numpy as np
 
-from robustness.textattack_compat import import_textattack
+from robustness.resources.textattack_compat import import_textattack
 
 _ENCODERS: dict[str, _MiniLM] = {}
 _LOCK = threading.Lock()

@@ -6,9 +6,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from robustness import counterfit
+from robustness.resources import counterfit
 from robustness.resources import NLTK_REQUIRED, cache_path, lexicons_path, nltk_missing
-from robustness.sentence_encoder import sentence_encoder_path
+from robustness.resources.sentence_encoder import sentence_encoder_path
 
 
 @dataclass(frozen=True)
@@ -81,7 +81,7 @@ def recipe_availability(
     mlm: str | os.PathLike[str] | None = None,
 ) -> list[RecipeStatus]:
     """For each registered recipe: runnable offline with these resources, and why not."""
-    from robustness.recipes import RECIPES
+    from robustness.attack.recipes import RECIPES
 
     status = {s.name: s for s in doctor(nltk_data, lexicons_dir, mlm)}
     out = []

@@ -1,12 +1,12 @@
 """Offline stand-ins for TextAttack's downloaded data: NLTK data and counter-fitted word embeddings.
 
 * NLTK data: what a local NLTK data dir must hold (stopwords, WordNet, the POS tagger);
-  :func:`robustness.textattack_compat.configure_nltk` puts the dir on NLTK's path.
+  :func:`robustness.resources.textattack_compat.configure_nltk` puts the dir on NLTK's path.
 * Word embeddings: TextAttack's counter-fitted Paragram vectors (an S3 download) are replaced by GloVe 6B
-  50-d counter-fitted here with the original lexicons (:mod:`robustness.counterfit`), cached on disk.
+  50-d counter-fitted here with the original lexicons (:mod:`robustness.resources.counterfit`), cached on disk.
 
-The sentence encoder that replaces USE/SBERT lives in :mod:`robustness.sentence_encoder`; which resources
-are present is reported by :mod:`robustness.doctor`. Paths come from arguments or env vars (``NLTK_DATA``,
+The sentence encoder that replaces USE/SBERT lives in :mod:`robustness.resources.sentence_encoder`; which resources
+are present is reported by :mod:`robustness.resources.doctor`. Paths come from arguments or env vars (``NLTK_DATA``,
 ``ROBUSTNESS_LEXICONS``, ``ROBUSTNESS_CACHE``); nothing is hard-coded.
 """
 from __future__ import annotations
@@ -21,8 +21,8 @@ from typing import Any
 
 import numpy as np
 
-from robustness import counterfit
-from robustness.textattack_compat import import_textattack
+from robustness.resources import counterfit
+from robustness.resources.textattack_compat import import_textattack
 
 NLTK_REQUIRED = {
     "stopwords": ("corpora/stopwords", "corpora/stopwords.zip"),

@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from robustness import counterfit as cf
+from robustness.resources import counterfit as cf
 
 # Hand-made 4-d vocabulary: good/bad start close (antonyms), good/great start apart (synonyms),
 # table/chair/desk form an unconstrained neighbourhood, tree is far from everything.

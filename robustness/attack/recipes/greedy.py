@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from robustness.recipes.context import BuildContext, untargeted
+from robustness.attack.recipes.context import BuildContext, untargeted
 
 TEXTFOOLER_STOPWORDS = frozenset(
     """
@@ -33,7 +33,7 @@ def pwws(w: Any, ctx: BuildContext) -> tuple:
     from textattack.constraints.pre_transformation import RepeatModification, StopwordModification
     from textattack.search_methods import GreedyWordSwapWIR
 
-    from robustness.textattack_compat import OfflineWordSwapWordNet
+    from robustness.resources.textattack_compat import OfflineWordSwapWordNet
 
     # Workaround: WordSwapWordNet() calls nltk.download("omw-1.4") on every build; skipped offline.
     transformation = OfflineWordSwapWordNet(offline=ctx.resources.offline)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from robustness.recipes.context import BuildContext, untargeted
+from robustness.attack.recipes.context import BuildContext, untargeted
 
 
 def deepwordbug(w: Any, ctx: BuildContext) -> tuple:
@@ -68,7 +68,7 @@ def textbugger(w: Any, ctx: BuildContext) -> tuple:
         WordSwapRandomCharacterInsertion,
     )
 
-    from robustness.textattack_compat import HomoglyphSwap
+    from robustness.resources.textattack_compat import HomoglyphSwap
 
     edit = {"random_one": True, "skip_first_char": True, "skip_last_char": True}
     transformation = CompositeTransformation(

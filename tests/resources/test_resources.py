@@ -10,11 +10,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from robustness import doctor as doc
+from robustness.resources import doctor as doc
 from robustness import resources as res
-from robustness import sentence_encoder as enc
+from robustness.resources import sentence_encoder as enc
 
-SHARED = Path(os.environ.get("ROBUSTNESS_SHARED", Path(__file__).resolve().parents[1] / ".." / "shared"))
+SHARED = Path(os.environ.get("ROBUSTNESS_SHARED", Path(__file__).resolve().parents[2].parent / "shared"))
 needs_shared = pytest.mark.skipif(not (SHARED / "lexicons").is_dir(), reason="shared resources absent")
 
 
@@ -126,7 +126,7 @@ def test_import_textattack_offline_keeps_hf_cache_and_no_network(tmp_path: Path)
             calls.append(a)
             return False
         nltk.download = recorder
-        from robustness.textattack_compat import import_textattack
+        from robustness.resources.textattack_compat import import_textattack
         ta = import_textattack(offline=True)
         import huggingface_hub.constants as c
         assert os.environ["HF_HOME"] == os.environ["EXPECT_HF"], os.environ["HF_HOME"]

@@ -1,4 +1,4 @@
-"""One attack run: a :class:`~robustness.specs.RunSpec` -> ``<run_dir>/{spec.json, run.json, records.jsonl}``.
+"""One attack run: a :class:`~robustness.suite.specs.RunSpec` -> ``<run_dir>/{spec.json, run.json, records.jsonl}``.
 
 * ``spec.json`` is written before any example is attacked and never overwritten: rerunning into a
   directory whose spec has a different content hash is a ``ValueError``.
@@ -30,12 +30,12 @@ from tqdm.auto import tqdm
 
 from robustness.data import load_examples
 from robustness.provenance import versions, write_json_atomic
-from robustness.records import SCHEMA_VERSION, AttackRecord, append_record, read_records, truncate_torn_tail
-from robustness.specs import RunSpec
-from robustness.textattack_compat import import_textattack
+from robustness.attack.records import SCHEMA_VERSION, AttackRecord, append_record, read_records, truncate_torn_tail
+from robustness.suite.specs import RunSpec
+from robustness.resources.textattack_compat import import_textattack
 
-if TYPE_CHECKING:  # robustness.wrapper imports textattack, which needs NLTK data: imported in run_attack
-    from robustness.wrapper import LayerLogitsCache, PabeeModelWrapper
+if TYPE_CHECKING:  # robustness.attack.wrapper imports textattack, which needs NLTK data: imported in run_attack
+    from robustness.attack.wrapper import LayerLogitsCache, PabeeModelWrapper
 
 SPEC_FILE, RUN_FILE, RECORDS_FILE = "spec.json", "run.json", "records.jsonl"
 _MODEL_FIELDS = ("num_layers", "head", "label_names")
@@ -88,7 +88,7 @@ def _check_or_write_spec(run_dir: Path, spec: RunSpec, content: dict[str, Any] |
 
 
 def _build_attack(spec: RunSpec, wrapper: PabeeModelWrapper, resources: Any) -> Any:
-    from robustness.recipes import build_attack
+    from robustness.attack.recipes import build_attack
 
     quiet = logging.getLogger("textattack.shared.utils.install")  # "Unknown if model ... compatible" warnings
     level = quiet.level
@@ -180,7 +180,7 @@ def run_attack(
         _check_or_write_spec(out_dir, spec, None)
         return out_dir
     import_textattack(nltk_data=getattr(resources, "nltk_data", None), offline=getattr(resources, "offline", None))
-    from robustness.wrapper import PabeeModelWrapper
+    from robustness.attack.wrapper import PabeeModelWrapper
 
     if model is None:
         from robustness.models.pabee import load_model_and_tokenizer

@@ -166,7 +166,7 @@ def _define_classes() -> dict[str, type]:
 
     classes: dict[str, type] = {"HomoglyphSwap": HomoglyphSwap, "OfflineWordSwapWordNet": OfflineWordSwapWordNet}
     for name, cls in classes.items():
-        cls.__module__, cls.__qualname__ = __name__, name  # picklable as robustness.textattack_compat.<name>
+        cls.__module__, cls.__qualname__ = __name__, name  # picklable as robustness.resources.textattack_compat.<name>
         globals()[name] = cls
     return classes
 

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from robustness.evaluate import EVAL_COLUMNS, accuracy_table, all_layer_logits, evaluate_model, paired_speedup
+from robustness.models.evaluate import EVAL_COLUMNS, accuracy_table, all_layer_logits, evaluate_model, paired_speedup
 from robustness.models.pabee import load_model_and_tokenizer
 
 

@@ -18,8 +18,8 @@ import statistics
 
 import torch
 
-from robustness.models.batching import encode, token_lengths
 from robustness.data import load_examples
+from robustness.models.batching import encode, token_lengths
 from robustness.models.evaluate import all_layer_logits, paired_speedup
 from robustness.models.exits import reference_batch_patience_exit
 from robustness.models.pabee import load_model_and_tokenizer

@@ -23,8 +23,8 @@ def sweep(model, tokenizer, args, patiences, resources, root: Path, shared: bool
     """Run every patience into ``root``; returns (seconds, texts encoded, records per patience label)."""
     from robustness.attack.records import read_records
     from robustness.attack.runner import run_attack
-    from robustness.suite.specs import RunSpec, patience_label
     from robustness.attack.wrapper import LayerLogitsCache
+    from robustness.suite.specs import RunSpec, patience_label
 
     cache = LayerLogitsCache() if shared else None
     encoded, records, per_run = 0, {}, {}

@@ -28,11 +28,11 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from robustness.attack.records import SCHEMA_VERSION, AttackRecord, append_record, read_records, truncate_torn_tail
 from robustness.data import load_examples
 from robustness.provenance import versions, write_json_atomic
-from robustness.attack.records import SCHEMA_VERSION, AttackRecord, append_record, read_records, truncate_torn_tail
-from robustness.suite.specs import RunSpec
 from robustness.resources.textattack_compat import import_textattack
+from robustness.suite.specs import RunSpec
 
 if TYPE_CHECKING:  # robustness.attack.wrapper imports textattack, which needs NLTK data: imported in run_attack
     from robustness.attack.wrapper import LayerLogitsCache, PabeeModelWrapper

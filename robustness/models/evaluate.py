@@ -10,8 +10,8 @@ from collections.abc import Callable, Sequence
 import pandas as pd
 import torch
 
-from robustness.models.batching import encode, sorted_batches, token_lengths
 from robustness.data import Text
+from robustness.models.batching import encode, sorted_batches, token_lengths
 from robustness.suite.specs import Patience, patience_label
 
 EVAL_COLUMNS = ["patience", "accuracy", "mean_exit_layer", "layer_speedup", "wall_speedup"]

@@ -14,8 +14,8 @@ import torch
 from tqdm.auto import tqdm
 from transformers import AutoTokenizer, get_linear_schedule_with_warmup
 
-from robustness.models.batching import bucketed_batches, encode, token_lengths
 from robustness.data import load_examples
+from robustness.models.batching import bucketed_batches, encode, token_lengths
 from robustness.provenance import versions, write_json_atomic
 
 

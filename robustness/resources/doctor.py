@@ -6,8 +6,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from robustness.resources import counterfit
-from robustness.resources import NLTK_REQUIRED, cache_path, lexicons_path, nltk_missing
+from robustness.resources import NLTK_REQUIRED, cache_path, counterfit, lexicons_path, nltk_missing
 from robustness.resources.sentence_encoder import sentence_encoder_path
 
 

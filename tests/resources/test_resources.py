@@ -10,8 +10,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from robustness.resources import doctor as doc
 from robustness import resources as res
+from robustness.resources import doctor as doc
 from robustness.resources import sentence_encoder as enc
 
 SHARED = Path(os.environ.get("ROBUSTNESS_SHARED", Path(__file__).resolve().parents[2].parent / "shared"))

@@ -12,7 +12,8 @@ are resource substitutions that let a recipe run offline, each marked with a ``#
 
 Builders, grouped by search: :mod:`~robustness.attack.recipes.characters` (character edits),
 :mod:`~robustness.attack.recipes.greedy` (word swaps, greedy search),
-:mod:`~robustness.attack.recipes.population` (genetic algorithms, PSO); what they read is in :mod:`~robustness.attack.recipes.context`.
+:mod:`~robustness.attack.recipes.population` (genetic algorithms, PSO); what they read is in
+:mod:`~robustness.attack.recipes.context`.
 
 ``stock=True`` builds ``textattack.attack_recipes.<Recipe>.build(model_wrapper)`` unchanged (needs internet
 for the resources above).

@@ -12,7 +12,8 @@ from pathlib import Path
 import pandas as pd
 
 from robustness.analysis import metrics as m
-from robustness.analysis.aggregate import Run, format_value, load_run, markdown_table, patience_label, run_metrics
+from robustness.analysis.aggregate import Run, format_value, load_run, markdown_table, run_metrics
+from robustness.suite.specs import parse_setting, setting_order
 
 #: Metrics shown by :func:`compare`, in order.
 COMPARED = (
@@ -42,16 +43,17 @@ def _outcome(result: pd.Series, metric: str) -> pd.Series:
     return result == "succeeded"
 
 
-def select_run(runs: list[Run], model_id: str, patience: int | str | None, recipe: str | None = None,
+def select_run(runs: list[Run], model_id: str, setting: int | str | None, recipe: str | None = None,
                dataset: str | None = None) -> Run:
-    """The one run of ``runs`` with this model and patience (``None``/``"full"`` = full depth), optionally
-    narrowed by recipe and dataset; ``ValueError`` when none or several match."""
-    wanted = "full" if patience in (None, "full") else str(int(patience))
-    matches = [r for r in runs if r.spec["model_id"] == model_id and patience_label(r.spec.get("patience")) == wanted
+    """The one run of ``runs`` with this model and exit setting (any form ``parse_setting`` reads: ``2``,
+    ``patience:2``, ``entropy:0.35``, ``full``/None), optionally narrowed by recipe and dataset; ``ValueError``
+    when none or several match."""
+    wanted = parse_setting(setting).label
+    matches = [r for r in runs if r.spec["model_id"] == model_id and r.setting == wanted
                and recipe in (None, r.spec["recipe"]) and dataset in (None, r.spec["dataset"])]
     if len(matches) != 1:
         found = ", ".join(r.run_id for r in matches) or "none"
-        raise ValueError(f"need exactly one run for {model_id} at patience {wanted}, found {found}")
+        raise ValueError(f"need exactly one run for {model_id} at setting {wanted}, found {found}")
     return matches[0]
 
 
@@ -117,7 +119,7 @@ def _rate(row: pd.Series, metric: str = "attack_success_rate") -> str:
 def _setting(row: pd.Series) -> str:
     if row["head"] == "full":
         return f"baseline {row['model_id']}"
-    return f"{row['model_id']} at patience {row['patience_label']}"
+    return f"{row['model_id']} at {row['setting']}"
 
 
 def _versus_baseline(where: str, base: pd.Series, best: pd.Series, runs: dict[str, Run],
@@ -127,11 +129,11 @@ def _versus_baseline(where: str, base: pd.Series, best: pd.Series, runs: dict[st
     delta = best["attack_success_rate"] - base["attack_success_rate"]
     relation = "lower than" if delta < 0 else "higher than" if delta > 0 else "equal to"
     verdict = "significant" if success.p_value < 0.05 else "not significant"
-    verdicts.append((f"{where} (patience {best['patience_label']})", delta < 0 and success.p_value < 0.05))
-    return (f"{where}: {best['model_id']} at its lowest-success patience ({best['patience_label']}; success rate "
+    verdicts.append((f"{where} ({best['setting']})", delta < 0 and success.p_value < 0.05))
+    return (f"{where}: {best['model_id']} at its lowest-success setting ({best['setting']}; success rate "
             f"{_rate(best)}) is "
             f"{relation} baseline {base['model_id']} ({_rate(base)}); exact McNemar test on attack success over "
-            f"the {success.n} examples attacked in both: p = {success.p_value:.3g}, {verdict} at 0.05 (the patience "
+            f"the {success.n} examples attacked in both: p = {success.p_value:.3g}, {verdict} at 0.05 (the setting "
             f"was picked on these same examples). Accuracy under attack: {_pct(best['accuracy_under_attack'])} vs "
             f"{_pct(base['accuracy_under_attack'])} (McNemar p = {accuracy.p_value:.3g} over {accuracy.n} examples).")
 
@@ -167,14 +169,15 @@ def _facet_findings(where: str, rows: pd.DataFrame, runs: dict[str, Run],
                f"{_rate(high)} for {_setting(high)}."]
     pabee, bases = rated[rated["head"] != "full"], rated[rated["head"] == "full"]
     for model, group in pabee.groupby("model_id", sort=True):
-        # Each PABEE model's best patience against the baselines of the same depth (all, if none has it).
+        # Each PABEE model's best setting against the baselines of the same depth (all, if none has it).
         best = group.sort_values(["attack_success_rate", "accuracy_under_attack"], ascending=[True, False]).iloc[0]
         same_depth = bases[bases["num_layers"] == best["num_layers"]]
         out += [_versus_baseline(where, base, best, runs, verdicts)
                 for _, base in (same_depth if len(same_depth) else bases).iterrows()]
         if len(group) > 1:
-            first, last = group.sort_values("patience", na_position="last").iloc[[0, -1]].itertuples()
-            out.append(f"{where}, {model}: from patience {first.patience_label} to {last.patience_label} the success "
+            ranks = {label: i for i, label in enumerate(setting_order(group["setting"]))}
+            first, last = group.assign(_r=group["setting"].map(ranks)).sort_values("_r").iloc[[0, -1]].itertuples()
+            out.append(f"{where}, {model}: from {first.setting} to {last.setting} the success "
                        f"rate goes from {_pct(first.attack_success_rate)} to {_pct(last.attack_success_rate)}, layers "
                        f"computed per attacked example from {first.mean_layers_computed:.1f} to "
                        f"{last.mean_layers_computed:.1f}, TextAttack queries from {first.mean_queries:.1f} to "
@@ -199,19 +202,19 @@ def _facet_findings(where: str, rows: pd.DataFrame, runs: dict[str, Run],
 
 def findings(summary: pd.DataFrame, runs: list[Run]) -> list[str]:
     """Sentences stating what the numbers of ``summary`` show, per (dataset, recipe): extremes of the
-    success rate, the best-patience PABEE setting against each baseline (CIs, exact McNemar), patience
+    success rate, the lowest-success PABEE setting against each baseline (CIs, exact McNemar), setting
     trends, exit shift and overthinking; plus sample-size and completeness caveats."""
     if summary.empty:
         raise ValueError("no settings to report")
     by_id = {run.run_id: run for run in runs}
     out: list[str] = []
-    verdicts: list[tuple[str, bool]] = []  # (facet, PABEE's best patience significantly less attackable)
+    verdicts: list[tuple[str, bool]] = []  # (facet, PABEE's best setting significantly less attackable)
     for (dataset, recipe), rows in summary.groupby(["dataset", "recipe"], sort=True):
         out += _facet_findings(f"{recipe} on {dataset}", rows, by_id, verdicts)
     if verdicts:
         wins = [facet for facet, win in verdicts if win]
         verdict = (f"Is PABEE more robust than the full-depth baseline? In {len(wins)} of {len(verdicts)} "
-                   "comparisons its lowest-success patience has a significantly lower attack success rate (exact "
+                   "comparisons its lowest-success setting has a significantly lower attack success rate (exact "
                    "McNemar, p < 0.05)")
         verdict += f": {'; '.join(wins)}." if wins else "."
         if len(wins) < len(verdicts):

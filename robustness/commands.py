@@ -185,7 +185,8 @@ def cmd_bench(args: argparse.Namespace, command: str) -> int:
         print(f"[bench] run {i}/{len(todo)}: {spec.run_id}")
         run_attack(spec, out / "runs" / spec.run_id, resources=resources, cache=cache, model=model,
                    tokenizer=tokenizer, command=command)
-    md, html = write_report([out / "runs"], out, provenance={"suite": str(args.suite), "command": command})
+    md, html = write_report([out / "runs"], out, provenance={"suite": str(args.suite), "command": command},
+                            verdict_options=suite.verdict)
     print(f"[bench] report: {md} and {html}")
     return 0
 
@@ -204,8 +205,11 @@ def cmd_aggregate(args: argparse.Namespace, command: str) -> int:
 
 def cmd_report(args: argparse.Namespace, command: str) -> int:
     from robustness.report import write_report
+    from robustness.suite.specs import VerdictOptions
 
-    md, html = write_report([Path(r) for r in args.runs], Path(args.out), provenance={"command": command})
+    options = VerdictOptions(margin=args.margin, min_n=args.min_n, alpha=args.alpha, setting=args.setting)
+    md, html = write_report([Path(r) for r in args.runs], Path(args.out), provenance={"command": command},
+                            verdict_options=options)
     print(f"wrote {md}\nwrote {html}")
     return 0
 

@@ -8,6 +8,8 @@ from typing import Any
 
 from transformers import AutoConfig, PretrainedConfig
 
+from robustness.models.settings import parse_setting
+
 HEADS = ("pabee", "full")
 POOLINGS = ("cls", "mean")
 #: ``format`` of configs written before the model was a ``PreTrainedModel`` (no ``model_type``); still read.
@@ -35,7 +37,8 @@ class PabeeConfig(PretrainedConfig):
     * ``pooling``: what each internal classifier pools: "cls" (the layer's [CLS] state; the paper's choice) or
       "mean" (masked mean of the layer's token states, fed to the same pooler) for encoders trained with mean
       pooling, such as all-MiniLM-L6-v2, whose lower-layer [CLS] states barely vary with the input;
-    * ``exit_setting``: the setting ``forward`` exits at unless told otherwise ("full", "patience:2", ...);
+    * ``exit_setting``: the setting ``forward`` exits at unless told otherwise (a
+      :class:`~robustness.models.settings.Setting` label: "full", "patience:2", "entropy:0.35", ...);
     * ``extra``: free-form metadata kept across save/load.
 
     ``PabeeConfig()`` without a backbone is valid only as transformers' template of defaults.
@@ -97,7 +100,7 @@ class PabeeConfig(PretrainedConfig):
         self.backbone_attn_implementation = backbone_attn_implementation
         self.backbone_source = backbone_source
         self.pooling = pooling
-        self.exit_setting = exit_setting
+        self.exit_setting = parse_setting(exit_setting).label
         self.extra = dict(extra or {})
 
     @property

@@ -10,9 +10,9 @@ as in the reference code), else a new dense + tanh pooler shared across layers (
 * ``head="full"``: the baseline, one classifier on layer L, loss ``CE_L``.
 
 Two inference modes agree exactly (tests check it): :meth:`PabeeModel.all_layer_logits` followed by
-:meth:`PabeeModel.exit_from_layer_logits` (one pass, any patience derived afterwards), and
+:meth:`PabeeModel.exit_from_layer_logits` (one pass, the exit of any setting derived afterwards), and
 :meth:`PabeeModel.early_exit`, which steps the backbone layer by layer and drops exited examples from
-the working batch. Exits are decided per example (:func:`robustness.models.exits.patience_exit`).
+the working batch. Exits are decided per example (:func:`robustness.models.exits.setting_exit`).
 
 The model is a Hugging Face ``PreTrainedModel`` (``model_type`` "pabee"), registered with ``AutoConfig``,
 ``AutoModel`` and ``AutoModelForSequenceClassification`` when :mod:`robustness` is imported
@@ -40,7 +40,7 @@ from transformers.utils import ModelOutput
 
 from robustness.models.backbones import get_adapter
 from robustness.models.config import HEADS, LEGACY_FORMAT, PabeeConfig, default_dropout
-from robustness.models.exits import _check_patience, entropy_exit, max_prob_exit, patience_exit
+from robustness.models.exits import Setting, _check_patience, confident, parse_setting, setting_exit
 
 __all__ = [
     "CONFIG_NAME",
@@ -73,26 +73,6 @@ class EarlyExitOutput:
     logits: torch.Tensor  # [B, C], the exit layer's logits
     layer_preds: torch.Tensor  # [B, L] long, argmax of each computed internal classifier, -1 where not computed
     layers_computed: int  # Σ over examples of transformer layers actually run
-
-
-def _setting(value: Any) -> tuple[str, int | float | None]:
-    """``(policy, value)`` of an exit setting: an int or "patience:P" (patience), "full"/None (full depth),
-    "entropy:T", "maxprob:T", or an object with ``policy`` and ``value`` attributes."""
-    if hasattr(value, "policy") and hasattr(value, "value"):
-        return str(value.policy), value.value
-    if value is None or value == "full":
-        return "full", None
-    if isinstance(value, int) and not isinstance(value, bool):
-        return "patience", value
-    policy, _, number = str(value).partition(":")
-    try:
-        if policy == "patience":
-            return policy, int(number)
-        if policy in ("entropy", "maxprob"):
-            return policy, float(number)
-    except ValueError:
-        pass
-    raise ValueError(f"exit setting must be an int, 'full', 'patience:P', 'entropy:T' or 'maxprob:T', got {value!r}")
 
 
 class PabeeModel(PreTrainedModel):
@@ -231,7 +211,8 @@ class PabeeModel(PreTrainedModel):
         **kwargs: Any,
     ) -> PabeeOutput:
         """All classifiers in one backbone pass; loss ``Σ_i i·CE_i / Σ_i i`` over the H heads (H=1: CE_L).
-        ``logits`` and ``exit_layers`` follow ``setting`` (default: ``config.exit_setting``), derived from the
+        ``logits`` and ``exit_layers`` follow ``setting`` (a :class:`~robustness.models.exits.Setting` or its
+        label; default: ``config.exit_setting``), derived from the
         all-layer logits exactly as :meth:`exit_from_layer_logits` does. Other keyword arguments
         (``return_dict``, ...) that callers of Hugging Face models pass are accepted and ignored."""
         kwargs = self._backbone_kwargs(input_ids, attention_mask, token_type_ids)
@@ -271,21 +252,17 @@ class PabeeModel(PreTrainedModel):
         with self._inference():
             return self.forward(input_ids, attention_mask, token_type_ids).layer_logits
 
-    def exit_from_layer_logits(self, layer_logits: torch.Tensor, setting: Any) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(exit_layer [B], logits [B, C])`` from :meth:`all_layer_logits`' output. "pabee": the per-example
-        rule of ``setting`` (a patience int or None for full depth, or "entropy:T", "maxprob:T", ...); "full":
-        every example exits at L with the single head's logits."""
-        policy, value = _setting(setting)
-        if policy in ("patience", "full"):
-            _check_patience(value)
+    def exit_from_layer_logits(
+        self, layer_logits: torch.Tensor, setting: Setting | int | str | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(exit_layer [B], logits [B, C])`` from :meth:`all_layer_logits`' output at an exit ``setting``
+        (a :class:`~robustness.models.exits.Setting`, or a patience: int, None = full depth). "pabee": the
+        per-example exit rule; "full": every example exits at L with the single head's logits."""
+        setting = parse_setting(setting)
         if layer_logits.dim() != 3 or layer_logits.shape[0] != self.num_heads:
             raise ValueError(f"layer_logits must be [{self.num_heads}, B, C], got {tuple(layer_logits.shape)}")
         if self.head == "pabee":
-            if policy == "entropy":
-                return entropy_exit(layer_logits, value)
-            if policy == "maxprob":
-                return max_prob_exit(layer_logits, value)
-            return patience_exit(layer_logits, value)
+            return setting_exit(layer_logits, setting)
         batch = layer_logits.shape[1]
         exit_layer = torch.full((batch,), self.num_layers, dtype=torch.long, device=layer_logits.device)
         return exit_layer, layer_logits[-1]
@@ -295,12 +272,13 @@ class PabeeModel(PreTrainedModel):
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor | None,
         token_type_ids: torch.Tensor | None = None,
-        patience: int | None = None,
+        setting: Setting | int | str | None = None,
     ) -> EarlyExitOutput:
-        """True early exit: runs layer i only for the examples still in the working batch. After each layer
-        the exited examples are removed (hidden states and mask), and trailing columns that are padding
-        for every remaining example are cut. Same exits and logits as the all-layer path."""
-        _check_patience(patience)
+        """True early exit at an exit ``setting`` (any policy; an int is a patience, None full depth): runs
+        layer i only for the examples still in the working batch. After each layer the exited examples are
+        removed (hidden states and mask), and trailing columns that are padding for every remaining example
+        are cut. Same exits and logits as the all-layer path."""
+        setting = parse_setting(setting)
         kwargs = self._backbone_kwargs(input_ids, attention_mask, token_type_ids)
         mask = kwargs["attention_mask"]
         batch, num_layers, device = input_ids.shape[0], self.num_layers, input_ids.device
@@ -310,7 +288,8 @@ class PabeeModel(PreTrainedModel):
             logits = self.all_layer_logits(input_ids, attention_mask, token_type_ids)[-1]
             layer_preds[:, -1] = logits.argmax(dim=-1)
             return EarlyExitOutput(exit_layer, logits, layer_preds, batch * num_layers)
-        stop_at = patience if patience is not None and patience < num_layers else None
+        patience = setting.value if setting.policy == "patience" and setting.value < num_layers else None
+        thresholded = setting.policy in ("entropy", "maxprob")
         with self._inference():
             hidden = self._adapter.embed(input_ids, kwargs.get("token_type_ids"))
             out_logits = torch.empty(batch, self.num_labels, dtype=hidden.dtype, device=device)
@@ -328,7 +307,12 @@ class PabeeModel(PreTrainedModel):
                 layer_preds[active, i] = pred
                 if prev_pred is not None:
                     counter = torch.where(pred == prev_pred, counter + 1, torch.zeros_like(counter))
-                done = counter == stop_at if stop_at is not None else torch.zeros_like(pred, dtype=torch.bool)
+                if thresholded:
+                    done = confident(logits, setting)
+                elif patience is not None:
+                    done = counter == patience
+                else:
+                    done = torch.zeros_like(pred, dtype=torch.bool)
                 if i == num_layers - 1:
                     done = torch.ones_like(done)
                 exit_layer[active[done]] = i + 1

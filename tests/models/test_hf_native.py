@@ -43,8 +43,13 @@ def test_forward_returns_logits_at_the_chosen_exit(tiny_pabee_dir, tiny_texts) -
         assert torch.equal(out.exit_layers, exit_layer) and torch.equal(out.logits, logits)
         assert torch.equal(model(**enc, setting="patience:1").logits, logits)
         assert out.to_tuple()[0] is out.logits  # no loss without labels: a standard ModelOutput
-    with pytest.raises(ValueError, match="exit setting"):
+    with pytest.raises(ValueError, match="sometimes"):
         model(**enc, setting="sometimes")
+    model.config.exit_setting = "patience:1"
+    exit_layer, logits = model.exit_from_layer_logits(model.all_layer_logits(**enc), 1)
+    out = model(**enc)
+    assert torch.equal(out.exit_layers, exit_layer) and torch.equal(out.logits, logits)
+    assert PabeeConfig(exit_setting=2).exit_setting == "patience:2"
     labelled = model(**enc, labels=torch.zeros(len(tiny_texts), dtype=torch.long))
     assert labelled.loss is not None and labelled.loss.requires_grad and labelled.logits.requires_grad
 

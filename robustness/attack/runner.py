@@ -179,12 +179,13 @@ def run_attack(
         from robustness.models.pabee import load_model_and_tokenizer
 
         model, tokenizer = load_model_and_tokenizer(spec.model_dir)
-    if model.head == "full" and spec.patience is not None:
-        raise ValueError(f"model {spec.model_id} is a full-depth baseline; its patience must be 'full'")
+    if model.head == "full" and spec.setting != "full":
+        raise ValueError(f"model {spec.model_id} is a full-depth baseline; its setting must be 'full', "
+                         f"got {spec.setting!r}")
     examples = load_examples(spec.dataset, spec.split, data_dir=spec.data_dir, limit=spec.n, seed=spec.seed)
     if len(examples.label_names) != model.num_labels:
         raise ValueError(f"{spec.dataset} has {len(examples.label_names)} labels, the model {model.num_labels}")
-    wrapper = PabeeModelWrapper(model, tokenizer, spec.patience, batch_size=spec.batch_size,
+    wrapper = PabeeModelWrapper(model, tokenizer, spec.setting, batch_size=spec.batch_size,
                                 max_length=spec.max_length, cache=cache)
     attack = _build_attack(spec, wrapper, resources)
     # the wrapper batches (spec.batch_size) and length-sorts whatever the goal function hands it at once

@@ -41,8 +41,8 @@ FIGURES = [  # name, function input, function, caption
      "examples it classifies correctly, a different subset per setting); dashed lines and bands: full-depth "
      "baselines."),
     ("cost_vs_setting", "summary", plots.plot_cost_vs_setting,
-     "Attack cost: TextAttack queries (cache hits included; BCa bootstrap 95% CIs) and transformer layers computed "
-     "per attacked example."),
+     "Attack cost: TextAttack queries (cache hits included; BCa bootstrap 95% CIs) and deployed layers per attacked "
+     "example (Σ over its queried texts of their exit layer at the setting)."),
     ("tradeoff", "summary", plots.plot_tradeoff,
      "Accuracy under attack against layer speed-up (L / mean exit layer) on clean and adversarial texts."),
     ("exit_histograms", "exits", plots.plot_exit_histograms, "Exit-layer distributions, clean vs adversarial texts."),

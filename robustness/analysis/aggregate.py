@@ -153,8 +153,8 @@ def validate_runs(runs: Sequence[Run]) -> None:
                 if seen[0] != int(index):
                     raise ValueError(f"runs {seen[1]} and {run.run_id} map example {example_id} to different "
                                      f"{dataset} examples ({seen[0]} vs {index})")
-    keys = pd.DataFrame([{**{k: r.spec.get(k) for k in KEY}, "stock": bool(r.spec.get("stock", False)),
-                          "setting": r.setting, "goal": r.goal, "run_id": r.run_id} for r in runs])
+    keys = pd.DataFrame([{**{k: r.spec.get(k) for k in KEY}, "setting": r.setting, "goal": r.goal,
+                          "stock": bool(r.spec.get("stock", False)), "run_id": r.run_id} for r in runs])
     dup = keys[keys.astype(str).duplicated(KEY, keep=False)]
     if len(dup):
         raise ValueError(f"several runs share a setting, pass run directories explicitly: {', '.join(dup['run_id'])}")

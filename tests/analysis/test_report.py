@@ -175,3 +175,15 @@ def test_slowdown_runs_get_their_own_section_and_stay_out_of_the_verdict(tmp_pat
     verdict = pd.read_csv(tmp_path / "out" / "tables" / "verdict.csv")
     assert len(verdict) == 1  # pabee vs bert-base on textfooler: the slowdown run is not a candidate setting
     assert len(pd.read_csv(tmp_path / "out" / "tables" / "verdict_candidates.csv")) == 1  # one candidate setting
+
+
+def test_runs_written_before_settings_still_summarise(suite_out):
+    import json
+
+    for spec_path in (suite_out / "runs").glob("*/spec.json"):  # spec.json as written before settings existed
+        spec = json.loads(spec_path.read_text())
+        setting = spec.pop("setting")
+        spec["patience"] = None if setting == "full" else int(setting.split(":")[1])
+        spec_path.write_text(json.dumps(spec))
+    summary = summarize(load_runs(suite_out))
+    assert sorted(set(summary["setting"])) == ["full", "patience:1", "patience:2"] and len(summary) == 8

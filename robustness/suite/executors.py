@@ -31,6 +31,7 @@ from robustness.suite.specs import RunSpec
 ENGINES = ("local", "ray")
 Event = tuple[str, str, Any]  # (worker, event, value), see work.Report
 Outcome = tuple[Task, list[dict[str, Any]]]
+_RAY_ENV = ("PYTHONPATH", "NLTK_DATA", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "OMP_NUM_THREADS")
 
 
 def default_workers() -> int:
@@ -151,7 +152,7 @@ def _ray(tasks: Sequence[Task], resources: Any, progress: Progress, workers: int
         options = {"address": address} if address else {"num_cpus": workers}
         ray.init(**options, include_dashboard=False, log_to_driver=False,
                  runtime_env={"env_vars": {k: v for k, v in os.environ.items()
-                                           if k in ("PYTHONPATH", "NLTK_DATA", "HF_HUB_OFFLINE")}})
+                                           if k in _RAY_ENV or k.startswith("ROBUSTNESS_")}})
     events = Queue()
 
     def run(task: Task) -> list[dict[str, Any]]:

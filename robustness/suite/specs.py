@@ -122,6 +122,8 @@ class SuiteSpec:
     max_length: int = 128
     data_dir: str | None = None
     nltk_data: str | None = None
+    lexicons: str | None = None
+    resources: str | None = None  # a resource bundle (robustness.resources.bundle); the fields above override it
 
     def run_specs(self, model_dirs: dict[str, str]) -> list[RunSpec]:
         """Every (model, patience, recipe) run, given where each model lives."""

@@ -21,7 +21,6 @@ for the resources above).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -29,7 +28,8 @@ from typing import Any
 from robustness.attack.recipes import characters, greedy, population
 from robustness.attack.recipes.context import BuildContext, Resources
 from robustness.attack.recipes.greedy import TEXTFOOLER_STOPWORDS
-from robustness.resources.textattack_compat import import_textattack
+from robustness.resources.mlm import mlm_head_problem
+from robustness.resources.textattack_compat import import_textattack, quiet_textattack
 
 __all__ = ["RECIPES", "TEXTFOOLER_STOPWORDS", "RecipeInfo", "Resources", "build_attack", "import_textattack"]
 
@@ -106,6 +106,19 @@ _BUILDERS: dict[str, Callable[[Any, BuildContext], tuple]] = {
 }
 
 
+def _build_stock(textattack: Any, name: str, model_wrapper: Any) -> Any:
+    """TextAttack's own recipe; a failed download becomes one line naming what it tried to fetch."""
+    import requests
+
+    try:
+        return getattr(textattack.attack_recipes, RECIPES[name].stock).build(model_wrapper)
+    except (requests.RequestException, OSError) as err:
+        request = getattr(err, "request", None)
+        what = request.url if request is not None else (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise ValueError(f"--stock {name}: could not download {what} (offline? drop --stock to use the offline "
+                         "recipe)") from err
+
+
 def build_attack(
     name: str,
     model_wrapper: Any,
@@ -119,7 +132,8 @@ def build_attack(
 
     ``stock=True`` returns TextAttack's own recipe unchanged (downloads its resources). ``query_budget``
     sets ``goal_function.query_budget`` (TextAttack counts cache hits as queries). ``bae`` and
-    ``bert-attack`` need ``mlm``, a local masked-LM dir.
+    ``bert-attack`` need ``mlm``, a local masked-LM dir with trained MLM-head weights. Prints nothing
+    (TextAttack's model-compatibility warnings are silenced for the build).
     """
     if name not in RECIPES:
         raise ValueError(f"unknown recipe {name!r}; known: {_known()}")
@@ -129,16 +143,18 @@ def build_attack(
     resources = resources or Resources.from_args()
     mlm = mlm or resources.mlm
     textattack = import_textattack(resources.nltk_data, offline=resources.offline)
-    if stock:
-        attack = getattr(textattack.attack_recipes, RECIPES[name].stock).build(model_wrapper)
-    else:
-        if "mlm" in RECIPES[name].needs:
-            if not mlm:
-                raise ValueError(f"recipe {name!r} needs a masked language model: pass --mlm PATH")
-            if not os.path.isfile(os.path.join(mlm, "config.json")):
-                raise ValueError(f"masked language model dir {mlm} has no config.json")
-        goal, constraints, transformation, search = _BUILDERS[name](model_wrapper, BuildContext(resources, mlm))
-        attack = textattack.Attack(goal, constraints, transformation, search)
+    with quiet_textattack():
+        if stock:
+            attack = _build_stock(textattack, name, model_wrapper)
+        else:
+            if "mlm" in RECIPES[name].needs:
+                if not mlm:
+                    raise ValueError(f"recipe {name!r} needs a masked language model: pass --mlm PATH")
+                problem = mlm_head_problem(mlm)
+                if problem:
+                    raise ValueError(f"recipe {name!r}: {problem}")
+            goal, constraints, transformation, search = _BUILDERS[name](model_wrapper, BuildContext(resources, mlm))
+            attack = textattack.Attack(goal, constraints, transformation, search)
     if query_budget is not None:
         attack.goal_function.query_budget = query_budget
     return attack

@@ -102,6 +102,12 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="tables + figures -> report.md and a self-contained report.html")
     p.add_argument("runs", nargs="+", help="run directories, runs/ folders or suite outputs")
     p.add_argument("--out", required=True)
+    p.add_argument("--margin", type=float, default=0.01,
+                   help="verdict: clean-accuracy non-inferiority margin, a fraction (default 0.01 = 1 point)")
+    p.add_argument("--min-n", type=int, default=100, help="verdict: fewest paired examples for a test (default 100)")
+    p.add_argument("--alpha", type=float, default=0.05, help="verdict: significance level of the Holm-adjusted test")
+    p.add_argument("--setting", help="verdict: the pre-registered setting (e.g. patience:3); default: the eligible "
+                                     "setting with the highest accuracy under attack, Holm-adjusted")
 
     p = sub.add_parser("compare", help="two runs side by side with deltas and McNemar's test")
     p.add_argument("a", help="a run directory, or with --from a selector MODEL@PATIENCE[@RECIPE]")

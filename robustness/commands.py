@@ -194,7 +194,8 @@ def cmd_bench(args: argparse.Namespace, command: str) -> int:
         print(f"[bench] part {part[0]}/{part[1]} done; once every part is, `robustness bench {args.suite} "
               f"--out {out}` writes the report")
         return 0
-    md, html = write_report([out / "runs"], out, provenance={"suite": str(args.suite), "command": command})
+    md, html = write_report([out / "runs"], out, provenance={"suite": str(args.suite), "command": command},
+                            verdict_options=suite.verdict)
     print(f"[bench] report: {md} and {html}")
     return 0
 
@@ -213,8 +214,11 @@ def cmd_aggregate(args: argparse.Namespace, command: str) -> int:
 
 def cmd_report(args: argparse.Namespace, command: str) -> int:
     from robustness.report import write_report
+    from robustness.suite.specs import VerdictOptions
 
-    md, html = write_report([Path(r) for r in args.runs], Path(args.out), provenance={"command": command})
+    options = VerdictOptions(margin=args.margin, min_n=args.min_n, alpha=args.alpha, setting=args.setting)
+    md, html = write_report([Path(r) for r in args.runs], Path(args.out), provenance={"command": command},
+                            verdict_options=options)
     print(f"wrote {md}\nwrote {html}")
     return 0
 

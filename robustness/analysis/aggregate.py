@@ -18,9 +18,9 @@ import pandas as pd
 
 from robustness.analysis import metrics as m
 from robustness.attack.records import RECORD_FIELDS, read_records
-from robustness.suite.specs import patience_label
+from robustness.suite.specs import parse_setting, setting_order
 
-KEY = ["model_id", "head", "patience", "recipe", "dataset"]
+KEY = ["model_id", "head", "setting", "recipe", "dataset"]
 
 
 @dataclass
@@ -45,9 +45,19 @@ class Run:
         return self.info.get("status") == "complete"
 
     @property
+    def setting(self) -> str:
+        """Canonical exit setting label; a spec.json from before settings (``patience``) reads as patience."""
+        return spec_setting(self.spec)
+
+    @property
     def label(self) -> str:
-        """Short readable setting name, e.g. ``pabee-minilm p=2 textfooler``."""
-        return f"{self.spec['model_id']} p={patience_label(self.spec.get('patience'))} {self.spec['recipe']}"
+        """Short readable run name, e.g. ``pabee-minilm patience:2 textfooler``."""
+        return f"{self.spec['model_id']} {self.setting} {self.spec['recipe']}"
+
+
+def spec_setting(spec: dict[str, Any]) -> str:
+    """The canonical setting label of a spec.json (``setting``, else the older ``patience`` field)."""
+    return parse_setting(spec["setting"] if "setting" in spec else spec.get("patience")).label
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -157,17 +167,17 @@ def run_metrics(records: pd.DataFrame, num_layers: int, seed: int = 0) -> dict[s
 
 
 def summarize(runs: Sequence[Run]) -> pd.DataFrame:
-    """One row per (model_id, head, patience, recipe, dataset) with every metric, CI bounds, n and L.
+    """One row per (model_id, head, setting, recipe, dataset) with every metric, CI bounds, n and L.
 
-    ``patience`` is a nullable integer (NA = full depth) and ``patience_label`` its text. Rows are sorted by
-    dataset, recipe, head (baselines first), model and patience (full last)."""
+    ``setting`` is the canonical label (``patience:2``, ``entropy:0.35``, ``full``). Rows are sorted by
+    dataset, recipe, head (baselines first), model and setting (:func:`~robustness.suite.specs.setting_order`)."""
     if not runs:
         raise ValueError("no runs to summarize")
     rows = []
     for run in runs:
         spec = run.spec
         row: dict[str, Any] = {k: spec.get(k) for k in KEY}
-        row.update(patience_label=patience_label(spec.get("patience")), num_layers=run.num_layers,
+        row.update(setting=run.setting, num_layers=run.num_layers,
                    split=spec.get("split"), seed=spec.get("seed"), n_requested=spec.get("n"),
                    query_budget=spec.get("query_budget"), run_id=run.run_id, complete=run.complete)
         row.update(run_metrics(run.records, run.num_layers, seed=int(spec.get("seed") or 0)))
@@ -178,28 +188,29 @@ def summarize(runs: Sequence[Run]) -> pd.DataFrame:
     dup = df[df.duplicated(KEY, keep=False)]
     if len(dup):
         raise ValueError(f"several runs share a setting, pass run directories explicitly: {', '.join(dup['run_id'])}")
-    df["patience"] = df["patience"].astype("Int64")
-    order = df.assign(_base=df["head"] != "full", _p=df["patience"].fillna(10**9))
+    ranks = {label: i for i, label in enumerate(setting_order(df["setting"]))}
+    order = df.assign(_base=df["head"] != "full", _p=df["setting"].map(ranks))
     order = order.sort_values(["dataset", "recipe", "_base", "model_id", "_p"])
     return df.loc[order.index].reset_index(drop=True)
 
 
 def exit_table(runs: Sequence[Run]) -> pd.DataFrame:
-    """Long table of exit-layer distributions: run_id, setting, layer, clean_frac and adv_frac, both over the
-    attacked examples (paired: the original and the adversarial text of the same examples)."""
+    """Long table of exit-layer distributions: run_id, run (readable run name), setting (exit setting label),
+    layer, clean_frac and adv_frac, both over the attacked examples (paired: the original and the adversarial
+    text of the same examples)."""
     rows = []
     for run in runs:
         attacked = run.records[run.records["result"] != "skipped"]
         clean = m.exit_distribution(list(attacked["orig_exit_layer"]), run.num_layers)
         adv = m.exit_distribution(list(attacked["adv_exit_layer"]), run.num_layers)
         for layer in range(run.num_layers):
-            rows.append({"run_id": run.run_id, "setting": run.label, "layer": layer + 1,
+            rows.append({"run_id": run.run_id, "run": run.label, "setting": run.setting, "layer": layer + 1,
                          "clean_frac": clean[layer], "adv_frac": adv[layer]})
-    return pd.DataFrame(rows, columns=["run_id", "setting", "layer", "clean_frac", "adv_frac"])
+    return pd.DataFrame(rows, columns=["run_id", "run", "setting", "layer", "clean_frac", "adv_frac"])
 
 
 def flip_table(runs: Sequence[Run]) -> pd.DataFrame:
-    """Long table: run_id, setting, layer, flip_rate over attacked examples (a single-head model's only
+    """Long table: run_id, run, setting, layer, flip_rate over attacked examples (a single-head model's only
     prediction is placed at layer L)."""
     rows = []
     for run in runs:
@@ -207,13 +218,14 @@ def flip_table(runs: Sequence[Run]) -> pd.DataFrame:
         rates = m.flip_rates(list(attacked["orig_layer_preds"]), list(attacked["adv_layer_preds"]))
         first = run.num_layers - len(rates) + 1
         for offset, rate in enumerate(rates):
-            rows.append({"run_id": run.run_id, "setting": run.label, "layer": first + offset, "flip_rate": rate})
-    return pd.DataFrame(rows, columns=["run_id", "setting", "layer", "flip_rate"])
+            rows.append({"run_id": run.run_id, "run": run.label, "setting": run.setting, "layer": first + offset,
+                         "flip_rate": rate})
+    return pd.DataFrame(rows, columns=["run_id", "run", "setting", "layer", "flip_rate"])
 
 
 # --- tables ---------------------------------------------------------------------------------------------------
 
-_SETTING = [("model_id", "model"), ("head", "head"), ("patience_label", "patience"), ("recipe", "recipe"),
+_SETTING = [("model_id", "model"), ("head", "head"), ("setting", "setting"), ("recipe", "recipe"),
             ("dataset", "dataset")]
 _CI = ("original_accuracy", "accuracy_under_attack", "attack_success_rate")
 #: table name -> (column, header) pairs shown in the rounded Markdown / HTML views.

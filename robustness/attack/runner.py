@@ -199,11 +199,12 @@ def prepare_attack(spec: RunSpec, model: Any, tokenizer: Any, resources: Any, ca
     """Check ``spec`` against the model and its examples; the wrapper (sharing ``cache``) and the attack."""
     from robustness.attack.wrapper import PabeeModelWrapper
 
-    if model.head == "full" and spec.patience is not None:
-        raise ValueError(f"model {spec.model_id} is a full-depth baseline; its patience must be 'full'")
+    if model.head == "full" and spec.setting != "full":
+        raise ValueError(f"model {spec.model_id} is a full-depth baseline; its setting must be 'full', "
+                         f"got {spec.setting!r}")
     if len(examples.label_names) != model.num_labels:
         raise ValueError(f"{spec.dataset} has {len(examples.label_names)} labels, the model {model.num_labels}")
-    wrapper = PabeeModelWrapper(model, tokenizer, spec.patience, batch_size=spec.batch_size,
+    wrapper = PabeeModelWrapper(model, tokenizer, spec.setting, batch_size=spec.batch_size,
                                 max_length=spec.max_length, cache=cache)
     attack = _build_attack(spec, wrapper, resources)
     # the wrapper batches (spec.batch_size) and length-sorts whatever the goal function hands it at once

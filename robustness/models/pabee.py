@@ -10,9 +10,9 @@ as in the reference code), else a new dense + tanh pooler shared across layers (
 * ``head="full"``: the baseline, one classifier on layer L, loss ``CE_L``.
 
 Two inference modes agree exactly (tests check it): :meth:`PabeeModel.all_layer_logits` followed by
-:meth:`PabeeModel.exit_from_layer_logits` (one pass, any patience derived afterwards), and
+:meth:`PabeeModel.exit_from_layer_logits` (one pass, the exit of any setting derived afterwards), and
 :meth:`PabeeModel.early_exit`, which steps the backbone layer by layer and drops exited examples from
-the working batch. Exits are decided per example (:func:`robustness.models.exits.patience_exit`).
+the working batch. Exits are decided per example (:func:`robustness.models.exits.setting_exit`).
 
 On disk a model is ``config.json`` (a :class:`~robustness.models.config.PabeeConfig`, which embeds the
 backbone config so the backbone is rebuilt without the hub) and ``model.safetensors``; the caller saves the
@@ -36,7 +36,7 @@ from transformers import AutoModel, AutoTokenizer, PretrainedConfig, PreTrainedT
 
 from robustness.models.backbones import get_adapter
 from robustness.models.config import HEADS, PabeeConfig, default_dropout
-from robustness.models.exits import _check_patience, patience_exit
+from robustness.models.exits import Setting, _check_patience, confident, parse_setting, setting_exit
 
 __all__ = [
     "CONFIG_NAME",
@@ -229,15 +229,16 @@ class PabeeModel(nn.Module):
             return self.forward(input_ids, attention_mask, token_type_ids).layer_logits
 
     def exit_from_layer_logits(
-        self, layer_logits: torch.Tensor, patience: int | None
+        self, layer_logits: torch.Tensor, setting: Setting | int | str | None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(exit_layer [B], logits [B, C])`` from :meth:`all_layer_logits`' output. "pabee": the per-example
-        patience rule; "full": every example exits at L with the single head's logits."""
-        _check_patience(patience)
+        """``(exit_layer [B], logits [B, C])`` from :meth:`all_layer_logits`' output at an exit ``setting``
+        (a :class:`~robustness.models.exits.Setting`, or a patience: int, None = full depth). "pabee": the
+        per-example exit rule; "full": every example exits at L with the single head's logits."""
+        setting = parse_setting(setting)
         if layer_logits.dim() != 3 or layer_logits.shape[0] != self.num_heads:
             raise ValueError(f"layer_logits must be [{self.num_heads}, B, C], got {tuple(layer_logits.shape)}")
         if self.head == "pabee":
-            return patience_exit(layer_logits, patience)
+            return setting_exit(layer_logits, setting)
         batch = layer_logits.shape[1]
         exit_layer = torch.full((batch,), self.num_layers, dtype=torch.long, device=layer_logits.device)
         return exit_layer, layer_logits[-1]
@@ -247,12 +248,13 @@ class PabeeModel(nn.Module):
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor | None,
         token_type_ids: torch.Tensor | None = None,
-        patience: int | None = None,
+        setting: Setting | int | str | None = None,
     ) -> EarlyExitOutput:
-        """True early exit: runs layer i only for the examples still in the working batch. After each layer
-        the exited examples are removed (hidden states and mask), and trailing columns that are padding
-        for every remaining example are cut. Same exits and logits as the all-layer path."""
-        _check_patience(patience)
+        """True early exit at an exit ``setting`` (any policy; an int is a patience, None full depth): runs
+        layer i only for the examples still in the working batch. After each layer the exited examples are
+        removed (hidden states and mask), and trailing columns that are padding for every remaining example
+        are cut. Same exits and logits as the all-layer path."""
+        setting = parse_setting(setting)
         kwargs = self._backbone_kwargs(input_ids, attention_mask, token_type_ids)
         mask = kwargs["attention_mask"]
         batch, num_layers, device = input_ids.shape[0], self.num_layers, input_ids.device
@@ -262,7 +264,8 @@ class PabeeModel(nn.Module):
             logits = self.all_layer_logits(input_ids, attention_mask, token_type_ids)[-1]
             layer_preds[:, -1] = logits.argmax(dim=-1)
             return EarlyExitOutput(exit_layer, logits, layer_preds, batch * num_layers)
-        stop_at = patience if patience is not None and patience < num_layers else None
+        patience = setting.value if setting.policy == "patience" and setting.value < num_layers else None
+        thresholded = setting.policy in ("entropy", "maxprob")
         with self._inference():
             hidden = self._adapter.embed(input_ids, kwargs.get("token_type_ids"))
             out_logits = torch.empty(batch, self.num_labels, dtype=hidden.dtype, device=device)
@@ -280,7 +283,12 @@ class PabeeModel(nn.Module):
                 layer_preds[active, i] = pred
                 if prev_pred is not None:
                     counter = torch.where(pred == prev_pred, counter + 1, torch.zeros_like(counter))
-                done = counter == stop_at if stop_at is not None else torch.zeros_like(pred, dtype=torch.bool)
+                if thresholded:
+                    done = confident(logits, setting)
+                elif patience is not None:
+                    done = counter == patience
+                else:
+                    done = torch.zeros_like(pred, dtype=torch.bool)
                 if i == num_layers - 1:
                     done = torch.ones_like(done)
                 exit_layer[active[done]] = i + 1

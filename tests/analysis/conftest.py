@@ -62,7 +62,7 @@ def fake_records(patience: int | None, single_head: bool = False) -> list[dict]:
 def write_run(root: Path, model_id: str, head: str, patience: int | None, recipe: str,
               status: str = "complete", records: list[dict] | None = None) -> Path:
     spec = RunSpec(model_id=model_id, model_dir=f"/models/{model_id}", recipe=recipe, dataset="sst2",
-                   patience=patience, n=len(EXAMPLES), seed=7)
+                   setting=patience, n=len(EXAMPLES), seed=7)
     run_dir = root / "runs" / spec.run_id
     run_dir.mkdir(parents=True)
     full = {**spec.to_dict(), "run_id": spec.run_id, "num_layers": NUM_LAYERS, "head": head,

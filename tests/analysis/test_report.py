@@ -35,8 +35,9 @@ def test_compare_baseline_vs_p1(run_dirs):
 
 def test_select_run(suite_out):
     runs = load_runs(suite_out)
-    assert select_run(runs, "pabee", 1, recipe="textfooler").spec["patience"] == 1
-    assert select_run(runs, "pabee", "full", recipe="deepwordbug").spec["patience"] is None
+    assert select_run(runs, "pabee", 1, recipe="textfooler").setting == "patience:1"
+    assert select_run(runs, "pabee", "full", recipe="deepwordbug").setting == "full"
+    assert select_run(runs, "pabee", "patience:2", recipe="deepwordbug").setting == "patience:2"
     with pytest.raises(ValueError, match="found pabee-p1_"):
         select_run(runs, "pabee", 1)  # one per recipe: ambiguous
     with pytest.raises(ValueError, match="found none"):
@@ -57,7 +58,7 @@ def test_findings_are_generated_from_the_numbers(suite_out):
     lines = findings(summarize(runs), runs)
     text = "\n".join(lines)
     assert "textfooler on sst2: the lowest attack success rate is 33.3% [95% CI" in text
-    assert "for pabee at patience 1; the highest is 66.7%" in text
+    assert "for pabee at patience:1; the highest is 66.7%" in text
     assert "lowest-success" not in text  # the conclusion is the verdict's, not a post-hoc pick
     assert "adversarial texts exit 0.33 layers later" in text  # p=1: exits 2,3,2 vs 2,2,2
     assert "Every run has 4 examples" in text
@@ -78,10 +79,10 @@ def test_write_report(report):
     assert (out / "notes.txt").read_text() == "mine"  # nothing else is touched
     for name in ("tables/verdict.csv", "tables/verdict_candidates.csv",
                  "tables/summary.csv", "tables/summary.md", "tables/exit_distribution.csv", "tables/flip_rates.csv",
-                 "figures/success_vs_patience.png", "figures/flip_heatmap.png", "figures/tradeoff.png"):
+                 "figures/success_vs_setting.png", "figures/flip_heatmap.png", "figures/tradeoff.png"):
         assert (out / name).is_file(), name
     text, page = md.read_text(), html.read_text()
-    assert text.startswith(MARKER) and "![success_vs_patience](figures/success_vs_patience.png)" in text
+    assert text.startswith(MARKER) and "![success_vs_setting](figures/success_vs_setting.png)" in text
     # the summary (verdict) comes first; 4 examples per run are far below the minimum n: no verdict
     assert text.index("## Summary") < text.index("## Findings") < text.index("## Tables")
     assert text.split("## Summary")[1].split("\n- ")[1].startswith("Verdict (endpoint: accuracy under attack")
@@ -125,7 +126,7 @@ def test_near_constant_settings_are_flagged(suite_out):
     runs = load_runs(suite_out)
     summary = summarize(runs)
     assert not any("near-constant" in line for line in findings(summary, runs))
-    target = next(r for r in runs if r.spec.get("patience") == 1)
+    target = next(r for r in runs if r.setting == "patience:1")
     target.records["orig_pred"] = 1  # every clean text gets class 1
     lines = [line for line in findings(summary, runs) if "near-constant" in line]
     assert len(lines) == 1 and "predicts one class for 100.0% of the clean texts" in lines[0]

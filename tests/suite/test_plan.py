@@ -9,8 +9,9 @@ from robustness.suite.specs import RunSpec
 
 
 def _specs(n: int = 5) -> list[RunSpec]:
-    return [RunSpec(model_id=m, model_dir=f"/m/{m}", recipe=r, dataset="glue/sst2", patience=p, n=n)
-            for r in ("deepwordbug", "pwws") for m, ps in (("a", (1, 2, None)), ("b", (None,))) for p in ps]
+    return [RunSpec(model_id=m, model_dir=f"/m/{m}", recipe=r, dataset="glue/sst2", setting=p, n=n)
+            for r in ("deepwordbug", "pwws")
+            for m, ps in (("a", ("patience:1", "patience:2", "full")), ("b", ("full",))) for p in ps]
 
 
 def test_tasks_group_every_setting_of_a_model_and_cut_shards():
@@ -19,7 +20,7 @@ def test_tasks_group_every_setting_of_a_model_and_cut_shards():
                                         "b/deepwordbug[0:2]", "b/deepwordbug[2:4]", "b/deepwordbug[4:5]",
                                         "a/pwws[0:2]", "a/pwws[2:4]", "a/pwws[4:5]",
                                         "b/pwws[0:2]", "b/pwws[2:4]", "b/pwws[4:5]"]
-    assert [s.patience for s in tasks[0].specs] == [1, 2, None]
+    assert [s.setting for s in tasks[0].specs] == ["patience:1", "patience:2", "full"]
     assert tasks[0].size == 6 and tasks[2].size == 3
     assert shards(5, 5) == [(0, 1, 2, 3, 4)]
     with pytest.raises(ValueError, match="shard size"):

@@ -37,9 +37,12 @@ Block = tuple[str, Any]
 
 FIGURES = [  # name, function input, function, caption
     ("success_vs_setting", "summary", plots.plot_success_vs_setting,
-     "Attack success rate against the exit setting (95% bootstrap CIs); dashed lines: full-depth baselines."),
+     "Attack success rate against the exit setting (exact 95% CIs; descriptive: each setting is attacked on the "
+     "examples it classifies correctly, a different subset per setting); dashed lines and bands: full-depth "
+     "baselines."),
     ("cost_vs_setting", "summary", plots.plot_cost_vs_setting,
-     "Attack cost: TextAttack queries (cache hits included) and transformer layers computed per attacked example."),
+     "Attack cost: TextAttack queries (cache hits included; BCa bootstrap 95% CIs) and transformer layers computed "
+     "per attacked example."),
     ("tradeoff", "summary", plots.plot_tradeoff,
      "Accuracy under attack against layer speed-up (L / mean exit layer) on clean and adversarial texts."),
     ("exit_histograms", "exits", plots.plot_exit_histograms, "Exit-layer distributions, clean vs adversarial texts."),
@@ -126,10 +129,23 @@ def _verdict_view(verdict: pd.DataFrame) -> pd.DataFrame:
     return shown.set_axis([h for _, h in VERDICT_VIEW], axis=1)
 
 
+def _left_out(runs: list[Run]) -> list[Block]:
+    """Failed and partial runs, listed rather than dropped silently."""
+    if not runs:
+        return []
+    table = pd.DataFrame([{
+        "run_id": r.run_id, "status": r.info.get("status") or "unknown", "records": len(r.records),
+        "n": r.spec.get("n"), "error": r.info.get("error") or "",
+    } for r in runs])
+    return [("p", f"{len(runs)} run(s) are not complete and are left out of every number above and below:"),
+            ("table", table)]
+
+
 def build_sections(runs: list[Run], summary: pd.DataFrame, figures: list[Block],
                    provenance: dict[str, Any] | None, verdict: pd.DataFrame | None = None,
-                   options: VerdictOptions | None = None) -> list[tuple[str, list[Block]]]:
-    """The report's content: (section title, blocks) pairs; the summary (verdict) comes first."""
+                   options: VerdictOptions | None = None, left_out: list[Run] | None = None,
+                   ) -> list[tuple[str, list[Block]]]:
+    """The report's content: (section title, blocks) pairs; the summary (verdict, runs left out) comes first."""
     if verdict is None:
         verdict = verdict_tables(summary, runs, options)[0]
     datasets = ", ".join(sorted(set(summary["dataset"])))
@@ -156,6 +172,7 @@ def build_sections(runs: list[Run], summary: pd.DataFrame, figures: list[Block],
     summary_blocks: list[Block] = [("p", intro), ("list", verdict_findings(verdict, options))]
     if not verdict.empty:
         summary_blocks.append(("table", _verdict_view(verdict)))
+    summary_blocks += _left_out(left_out or [])
     return [("Summary", summary_blocks), ("Findings", [("list", findings(summary, runs))]),
             ("Tables", tables), ("Figures", figures), ("Provenance", _provenance(runs, provenance))]
 
@@ -222,19 +239,25 @@ def write_report(sources: str | Path | Iterable[str | Path], out_dir: str | Path
                  title: str = "Adversarial robustness of early-exit models",
                  verdict_options: VerdictOptions | None = None) -> tuple[Path, Path]:
     """Aggregate the runs under ``sources`` (run dirs, ``runs/`` folders or suite out dirs) and write
-    ``tables/``, ``figures/``, ``report.md`` and ``report.html`` into ``out_dir``. Only those names are
+    ``tables/``, ``figures/``, ``report.md`` and ``report.html`` into ``out_dir``. The run set is validated
+    (:func:`~robustness.analysis.aggregate.validate_runs`) before anything is written; runs that are not
+    complete are listed in the report (and included only with ``include_incomplete``). Only those names are
     written; nothing is deleted, and a report.md/html not written by this function is never overwritten."""
     out = Path(out_dir)
     _check_out_dir(out)
-    runs = load_runs(sources, include_incomplete=include_incomplete)
+    found = load_runs(sources, include_incomplete=True)
+    runs = [r for r in found if include_incomplete or r.complete]
+    if not runs:
+        raise ValueError(f"none of the {len(found)} runs is complete (pass include_incomplete to see them)")
     summary = summarize(runs)
     exits, flips = exit_table(runs), flip_table(runs)
     out.mkdir(parents=True, exist_ok=True)
     verdict, candidates = verdict_tables(summary, runs, verdict_options)
     write_tables(summary, out, extra={"exit_distribution": exits, "flip_rates": flips, "verdict": verdict,
                                       "verdict_candidates": candidates})
+    left_out = [] if include_incomplete else [r for r in found if not r.complete]
     sections = build_sections(runs, summary, _figures(summary, exits, flips, out / "figures"), provenance,
-                              verdict, verdict_options)
+                              verdict, verdict_options, left_out=left_out)
     md_path, html_path = out / "report.md", out / "report.html"
     md_path.write_text(render_markdown(title, sections), encoding="utf-8")
     html_path.write_text(render_html(title, sections), encoding="utf-8")

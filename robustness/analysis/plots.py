@@ -36,12 +36,27 @@ def _facets(summary: pd.DataFrame) -> list[tuple[str, str]]:
     return sorted(set(zip(summary["dataset"], summary["recipe"], strict=True)))
 
 
+#: Facet grids wrap after this many columns, so figures stay legible with 10+ recipes.
+MAX_COLUMNS = 4
+
+
 def _grid(count: int, width: float = 5.0, height: float = 3.6, ncols: int = 3) -> tuple[Figure, list]:
-    ncols = max(1, min(ncols, count))
+    ncols = max(1, min(ncols, MAX_COLUMNS, count))
     nrows = math.ceil(count / ncols)
     fig = Figure(figsize=(width * ncols, height * nrows + 0.6), layout="constrained")
     axes = [fig.add_subplot(nrows, ncols, i + 1) for i in range(count)]
     return fig, axes
+
+
+def _legend(fig: Figure, axes: list) -> None:
+    """One legend for the whole figure, below the panels (never over the data), each label once."""
+    entries: dict[str, object] = {}
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            entries.setdefault(label, handle)
+    if entries:
+        fig.legend(list(entries.values()), list(entries), loc="outside lower center", fontsize="small",
+                   ncols=min(len(entries), 4), frameon=False)
 
 
 def _yerr(rows: pd.DataFrame, metric: str) -> np.ndarray | None:
@@ -70,7 +85,6 @@ def _vs_setting(ax, rows: pd.DataFrame, metric: str, order: list[str], series: l
     ax.set_xlabel("exit setting")
     ax.set_ylabel(PRETTY.get(metric, metric))
     ax.grid(alpha=0.3)
-    ax.legend(fontsize="small")
 
 
 def plot_success_vs_setting(summary: pd.DataFrame, metric: str = "attack_success_rate") -> Figure:
@@ -85,25 +99,32 @@ def plot_success_vs_setting(summary: pd.DataFrame, metric: str = "attack_success
         _vs_setting(ax, rows, metric, order, ["model_id"])
         ax.set_ylim(-0.02, 1.02)
         ax.set_title(f"{recipe} on {dataset}")
+    _legend(fig, axes)
     return fig
 
 
 def plot_cost_vs_setting(summary: pd.DataFrame) -> Figure:
-    """Attack cost against the exit setting, one column per (dataset, recipe): mean TextAttack queries (top row)
-    and mean layers computed (bottom row) per attacked example, one line per PABEE model; baselines dashed."""
+    """Attack cost against the exit setting, one column per (dataset, recipe), wrapping after :data:`MAX_COLUMNS`:
+    mean TextAttack queries (upper panel) and mean layers computed (lower panel) per attacked example, one line
+    per PABEE model; baselines dashed."""
     metrics = ["mean_queries", "mean_layers_computed"]
     _check(summary, ["dataset", "recipe", "head", "model_id", "setting", *metrics])
     order = setting_order(summary.loc[summary["head"] != "full", "setting"]) or ["full"]
     facets = _facets(summary)
-    fig = Figure(figsize=(5.0 * len(facets), 7.6), layout="constrained")
-    for col, (dataset, recipe) in enumerate(facets):
+    ncols = min(len(facets), MAX_COLUMNS)
+    nrows = 2 * math.ceil(len(facets) / ncols)
+    fig = Figure(figsize=(5.0 * ncols, 3.6 * nrows + 0.6), layout="constrained")
+    axes = []
+    for i, (dataset, recipe) in enumerate(facets):
         rows = summary[(summary["dataset"] == dataset) & (summary["recipe"] == recipe)]
         for row, metric in enumerate(metrics):
-            ax = fig.add_subplot(2, len(facets), row * len(facets) + col + 1)
+            ax = fig.add_subplot(nrows, ncols, (2 * (i // ncols) + row) * ncols + i % ncols + 1)
             _vs_setting(ax, rows, metric, order, ["model_id"])
             ax.set_ylim(bottom=0)
             if row == 0:
                 ax.set_title(f"{recipe} on {dataset}")
+            axes.append(ax)
+    _legend(fig, axes)
     return fig
 
 
@@ -134,7 +155,7 @@ def plot_tradeoff(summary: pd.DataFrame) -> Figure:
         ax.set_ylabel(PRETTY["accuracy_under_attack"])
         ax.set_ylim(-0.02, 1.02)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize="x-small")
+    _legend(fig, axes)
     return fig
 
 
@@ -154,7 +175,7 @@ def plot_exit_histograms(exits: pd.DataFrame) -> Figure:
         ax.set_xlabel("exit layer")
         ax.set_ylabel("fraction of examples")
         ax.set_title(setting, fontsize="medium")
-        ax.legend(fontsize="small")
+    _legend(fig, axes)
     return fig
 
 
@@ -179,8 +200,7 @@ def plot_overthinking(summary: pd.DataFrame) -> Figure:
         ax.set_ylabel(PRETTY[kind])
         ax.set_ylim(-0.02, 1.02)
         ax.grid(alpha=0.3)
-        if not rows.empty:
-            ax.legend(fontsize="small")
+    _legend(fig, axes)
     return fig
 
 

@@ -14,9 +14,12 @@ Two inference modes agree exactly (tests check it): :meth:`PabeeModel.all_layer_
 :meth:`PabeeModel.early_exit`, which steps the backbone layer by layer and drops exited examples from
 the working batch. Exits are decided per example (:func:`robustness.models.exits.setting_exit`).
 
-On disk a model is ``config.json`` (a :class:`~robustness.models.config.PabeeConfig`, which embeds the
-backbone config so the backbone is rebuilt without the hub) and ``model.safetensors``; the caller saves the
-tokenizer beside.
+The model is a Hugging Face ``PreTrainedModel`` (``model_type`` "pabee"), registered with ``AutoConfig``,
+``AutoModel`` and ``AutoModelForSequenceClassification`` when :mod:`robustness` is imported
+(:mod:`robustness.models.registry`). On disk it is ``config.json`` (a
+:class:`~robustness.models.config.PabeeConfig`, which embeds the backbone config so the backbone is rebuilt
+without the hub) and ``model.safetensors``, written by ``save_pretrained``; the caller saves the tokenizer
+beside. Directories written before (``"format": "robustness-pabee"``, no ``model_type``) load unchanged.
 """
 
 from __future__ import annotations
@@ -27,15 +30,16 @@ import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
-from safetensors.torch import load_model, save_model
 from torch import nn
 from torch.nn import functional as F
-from transformers import AutoModel, AutoTokenizer, PretrainedConfig, PreTrainedTokenizerBase
+from transformers import AutoModel, AutoTokenizer, PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase
+from transformers.utils import ModelOutput
 
 from robustness.models.backbones import get_adapter
-from robustness.models.config import HEADS, PabeeConfig, default_dropout
+from robustness.models.config import HEADS, LEGACY_FORMAT, PabeeConfig, default_dropout
 from robustness.models.exits import Setting, _check_patience, confident, parse_setting, setting_exit
 
 __all__ = [
@@ -54,9 +58,13 @@ WEIGHTS_NAME = "model.safetensors"
 
 
 @dataclass
-class PabeeOutput:
-    loss: torch.Tensor | None  # scalar training loss when labels were given
-    layer_logits: torch.Tensor  # [H, B, C]; H = L for head "pabee", 1 for head "full" (layer L)
+class PabeeOutput(ModelOutput):
+    """What ``forward`` returns (a ``transformers`` ``ModelOutput``: attribute, key and tuple access)."""
+
+    loss: torch.Tensor | None = None  # scalar training loss when labels were given
+    logits: torch.Tensor | None = None  # [B, C], each example's logits at its exit under the chosen setting
+    layer_logits: torch.Tensor | None = None  # [H, B, C]; H = L for head "pabee", 1 for head "full" (layer L)
+    exit_layers: torch.Tensor | None = None  # [B] long, 1..L, each example's exit layer under the setting
 
 
 @dataclass
@@ -67,15 +75,18 @@ class EarlyExitOutput:
     layers_computed: int  # Σ over examples of transformer layers actually run
 
 
-class PabeeModel(nn.Module):
+class PabeeModel(PreTrainedModel):
     """Encoder + internal classifiers. Build with :meth:`from_backbone` / :meth:`from_backbone_config`,
-    load with :meth:`from_pretrained`."""
+    load with :meth:`from_pretrained` (or ``AutoModelForSequenceClassification.from_pretrained``)."""
+
+    config_class = PabeeConfig
+    base_model_prefix = "backbone"
 
     def __init__(self, config: PabeeConfig, backbone: nn.Module | None = None) -> None:
-        super().__init__()
+        super().__init__(config)
         if backbone is None:
-            backbone = AutoModel.from_config(config.backbone_config(), attn_implementation=config.attn_implementation)
-        self.config = config
+            backbone = AutoModel.from_config(config.backbone_config(),
+                                             attn_implementation=config.backbone_attn_implementation)
         self.backbone = backbone
         self._adapter = get_adapter(backbone)
         if self._adapter.num_layers != config.num_layers:
@@ -87,10 +98,15 @@ class PabeeModel(nn.Module):
         self.pooler = nn.Sequential(nn.Linear(hidden, hidden), nn.Tanh()) if config.own_pooler else None
         self.dropout = nn.Dropout(config.classifier_dropout)
         self.classifiers = nn.ModuleList(nn.Linear(hidden, config.num_labels) for _ in range(self.num_heads))
-        new_linears = [self.pooler[0]] if self.pooler is not None else []
-        for linear in [*new_linears, *self.classifiers]:
-            nn.init.normal_(linear.weight, std=std)
-            nn.init.zeros_(linear.bias)
+        self._init_std = std
+        self.post_init()  # initialises the new pooler and classifiers (the backbone keeps its weights)
+
+    def _init_weights(self, module: nn.Module) -> None:
+        """The new linears (pooler, classifiers): normal(0, the backbone's initializer_range), zero bias.
+        The backbone is a ``PreTrainedModel`` of its own: transformers initialises it with its own rule."""
+        if isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, std=self._init_std)
+            nn.init.zeros_(module.bias)
 
     # -- construction ---------------------------------------------------------------------------------
     @classmethod
@@ -136,7 +152,7 @@ class PabeeModel(nn.Module):
             num_layers=adapter.num_layers,
             classifier_dropout=default_dropout(backbone.config),
             own_pooler=not adapter.has_pooler,
-            attn_implementation=backbone.config._attn_implementation,
+            backbone_attn_implementation=backbone.config._attn_implementation,
             backbone_source=source,
             pooling=pooling,
         )
@@ -188,11 +204,17 @@ class PabeeModel(nn.Module):
     def forward(
         self,
         input_ids: torch.Tensor,
-        attention_mask: torch.Tensor | None,
+        attention_mask: torch.Tensor | None = None,
         token_type_ids: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
+        setting: Any = None,
+        **kwargs: Any,
     ) -> PabeeOutput:
-        """All classifiers in one backbone pass; loss ``Σ_i i·CE_i / Σ_i i`` over the H heads (H=1: CE_L)."""
+        """All classifiers in one backbone pass; loss ``Σ_i i·CE_i / Σ_i i`` over the H heads (H=1: CE_L).
+        ``logits`` and ``exit_layers`` follow ``setting`` (a :class:`~robustness.models.exits.Setting` or its
+        label; default: ``config.exit_setting``), derived from the
+        all-layer logits exactly as :meth:`exit_from_layer_logits` does. Other keyword arguments
+        (``return_dict``, ...) that callers of Hugging Face models pass are accepted and ignored."""
         kwargs = self._backbone_kwargs(input_ids, attention_mask, token_type_ids)
         pabee = self.head == "pabee"
         out = self.backbone(**kwargs, output_hidden_states=pabee, return_dict=True)
@@ -204,7 +226,9 @@ class PabeeModel(nn.Module):
             ce = torch.stack([F.cross_entropy(logits, labels) for logits in layer_logits])
             weights = torch.arange(1, len(ce) + 1, dtype=ce.dtype, device=ce.device)
             loss = (weights * ce).sum() / weights.sum()
-        return PabeeOutput(loss=loss, layer_logits=layer_logits)
+        exit_layers, logits = self.exit_from_layer_logits(  # logits gathered from layer_logits, with their graph
+            layer_logits, self.config.exit_setting if setting is None else setting)
+        return PabeeOutput(loss=loss, logits=logits, layer_logits=layer_logits, exit_layers=exit_layers)
 
     # -- inference ------------------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -335,24 +359,20 @@ class PabeeModel(nn.Module):
         exit_layer = torch.full((batch,), i + 1, dtype=torch.long, device=input_ids.device)
         return EarlyExitOutput(exit_layer, logits, layer_preds, batch * (i + 1))
 
-    # -- persistence ----------------------------------------------------------------------------------
-    def save_pretrained(self, path: str | Path) -> None:
-        """Write ``config.json`` and ``model.safetensors`` into ``path`` (created if missing)."""
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        (path / CONFIG_NAME).write_text(json.dumps(self.config.to_dict(), indent=2, sort_keys=True) + "\n")
-        save_model(self, str(path / WEIGHTS_NAME), metadata={"format": "pt"}, force_contiguous=True)
-
+    # -- persistence (save_pretrained is transformers') -------------------------------------------------
     @classmethod
-    def from_pretrained(cls, path: str | Path, device: str | torch.device = "cpu") -> PabeeModel:
-        """Load a model saved by :meth:`save_pretrained` (returned in eval mode)."""
-        path = Path(path)
-        if not (path / CONFIG_NAME).is_file() or not (path / WEIGHTS_NAME).is_file():
-            raise ValueError(f"{path} is not a saved PABEE model (needs {CONFIG_NAME} and {WEIGHTS_NAME})")
-        config = PabeeConfig.from_dict(json.loads((path / CONFIG_NAME).read_text()))
-        model = cls(config)
-        load_model(model, str(path / WEIGHTS_NAME), strict=True, device=str(device))
-        return model.to(device).eval()
+    def from_pretrained(cls, path: str | Path, *args: Any, **kwargs: Any) -> PabeeModel:
+        """Load a model saved by ``save_pretrained`` (or by versions before the model was a PreTrainedModel),
+        in eval mode. A local directory that holds no PABEE model is a one-line ``ValueError``."""
+        folder = Path(path)
+        if folder.is_dir():
+            if not (folder / CONFIG_NAME).is_file() or not (folder / WEIGHTS_NAME).is_file():
+                raise ValueError(f"{path} is not a saved PABEE model (needs {CONFIG_NAME} and {WEIGHTS_NAME})")
+            values = json.loads((folder / CONFIG_NAME).read_text())
+            if values.get("model_type") != PabeeConfig.model_type and values.get("format") != LEGACY_FORMAT:
+                raise ValueError(f"{path} is not a saved PABEE model (its config.json has model_type "
+                                 f"{values.get('model_type')!r}, format {values.get('format')!r})")
+        return super().from_pretrained(path, *args, **kwargs).eval()
 
 
 def load_model_and_tokenizer(path: str | Path) -> tuple[PabeeModel, PreTrainedTokenizerBase]:

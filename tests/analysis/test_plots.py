@@ -37,7 +37,20 @@ def test_success_vs_setting(summary):
     np.testing.assert_allclose(np.asarray(line.get_ydata(), float), [1 / 3, 2 / 3, 2 / 3])
     baseline = [ln for ln in ax.lines if ln.get_linestyle() == "--"]
     assert len(baseline) == 1 and baseline[0].get_ydata()[0] == pytest.approx(2 / 3)
-    assert any("baseline" in t.get_text() for t in ax.get_legend().get_texts())
+    assert ax.get_legend() is None  # one legend for the figure, outside the panels
+    assert any("baseline" in t.get_text() for t in fig.legends[0].get_texts())
+
+
+def test_ten_recipes_wrap_at_four_columns_and_legends_stay_off_the_data(summary):
+    many = pd.concat([summary.assign(recipe=f"recipe{i:02d}") for i in range(10)], ignore_index=True)
+    for fig in (plots.plot_success_vs_setting(many), plots.plot_cost_vs_setting(many),
+                plots.plot_tradeoff(many)):
+        columns = {ax.get_subplotspec().colspan.start for ax in fig.axes}
+        assert len(columns) <= plots.MAX_COLUMNS
+        assert all(ax.get_legend() is None for ax in fig.axes) and len(fig.legends) == 1
+        fig.canvas.draw()
+        legend_box = fig.legends[0].get_window_extent()
+        assert not any(legend_box.overlaps(ax.get_window_extent()) for ax in fig.axes)
 
 
 def test_cost_tradeoff_overthinking(summary):

@@ -87,6 +87,9 @@ def test_write_report(report):
     assert text.index("## Summary") < text.index("## Findings") < text.index("## Tables")
     assert text.split("## Summary")[1].split("\n- ")[1].startswith("Verdict (endpoint: accuracy under attack")
     assert "no verdict, too few examples" in text and "no verdict, too few examples" in page
+    # the unfinished run is listed, not silently dropped
+    summary_part = text.split("## Summary")[1].split("## Findings")[0]
+    assert "1 run(s) are not complete and are left out" in summary_part and "pabee-unfinished-p1" in summary_part
     verdict = pd.read_csv(out / "tables" / "verdict.csv")
     assert set(verdict["verdict"]) == {"insufficient_n"} and len(verdict) == 2  # pabee vs bert-base, 2 recipes
     assert page.count("data:image/png;base64,") == 6
@@ -130,3 +133,27 @@ def test_near_constant_settings_are_flagged(suite_out):
     target.records["orig_pred"] = 1  # every clean text gets class 1
     lines = [line for line in findings(summary, runs) if "near-constant" in line]
     assert len(lines) == 1 and "predicts one class for 100.0% of the clean texts" in lines[0]
+
+
+def test_report_validates_the_run_set_before_writing(suite_out, tmp_path, make_run, capsys):
+    from robustness.cli import main
+
+    make_run(suite_out, "pabee", "pabee", 3, "textfooler", seed=8)  # another sample
+    out = tmp_path / "report"
+    with pytest.raises(ValueError, match="runs on sst2 draw different samples"):
+        write_report(suite_out, out)
+    assert main(["report", str(suite_out), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "draw different samples" in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()  # nothing half-written
+
+
+def test_stock_is_part_of_the_setting(suite_out, tmp_path, make_run):
+    make_run(suite_out, "pabee", "pabee", 1, "textfooler", stock=True)
+    runs = load_runs(suite_out)
+    summary = summarize(runs)  # no "share a setting" error: stock and offline are two settings
+    rows = summary[(summary.recipe == "textfooler") & (summary.setting == "patience:1")]
+    assert sorted(rows["stock"]) == [False, True]
+    make_run(suite_out / "again", "pabee", "pabee", 1, "textfooler", stock=True)
+    with pytest.raises(ValueError, match="share a setting"):
+        summarize(load_runs([suite_out, suite_out / "again"]))

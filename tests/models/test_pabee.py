@@ -332,10 +332,14 @@ def test_inference_turns_dropout_off_and_restores_training_mode() -> None:
 def test_save_load_round_trip(tmp_path, kind: str, head: str) -> None:
     model = make_model(kind, head=head)
     model.config.label_names = ["a", "b", "c"]
-    model.save_pretrained(tmp_path)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json", "model.safetensors"]
-    loaded = PabeeModel.from_pretrained(tmp_path)
-    assert loaded.config == model.config
+    model.save_pretrained(tmp_path / "a")
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["config.json", "model.safetensors"]
+    loaded = PabeeModel.from_pretrained(tmp_path / "a")
+    loaded.save_pretrained(tmp_path / "b")  # save -> load -> save writes the same bytes
+    for name in ("config.json", "model.safetensors"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    assert loaded.config.to_dict() == {**model.config.to_dict(), "_name_or_path": str(tmp_path / "a")}
+    assert loaded.config.backbone_attn_implementation == model.config.backbone_attn_implementation
     assert (loaded.head, loaded.num_layers, loaded.num_labels, loaded.label_names) == (head, 4, 3, ["a", "b", "c"])
     assert loaded.config.own_pooler == (kind == "distilbert")
     ids, mask = random_batch(model)
@@ -375,7 +379,7 @@ def test_invalid_arguments_raise_value_error() -> None:
     with pytest.raises(ValueError, match="model_type"):
         PabeeModel.from_backbone_config(GPT2Config(n_layer=2, n_embd=32, n_head=2), "pabee", 2)
     with pytest.raises(ValueError, match="format"):
-        PabeeConfig.from_dict({"head": "pabee"})
+        PabeeConfig.from_dict({"format": "other", "head": "pabee"})
     model = make_model("bert")
     ids, mask = random_batch(model)
     for bad in (0, -1, True, 1.5):

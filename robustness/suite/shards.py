@@ -34,11 +34,10 @@ def _model_facts(model_dir: str) -> Any:
     """The saved model's config (layers, head, label names) without loading its weights."""
     from robustness.models.config import PabeeConfig
 
-    path = Path(model_dir, "config.json")
     try:
-        return PabeeConfig.from_dict(json.loads(path.read_text(encoding="utf-8")))
-    except (OSError, json.JSONDecodeError, TypeError) as exc:
-        raise ValueError(f"{path}: cannot read the model config: {exc}") from None
+        return PabeeConfig.from_pretrained(model_dir)
+    except (OSError, ValueError, TypeError) as exc:
+        raise ValueError(f"{model_dir}: cannot read the model config: {exc}") from None
 
 
 def _shard_results(run_dir: Path) -> list[dict[str, Any]]:

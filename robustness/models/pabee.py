@@ -15,8 +15,9 @@ Two inference modes agree exactly (tests check it): :meth:`PabeeModel.all_layer_
 the working batch. Exits are decided per example (:func:`robustness.models.exits.patience_exit`).
 
 On disk a model is ``config.json`` (a :class:`~robustness.models.config.PabeeConfig`, which embeds the
-backbone config so the backbone is rebuilt without the hub) and ``model.safetensors``; the caller saves the
-tokenizer beside.
+backbone config so the backbone is rebuilt without the hub), ``model.safetensors`` and ``fingerprint.json``
+(:mod:`robustness.models.fingerprint`); the caller saves the tokenizer beside. Loading never runs code from
+the directory (``trust_remote_code=False``) and never unpickles (safetensors only).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_model, save_model
 from torch import nn
 from torch.nn import functional as F
@@ -37,6 +39,8 @@ from transformers import AutoModel, AutoTokenizer, PretrainedConfig, PreTrainedT
 from robustness.models.backbones import get_adapter
 from robustness.models.config import HEADS, PabeeConfig, default_dropout
 from robustness.models.exits import _check_patience, patience_exit
+from robustness.models.fingerprint import write_fingerprint
+from robustness.provenance import PARTIAL_DIR, write_json_atomic
 
 __all__ = [
     "CONFIG_NAME",
@@ -46,7 +50,9 @@ __all__ = [
     "PabeeConfig",
     "PabeeModel",
     "PabeeOutput",
+    "check_model_dir",
     "load_model_and_tokenizer",
+    "load_tokenizer",
 ]
 
 CONFIG_NAME = "config.json"
@@ -106,7 +112,7 @@ class PabeeModel(nn.Module):
         """Pretrained backbone weights (``AutoModel.from_pretrained``; offline for local dirs), new heads.
         ``attn_implementation`` None lets transformers choose ("sdpa" where supported, else "eager")."""
         source = str(backbone_name_or_path)
-        backbone = AutoModel.from_pretrained(source, attn_implementation=attn_implementation)
+        backbone = AutoModel.from_pretrained(source, attn_implementation=attn_implementation, trust_remote_code=False)
         return cls._with_backbone(backbone, head, num_labels, label_names, source, pooling)
 
     @classmethod
@@ -329,25 +335,63 @@ class PabeeModel(nn.Module):
 
     # -- persistence ----------------------------------------------------------------------------------
     def save_pretrained(self, path: str | Path) -> None:
-        """Write ``config.json`` and ``model.safetensors`` into ``path`` (created if missing)."""
+        """Write ``config.json``, ``model.safetensors`` and ``fingerprint.json`` into ``path`` (created if
+        missing). To make a whole model directory appear at once, save into :func:`atomic_directory`."""
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
-        (path / CONFIG_NAME).write_text(json.dumps(self.config.to_dict(), indent=2, sort_keys=True) + "\n")
+        write_json_atomic(path / CONFIG_NAME, self.config.to_dict())
         save_model(self, str(path / WEIGHTS_NAME), metadata={"format": "pt"}, force_contiguous=True)
+        write_fingerprint(path)
 
     @classmethod
     def from_pretrained(cls, path: str | Path, device: str | torch.device = "cpu") -> PabeeModel:
-        """Load a model saved by :meth:`save_pretrained` (returned in eval mode)."""
+        """Load a model saved by :meth:`save_pretrained` (returned in eval mode); ``ValueError`` naming the
+        file for a missing, half-saved or corrupt model."""
         path = Path(path)
-        if not (path / CONFIG_NAME).is_file() or not (path / WEIGHTS_NAME).is_file():
-            raise ValueError(f"{path} is not a saved PABEE model (needs {CONFIG_NAME} and {WEIGHTS_NAME})")
-        config = PabeeConfig.from_dict(json.loads((path / CONFIG_NAME).read_text()))
-        model = cls(config)
-        load_model(model, str(path / WEIGHTS_NAME), strict=True, device=str(device))
+        check_model_dir(path)
+        config_path = path / CONFIG_NAME
+        try:
+            values = json.loads(config_path.read_text(encoding="utf-8"))
+            if not isinstance(values, dict):
+                raise ValueError(f"it holds a JSON {type(values).__name__}, not an object")
+            config = PabeeConfig.from_dict(values)
+        except (ValueError, TypeError, KeyError) as exc:
+            raise ValueError(f"{config_path}: not a robustness model config: {exc}") from None
+        try:
+            model = cls(config)
+            load_model(model, str(path / WEIGHTS_NAME), strict=True, device=str(device))
+        except (SafetensorError, RuntimeError, OSError, ValueError, KeyError, TypeError) as exc:
+            message = " ".join(str(exc).split())[:300]
+            raise ValueError(f"{path / WEIGHTS_NAME}: cannot load the weights: {message}") from None
         return model.to(device).eval()
+
+
+def check_model_dir(path: str | Path) -> Path:
+    """``path`` holds a whole saved model: ``ValueError`` naming a missing or half-saved one."""
+    path = Path(path)
+    if PARTIAL_DIR.match(path.name):
+        raise ValueError(f"{path} is a half-saved model left by an interrupted save; train it again")
+    if not path.is_dir():
+        raise ValueError(f"no model at {path} (not a directory)")
+    has_config, has_weights = (path / CONFIG_NAME).is_file(), (path / WEIGHTS_NAME).is_file()
+    if not has_config and not has_weights:
+        raise ValueError(f"no model at {path} (needs {CONFIG_NAME} and {WEIGHTS_NAME})")
+    if not has_config or not has_weights:
+        missing = WEIGHTS_NAME if has_config else CONFIG_NAME
+        raise ValueError(f"{path} is a half-saved model ({missing} missing); train it again with --overwrite")
+    return path
+
+
+def load_tokenizer(path: str | Path) -> PreTrainedTokenizerBase:
+    """The tokenizer saved in ``path``; never runs code from the directory (``trust_remote_code=False``)."""
+    try:
+        return AutoTokenizer.from_pretrained(str(path), trust_remote_code=False)
+    except (OSError, ValueError, TypeError, KeyError) as exc:
+        message = " ".join(str(exc).split())[:300]
+        raise ValueError(f"{path}: cannot load the tokenizer: {message}") from None
 
 
 def load_model_and_tokenizer(path: str | Path) -> tuple[PabeeModel, PreTrainedTokenizerBase]:
     """The model (eval mode, CPU) and the tokenizer saved beside it in ``path``."""
     model = PabeeModel.from_pretrained(path)
-    return model, AutoTokenizer.from_pretrained(str(path))
+    return model, load_tokenizer(path)

@@ -311,7 +311,7 @@ def test_save_load_round_trip(tmp_path, kind: str, head: str) -> None:
     model = make_model(kind, head=head)
     model.config.label_names = ["a", "b", "c"]
     model.save_pretrained(tmp_path)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json", "model.safetensors"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json", "fingerprint.json", "model.safetensors"]
     loaded = PabeeModel.from_pretrained(tmp_path)
     assert loaded.config == model.config
     assert (loaded.head, loaded.num_layers, loaded.num_labels, loaded.label_names) == (head, 4, 3, ["a", "b", "c"])
@@ -321,7 +321,7 @@ def test_save_load_round_trip(tmp_path, kind: str, head: str) -> None:
 
 
 def test_from_pretrained_rejects_other_directories(tmp_path) -> None:
-    with pytest.raises(ValueError, match="not a saved PABEE model"):
+    with pytest.raises(ValueError, match="no model at"):
         PabeeModel.from_pretrained(tmp_path)
     make_model("bert").backbone.save_pretrained(tmp_path)  # a plain Hugging Face model
     with pytest.raises(ValueError, match="format"):

@@ -44,8 +44,8 @@ def test_suite_expansion(tmp_path):
     [
         ('[suite]\nname="s"\ndataset="d"\n', "needs 'recipes'"),
         ('[suite]\nname="s"\ndataset="d"\nrecipes=[]\nbogus=1\n', "unknown \\[suite\\] keys"),
-        ('[suite]\nname="s"\ndataset="d"\nrecipes=[]\n', "no \\[\\[models\\]\\]"),
-        ('[suite]\nname="s"\ndataset="d"\nrecipes=[]\n[[models]]\nid="a"\nhead="x"\n', "head must be"),
+        ('[suite]\nname="s"\ndataset="d"\nrecipes=["pwws"]\n', "no \\[\\[models\\]\\]"),
+        ('[suite]\nname="s"\ndataset="d"\nrecipes=["pwws"]\n[[models]]\nid="a"\nhead="x"\n', "head must be"),
         ('[suite\n', "invalid TOML"),
     ],
 )

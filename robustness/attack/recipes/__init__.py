@@ -31,7 +31,8 @@ from robustness.attack.recipes.context import BuildContext, Resources
 from robustness.attack.recipes.greedy import TEXTFOOLER_STOPWORDS
 from robustness.resources.textattack_compat import import_textattack
 
-__all__ = ["RECIPES", "TEXTFOOLER_STOPWORDS", "RecipeInfo", "Resources", "build_attack", "import_textattack"]
+__all__ = ["RECIPES", "TEXTFOOLER_STOPWORDS", "RecipeInfo", "Resources", "build_attack", "check_recipe",
+           "import_textattack"]
 
 
 @dataclass(frozen=True)
@@ -106,6 +107,18 @@ _BUILDERS: dict[str, Callable[[Any, BuildContext], tuple]] = {
 }
 
 
+def check_recipe(name: str, *, mlm: str | None = None, stock: bool = False) -> None:
+    """What can be checked about recipe ``name`` before building it (cheap, no TextAttack import): it is
+    known, and a recipe that needs a masked LM has one. ``ValueError`` otherwise."""
+    if name not in RECIPES:
+        raise ValueError(f"unknown recipe {name!r}; known: {_known()}")
+    if not stock and "mlm" in RECIPES[name].needs:
+        if not mlm:
+            raise ValueError(f"recipe {name!r} needs a masked language model: pass --mlm PATH")
+        if not os.path.isfile(os.path.join(mlm, "config.json")):
+            raise ValueError(f"masked language model dir {mlm} has no config.json")
+
+
 def build_attack(
     name: str,
     model_wrapper: Any,
@@ -121,8 +134,7 @@ def build_attack(
     sets ``goal_function.query_budget`` (TextAttack counts cache hits as queries). ``bae`` and
     ``bert-attack`` need ``mlm``, a local masked-LM dir.
     """
-    if name not in RECIPES:
-        raise ValueError(f"unknown recipe {name!r}; known: {_known()}")
+    check_recipe(name, mlm=mlm or (resources.mlm if resources else None), stock=stock)
     if query_budget is not None and (isinstance(query_budget, bool) or not isinstance(query_budget, int)
                                      or query_budget < 1):
         raise ValueError(f"query_budget must be a positive int, got {query_budget!r}")
@@ -132,11 +144,6 @@ def build_attack(
     if stock:
         attack = getattr(textattack.attack_recipes, RECIPES[name].stock).build(model_wrapper)
     else:
-        if "mlm" in RECIPES[name].needs:
-            if not mlm:
-                raise ValueError(f"recipe {name!r} needs a masked language model: pass --mlm PATH")
-            if not os.path.isfile(os.path.join(mlm, "config.json")):
-                raise ValueError(f"masked language model dir {mlm} has no config.json")
         goal, constraints, transformation, search = _BUILDERS[name](model_wrapper, BuildContext(resources, mlm))
         attack = textattack.Attack(goal, constraints, transformation, search)
     if query_budget is not None:

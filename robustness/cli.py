@@ -15,8 +15,15 @@ import sys
 from robustness import __version__
 
 
+def _add_bundle_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--resources", help="resource bundle laid out like ../shared: data/, nltk_data/, lexicons/, "
+                   "optional models/mlm, models/lm (default: $ROBUSTNESS_RESOURCES); individual flags override it")
+
+
 def _add_data_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data-dir", help="local dataset directory (default: $ROBUSTNESS_DATA_DIR, else the HF hub)")
+    p.add_argument("--data-dir", help="local dataset directory (default: the bundle's data/, else "
+                   "$ROBUSTNESS_DATA_DIR, else the HF hub)")
+    _add_bundle_arg(p)
 
 
 def _add_resource_args(p: argparse.ArgumentParser) -> None:
@@ -47,6 +54,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--limit", type=int, help="train on a deterministic subset of N examples")
     p.add_argument("--eval-limit", type=int, help="validate on a deterministic subset of N examples")
+    p.add_argument("--train-split", default="train", help="split to train on (e.g. validation for QNLI)")
+    p.add_argument("--eval-split", default="validation", help="split validated on after every epoch")
     p.add_argument("--overwrite", action="store_true", help="replace a model already in --out")
     _add_data_args(p)
 
@@ -99,6 +108,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("runs", nargs="+", help="run directories, runs/ folders or suite outputs")
     p.add_argument("--out", required=True)
     p.add_argument("--overwrite", action="store_true", help="replace files not written by robustness")
+    p.add_argument("--margin", type=float, default=0.01,
+                   help="verdict: clean-accuracy non-inferiority margin, a fraction (default 0.01 = 1 point)")
+    p.add_argument("--min-n", type=int, default=100, help="verdict: fewest paired examples for a test (default 100)")
+    p.add_argument("--alpha", type=float, default=0.05, help="verdict: significance level of the Holm-adjusted test")
+    p.add_argument("--setting", help="verdict: the pre-registered setting (e.g. patience:3); default: the eligible "
+                                     "setting with the highest accuracy under attack, Holm-adjusted")
 
     p = sub.add_parser("compare", help="two runs side by side with deltas and McNemar's test")
     p.add_argument("a", help="a run directory, or with --from a selector MODEL@PATIENCE[@RECIPE]")
@@ -113,6 +128,7 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("doctor", help="which resources are available and which recipes can run")
     _add_resource_args(p)
+    _add_bundle_arg(p)
     return parser
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 from pathlib import Path
 
 from robustness.suite.specs import parse_patience
@@ -21,13 +22,32 @@ def _check_out_file(path: Path, overwrite: bool) -> None:
         raise ValueError(f"{path} exists; pass --overwrite to replace it")
 
 
+def _located(args: argparse.Namespace, suite=None) -> argparse.Namespace:
+    """``args`` with every resource path this command takes filled in: its flag, else the suite's field, else
+    the bundle's part (bundle: ``--resources`` > suite ``resources`` > ``$ROBUSTNESS_RESOURCES``); ``offline``
+    is True when a bundle is in use. Paths still None fall back to the individual env vars downstream."""
+    from robustness.resources.bundle import PARTS, find_bundle
+
+    bundle = find_bundle(getattr(args, "resources", None), getattr(suite, "resources", None))
+    values = vars(args).copy()
+    for name in PARTS:
+        if name in values and values[name] is None:
+            values[name] = getattr(suite, name, None) or (bundle.part(name) if bundle else None)
+    values["offline"] = True if bundle is not None else None
+    if bundle is not None:  # before transformers / huggingface_hub are imported: they read it at import time
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    return argparse.Namespace(**values)
+
+
 def cmd_train(args: argparse.Namespace, command: str) -> int:
     from robustness.models.train import TrainConfig, train_model
 
+    args = _located(args)
     config = TrainConfig(
         out=args.out, dataset=args.dataset, head=args.head, pooling=args.pooling, backbone=args.backbone,
         epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, max_length=args.max_length, warmup=args.warmup,
-        seed=args.seed, limit=args.limit, eval_limit=args.eval_limit, data_dir=args.data_dir,
+        seed=args.seed, limit=args.limit, eval_limit=args.eval_limit, train_split=args.train_split,
+        eval_split=args.eval_split, data_dir=args.data_dir,
     )
     out = train_model(config, overwrite=args.overwrite)
     print(f"saved {args.head} model to {out}")
@@ -66,6 +86,7 @@ def cmd_evaluate(args: argparse.Namespace, command: str) -> int:
     from robustness.models.pabee import check_model_dir, load_model_and_tokenizer
     from robustness.provenance import write_csv_atomic
 
+    args = _located(args)
     out = Path(args.out)
     _check_out_file(out, args.overwrite)
     check_model_dir(args.model)
@@ -85,14 +106,14 @@ def cmd_evaluate(args: argparse.Namespace, command: str) -> int:
     return 0
 
 
-def _resources(args: argparse.Namespace, nltk_data: str | None = None):
-    """Resources from flags (else env vars), with TextAttack imported offline-safely *before* any module that
-    imports it at load time (the wrapper, the runner)."""
+def _resources(args: argparse.Namespace):
+    """Resources from located flags (:func:`_located`; else env vars), with TextAttack imported offline-safely
+    *before* any module that imports it at load time (the wrapper, the runner)."""
     from robustness.attack.recipes import Resources
     from robustness.resources.textattack_compat import import_textattack
 
-    resources = Resources.from_args(nltk_data=args.nltk_data or nltk_data, lexicons_dir=args.lexicons,
-                                    cache_dir=args.cache_dir, mlm=args.mlm)
+    resources = Resources.from_args(nltk_data=args.nltk_data, lexicons_dir=args.lexicons,
+                                    cache_dir=args.cache_dir, mlm=args.mlm, offline=args.offline)
     import_textattack(resources.nltk_data, offline=resources.offline)
     return resources
 
@@ -101,6 +122,7 @@ def cmd_attack(args: argparse.Namespace, command: str) -> int:
     from robustness.suite.specs import RunSpec
 
     patience = parse_patience(args.patience)
+    args = _located(args)
     resources = _resources(args)
     from robustness.attack.runner import run_attack
 
@@ -145,10 +167,11 @@ def cmd_bench(args: argparse.Namespace, command: str) -> int:
     from robustness.suite.validate import validate_suite
 
     suite = load_suite(args.suite)
-    suite = dataclasses.replace(suite, data_dir=args.data_dir or suite.data_dir)
+    args = _located(args, suite)
+    suite = dataclasses.replace(suite, data_dir=args.data_dir)
     out = Path(args.out)
     validate_suite(suite, out, overwrite=args.overwrite, mlm=args.mlm)
-    resources = _resources(args, suite.nltk_data)
+    resources = _resources(args)
     from robustness.attack.runner import run_attack, run_is_complete
     from robustness.attack.wrapper import LayerLogitsCache
 
@@ -172,7 +195,7 @@ def cmd_bench(args: argparse.Namespace, command: str) -> int:
         run_attack(spec, out / "runs" / spec.run_id, resources=resources, cache=cache, model=model,
                    tokenizer=tokenizer, command=command)
     md, html = write_report([out / "runs"], out, provenance={"suite": str(args.suite), "command": command},
-                            overwrite=args.overwrite)
+                            verdict_options=suite.verdict, overwrite=args.overwrite)
     print(f"[bench] report: {md} and {html}")
     return 0
 
@@ -192,9 +215,11 @@ def cmd_aggregate(args: argparse.Namespace, command: str) -> int:
 
 def cmd_report(args: argparse.Namespace, command: str) -> int:
     from robustness.report import write_report
+    from robustness.suite.specs import VerdictOptions
 
+    options = VerdictOptions(margin=args.margin, min_n=args.min_n, alpha=args.alpha, setting=args.setting)
     md, html = write_report([Path(r) for r in args.runs], Path(args.out), provenance={"command": command},
-                            overwrite=args.overwrite)
+                            verdict_options=options, overwrite=args.overwrite)
     print(f"wrote {md}\nwrote {html}")
     return 0
 
@@ -249,8 +274,15 @@ def cmd_ls(args: argparse.Namespace, command: str) -> int:
 
 
 def cmd_doctor(args: argparse.Namespace, command: str) -> int:
+    from robustness.resources.bundle import find_bundle
     from robustness.resources.doctor import doctor, recipe_availability
 
+    bundle = find_bundle(args.resources)
+    if bundle is not None:
+        missing = bundle.missing()
+        lacks = f" lacks {', '.join(missing)}" if missing else ""
+        print(f"[{'--' if missing else 'ok'}] bundle: {bundle.root}{lacks}")
+    args = _located(args)
     for status in doctor(nltk_data=args.nltk_data, lexicons_dir=args.lexicons, mlm=args.mlm):
         print(f"[{'ok' if status.available else '--'}] {status.name}: {status.detail}")
     print()

@@ -30,6 +30,7 @@ from robustness.analysis.aggregate import (
     view,
 )
 from robustness.analysis.compare import findings
+from robustness.analysis.verdict import VerdictOptions, verdict_findings, verdict_tables
 from robustness.outputs import check_output_dir, refuse_foreign, write_outputs
 from robustness.provenance import figure_png
 
@@ -67,7 +68,7 @@ li{margin:4px 0;line-height:1.45}details{margin:8px 0}summary{cursor:pointer}
 
 
 #: The extra long tables of a report (beside summary.csv and the VIEWS' .md files).
-EXTRA_TABLES = ("exit_distribution", "flip_rates")
+EXTRA_TABLES = ("exit_distribution", "flip_rates", "verdict", "verdict_candidates")
 
 
 def report_outputs() -> list[str]:
@@ -119,25 +120,55 @@ def _provenance(runs: list[Run], provenance: dict[str, Any] | None) -> list[Bloc
     return blocks
 
 
+#: Rounded view of the verdict table: (column, header).
+VERDICT_VIEW = [("dataset", "dataset"), ("recipe", "recipe"), ("model", "model"), ("baseline", "baseline"),
+                ("setting", "setting"), ("verdict", "verdict"), ("n", "n"),
+                ("accuracy_under_attack", "acc under attack"),
+                ("baseline_accuracy_under_attack", "baseline acc under attack"), ("p_value", "p"),
+                ("p_adjusted", "p (Holm)"), ("clean_accuracy", "clean acc"),
+                ("baseline_clean_accuracy", "baseline clean acc"), ("reason_ineligible", "why not eligible")]
+
+
+def _verdict_view(verdict: pd.DataFrame) -> pd.DataFrame:
+    shown = verdict[[c for c, _ in VERDICT_VIEW]].copy()
+    for column in ("p_value", "p_adjusted"):
+        shown[column] = ["n/a" if v != v else f"{v:.3g}" for v in shown[column]]
+    shown["reason_ineligible"] = shown["reason_ineligible"].fillna("")
+    shown["setting"] = shown["setting"].fillna("")
+    return shown.set_axis([h for _, h in VERDICT_VIEW], axis=1)
+
+
 def build_sections(runs: list[Run], summary: pd.DataFrame, figures: list[Block],
-                   provenance: dict[str, Any] | None) -> list[tuple[str, list[Block]]]:
-    """The report's content: (section title, blocks) pairs."""
+                   provenance: dict[str, Any] | None, verdict: pd.DataFrame | None = None,
+                   options: VerdictOptions | None = None) -> list[tuple[str, list[Block]]]:
+    """The report's content: (section title, blocks) pairs; the summary (verdict) comes first."""
+    if verdict is None:
+        verdict = verdict_tables(summary, runs, options)[0]
     datasets = ", ".join(sorted(set(summary["dataset"])))
     low, high = int(summary["n"].min()), int(summary["n"].max())
     sizes = f"{low} examples each" if low == high else f"{low} to {high} examples each"
     intro = (f"{len(runs)} runs on {datasets}: {summary['model_id'].nunique()} models, "
-             f"{summary['recipe'].nunique()} recipes, {sizes}. "
-             "Rates are fractions with 95% percentile-bootstrap CIs; the exit layer counts layers 1..L.")
+             f"{summary['recipe'].nunique()} recipes, {sizes}. Rates are fractions with exact (Clopper-Pearson) "
+             "95% intervals; mean queries carry BCa bootstrap intervals; the exit layer counts layers 1..L.")
     tables = [("p", "Attack outcomes and cost per setting (queries count TextAttack cache hits; forward passes "
-                    "and layers computed are what the model really ran)."), ("table", view(summary, "summary")),
-              ("p", "Exit depth: speed-up = L / mean exit layer; efficacy = normalised area under the CDF of exit "
-                    "layers (1: all exit at layer 1, 0: all at layer L); shift = adversarial − clean mean exit."),
+                    "and layers computed are what the model really ran). Accuracy under attack is over all n "
+                    "examples; the success rate is over the attacked ones (a different subset per setting) and "
+                    "is descriptive only."), ("table", view(summary, "summary")),
+              ("p", "Exit depth on the attacked examples (clean and adversarial columns cover the same examples): "
+                    "speed-up = L / mean exit layer; efficacy = normalised area under the CDF of exit layers (1: "
+                    "all exit at layer 1, 0: all at layer L); shift = adversarial − clean mean exit."),
               ("table", view(summary, "exits")),
-              ("p", "Overthinking (Kaya et al. 2019): destructive = an earlier layer was right but the last is "
-                    "wrong; wasteful = the prediction was already right, for good, before layer L. Rescued / hurt: "
-                    "attacked examples where the exit prediction is right / wrong while the last layer is the "
-                    "opposite. n/a for single-head baselines."), ("table", view(summary, "overthinking"))]
-    return [("Overview", [("p", intro)]), ("Findings", [("list", findings(summary, runs))]),
+              ("p", "Overthinking as Kaya et al. (2019) compute it, on the last layer: destructive = the last "
+                    "layer is wrong but an earlier one was right (share of all examples, and of those the last "
+                    "layer gets wrong); wasteful = the earliest correct layer is before L. Rescued / hurt: attacked "
+                    "examples where the exit prediction is right / wrong while the last layer is the opposite. On "
+                    "adversarial texts all of these are consequences of the attack optimising the exit "
+                    "prediction, not independent evidence. n/a for single-head baselines."),
+              ("table", view(summary, "overthinking"))]
+    summary_blocks: list[Block] = [("p", intro), ("list", verdict_findings(verdict, options))]
+    if not verdict.empty:
+        summary_blocks.append(("table", _verdict_view(verdict)))
+    return [("Summary", summary_blocks), ("Findings", [("list", findings(summary, runs))]),
             ("Tables", tables), ("Figures", figures), ("Provenance", _provenance(runs, provenance))]
 
 
@@ -200,8 +231,8 @@ def render_html(title: str, sections: list[tuple[str, list[Block]]]) -> str:
 
 def write_report(sources: str | Path | Iterable[str | Path], out_dir: str | Path,
                  provenance: dict[str, Any] | None = None, include_incomplete: bool = False,
-                 title: str = "Adversarial robustness of early-exit models", overwrite: bool = False
-                 ) -> tuple[Path, Path]:
+                 title: str = "Adversarial robustness of early-exit models",
+                 verdict_options: VerdictOptions | None = None, overwrite: bool = False) -> tuple[Path, Path]:
     """Aggregate the runs under ``sources`` (run dirs, ``runs/`` folders or suite out dirs) and write
     ``tables/``, ``figures/``, ``report.md`` and ``report.html`` into ``out_dir``. Only those names are
     written (each atomically); nothing is deleted, and a file not written by robustness is never replaced
@@ -211,10 +242,11 @@ def write_report(sources: str | Path | Iterable[str | Path], out_dir: str | Path
     runs = load_runs(sources, include_incomplete=include_incomplete)
     summary = summarize(runs)
     exits, flips = exit_table(runs), flip_table(runs)
-    files = table_files(summary, extra=dict(zip(EXTRA_TABLES, (exits, flips), strict=True)))
+    verdict, candidates = verdict_tables(summary, runs, verdict_options)
+    files = table_files(summary, extra=dict(zip(EXTRA_TABLES, (exits, flips, verdict, candidates), strict=True)))
     figures = _figures(summary, exits, flips)
     files.update({f"figures/{name}.png": png for _, (name, _, png) in figures})
-    sections = build_sections(runs, summary, figures, provenance)
+    sections = build_sections(runs, summary, figures, provenance, verdict, verdict_options)
     files["report.md"] = render_markdown(title, sections).encode()
     files["report.html"] = render_html(title, sections).encode()
     written = write_outputs(out, files, overwrite=True)  # checked above, before any work

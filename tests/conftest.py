@@ -12,6 +12,14 @@ import os
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# The README's test command names the offline bundle with ROBUSTNESS_RESOURCES: tests read it as the shared
+# folder (ROBUSTNESS_SHARED, NLTK_DATA) and pass paths explicitly, so it is taken out of the environment to
+# keep the library's defaults under test the same with and without it.
+_BUNDLE = os.environ.pop("ROBUSTNESS_RESOURCES", None)
+if _BUNDLE:
+    os.environ.setdefault("ROBUSTNESS_SHARED", _BUNDLE)
+    if os.path.isdir(os.path.join(_BUNDLE, "nltk_data")):
+        os.environ.setdefault("NLTK_DATA", os.path.join(_BUNDLE, "nltk_data"))
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 # tiny models run fastest on one thread; several OpenMP threads on a shared CPU spin and slow tests ~30x
 os.environ.setdefault("OMP_NUM_THREADS", "1")

@@ -70,18 +70,26 @@ def test_atomic_directory_appears_whole_or_not_at_all(tmp_path):
 
 
 def test_fingerprint_changes_with_weights_and_config_only(tmp_path, tiny_bert_config):
-    from conftest import build_tiny_model
-
     from robustness.models.fingerprint import FINGERPRINT_FILE, model_fingerprint
 
     a, b = tmp_path / "a", tmp_path / "b"
-    build_tiny_model(tiny_bert_config, "pabee", seed=1).save_pretrained(a)
-    build_tiny_model(tiny_bert_config, "pabee", seed=1).save_pretrained(b)
+    random_model(tiny_bert_config, "pabee", seed=1).save_pretrained(a)
+    random_model(tiny_bert_config, "pabee", seed=1).save_pretrained(b)
     written = json.loads((a / FINGERPRINT_FILE).read_text())["fingerprint"]
     assert model_fingerprint(a) == model_fingerprint(b) == written and len(written) == 16
     (b / "tokenizer.json").write_text("{}")  # not part of the model's identity
     config = json.loads((b / "config.json").read_text())
     (b / "config.json").write_text(json.dumps(config, indent=4))  # re-serialised: same config
     assert model_fingerprint(b) == written
-    build_tiny_model(tiny_bert_config, "pabee", seed=2).save_pretrained(b)
+    random_model(tiny_bert_config, "pabee", seed=2).save_pretrained(b)
     assert model_fingerprint(b) != written
+
+
+def random_model(config, head: str, seed: int):
+    """A randomly initialised tiny model (the seed decides its weights)."""
+    import torch
+
+    from robustness.models.pabee import PabeeModel
+
+    torch.manual_seed(seed)
+    return PabeeModel.from_backbone_config(config, head, num_labels=2, label_names=["negative", "positive"])

@@ -90,3 +90,24 @@ def test_bad_input_is_one_line_and_exit_2(argv, message, capsys, tmp_path, monke
     assert main(argv) == 2
     err = capsys.readouterr().err.strip()
     assert message in err and "\n" not in err
+
+
+def test_train_split_flags(tmp_path, tiny_backbone_dir, tiny_data_dir):
+    out = tmp_path / "model"
+    assert main(["train", "--backbone", str(tiny_backbone_dir), "--head", "full", "--out", str(out),
+                 "--batch-size", "8", "--data-dir", str(tiny_data_dir), "--train-split", "validation",
+                 "--eval-split", "train", "--eval-limit", "4"]) == 0
+    record = json.loads((out / "train.json").read_text())
+    assert (record["num_train"], record["num_eval"]) == (10, 4)
+    assert (record["config"]["train_split"], record["config"]["eval_split"]) == ("validation", "train")
+
+
+def test_train_from_a_resource_bundle(tmp_path, tiny_backbone_dir, tiny_data_dir, monkeypatch):
+    monkeypatch.delenv("ROBUSTNESS_RESOURCES", raising=False)
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    (bundle / "data").symlink_to(tiny_data_dir)
+    out = tmp_path / "model"
+    assert main(["train", "--backbone", str(tiny_backbone_dir), "--head", "full", "--out", str(out),
+                 "--batch-size", "8", "--resources", str(bundle), "--limit", "8"]) == 0
+    assert json.loads((out / "train.json").read_text())["config"]["data_dir"] == str(bundle / "data")

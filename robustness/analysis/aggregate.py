@@ -114,42 +114,47 @@ def load_runs(paths: str | Path | Iterable[str | Path], include_incomplete: bool
     return kept
 
 
-def _indicator_ci(values: Sequence[bool], seed: int) -> tuple[float, float]:
-    return m.bootstrap_ci(np.asarray(values, dtype=float), seed=seed)
-
-
 def run_metrics(records: pd.DataFrame, num_layers: int, seed: int = 0) -> dict[str, float]:
-    """Every metric of :mod:`robustness.analysis.metrics` for one run's records (unrounded)."""
+    """Every metric of :mod:`robustness.analysis.metrics` for one run's records (unrounded).
+
+    Proportions carry exact (Clopper-Pearson) 95% intervals, mean queries a BCa bootstrap interval. The exit
+    columns are paired: ``orig_*`` and ``adv_*`` cover the same attacked examples, so ``exit_shift`` =
+    ``adv_mean_exit_layer`` − ``orig_mean_exit_layer``."""
     results = list(records["result"])
     attacked = records[records["result"] != "skipped"]
     won = records[records["result"] == "succeeded"]
-    orig_exits, adv_exits = list(records["orig_exit_layer"]), list(attacked["adv_exit_layer"])
+    labels = list(records["label"])
+    clean = m.clean_correct(list(records["orig_pred"]), labels)
+    kept = m.still_correct(list(records["orig_pred"]), list(records["adv_pred"]), labels)
     row: dict[str, float] = {
         "n": len(records), "succeeded": len(won), "failed": len(attacked) - len(won),
         "skipped": m.skipped_count(results),
-        "original_accuracy": m.original_accuracy(results),
-        "accuracy_under_attack": m.accuracy_under_attack(results),
+        "original_accuracy": m.proportion(clean), "accuracy_under_attack": m.proportion(kept),
         "attack_success_rate": m.attack_success_rate(results),
     }
-    for name, flags in (("original_accuracy", records["result"] != "skipped"),
-                        ("accuracy_under_attack", records["result"] == "failed"),
-                        ("attack_success_rate", attacked["result"] == "succeeded")):
-        row[f"{name}_ci_low"], row[f"{name}_ci_high"] = _indicator_ci(list(flags), seed)
+    for name, hits, total in (("original_accuracy", clean.sum(), len(clean)),
+                              ("accuracy_under_attack", kept.sum(), len(kept)),
+                              ("attack_success_rate", len(won), len(attacked))):
+        row[f"{name}_ci_low"], row[f"{name}_ci_high"] = m.proportion_ci(int(hits), int(total))
     row["mean_queries"] = m.mean_or_nan(list(attacked["num_queries"]))
+    row["mean_queries_ci_low"], row["mean_queries_ci_high"] = m.bootstrap_mean_ci(list(attacked["num_queries"]),
+                                                                                  seed=seed)
     row["mean_forward_passes"] = m.mean_or_nan(list(attacked["num_forward_passes"]))
     row["mean_layers_computed"] = m.mean_or_nan(list(attacked["layers_computed"]))
     row["words_perturbed"] = m.words_perturbed(list(won["words_changed"]), list(won["words_total"]))
+    orig_exits, adv_exits = list(attacked["orig_exit_layer"]), list(attacked["adv_exit_layer"])
     row["orig_mean_exit_layer"] = m.mean_exit_layer(orig_exits)
     row["adv_mean_exit_layer"] = m.mean_exit_layer(adv_exits)
-    # Paired: adversarial minus original exit on the same attacked examples.
-    row["exit_shift"] = m.mean_exit_layer(adv_exits) - m.mean_exit_layer(list(attacked["orig_exit_layer"]))
+    row["exit_shift"] = row["adv_mean_exit_layer"] - row["orig_mean_exit_layer"]
     row["orig_speedup"] = m.layer_speedup(num_layers, row["orig_mean_exit_layer"])
     row["adv_speedup"] = m.layer_speedup(num_layers, row["adv_mean_exit_layer"])
     row["orig_efficacy"] = m.efficacy(orig_exits, num_layers)
     row["adv_efficacy"] = m.efficacy(adv_exits, num_layers)
-    labels, attacked_labels = list(records["label"]), list(attacked["label"])
-    row["clean_destructive"], row["clean_wasteful"] = m.overthinking(list(records["orig_layer_preds"]), labels)
-    row["adv_destructive"], row["adv_wasteful"] = m.overthinking(list(attacked["adv_layer_preds"]), attacked_labels)
+    attacked_labels = list(attacked["label"])
+    for prefix, preds, gold in (("clean", list(records["orig_layer_preds"]), labels),
+                                ("adv", list(attacked["adv_layer_preds"]), attacked_labels)):
+        rates = m.overthinking(preds, gold)._asdict()
+        row.update({f"{prefix}_{name}": value for name, value in rates.items()})
     row["rescued_rate"], row["hurt_rate"] = m.exit_vs_last_layer(
         list(attacked["adv_layer_preds"]), list(attacked["adv_pred"]), attacked_labels)
     return row
@@ -184,12 +189,12 @@ def summarize(runs: Sequence[Run]) -> pd.DataFrame:
 
 
 def exit_table(runs: Sequence[Run]) -> pd.DataFrame:
-    """Long table of exit-layer distributions: run_id, setting, layer, clean_frac (all examples),
-    adv_frac (attacked examples)."""
+    """Long table of exit-layer distributions: run_id, setting, layer, clean_frac and adv_frac, both over the
+    attacked examples (paired: the original and the adversarial text of the same examples)."""
     rows = []
     for run in runs:
         attacked = run.records[run.records["result"] != "skipped"]
-        clean = m.exit_distribution(list(run.records["orig_exit_layer"]), run.num_layers)
+        clean = m.exit_distribution(list(attacked["orig_exit_layer"]), run.num_layers)
         adv = m.exit_distribution(list(attacked["adv_exit_layer"]), run.num_layers)
         for layer in range(run.num_layers):
             rows.append({"run_id": run.run_id, "setting": run.label, "layer": layer + 1,
@@ -229,8 +234,10 @@ VIEWS: dict[str, list[tuple[str, str]]] = {
         ("adv_efficacy", "adv efficacy"),
     ],
     "overthinking": _SETTING + [
-        ("clean_destructive", "clean destructive"), ("clean_wasteful", "clean wasteful"),
-        ("adv_destructive", "adv destructive"), ("adv_wasteful", "adv wasteful"), ("rescued_rate", "rescued"),
+        ("clean_destructive", "clean destructive"), ("clean_destructive_of_wrong", "clean destructive / wrong"),
+        ("clean_wasteful", "clean wasteful"), ("adv_destructive", "adv destructive"),
+        ("adv_destructive_of_wrong", "adv destructive / wrong"), ("adv_wasteful", "adv wasteful"),
+        ("rescued_rate", "rescued"),
         ("hurt_rate", "hurt"),
     ],
 }

@@ -34,12 +34,12 @@ def _as_run(run: Run | str | Path) -> Run:
     return run if isinstance(run, Run) else load_run(run)
 
 
-def _outcome(result: pd.Series, metric: str) -> pd.Series:
+def _outcome(records: pd.DataFrame, metric: str) -> list[bool]:
     if metric == "original_accuracy":
-        return result != "skipped"
+        return list(m.clean_correct(list(records["orig_pred"]), list(records["label"])))
     if metric == "accuracy_under_attack":
-        return result == "failed"
-    return result == "succeeded"
+        return list(m.still_correct(list(records["orig_pred"]), list(records["adv_pred"]), list(records["label"])))
+    return list(records["result"] == "succeeded")
 
 
 def select_run(runs: list[Run], model_id: str, patience: int | str | None, recipe: str | None = None,
@@ -55,6 +55,19 @@ def select_run(runs: list[Run], model_id: str, patience: int | str | None, recip
     return matches[0]
 
 
+_PAIRED = ["label", "result", "orig_pred", "adv_pred"]
+
+
+def paired_records(a: Run, b: Run) -> pd.DataFrame:
+    """The records of runs ``a`` and ``b`` joined on ``example_id`` (columns ``<field>_a`` / ``<field>_b``);
+    ``ValueError`` when an id maps to different dataset examples (the runs drew different samples)."""
+    columns = ["example_id", "dataset_index", *_PAIRED]
+    both = a.records[columns].merge(b.records[columns], on="example_id", suffixes=("_a", "_b"))
+    if (both["dataset_index_a"] != both["dataset_index_b"]).any():
+        raise ValueError(f"runs {a.run_id} and {b.run_id} drew different examples for the same example_id")
+    return both
+
+
 def paired_test(a: Run, b: Run, metric: str) -> m.McNemar:
     """Exact McNemar test of ``metric``'s per-example outcome between runs ``a`` and ``b``.
 
@@ -62,14 +75,11 @@ def paired_test(a: Run, b: Run, metric: str) -> m.McNemar:
     example ids; attack_success_rate compares "attack succeeded" over ids attacked (not skipped) in both."""
     if metric not in _OUTCOMES:
         raise ValueError(f"no paired test for {metric!r}; choose from {sorted(_OUTCOMES)}")
-    left = a.records[["example_id", "dataset_index", "result"]]
-    right = b.records[["example_id", "dataset_index", "result"]]
-    both = left.merge(right, on="example_id", suffixes=("_a", "_b"))
-    if (both["dataset_index_a"] != both["dataset_index_b"]).any():
-        raise ValueError(f"runs {a.run_id} and {b.run_id} drew different examples for the same example_id")
+    both = paired_records(a, b)
     if _OUTCOMES[metric][1]:
         both = both[(both["result_a"] != "skipped") & (both["result_b"] != "skipped")]
-    return m.mcnemar_exact(list(_outcome(both["result_a"], metric)), list(_outcome(both["result_b"], metric)))
+    return m.mcnemar_exact(*(_outcome(both[[f"{c}_{side}" for c in _PAIRED]].set_axis(_PAIRED, axis=1), metric)
+                             for side in ("a", "b")))
 
 
 def compare(a: Run | str | Path, b: Run | str | Path) -> pd.DataFrame:
@@ -122,22 +132,6 @@ def _setting(row: pd.Series) -> str:
     return f"{row['model_id']} at patience {row['patience_label']}"
 
 
-def _versus_baseline(where: str, base: pd.Series, best: pd.Series, runs: dict[str, Run],
-                     verdicts: list[tuple[str, bool]]) -> str:
-    success = paired_test(runs[base["run_id"]], runs[best["run_id"]], "attack_success_rate")
-    accuracy = paired_test(runs[base["run_id"]], runs[best["run_id"]], "accuracy_under_attack")
-    delta = best["attack_success_rate"] - base["attack_success_rate"]
-    relation = "lower than" if delta < 0 else "higher than" if delta > 0 else "equal to"
-    verdict = "significant" if success.p_value < 0.05 else "not significant"
-    verdicts.append((f"{where} (patience {best['patience_label']})", delta < 0 and success.p_value < 0.05))
-    return (f"{where}: {best['model_id']} at its lowest-success patience ({best['patience_label']}; success rate "
-            f"{_rate(best)}) is "
-            f"{relation} baseline {base['model_id']} ({_rate(base)}); exact McNemar test on attack success over "
-            f"the {success.n} examples attacked in both: p = {success.p_value:.3g}, {verdict} at 0.05 (the patience "
-            f"was picked on these same examples). Accuracy under attack: {_pct(best['accuracy_under_attack'])} vs "
-            f"{_pct(base['accuracy_under_attack'])} (McNemar p = {accuracy.p_value:.3g} over {accuracy.n} examples).")
-
-
 #: A setting that gives one class to at least this share of its clean texts is flagged as near-constant.
 NEAR_CONSTANT_SHARE = 0.95
 
@@ -155,8 +149,7 @@ def _near_constant(where: str, rows: pd.DataFrame, runs: dict[str, Run]) -> list
     return out
 
 
-def _facet_findings(where: str, rows: pd.DataFrame, runs: dict[str, Run],
-                    verdicts: list[tuple[str, bool]]) -> list[str]:
+def _facet_findings(where: str, rows: pd.DataFrame, runs: dict[str, Run]) -> list[str]:
     rated = rows[rows["attack_success_rate"].notna()]
     if rated.empty:
         return [f"{where}: no example was attacked (every clean prediction was already wrong)."]
@@ -167,13 +160,8 @@ def _facet_findings(where: str, rows: pd.DataFrame, runs: dict[str, Run],
     else:
         out = [f"{where}: the lowest attack success rate is {_rate(low)} for {_setting(low)}; the highest is "
                f"{_rate(high)} for {_setting(high)}."]
-    pabee, bases = rated[rated["head"] != "full"], rated[rated["head"] == "full"]
+    pabee = rated[rated["head"] != "full"]
     for model, group in pabee.groupby("model_id", sort=True):
-        # Each PABEE model's best patience against the baselines of the same depth (all, if none has it).
-        best = group.sort_values(["attack_success_rate", "accuracy_under_attack"], ascending=[True, False]).iloc[0]
-        same_depth = bases[bases["num_layers"] == best["num_layers"]]
-        out += [_versus_baseline(where, base, best, runs, verdicts)
-                for _, base in (same_depth if len(same_depth) else bases).iterrows()]
         if len(group) > 1:
             first, last = group.sort_values("patience", na_position="last").iloc[[0, -1]].itertuples()
             out.append(f"{where}, {model}: from patience {first.patience_label} to {last.patience_label} the success "
@@ -195,30 +183,21 @@ def _facet_findings(where: str, rows: pd.DataFrame, runs: dict[str, Run],
         out.append(f"{where}: destructive overthinking peaks at {_pct(row['adv_destructive'])} on adversarial texts "
                    f"({_setting(row)}; {_pct(row['clean_destructive'])} on its clean texts). Early exit rescued up "
                    f"to {_pct(over['rescued_rate'].max())} of attacked examples, and the attack relied on it (hurt) "
-                   f"for up to {_pct(over['hurt_rate'].max())}.")
+                   f"for up to {_pct(over['hurt_rate'].max())}. On adversarial texts these are consequences of "
+                   "the attack optimising the exit prediction, not independent evidence of robustness.")
     return out
 
 
 def findings(summary: pd.DataFrame, runs: list[Run]) -> list[str]:
-    """Sentences stating what the numbers of ``summary`` show, per (dataset, recipe): extremes of the
-    success rate, the best-patience PABEE setting against each baseline (CIs, exact McNemar), patience
-    trends, exit shift and overthinking; plus sample-size and completeness caveats."""
+    """Descriptive sentences about the numbers of ``summary``, per (dataset, recipe): extremes of the success
+    rate, patience trends, near-constant settings, exit shift and overthinking; plus sample-size and
+    completeness caveats. The conclusion itself is :mod:`robustness.analysis.verdict`'s."""
     if summary.empty:
         raise ValueError("no settings to report")
     by_id = {run.run_id: run for run in runs}
     out: list[str] = []
-    verdicts: list[tuple[str, bool]] = []  # (facet, PABEE's best patience significantly less attackable)
     for (dataset, recipe), rows in summary.groupby(["dataset", "recipe"], sort=True):
-        out += _facet_findings(f"{recipe} on {dataset}", rows, by_id, verdicts)
-    if verdicts:
-        wins = [facet for facet, win in verdicts if win]
-        verdict = (f"Is PABEE more robust than the full-depth baseline? In {len(wins)} of {len(verdicts)} "
-                   "comparisons its lowest-success patience has a significantly lower attack success rate (exact "
-                   "McNemar, p < 0.05)")
-        verdict += f": {'; '.join(wins)}." if wins else "."
-        if len(wins) < len(verdicts):
-            verdict += " In the others the difference is not significant or favours the baseline."
-        out.insert(0, verdict)
+        out += _facet_findings(f"{recipe} on {dataset}", rows, by_id)
     widths = (summary["attack_success_rate_ci_high"] - summary["attack_success_rate_ci_low"]).dropna()
     if not widths.empty:
         low, high = int(summary["n"].min()), int(summary["n"].max())

@@ -8,10 +8,11 @@ All rates are fractions in [0, 1]; an undefined rate (empty denominator, single-
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import NamedTuple
 
 import numpy as np
+from scipy import stats
 
 NAN = float("nan")
 
@@ -24,18 +25,39 @@ def _results(results: Sequence[str]) -> tuple[int, int, int]:
             sum(r == "skipped" for r in results))
 
 
-def original_accuracy(results: Sequence[str]) -> float:
-    """Clean accuracy = (n − K) / n (skipped examples are the ones misclassified before the attack)."""
-    succeeded, failed, skipped = _results(results)
-    n = succeeded + failed + skipped
-    return (n - skipped) / n if n else NAN
+def clean_correct(orig_preds: Sequence[int], labels: Sequence[int]) -> np.ndarray:
+    """Per example: the clean text is classified correctly (``orig_pred == label``). Never derived from
+    ``result == "skipped"``: a recipe also skips a correct example whose goal is already met (Kuleshov's
+    target score), and that example is not misclassified."""
+    if len(orig_preds) != len(labels):
+        raise ValueError("orig_preds and labels differ in length")
+    return np.asarray(orig_preds, dtype=int) == np.asarray(labels, dtype=int)
 
 
-def accuracy_under_attack(results: Sequence[str]) -> float:
-    """Accuracy under attack = F / n (only examples the attack could not flip stay correct)."""
-    succeeded, failed, skipped = _results(results)
-    n = succeeded + failed + skipped
-    return failed / n if n else NAN
+def still_correct(orig_preds: Sequence[int], adv_preds: Sequence[int | None], labels: Sequence[int]) -> np.ndarray:
+    """Per example: correct before the attack and still correct after it, i.e. ``orig_pred == label`` and the
+    prediction on the final text (``adv_pred``; the original text when the example was not attacked) is the
+    label. Its mean over all n sampled examples is the accuracy under attack, the verdict's endpoint."""
+    if not len(orig_preds) == len(adv_preds) == len(labels):
+        raise ValueError("orig_preds, adv_preds and labels differ in length")
+    final = [o if a is None or a != a else a for o, a in zip(orig_preds, adv_preds, strict=True)]
+    return clean_correct(orig_preds, labels) & (np.asarray(final, dtype=int) == np.asarray(labels, dtype=int))
+
+
+def proportion(flags: Sequence[bool]) -> float:
+    """Share of true values; NaN for none."""
+    return float(np.mean(np.asarray(flags, dtype=bool))) if len(flags) else NAN
+
+
+def proportion_ci(successes: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Exact (Clopper-Pearson) interval of a binomial proportion, from scipy's ``binomtest``; it stays
+    informative at 0 or n successes (0/13 gives [0, 0.247]). ``(nan, nan)`` for n = 0."""
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    if n == 0:
+        return NAN, NAN
+    interval = stats.binomtest(int(successes), int(n)).proportion_ci(confidence_level=confidence, method="exact")
+    return float(interval.low), float(interval.high)
 
 
 def attack_success_rate(results: Sequence[str]) -> float:
@@ -114,29 +136,35 @@ def _layer_matrix(layer_preds: Sequence[Sequence[int]]) -> np.ndarray | None:
 
 
 class Overthinking(NamedTuple):
-    destructive: float
-    wasteful: float
+    destructive: float  #: share of all examples
+    destructive_of_wrong: float  #: share of the examples the last layer misclassifies
+    wasteful: float  #: share of all examples
 
 
 def overthinking(layer_preds: Sequence[Sequence[int]], labels: Sequence[int]) -> Overthinking:
-    """Overthinking rates (Kaya et al. 2019) from per-layer predictions ŷ_1..ŷ_L and labels y:
+    """Overthinking (Kaya et al. 2019, Shallow-Deep Networks) from per-layer predictions ŷ_1..ŷ_L and labels y,
+    as their ``overthinking_experiments.py`` computes it:
 
-    * destructive: some i < L has ŷ_i = y but ŷ_L ≠ y (an earlier layer was right, the last is wrong);
-    * wasteful: the earliest layer k from which ŷ_k..ŷ_L all equal y has k < L (an earlier layer
-      would already have given the final, correct answer).
+    * destructive: ŷ_L ≠ y but some internal classifier i < L has ŷ_i = y (the union over i of
+      ``layer_correct[i] & end_wrong``), as a share of all examples and of the misclassified ones
+      (``end_wrong``; the paper's "50% of misclassifications");
+    * wasteful: the earliest layer with ŷ_k = y is k < L (their ``unique_correct`` at an internal
+      classifier), whether or not later layers stay correct.
 
-    Each is a fraction of the examples; both NaN for single-head models (L = 1) or no examples."""
+    Where we differ: Kaya et al. read the last layer as the network's answer; so do we, whatever the exit
+    policy (the exit prediction is in :func:`exit_vs_last_layer`). NaN for single-head models (L = 1), no
+    examples, or (``destructive_of_wrong``) no misclassified example."""
     if len(layer_preds) != len(labels):
         raise ValueError("layer_preds and labels differ in length")
     matrix = _layer_matrix(layer_preds)
     if matrix is None:
-        return Overthinking(NAN, NAN)
+        return Overthinking(NAN, NAN, NAN)
     correct = matrix == np.asarray(labels, dtype=int)[:, None]
-    destructive = correct[:, :-1].any(axis=1) & ~correct[:, -1]
-    # stays_correct[:, k] = layers k..L are all correct (reverse cumulative AND).
-    stays_correct = np.flip(np.logical_and.accumulate(np.flip(correct, axis=1), axis=1), axis=1)
-    wasteful = stays_correct[:, :-1].any(axis=1)
-    return Overthinking(float(destructive.mean()), float(wasteful.mean()))
+    end_wrong = ~correct[:, -1]
+    destructive = correct[:, :-1].any(axis=1) & end_wrong
+    wasteful = correct[:, :-1].any(axis=1)  # the first correct layer is an internal one
+    of_wrong = float(destructive.sum() / end_wrong.sum()) if end_wrong.any() else NAN
+    return Overthinking(float(destructive.mean()), of_wrong, float(wasteful.mean()))
 
 
 def exit_vs_last_layer(
@@ -171,23 +199,21 @@ def flip_rates(orig_layer_preds: Sequence[Sequence[int]], adv_layer_preds: Seque
     return (orig != adv).mean(axis=0)
 
 
-def bootstrap_ci(
-    values: Sequence[float], n_resamples: int = 2000, seed: int = 0, confidence: float = 0.95,
-    statistic: Callable[[np.ndarray], np.ndarray] | None = None,
-) -> tuple[float, float]:
-    """Percentile bootstrap CI of the mean of ``values`` (e.g. 0/1 indicators of a rate): resample the n
-    values with replacement ``n_resamples`` times (numpy ``default_rng(seed)``), take the
-    (1−c)/2 and (1+c)/2 percentiles of the resampled means. ``(nan, nan)`` for no values."""
-    array = np.asarray(values, dtype=float)
+def bootstrap_mean_ci(values: Sequence[float], seed: int = 0, confidence: float = 0.95,
+                      n_resamples: int = 2000) -> tuple[float, float]:
+    """BCa bootstrap interval of the mean (``scipy.stats.bootstrap``), for means without a closed-form interval
+    (queries, exit layers); proportions use :func:`proportion_ci`. A single value or constant values give
+    ``(v, v)``; no values ``(nan, nan)``."""
+    array = np.asarray([v for v in values if v is not None and v == v], dtype=float)
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must be in (0, 1), got {confidence}")
     if array.size == 0:
         return NAN, NAN
-    rng = np.random.default_rng(seed)
-    samples = array[rng.integers(0, array.size, size=(n_resamples, array.size))]
-    stats = statistic(samples) if statistic else samples.mean(axis=1)
-    low, high = np.percentile(stats, [100 * (1 - confidence) / 2, 100 * (1 + confidence) / 2])
-    return float(low), float(high)
+    if array.size == 1 or np.all(array == array[0]):
+        return float(array[0]), float(array[0])
+    result = stats.bootstrap((array,), np.mean, confidence_level=confidence, n_resamples=n_resamples,
+                             random_state=np.random.default_rng(seed), method="BCa")
+    return float(result.confidence_interval.low), float(result.confidence_interval.high)
 
 
 class McNemar(NamedTuple):
@@ -198,13 +224,12 @@ class McNemar(NamedTuple):
 
 
 def mcnemar_exact(a: Sequence[bool], b: Sequence[bool]) -> McNemar:
-    """Exact (binomial) McNemar test on paired binary outcomes: with discordant counts b₁₀ (a only) and
-    b₀₁ (b only), m = b₁₀ + b₀₁, p = min(1, 2 · P[Bin(m, ½) ≤ min(b₁₀, b₀₁)]); p = 1 when m = 0."""
+    """Exact McNemar test on paired binary outcomes: with discordant counts b₁₀ (a only) and b₀₁ (b only),
+    the two-sided binomial test of b₁₀ in m = b₁₀ + b₀₁ trials at ½ (``scipy.stats.binomtest``); p = 1 when
+    m = 0."""
     if len(a) != len(b):
         raise ValueError("paired outcomes differ in length")
     a_arr, b_arr = np.asarray(a, dtype=bool), np.asarray(b, dtype=bool)
     only_a, only_b = int((a_arr & ~b_arr).sum()), int((~a_arr & b_arr).sum())
-    m = only_a + only_b
-    tail = sum(math.comb(m, k) for k in range(min(only_a, only_b) + 1))
-    p_value = min(1.0, 2 * tail / 2**m) if m else 1.0
+    p_value = float(stats.binomtest(only_a, only_a + only_b, 0.5).pvalue) if only_a + only_b else 1.0
     return McNemar(len(a_arr), only_a, only_b, p_value)

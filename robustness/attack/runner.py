@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import logging
 import random
 import time
 from collections import OrderedDict
@@ -93,14 +92,8 @@ def _check_or_write_spec(run_dir: Path, spec: RunSpec, content: dict[str, Any] |
 def _build_attack(spec: RunSpec, wrapper: PabeeModelWrapper, resources: Any) -> Any:
     from robustness.attack.recipes import build_attack
 
-    quiet = logging.getLogger("textattack.shared.utils.install")  # "Unknown if model ... compatible" warnings
-    level = quiet.level
-    quiet.setLevel(logging.ERROR)
-    try:
-        return build_attack(spec.recipe, wrapper, resources=resources, stock=spec.stock,
-                            query_budget=spec.query_budget, mlm=getattr(resources, "mlm", None))
-    finally:
-        quiet.setLevel(level)
+    return build_attack(spec.recipe, wrapper, resources=resources, stock=spec.stock,
+                        query_budget=spec.query_budget, mlm=getattr(resources, "mlm", None))
 
 
 def _words_changed(original: Any, perturbed: Any) -> int:

@@ -1,12 +1,11 @@
 """Which offline resources are present (``robustness doctor``) and which recipes they make runnable."""
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 from robustness.resources import NLTK_REQUIRED, cache_path, counterfit, lexicons_path, nltk_missing
+from robustness.resources.mlm import mlm_head_problem
 from robustness.resources.sentence_encoder import sentence_encoder_path
 
 
@@ -20,12 +19,8 @@ class ResourceStatus:
 def _probe_mlm(path: str | os.PathLike[str] | None) -> ResourceStatus:
     if not path:
         return ResourceStatus("mlm", False, "no masked LM given (pass --mlm PATH); none ships offline")
-    config = Path(path) / "config.json"
-    if not config.is_file():
-        return ResourceStatus("mlm", False, f"{path} has no config.json")
-    archs = json.loads(config.read_text()).get("architectures") or []
-    ok = any("MaskedLM" in a for a in archs)
-    return ResourceStatus("mlm", ok, f"{path} ({', '.join(archs) or 'no architectures listed'})")
+    problem = mlm_head_problem(path)
+    return ResourceStatus("mlm", problem is None, problem or f"{path} (masked LM with its trained head)")
 
 
 def doctor(

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import logging
 import os
 import sys
 from collections.abc import Iterator
@@ -93,6 +94,20 @@ def no_nltk_download() -> Iterator[None]:
         yield
     finally:
         nltk.download = original
+
+
+@contextlib.contextmanager
+def quiet_textattack() -> Iterator[None]:
+    """TextAttack's logger (``textattack.shared.utils.install``, level INFO, its own stderr handler) at ERROR
+    inside the block, so that library calls print nothing: building an ``Attack`` logs "Unknown if model ...
+    compatible" warnings, stock recipes log their downloads."""
+    logger = logging.getLogger("textattack.shared.utils.install")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def import_textattack(nltk_data: str | os.PathLike[str] | None = None, offline: bool | None = None) -> ModuleType:

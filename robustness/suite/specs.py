@@ -108,6 +108,38 @@ class ModelSpec:
     patience: tuple[Patience, ...] = ()
 
 
+def _setting_label(value: Any) -> str:
+    """Canonical label of a setting given as a patience (``3``, ``"3"``, ``"full"``) or a label
+    (``"patience:3"``)."""
+    text = str(value).strip()
+    if ":" in text and not text.startswith("patience:"):
+        return text  # another exit policy's label
+    patience = parse_patience(text.removeprefix("patience:"))
+    return "full" if patience is None else f"patience:{patience}"
+
+
+@dataclass(frozen=True)
+class VerdictOptions:
+    """How a suite's verdict is reached (``[verdict]`` in the suite): non-inferiority ``margin`` on clean accuracy
+    (a fraction: 0.01 = 1 point), minimum paired ``min_n``, significance level ``alpha``, and an optional
+    pre-registered ``setting`` (``"patience:3"``; a plain integer means patience)."""
+
+    margin: float = 0.01
+    min_n: int = 100
+    alpha: float = 0.05
+    setting: str | None = None
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.margin < 1:
+            raise ValueError(f"verdict margin must be a fraction in [0, 1), got {self.margin}")
+        if self.min_n < 1:
+            raise ValueError(f"verdict min_n must be >= 1, got {self.min_n}")
+        if not 0 < self.alpha < 1:
+            raise ValueError(f"verdict alpha must be in (0, 1), got {self.alpha}")
+        if self.setting is not None:
+            object.__setattr__(self, "setting", _setting_label(self.setting))
+
+
 @dataclass(frozen=True)
 class SuiteSpec:
     name: str
@@ -122,6 +154,9 @@ class SuiteSpec:
     max_length: int = 128
     data_dir: str | None = None
     nltk_data: str | None = None
+    lexicons: str | None = None
+    resources: str | None = None  # a resource bundle (robustness.resources.bundle); the fields above override it
+    verdict: VerdictOptions = field(default_factory=VerdictOptions)
 
     def run_specs(self, model_dirs: dict[str, str]) -> list[RunSpec]:
         """Every (model, patience, recipe) run, given where each model lives."""
@@ -140,7 +175,8 @@ class SuiteSpec:
         return runs
 
 
-_SUITE_KEYS = {f.name for f in dataclasses.fields(SuiteSpec)} - {"models", "recipes"} | {"recipes", "patience"}
+_SUITE_KEYS = ({f.name for f in dataclasses.fields(SuiteSpec)} - {"models", "recipes", "verdict"}
+               | {"recipes", "patience"})
 
 
 #: A model id names a directory (``<out>/models/<id>``), run ids and plot labels: a safe slug.
@@ -219,7 +255,14 @@ def load_suite(path: str | Path) -> SuiteSpec:
     recipes = tuple(suite.pop("recipes"))
     if len(set(recipes)) != len(recipes):
         raise ValueError(f"{path}: duplicate recipes {list(recipes)}")
+    verdict = raw.get("verdict", {})
+    if not isinstance(verdict, dict):
+        raise ValueError(f"{path}: [verdict] must be a table")
+    unknown = set(verdict) - {f.name for f in dataclasses.fields(VerdictOptions)}
+    if unknown:
+        raise ValueError(f"{path}: unknown [verdict] keys {sorted(unknown)}")
     try:
-        return SuiteSpec(models=models, recipes=recipes, **suite)
-    except ValueError as exc:
+        options = VerdictOptions(**verdict)
+        return SuiteSpec(models=models, recipes=recipes, verdict=options, **suite)
+    except (ValueError, TypeError) as exc:
         raise ValueError(f"{path}: {exc}") from None

@@ -78,8 +78,12 @@ def test_summary_rows_and_values(suite_out):
     assert p1.orig_mean_exit_layer == 2 and p1.orig_speedup == 1.5 and p1.orig_efficacy == 0.5
     assert p1.adv_mean_exit_layer == pytest.approx(7 / 3) and p1.exit_shift == pytest.approx(1 / 3)
     assert p1.adv_efficacy == pytest.approx(1 / 3)
-    assert (p1.clean_destructive, p1.clean_wasteful) == (0.25, 0.5)
-    assert p1.adv_destructive == pytest.approx(1 / 3) and p1.adv_wasteful == pytest.approx(1 / 3)
+    # Kaya et al.: clean ex0 right at layer 1, wrong at L (destructive; the only last-layer error); ex0, ex1, ex3
+    # are first right at an internal layer (wasteful); ex2 only at L.
+    assert (p1.clean_destructive, p1.clean_destructive_of_wrong, p1.clean_wasteful) == (0.25, 1.0, 0.75)
+    # adversarial texts of ex0, ex1, ex3: [0,0,1] y=1 (right only at L), [1,0,0] y=0, [0,0,1] y=0 (destructive)
+    assert p1.adv_destructive == pytest.approx(1 / 3) and p1.adv_destructive_of_wrong == 1.0
+    assert p1.adv_wasteful == pytest.approx(2 / 3)
     assert p1.rescued_rate == pytest.approx(1 / 3) and p1.hurt_rate == pytest.approx(1 / 3)
     full = _row(summary, "pabee", "full")
     # full depth: ex0 skipped (last layer wrong), ex1 failed, ex2 and ex3 succeeded

@@ -12,14 +12,32 @@ from robustness.analysis import metrics as m
 
 def test_result_rates():
     results = ["succeeded", "failed", "skipped", "failed"]
-    assert m.original_accuracy(results) == 0.75  # (4 - 1 skipped) / 4
-    assert m.accuracy_under_attack(results) == 0.5  # 2 failed / 4
     assert m.attack_success_rate(results) == pytest.approx(1 / 3)  # 1 / (1 + 2)
     assert m.skipped_count(results) == 1
     assert math.isnan(m.attack_success_rate(["skipped"]))  # nothing attacked
-    assert math.isnan(m.original_accuracy([]))
     with pytest.raises(ValueError, match="unknown attack results"):
-        m.original_accuracy(["won"])
+        m.attack_success_rate(["won"])
+
+
+def test_accuracy_from_predictions_not_from_skips():
+    # ex0 flipped, ex1 resisted, ex2 wrong before the attack, ex3 skipped by Kuleshov although right
+    # (its goal, a low true-class score, was already met): it is not misclassified and stays correct.
+    orig, adv, labels = [1, 0, 1, 0], [0, 0, None, None], [1, 0, 0, 0]
+    assert list(m.clean_correct(orig, labels)) == [True, True, False, True]
+    assert list(m.still_correct(orig, adv, labels)) == [False, True, False, True]
+    assert m.proportion(m.clean_correct(orig, labels)) == 0.75
+    assert math.isnan(m.proportion([]))
+    assert list(m.still_correct([1], [float("nan")], [1])) == [True]  # pandas' missing adv_pred
+
+
+def test_proportion_ci_is_exact():
+    low, high = m.proportion_ci(0, 13)
+    assert low == 0 and high == pytest.approx(1 - 0.025 ** (1 / 13))  # Clopper-Pearson: 0.247
+    low, high = m.proportion_ci(13, 13)
+    assert high == 1 and low == pytest.approx(0.025 ** (1 / 13))
+    low, high = m.proportion_ci(30, 100)
+    assert 0.21 < low < 0.3 < high < 0.41
+    assert all(math.isnan(x) for x in m.proportion_ci(0, 0))
 
 
 def test_means_and_words():
@@ -44,18 +62,21 @@ def test_exit_depth_and_efficacy():
         m.efficacy([4], 3)
 
 
-def test_overthinking():
+def test_overthinking_as_kaya_et_al_compute_it():
     # labels 1,0,1,0 (the clean texts of the fixture)
     preds = [[1, 1, 0], [0, 0, 0], [0, 0, 1], [0, 0, 0]]
-    # ex0: layer 1 right, last wrong -> destructive; ex1, ex3: right from layer 1 -> wasteful;
-    # ex2: right only at layer 3 = L -> neither.
+    # ex0: layer 1 right, last wrong -> destructive (and the only last-layer error); ex0, ex1, ex3: first right
+    # at layer 1 < L -> wasteful; ex2: first right at L -> neither.
     result = m.overthinking(preds, [1, 0, 1, 0])
-    assert result.destructive == 0.25
-    assert result.wasteful == 0.5
-    # right at layers 1 and 3 but not 2: stays right only from layer 3 -> not wasteful, not destructive
-    assert m.overthinking([[1, 0, 1]], [1]) == (0.0, 0.0)
+    assert result == (0.25, 1.0, 0.75)
+    # right at layers 1 and 3 but not 2: first right at layer 1 -> wasteful (Kaya: earliest correct IC)
+    once = m.overthinking([[1, 0, 1]], [1])
+    assert (once.destructive, once.wasteful) == (0.0, 1.0) and math.isnan(once.destructive_of_wrong)
+    # 2 of 4 wrong at L, one of them right earlier: destructive 1/4 of all, 1/2 of the misclassified
+    assert m.overthinking([[1, 0], [0, 0], [1, 1], [0, 1]], [1, 1, 1, 1]) == (0.25, 0.5, 0.5)
+    assert math.isnan(m.overthinking([[1, 1]], [1]).destructive_of_wrong)  # nothing misclassified
     single = m.overthinking([[1], [0]], [1, 1])  # single-head baseline
-    assert math.isnan(single.destructive) and math.isnan(single.wasteful)
+    assert all(math.isnan(x) for x in single)
     with pytest.raises(ValueError, match="differ in length"):
         m.overthinking([[1, 0], [1, 0, 1]], [1, 1])
 
@@ -77,13 +98,14 @@ def test_flip_rates():
     assert m.flip_rates([], []).size == 0
 
 
-def test_bootstrap_ci():
-    assert m.bootstrap_ci([1, 1, 1]) == (1.0, 1.0)  # no variation
-    values = [1] * 30 + [0] * 70
-    low, high = m.bootstrap_ci(values, seed=3)
-    assert (low, high) == m.bootstrap_ci(values, seed=3)  # fixed seed -> same interval
-    assert 0.18 < low < 0.3 < high < 0.42  # normal approx: 0.3 ± 1.96·0.046
-    assert all(math.isnan(x) for x in m.bootstrap_ci([]))
+def test_bootstrap_mean_ci():
+    assert m.bootstrap_mean_ci([4, 4, 4]) == (4.0, 4.0)  # no variation
+    assert m.bootstrap_mean_ci([7]) == (7.0, 7.0)
+    values = list(range(1, 41))
+    low, high = m.bootstrap_mean_ci(values, seed=3)
+    assert (low, high) == m.bootstrap_mean_ci(values, seed=3)  # fixed seed -> same interval
+    assert 16 < low < 20.5 < high < 25  # normal approx: 20.5 ± 1.96·1.82
+    assert all(math.isnan(x) for x in m.bootstrap_mean_ci([]))
 
 
 def test_mcnemar_exact():

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from robustness.analysis.aggregate import load_run, load_runs, summarize
@@ -57,12 +58,10 @@ def test_findings_are_generated_from_the_numbers(suite_out):
     text = "\n".join(lines)
     assert "textfooler on sst2: the lowest attack success rate is 33.3% [95% CI" in text
     assert "for pabee at patience 1; the highest is 66.7%" in text
-    assert "pabee at its lowest-success patience (1; success rate 33.3%" in text
-    assert "is lower than baseline bert-base" in text and "over the 2 examples attacked in both: p = 1" in text
+    assert "lowest-success" not in text  # the conclusion is the verdict's, not a post-hoc pick
     assert "adversarial texts exit 0.33 layers later" in text  # p=1: exits 2,3,2 vs 2,2,2
     assert "Every run has 4 examples" in text
-    assert lines[0].startswith("Is PABEE more robust than the full-depth baseline? In 0 of ")
-    assert lines[0].endswith("In the others the difference is not significant or favours the baseline.")
+    assert "not independent evidence" in text
 
 
 @pytest.fixture(scope="module")
@@ -77,11 +76,18 @@ def report(shared_suite_out, tmp_path_factory):
 def test_write_report(report):
     out, md, html = report
     assert (out / "notes.txt").read_text() == "mine"  # nothing else is touched
-    for name in ("tables/summary.csv", "tables/summary.md", "tables/exit_distribution.csv", "tables/flip_rates.csv",
+    for name in ("tables/verdict.csv", "tables/verdict_candidates.csv",
+                 "tables/summary.csv", "tables/summary.md", "tables/exit_distribution.csv", "tables/flip_rates.csv",
                  "figures/success_vs_patience.png", "figures/flip_heatmap.png", "figures/tradeoff.png"):
         assert (out / name).is_file(), name
     text, page = md.read_text(), html.read_text()
     assert text.startswith(MARKER) and "![success_vs_patience](figures/success_vs_patience.png)" in text
+    # the summary (verdict) comes first; 4 examples per run are far below the minimum n: no verdict
+    assert text.index("## Summary") < text.index("## Findings") < text.index("## Tables")
+    assert text.split("## Summary")[1].split("\n- ")[1].startswith("Verdict (endpoint: accuracy under attack")
+    assert "no verdict, too few examples" in text and "no verdict, too few examples" in page
+    verdict = pd.read_csv(out / "tables" / "verdict.csv")
+    assert set(verdict["verdict"]) == {"insufficient_n"} and len(verdict) == 2  # pabee vs bert-base, 2 recipes
     assert page.count("data:image/png;base64,") == 6
     assert 'src="http' not in page and 'href="http' not in page and "<link" not in page and "<script" not in page
     for needle in ("Findings", "Provenance", "textattack 0.3.11", "robustness attack --model pabee",

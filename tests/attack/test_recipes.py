@@ -133,3 +133,51 @@ def test_attack_succeeds_on_keyword_model(name: str, resources: Resources, keywo
     assert isinstance(result, textattack.attack_results.SuccessfulAttackResult), result
     perturbed = result.perturbed_result.attacked_text.text
     assert "good" not in perturbed.lower().split() and perturbed.endswith("movie")
+
+
+@pytest.fixture(scope="module")
+def mlm_dirs(tmp_path_factory: pytest.TempPathFactory, tiny_bert_config: object) -> tuple[Path, Path]:
+    """A tiny BERT saved with its masked-LM head, and the same backbone saved without one (as MiniLM ships)."""
+    import torch
+    from transformers import BertForMaskedLM
+
+    torch.manual_seed(0)
+    model = BertForMaskedLM(tiny_bert_config)
+    with_head, without = tmp_path_factory.mktemp("mlm"), tmp_path_factory.mktemp("no_mlm_head")
+    model.save_pretrained(with_head)
+    model.bert.save_pretrained(without)
+    return with_head, without
+
+
+def test_mlm_without_trained_head_is_refused(mlm_dirs: tuple[Path, Path], keyword_wrapper: object,
+                                             resources: Resources) -> None:
+    from robustness.resources.mlm import mlm_head_problem
+
+    with_head, without = mlm_dirs
+    assert mlm_head_problem(with_head) is None
+    problem = mlm_head_problem(without)
+    assert problem is not None and "no trained masked-LM head" in problem and "\n" not in problem
+    assert "no config.json" in mlm_head_problem(with_head.parent)
+    with pytest.raises(ValueError, match="recipe 'bae': .* has no trained masked-LM head"):
+        build_attack("bae", keyword_wrapper, resources=resources, mlm=str(without))
+
+
+def test_build_attack_prints_nothing(keyword_wrapper: object, resources: Resources,
+                                     capfd: pytest.CaptureFixture[str]) -> None:
+    capfd.readouterr()
+    build_attack("deepwordbug", keyword_wrapper, resources=resources)
+    assert capfd.readouterr() == ("", "")
+
+
+def test_stock_offline_fails_in_one_line_naming_the_download(
+    keyword_wrapper: object, resources: Resources, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refused(*args: object, **kwargs: object) -> None:
+        raise ConnectionRefusedError("offline")
+
+    monkeypatch.setattr(socket.socket, "connect", refused)
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")  # no DNS: the first connection is refused
+    with pytest.raises(ValueError) as info:
+        build_attack("textfooler", keyword_wrapper, resources=resources, stock=True)
+    message = str(info.value)
+    assert "\n" not in message and "word_embeddings/paragramcf" in message and "--stock textfooler" in message

@@ -204,8 +204,6 @@ def test_sigkill_then_rerun_gives_identical_records(full_run, tiny_pabee_dir, da
 def test_records_of_other_weights_are_never_mixed(tiny_pabee_dir, data_dir, tmp_path, tiny_bert_config):
     import shutil
 
-    from conftest import build_tiny_model
-
     from robustness.models.fingerprint import model_fingerprint
 
     model_dir = tmp_path / "model"
@@ -219,7 +217,7 @@ def test_records_of_other_weights_are_never_mixed(tiny_pabee_dir, data_dir, tmp_
     with pytest.raises(KeyboardInterrupt):
         run_attack(spec, out, progress=False, on_record=stop_after_one)
     old = model_fingerprint(model_dir)
-    build_tiny_model(tiny_bert_config, "pabee", seed=7).save_pretrained(model_dir)  # retrained at the same path
+    random_model(tiny_bert_config, "pabee", seed=7).save_pretrained(model_dir)  # retrained at the same path
     new = model_fingerprint(model_dir)
     before = (out / "records.jsonl").read_bytes()
     with pytest.raises(ValueError, match=f"made by model {old}, but .* now holds model {new}"):
@@ -237,3 +235,13 @@ def test_foreign_directory_is_not_a_run(tiny_pabee_dir, data_dir, tmp_path):
     with pytest.raises(ValueError, match="no spec.json: not a run"):
         run_attack(make_spec(tiny_pabee_dir, data_dir, n=1), out, progress=False)
     assert (out / "run.json").read_text() == '{"mine": true}'
+
+
+def random_model(config, head: str, seed: int):
+    """A randomly initialised tiny model (the seed decides its weights)."""
+    import torch
+
+    from robustness.models.pabee import PabeeModel
+
+    torch.manual_seed(seed)
+    return PabeeModel.from_backbone_config(config, head, num_labels=2, label_names=["negative", "positive"])

@@ -73,8 +73,9 @@ def test_doctor_reports_missing_resources(tmp_path: Path, monkeypatch: pytest.Mo
     assert not status["mlm"].available and "--mlm" in status["mlm"].detail
     mlm = tmp_path / "mlm"
     mlm.mkdir()
-    (mlm / "config.json").write_text('{"architectures": ["BertForMaskedLM"]}')
-    assert {s.name: s for s in doc.doctor(mlm=mlm)}["mlm"].available
+    (mlm / "config.json").write_text('{"architectures": ["BertForMaskedLM"]}')  # a config without weights
+    status = {s.name: s for s in doc.doctor(mlm=mlm)}["mlm"]
+    assert not status.available and "does not load as a masked language model" in status.detail
 
 
 @needs_shared

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from robustness.suite.specs import RunSpec, load_suite, parse_patience
+from robustness.suite.specs import RunSpec, VerdictOptions, load_suite, parse_patience
 
 
 def test_parse_patience():
@@ -37,6 +37,19 @@ def test_suite_expansion(tmp_path):
         ("b", None, "deepwordbug"), ("b", None, "pwws"),
     ]
     assert all(r.n == 5 for r in runs)
+    assert suite.verdict == VerdictOptions()  # defaults: 1-point margin, n >= 100, no pre-registered setting
+
+
+def test_suite_verdict_section(tmp_path):
+    path = tmp_path / "s.toml"
+    base = '[suite]\nname="s"\ndataset="d"\nrecipes=["pwws"]\n[[models]]\nid="a"\n'
+    path.write_text(base + '[verdict]\nsetting = "patience:3"\nmargin = 0.02\nmin_n = 50\n')
+    assert load_suite(path).verdict == VerdictOptions(margin=0.02, min_n=50, setting="patience:3")
+    assert VerdictOptions(setting=3).setting == "patience:3" and VerdictOptions(setting="full").setting == "full"
+    for bad, message in (("setting = 0", "patience must be"), ("margin = 2", "margin"), ("bogus = 1", "unknown")):
+        path.write_text(base + f"[verdict]\n{bad}\n")
+        with pytest.raises(ValueError, match=f"s.toml.*{message}"):
+            load_suite(path)
 
 
 @pytest.mark.parametrize(

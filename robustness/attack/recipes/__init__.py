@@ -21,7 +21,6 @@ for the resources above).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -29,7 +28,8 @@ from typing import Any
 from robustness.attack.recipes import characters, greedy, population
 from robustness.attack.recipes.context import BuildContext, Resources
 from robustness.attack.recipes.greedy import TEXTFOOLER_STOPWORDS
-from robustness.resources.textattack_compat import import_textattack
+from robustness.resources.mlm import mlm_head_problem
+from robustness.resources.textattack_compat import import_textattack, quiet_textattack
 
 __all__ = ["RECIPES", "TEXTFOOLER_STOPWORDS", "RecipeInfo", "Resources", "build_attack", "check_recipe",
            "import_textattack"]
@@ -108,15 +108,29 @@ _BUILDERS: dict[str, Callable[[Any, BuildContext], tuple]] = {
 
 
 def check_recipe(name: str, *, mlm: str | None = None, stock: bool = False) -> None:
-    """What can be checked about recipe ``name`` before building it (cheap, no TextAttack import): it is
-    known, and a recipe that needs a masked LM has one. ``ValueError`` otherwise."""
+    """What can be checked about recipe ``name`` before building it (no TextAttack import): it is known, and
+    a recipe that needs a masked LM has one with a trained MLM head. ``ValueError`` otherwise."""
     if name not in RECIPES:
         raise ValueError(f"unknown recipe {name!r}; known: {_known()}")
     if not stock and "mlm" in RECIPES[name].needs:
         if not mlm:
             raise ValueError(f"recipe {name!r} needs a masked language model: pass --mlm PATH")
-        if not os.path.isfile(os.path.join(mlm, "config.json")):
-            raise ValueError(f"masked language model dir {mlm} has no config.json")
+        problem = mlm_head_problem(mlm)
+        if problem:
+            raise ValueError(f"recipe {name!r}: {problem}")
+
+
+def _build_stock(textattack: Any, name: str, model_wrapper: Any) -> Any:
+    """TextAttack's own recipe; a failed download becomes one line naming what it tried to fetch."""
+    import requests
+
+    try:
+        return getattr(textattack.attack_recipes, RECIPES[name].stock).build(model_wrapper)
+    except (requests.RequestException, OSError) as err:
+        request = getattr(err, "request", None)
+        what = request.url if request is not None else (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise ValueError(f"--stock {name}: could not download {what} (offline? drop --stock to use the offline "
+                         "recipe)") from err
 
 
 def build_attack(
@@ -132,7 +146,8 @@ def build_attack(
 
     ``stock=True`` returns TextAttack's own recipe unchanged (downloads its resources). ``query_budget``
     sets ``goal_function.query_budget`` (TextAttack counts cache hits as queries). ``bae`` and
-    ``bert-attack`` need ``mlm``, a local masked-LM dir.
+    ``bert-attack`` need ``mlm``, a local masked-LM dir with trained MLM-head weights. Prints nothing
+    (TextAttack's model-compatibility warnings are silenced for the build).
     """
     check_recipe(name, mlm=mlm or (resources.mlm if resources else None), stock=stock)
     if query_budget is not None and (isinstance(query_budget, bool) or not isinstance(query_budget, int)
@@ -141,11 +156,12 @@ def build_attack(
     resources = resources or Resources.from_args()
     mlm = mlm or resources.mlm
     textattack = import_textattack(resources.nltk_data, offline=resources.offline)
-    if stock:
-        attack = getattr(textattack.attack_recipes, RECIPES[name].stock).build(model_wrapper)
-    else:
-        goal, constraints, transformation, search = _BUILDERS[name](model_wrapper, BuildContext(resources, mlm))
-        attack = textattack.Attack(goal, constraints, transformation, search)
+    with quiet_textattack():
+        if stock:
+            attack = _build_stock(textattack, name, model_wrapper)
+        else:
+            goal, constraints, transformation, search = _BUILDERS[name](model_wrapper, BuildContext(resources, mlm))
+            attack = textattack.Attack(goal, constraints, transformation, search)
     if query_budget is not None:
         attack.goal_function.query_budget = query_budget
     return attack

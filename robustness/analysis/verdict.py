@@ -1,0 +1,216 @@
+"""The conclusion of a suite, decided in one place: is an early-exit setting more robust than its full-depth
+baseline?
+
+* Endpoint: accuracy under attack over all n sampled examples (correct before the attack and still correct
+  after it), compared with the baseline on the same examples by an exact McNemar test. The attack success
+  rate is conditional on a different attacked subset per setting; it is descriptive only.
+* Eligibility, decided without looking at attack outcomes: a setting is eligible when (a) its clean accuracy
+  is at most ``margin`` below the baseline's (non-inferiority), (b) it is not degenerate (every class has recall
+  >= :data:`MIN_RECALL`, no class takes >= :data:`MAX_SHARE` of the predictions) and (c) at least ``min_n``
+  examples are paired with the baseline. (a) and (b) are measured on a clean evaluation table off the attack
+  sample when one is given (``clean``), else on the clean texts of the attack sample, with a caveat.
+* Choice of setting: pre-registered (``options.setting``, e.g. from the suite's ``[verdict] setting``), else
+  the eligible setting with the highest accuracy under attack; either way every p-value is Holm-adjusted over
+  all the tests made (every eligible setting x recipe x model x baseline), so picking the best costs power.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from statsmodels.stats.multitest import multipletests
+
+from robustness.analysis import metrics as m
+from robustness.analysis.aggregate import Run
+from robustness.analysis.compare import paired_records
+from robustness.suite.specs import VerdictOptions
+
+#: A setting is degenerate when some class has a recall below this, or ...
+MIN_RECALL = 0.20
+#: ... one class takes at least this share of its clean predictions.
+MAX_SHARE = 0.95
+
+VERDICTS = ("more_robust", "less_robust", "no_significant_difference", "no_eligible_setting", "insufficient_n")
+__all__ = ["COLUMNS", "VERDICTS", "VerdictOptions", "setting_labels", "verdict_findings", "verdict_tables"]
+COLUMNS = ["dataset", "recipe", "model", "baseline", "setting", "eligible", "reason_ineligible", "clean_accuracy",
+           "baseline_clean_accuracy", "n", "accuracy_under_attack", "baseline_accuracy_under_attack", "p_value",
+           "p_adjusted", "verdict"]
+#: Columns of a clean evaluation table (one row per model and setting, off the attack sample).
+CLEAN_COLUMNS = ["model_id", "setting", "n", "accuracy", "min_class_recall", "max_pred_share"]
+
+
+def setting_labels(summary: pd.DataFrame) -> pd.Series:
+    """The canonical setting label of every summary row (``patience:2``, ``full``)."""
+    if "setting" in summary:
+        return summary["setting"].astype(str)
+    return pd.Series(["full" if pd.isna(p) else f"patience:{int(p)}" for p in summary["patience"]],
+                     index=summary.index)
+
+
+@dataclass(frozen=True)
+class CleanQuality:
+    accuracy: float
+    min_class_recall: float
+    max_pred_share: float
+    off_sample: bool
+
+
+def _sample_quality(run: Run) -> CleanQuality:
+    records = run.records
+    correct = m.clean_correct(list(records["orig_pred"]), list(records["label"]))
+    recalls = [correct[(records["label"] == c).to_numpy()].mean() for c in sorted(set(records["label"]))]
+    share = records["orig_pred"].value_counts(normalize=True).max() if len(records) else np.nan
+    return CleanQuality(m.proportion(correct), min(recalls, default=np.nan), float(share), off_sample=False)
+
+
+def _quality(run: Run, setting: str, clean: pd.DataFrame | None) -> CleanQuality:
+    if clean is not None:
+        row = clean[(clean["model_id"] == run.spec["model_id"]) & (clean["setting"] == setting)]
+        if len(row):
+            r = row.iloc[0]
+            return CleanQuality(float(r["accuracy"]), float(r["min_class_recall"]), float(r["max_pred_share"]),
+                                off_sample=True)
+    return _sample_quality(run)
+
+
+def _degenerate(q: CleanQuality) -> str:
+    if not q.min_class_recall >= MIN_RECALL:
+        return f"degenerate (a class has recall {100 * q.min_class_recall:.0f}% < {100 * MIN_RECALL:.0f}%)"
+    if q.max_pred_share >= MAX_SHARE:
+        return f"degenerate (one class takes {100 * q.max_pred_share:.0f}% of the clean predictions)"
+    return ""
+
+
+def _candidate(run: Run, setting: str, base: Run, base_q: CleanQuality, options: VerdictOptions,
+               clean: pd.DataFrame | None) -> dict:
+    """One setting against one baseline: eligibility and, when eligible, the paired test."""
+    q = _quality(run, setting, clean)
+    both = paired_records(base, run)
+    kept_base = m.still_correct(list(both["orig_pred_a"]), list(both["adv_pred_a"]), list(both["label_a"]))
+    kept = m.still_correct(list(both["orig_pred_b"]), list(both["adv_pred_b"]), list(both["label_b"]))
+    reasons = [_degenerate(base_q) and f"baseline {_degenerate(base_q)}", _degenerate(q)]
+    if q.accuracy < base_q.accuracy - options.margin:
+        reasons.append(f"clean accuracy {100 * (base_q.accuracy - q.accuracy):.1f} points below the baseline "
+                       f"(margin {100 * options.margin:g})")
+    reasons = [r for r in reasons if r]
+    row = {"setting": setting, "eligible": not reasons, "reason_ineligible": "; ".join(reasons),
+           "clean_accuracy": q.accuracy, "baseline_clean_accuracy": base_q.accuracy, "n": len(both),
+           "accuracy_under_attack": m.proportion(kept), "baseline_accuracy_under_attack": m.proportion(kept_base),
+           "p_value": np.nan, "clean_off_sample": q.off_sample and base_q.off_sample}
+    if not reasons and len(both) < options.min_n:
+        row.update(eligible=False, reason_ineligible=f"n = {len(both)} < minimum {options.min_n}")
+    elif not reasons:
+        row["p_value"] = m.mcnemar_exact(kept, kept_base).p_value
+    return row
+
+
+def _pick(candidates: list[dict], options: VerdictOptions) -> dict:
+    """The row reported for one (dataset, recipe, model, baseline)."""
+    if options.setting is not None:
+        chosen = [c for c in candidates if c["setting"] == options.setting]
+        if not chosen:
+            return {"setting": options.setting, "eligible": False, "verdict": "no_eligible_setting",
+                    "reason_ineligible": f"pre-registered setting {options.setting} was not run"}
+        candidates = chosen
+    tested = [c for c in candidates if c["eligible"]]
+    if tested:
+        return max(tested, key=lambda c: (c["accuracy_under_attack"], -c["p_value"]))
+    small = [c for c in candidates if c["reason_ineligible"].startswith("n = ")]
+    if small:
+        return {**max(small, key=lambda c: c["accuracy_under_attack"]), "verdict": "insufficient_n"}
+    reason = "; ".join(f"{c['setting']}: {c['reason_ineligible']}" for c in candidates)
+    return {"setting": options.setting or "", "eligible": False, "reason_ineligible": reason,
+            "verdict": "no_eligible_setting"}
+
+
+def _facets(summary: pd.DataFrame) -> list[tuple[tuple, pd.DataFrame]]:
+    keys = ["dataset", "recipe"] + (["stock"] if "stock" in summary else [])
+    return list(summary.assign(setting=setting_labels(summary)).groupby(keys, sort=True, dropna=False))
+
+
+def verdict_tables(summary: pd.DataFrame, runs: Sequence[Run], options: VerdictOptions | None = None,
+                   clean: pd.DataFrame | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``(verdict, candidates)``: the verdict table (:data:`COLUMNS`, one row per dataset, recipe, model and
+    baseline) and every setting's eligibility and test (one row per setting and baseline) behind it."""
+    options = options or VerdictOptions()
+    by_id = {run.run_id: run for run in runs}
+    picked, every = [], []
+    for key, facet in _facets(summary):
+        dataset, recipe = key[0], key[1] + (" (stock)" if len(key) > 2 and key[2] is True else "")
+        bases, models = facet[facet["head"] == "full"], facet[facet["head"] != "full"]
+        for model_id, group in models.groupby("model_id", sort=True):
+            same_depth = bases[bases["num_layers"] == group["num_layers"].iloc[0]]
+            for _, base in (same_depth if len(same_depth) else bases).iterrows():
+                base_run = by_id[base["run_id"]]
+                base_q = _quality(base_run, base["setting"], clean)
+                where = {"dataset": dataset, "recipe": recipe, "model": model_id, "baseline": base["model_id"]}
+                candidates = [_candidate(by_id[row["run_id"]], row["setting"], base_run, base_q, options, clean)
+                              for _, row in group.iterrows()]
+                every += [{**where, **c, "tested": c["eligible"] and options.setting in (None, c["setting"])}
+                          for c in candidates]
+                picked.append({**where, **_pick(candidates, options)})
+    every_df = pd.DataFrame(every)
+    if every_df.empty:
+        return pd.DataFrame(columns=COLUMNS), every_df
+    every_df["p_adjusted"] = np.nan
+    tested = every_df["tested"]
+    if tested.any():
+        every_df.loc[tested, "p_adjusted"] = multipletests(every_df.loc[tested, "p_value"], method="holm")[1]
+    keys = ["dataset", "recipe", "model", "baseline", "setting"]
+    verdict = pd.DataFrame(picked).drop(columns="p_adjusted", errors="ignore").merge(
+        every_df[[*keys, "p_adjusted"]], on=keys, how="left").reindex(columns=[*COLUMNS, "clean_off_sample"])
+    verdict["verdict"] = [_outcome(r, options) for _, r in verdict.iterrows()]
+    return verdict, every_df.drop(columns="tested")
+
+
+def _outcome(row: pd.Series, options: VerdictOptions) -> str:
+    if isinstance(row["verdict"], str):
+        return row["verdict"]
+    if row["p_adjusted"] < options.alpha:
+        better = row["accuracy_under_attack"] > row["baseline_accuracy_under_attack"]
+        return "more_robust" if better else "less_robust"
+    return "no_significant_difference"
+
+
+def _pct(value: float) -> str:
+    return "n/a" if value != value else f"{100 * value:.1f}%"
+
+
+def verdict_findings(verdict: pd.DataFrame, options: VerdictOptions | None = None) -> list[str]:
+    """The report's first findings, rendered from the verdict table: one summary sentence, then one per row."""
+    options = options or VerdictOptions()
+    if verdict.empty:
+        return ["No verdict: the runs hold no early-exit model with a full-depth baseline to compare it with."]
+    counts = verdict["verdict"].value_counts()
+    choice = (f"the pre-registered setting {options.setting}" if options.setting else
+              "the eligible setting with the highest accuracy under attack")
+    tests = int(verdict["p_adjusted"].notna().sum())
+    head = (f"Verdict (endpoint: accuracy under attack over all sampled examples, exact McNemar test against the "
+            f"full-depth baseline on the same examples, {choice}, Holm-adjusted p < {options.alpha:g}): "
+            f"more robust in {counts.get('more_robust', 0)}, less robust in {counts.get('less_robust', 0)}, no "
+            f"significant difference in {counts.get('no_significant_difference', 0)}, and no verdict in "
+            f"{counts.get('no_eligible_setting', 0) + counts.get('insufficient_n', 0)} of {len(verdict)} "
+            f"comparisons ({tests} with a test).")
+    out = [head]
+    for _, row in verdict.iterrows():
+        where = f"{row['recipe']} on {row['dataset']}, {row['model']} vs {row['baseline']}"
+        if row["verdict"] == "no_eligible_setting":
+            out.append(f"{where}: no verdict, no eligible setting ({row['reason_ineligible']}).")
+            continue
+        numbers = (f"accuracy under attack {_pct(row['accuracy_under_attack'])} vs "
+                   f"{_pct(row['baseline_accuracy_under_attack'])} over {int(row['n'])} examples; clean accuracy "
+                   f"{_pct(row['clean_accuracy'])} vs {_pct(row['baseline_clean_accuracy'])}")
+        if not row.get("clean_off_sample", False):
+            numbers += " (measured on the attacked sample: no clean evaluation off the sample was given)"
+        if row["verdict"] == "insufficient_n":
+            out.append(f"{where}: no verdict, too few examples at {row['setting']} ({numbers}; at least "
+                       f"{options.min_n} are needed).")
+            continue
+        said = {"more_robust": "more robust", "less_robust": "less robust",
+                "no_significant_difference": "no significant difference"}[row["verdict"]]
+        out.append(f"{where}: {said} at {row['setting']} ({numbers}; p = {row['p_value']:.3g}, Holm-adjusted "
+                   f"{row['p_adjusted']:.3g}).")
+    return out

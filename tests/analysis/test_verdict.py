@@ -1,0 +1,139 @@
+"""The verdict on hand-made records whose right answer is known."""
+
+from __future__ import annotations
+
+import pytest
+from statsmodels.stats.multitest import multipletests
+
+from robustness.analysis.aggregate import load_runs, summarize
+from robustness.analysis.metrics import mcnemar_exact
+from robustness.analysis.verdict import VerdictOptions, verdict_findings, verdict_tables
+
+N = 200
+LABELS = [i % 2 for i in range(N)]
+
+
+def records(clean_wrong: set[int], flipped: set[int], constant: int | None = None) -> list[dict]:
+    """Records for N examples: the clean prediction is wrong on ``clean_wrong`` (or ``constant`` everywhere),
+    the attack flips the examples of ``flipped`` that were right; every layer predicts the exit class."""
+    rows = []
+    for i, label in enumerate(LABELS):
+        pred = constant if constant is not None else (1 - label if i in clean_wrong else label)
+        result = "skipped" if pred != label else ("succeeded" if i in flipped else "failed")
+        adv = None if result == "skipped" else (1 - label if result == "succeeded" else label)
+        rows.append({
+            "schema_version": 1, "example_id": i, "dataset_index": 1000 + i, "label": label, "result": result,
+            "orig_pred": pred, "adv_pred": adv, "orig_text": f"t{i}", "adv_text": None if adv is None else f"a{i}",
+            "num_queries": 5, "num_forward_passes": 5, "layers_computed": 15, "orig_exit_layer": 3,
+            "adv_exit_layer": None if adv is None else 3, "orig_layer_preds": [pred] * 3,
+            "adv_layer_preds": None if adv is None else [adv] * 3, "words_changed": 1 if result == "succeeded" else
+            (None if adv is None else 0), "words_total": 5, "attack_time_s": 0.1,
+        })
+    return rows
+
+
+WRONG = set(range(0, N, 10))  # 20 clean errors: 90% clean accuracy
+BASE_FLIPPED = set(range(N)) - set(range(1, N, 3))  # the baseline keeps only ~1/3 of its examples
+
+
+def _verdict(tmp_path, make_run, settings: dict[int | None, list[dict]], options: VerdictOptions | None = None):
+    root = tmp_path / "suite"
+    make_run(root, "base", "full", None, "pwws", records=records(WRONG, BASE_FLIPPED))
+    for patience, rows in settings.items():
+        make_run(root, "pabee", "pabee", patience, "pwws", records=rows)
+    runs = load_runs(root)
+    return verdict_tables(summarize(runs), runs, options)
+
+
+def test_more_robust_setting(tmp_path, make_run):
+    verdict, candidates = _verdict(tmp_path, make_run, {2: records(WRONG, set(range(0, N, 4)))})
+    row = verdict.iloc[0]
+    assert (row["model"], row["baseline"], row["setting"], row["n"]) == ("pabee", "base", "patience:2", N)
+    assert row["eligible"] and row["verdict"] == "more_robust"
+    assert row["clean_accuracy"] == row["baseline_clean_accuracy"] == 0.9
+    assert row["accuracy_under_attack"] > row["baseline_accuracy_under_attack"]
+    assert row["p_adjusted"] == row["p_value"] < 1e-6  # a single test: Holm changes nothing
+    assert len(candidates) == 1
+    lines = verdict_findings(verdict)
+    assert lines[0].startswith("Verdict (endpoint: accuracy under attack") and "more robust in 1," in lines[0]
+    assert "pwws on sst2, pabee vs base: more robust at patience:2" in lines[1]
+    assert "measured on the attacked sample" in lines[1]
+
+
+def test_constant_classifier_is_never_eligible(tmp_path, make_run):
+    # Always "0": the attack cannot flip the negatives, so its accuracy under attack beats the baseline's.
+    verdict, candidates = _verdict(tmp_path, make_run, {1: records(set(), set(), constant=0)})
+    assert verdict.iloc[0]["verdict"] == "no_eligible_setting" and not verdict.iloc[0]["eligible"]
+    assert "degenerate" in verdict.iloc[0]["reason_ineligible"]
+    assert candidates.iloc[0]["accuracy_under_attack"] > candidates.iloc[0]["baseline_accuracy_under_attack"]
+    assert "no verdict, no eligible setting (patience:1: degenerate" in verdict_findings(verdict)[1]
+
+
+def test_clean_accuracy_below_the_margin_is_ineligible(tmp_path, make_run):
+    worse = WRONG | {1, 3, 5, 7, 9, 11}  # 3 points lower: 87%
+    slightly = WRONG | {5}  # 0.5 points lower: within the 1-point margin
+    verdict, candidates = _verdict(tmp_path, make_run, {1: records(worse, set(range(0, N, 4))),
+                                                        2: records(slightly, set(range(0, N, 4)))})
+    by_setting = candidates.set_index("setting")
+    assert by_setting.loc["patience:1", "clean_accuracy"] == pytest.approx(0.87)
+    assert not by_setting.loc["patience:1", "eligible"]
+    assert "3.0 points below the baseline" in by_setting.loc["patience:1", "reason_ineligible"]
+    assert by_setting.loc["patience:2", "eligible"]
+    assert verdict.iloc[0]["setting"] == "patience:2"
+
+
+def test_picking_the_best_of_five_settings_adjusts_p(tmp_path, make_run):
+    right = sorted(set(range(N)) - WRONG)
+    flipped = {p: set(right[:k]) for p, k in zip((1, 2, 3, 4, None), (100, 90, 80, 70, 60), strict=True)}
+    settings = {p: records(WRONG, f) for p, f in flipped.items()}
+    verdict, candidates = _verdict(tmp_path, make_run, settings)
+    assert candidates["p_adjusted"].notna().sum() == 5
+    expected = multipletests(list(candidates["p_value"]), method="holm")[1]
+    assert list(candidates["p_adjusted"]) == pytest.approx(list(expected))
+    best = verdict.iloc[0]
+    assert best["setting"] == "full"  # fewest flips: highest accuracy under attack
+    assert best["p_adjusted"] > best["p_value"]
+    # Pre-registered: only that setting is tested, nothing to adjust for.
+    fixed, fixed_candidates = verdict_tables(*_runs_summary(tmp_path), VerdictOptions(setting="patience:1"))
+    assert fixed.iloc[0]["setting"] == "patience:1" and fixed_candidates["p_adjusted"].notna().sum() == 1
+    assert fixed.iloc[0]["p_adjusted"] == fixed.iloc[0]["p_value"]
+    missing, _ = verdict_tables(*_runs_summary(tmp_path), VerdictOptions(setting="patience:9"))
+    assert missing.iloc[0]["verdict"] == "no_eligible_setting"
+    assert "patience:9 was not run" in missing.iloc[0]["reason_ineligible"]
+
+
+def _runs_summary(tmp_path):
+    runs = load_runs(tmp_path / "suite")
+    return summarize(runs), runs
+
+
+def test_too_few_examples_give_insufficient_n(tmp_path, make_run):
+    verdict, _ = _verdict(tmp_path, make_run, {2: records(WRONG, set(range(0, N, 4)))}, VerdictOptions(min_n=201))
+    row = verdict.iloc[0]
+    assert row["verdict"] == "insufficient_n" and row["n"] == N and row["p_value"] != row["p_value"]
+    assert "no verdict, too few examples at patience:2" in verdict_findings(verdict, VerdictOptions(min_n=201))[1]
+
+
+def test_clean_table_off_the_sample_decides_eligibility(tmp_path, make_run):
+    import pandas as pd
+
+    root = tmp_path / "suite"
+    _verdict(tmp_path, make_run, {2: records(WRONG, set(range(0, N, 4)))})
+    runs = load_runs(root)
+    clean = pd.DataFrame([["base", "full", 500, 0.90, 0.88, 0.51], ["pabee", "patience:2", 500, 0.85, 0.8, 0.55]],
+                         columns=["model_id", "setting", "n", "accuracy", "min_class_recall", "max_pred_share"])
+    verdict, _ = verdict_tables(summarize(runs), runs, clean=clean)
+    assert verdict.iloc[0]["verdict"] == "no_eligible_setting"
+    assert "5.0 points below" in verdict.iloc[0]["reason_ineligible"]
+
+
+def test_mcnemar_direction_matches_the_accuracies():
+    test = mcnemar_exact([True] * 10 + [False] * 10, [False] * 20)
+    assert test.only_a == 10 and test.p_value < 0.01
+
+
+def test_options_are_validated():
+    with pytest.raises(ValueError, match="margin"):
+        VerdictOptions(margin=5)
+    with pytest.raises(ValueError, match="min_n"):
+        VerdictOptions(min_n=0)

@@ -39,6 +39,17 @@ def versions() -> dict[str, str]:
     return found
 
 
+def read_json_object(path: Path) -> dict[str, Any]:
+    """A JSON object from ``path``; ``ValueError`` naming the file if it is not one."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path} is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} must hold a JSON object, not a {type(data).__name__}")
+    return data
+
+
 def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
     """Write ``data`` to ``path`` via a temporary sibling and ``os.replace`` (readers never see half a file)."""
     path = Path(path)

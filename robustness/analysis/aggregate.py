@@ -17,8 +17,8 @@ import pandas as pd
 
 from robustness.analysis import metrics as m
 from robustness.attack.records import RECORD_FIELDS, read_records
-from robustness.attack.rundir import read_json_object
 from robustness.outputs import write_outputs
+from robustness.provenance import read_json_object
 from robustness.suite.specs import patience_label
 
 KEY = ["model_id", "head", "patience", "recipe", "dataset"]

@@ -7,25 +7,14 @@ Used by :func:`robustness.attack.runner.run_attack` before any work and by ``ben
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
-from typing import Any
+
+from robustness.provenance import read_json_object
 
 SPEC_FILE, RUN_FILE, RECORDS_FILE = "spec.json", "run.json", "records.jsonl"
 #: What a run directory may hold besides its three files (the lock, our temporary files).
 _OWN_EXTRA = (".lock",)
-
-
-def read_json_object(path: Path) -> dict[str, Any]:
-    """A JSON object from ``path``; ``ValueError`` naming the file if it is not one."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{path} is not valid JSON: {exc}") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"{path} must hold a JSON object, not a {type(data).__name__}")
-    return data
 
 
 def check_run_dir(run_dir: Path, overwrite: bool) -> None:

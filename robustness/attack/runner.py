@@ -34,12 +34,11 @@ from robustness.attack.rundir import (
     SPEC_FILE,
     check_run_dir,
     check_same_model,
-    read_json_object,
 )
 from robustness.data import load_examples
 from robustness.models.fingerprint import model_fingerprint
 from robustness.models.pabee import check_model_dir
-from robustness.provenance import versions, write_json_atomic
+from robustness.provenance import read_json_object, versions, write_json_atomic
 from robustness.resources.textattack_compat import import_textattack
 from robustness.signals import signal_name
 from robustness.suite.specs import RunSpec

@@ -13,7 +13,7 @@ import hashlib
 import json
 from pathlib import Path
 
-from robustness.provenance import write_json_atomic
+from robustness.provenance import read_json_object, write_json_atomic
 
 FINGERPRINT_FILE = "fingerprint.json"
 CONFIG_FILE = "config.json"
@@ -29,12 +29,7 @@ def _file_sha256(path: Path) -> str:
 
 
 def _config_sha256(path: Path) -> str:
-    try:
-        config = json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{path} is not valid JSON: {exc}") from None
-    if not isinstance(config, dict):
-        raise ValueError(f"{path} must hold a JSON object, not {type(config).__name__}")
+    config = read_json_object(path)
     canonical = {k: v for k, v in config.items() if k not in _VOLATILE_CONFIG_KEYS}
     return hashlib.sha256(json.dumps(canonical, sort_keys=True).encode()).hexdigest()
 

@@ -59,7 +59,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace a model already in --out")
     _add_data_args(p)
 
-    p = sub.add_parser("evaluate", help="clean accuracy, exit depth and speed-up for every patience")
+    p = sub.add_parser("evaluate", help="clean accuracy, exit depth and speed-up for every exit setting")
     p.add_argument("--model", required=True)
     p.add_argument("--dataset", default="glue/sst2")
     p.add_argument("--split", default="validation")
@@ -74,7 +74,8 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("attack", help="run one TextAttack recipe against one model setting")
     p.add_argument("--model", required=True)
-    p.add_argument("--patience", default="full", help="an integer >= 1 or 'full'")
+    p.add_argument("--setting", help="exit setting: patience:P, entropy:T, maxprob:T or full (default full)")
+    p.add_argument("--patience", help="shorthand for --setting patience:P (an integer >= 1 or 'full')")
     p.add_argument("--recipe", required=True)
     p.add_argument("--dataset", default="glue/sst2")
     p.add_argument("--split", default="validation")
@@ -116,8 +117,8 @@ def _parser() -> argparse.ArgumentParser:
                                      "setting with the highest accuracy under attack, Holm-adjusted")
 
     p = sub.add_parser("compare", help="two runs side by side with deltas and McNemar's test")
-    p.add_argument("a", help="a run directory, or with --from a selector MODEL@PATIENCE[@RECIPE]")
-    p.add_argument("b", help="a run directory, or with --from a selector MODEL@PATIENCE[@RECIPE]")
+    p.add_argument("a", help="a run directory, or with --from a selector MODEL@SETTING[@RECIPE]")
+    p.add_argument("b", help="a run directory, or with --from a selector MODEL@SETTING[@RECIPE]")
     p.add_argument("--from", dest="source", help="a suite output or runs/ folder to select A and B from")
     p.add_argument("--out", help="also write the comparison as CSV")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")

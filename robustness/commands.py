@@ -7,7 +7,7 @@ import dataclasses
 import os
 from pathlib import Path
 
-from robustness.suite.specs import parse_patience
+from robustness.suite.specs import parse_setting
 
 
 def _check_out_file(path: Path, overwrite: bool) -> None:
@@ -118,17 +118,29 @@ def _resources(args: argparse.Namespace):
     return resources
 
 
+def _setting_arg(args: argparse.Namespace):
+    """``--setting S`` or its shorthand ``--patience P`` (not both); full depth when neither is given."""
+    if args.setting is not None and args.patience is not None:
+        raise ValueError("give --setting or --patience, not both")
+    if args.patience is not None:
+        setting = parse_setting(args.patience)
+        if setting.policy not in ("patience", "full"):
+            raise ValueError(f"--patience takes an integer >= 1 or 'full', got {args.patience!r}; use --setting")
+        return setting
+    return parse_setting("full" if args.setting is None else args.setting)
+
+
 def cmd_attack(args: argparse.Namespace, command: str) -> int:
     from robustness.suite.specs import RunSpec
 
-    patience = parse_patience(args.patience)
+    setting = _setting_arg(args)
     args = _located(args)
     resources = _resources(args)
     from robustness.attack.runner import run_attack
 
     spec = RunSpec(
         model_id=Path(args.model).name, model_dir=str(args.model), recipe=args.recipe, dataset=args.dataset,
-        patience=patience, split=args.split, n=args.n, seed=args.seed,
+        setting=setting.label, split=args.split, n=args.n, seed=args.seed,
         query_budget=args.query_budget, batch_size=args.batch_size, max_length=args.max_length, stock=args.stock,
         data_dir=args.data_dir,
     )
@@ -188,7 +200,7 @@ def cmd_bench(args: argparse.Namespace, command: str) -> int:
     for i, spec in enumerate(todo, 1):
         if spec.model_id not in loaded:
             model, tokenizer = load_model_and_tokenizer(model_dirs[spec.model_id])
-            # one cache per model: a text is encoded once across patience settings and recipes
+            # one cache per model: a text is encoded once across exit settings and recipes
             loaded[spec.model_id] = (model, tokenizer, LayerLogitsCache())
         model, tokenizer, cache = loaded[spec.model_id]
         print(f"[bench] run {i}/{len(todo)}: {spec.run_id}")
@@ -225,17 +237,17 @@ def cmd_report(args: argparse.Namespace, command: str) -> int:
 
 
 def _compared_run(selector: str, pool: str | None):
-    """A run directory, or with ``--from``, a ``MODEL@PATIENCE[@RECIPE]`` selector among that output's runs."""
+    """A run directory, or with ``--from``, a ``MODEL@SETTING[@RECIPE]`` selector among that output's runs."""
     from robustness.analysis.aggregate import load_run, load_runs
     from robustness.analysis.compare import select_run
 
     if pool is None:
         return load_run(Path(selector))
     model_id, _, rest = selector.partition("@")
-    patience, _, recipe = rest.partition("@")
-    if not patience:
-        raise ValueError(f"selector {selector!r} must look like MODEL@PATIENCE or MODEL@PATIENCE@RECIPE")
-    return select_run(load_runs([Path(pool)]), model_id, patience, recipe or None)
+    setting, _, recipe = rest.partition("@")
+    if not setting:
+        raise ValueError(f"selector {selector!r} must look like MODEL@SETTING or MODEL@SETTING@RECIPE")
+    return select_run(load_runs([Path(pool)]), model_id, setting, recipe or None)
 
 
 def cmd_compare(args: argparse.Namespace, command: str) -> int:

@@ -56,14 +56,14 @@ def main() -> None:
           f"mean_tokens={statistics.mean(token_lengths(tokenizer, examples.texts, args.max_length)):.1f}")
 
     def full() -> None:
-        _run(lambda b: model.early_exit(**b, patience=None), batches)
+        _run(lambda b: model.early_exit(**b, setting=None), batches)
 
     settings = list(range(1, L))
-    _run(lambda b: model.early_exit(**b, patience=None), batches[:3])  # warm-up
+    _run(lambda b: model.early_exit(**b, setting=None), batches[:3])  # warm-up
     wall: dict[str, float] = {}
     for p in settings:
         wall[f"pabee{p}"] = paired_speedup(
-            full, lambda p=p: _run(lambda b: model.early_exit(**b, patience=p), batches), repeats=args.repeats)
+            full, lambda p=p: _run(lambda b: model.early_exit(**b, setting=p), batches), repeats=args.repeats)
         wall[f"reference{p}"] = paired_speedup(
             full, lambda p=p: _run(lambda b: model.reference_batch_early_exit(**b, patience=p), batches),
             repeats=args.repeats)

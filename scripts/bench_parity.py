@@ -85,7 +85,7 @@ def run_ours(model, tokenizer, args, recipe, resources, workdir):
     from robustness.suite.specs import RunSpec
 
     spec = RunSpec(model_id=Path(args.model).name, model_dir=str(args.model), recipe=recipe, dataset=args.dataset,
-                   patience=args.patience, split=args.split, n=args.n, seed=args.seed, query_budget=args.query_budget,
+                   setting=args.patience, split=args.split, n=args.n, seed=args.seed, query_budget=args.query_budget,
                    batch_size=args.batch_size, stock=args.stock_recipe, data_dir=args.data_dir)
     out = Path(tempfile.mkdtemp(dir=workdir))
     run_attack(spec, out, resources=resources, progress=False, model=model, tokenizer=tokenizer)

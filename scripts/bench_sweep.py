@@ -24,7 +24,7 @@ def sweep(model, tokenizer, args, patiences, resources, root: Path, shared: bool
     from robustness.attack.records import read_records
     from robustness.attack.runner import run_attack
     from robustness.attack.wrapper import LayerLogitsCache
-    from robustness.suite.specs import RunSpec, patience_label
+    from robustness.suite.specs import RunSpec
 
     cache = LayerLogitsCache() if shared else None
     encoded, records, per_run = 0, {}, {}
@@ -32,15 +32,15 @@ def sweep(model, tokenizer, args, patiences, resources, root: Path, shared: bool
     for patience in patiences:
         run_start = time.perf_counter()
         spec = RunSpec(model_id=Path(args.model).name, model_dir=str(args.model), recipe=args.recipe,
-                       dataset=args.dataset, patience=patience, split=args.split, n=args.n, seed=args.seed,
+                       dataset=args.dataset, setting=patience, split=args.split, n=args.n, seed=args.seed,
                        query_budget=args.query_budget, batch_size=args.batch_size, data_dir=args.data_dir)
-        out = root / patience_label(patience)
+        out = root / patience.label
         run_attack(spec, out, resources=resources, progress=False, model=model, tokenizer=tokenizer, cache=cache)
-        per_run[patience_label(patience)] = time.perf_counter() - run_start
+        per_run[patience.label] = time.perf_counter() - run_start
         if not shared:
             encoded += json.loads((out / "run.json").read_text())["cache"]["misses"]
-        records[patience_label(patience)] = [{k: v for k, v in r.items() if k != "attack_time_s"}
-                                             for r in read_records(out / "records.jsonl")]
+        records[patience.label] = [{k: v for k, v in r.items() if k != "attack_time_s"}
+                                   for r in read_records(out / "records.jsonl")]
     elapsed = time.perf_counter() - start
     return elapsed, cache.misses if shared else encoded, records, per_run
 
@@ -70,9 +70,9 @@ def main() -> int:
         torch.set_num_threads(args.threads)
 
     from robustness.models.pabee import load_model_and_tokenizer
-    from robustness.suite.specs import parse_patience
+    from robustness.suite.specs import parse_setting
 
-    patiences = [parse_patience(p) for p in args.patience]
+    patiences = [parse_setting(p) for p in args.patience]
     from robustness.attack.recipes import Resources
 
     resources = Resources.from_args(nltk_data=args.nltk_data)

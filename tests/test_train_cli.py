@@ -42,7 +42,7 @@ def test_train_then_evaluate(tmp_path, tiny_backbone_dir, tiny_data_dir, capsys)
     assert record["num_train"] == 24 and record["num_eval"] == 10 and record["num_layers"] == 2
     assert [h["epoch"] for h in record["history"]] == [1, 2]
     assert all(h["steps"] == 3 for h in record["history"])
-    assert [row["patience"] for row in record["history"][-1]["validation"]] == ["1", "full"]
+    assert [row["setting"] for row in record["history"][-1]["validation"]] == ["patience:1", "full"]
     model, tokenizer = load_model_and_tokenizer(out)
     assert model.head == "pabee" and model.label_names == ["negative", "positive"]
     assert tokenizer("good")["input_ids"]
@@ -59,7 +59,7 @@ def test_train_then_evaluate(tmp_path, tiny_backbone_dir, tiny_data_dir, capsys)
     assert main(["evaluate", "--model", str(out), "--data-dir", str(tiny_data_dir), "--out", str(csv),
                  "--timing-repeats", "1"]) == 0
     table = pd.read_csv(csv)
-    assert list(table["patience"].astype(str)) == ["1", "full"]
+    assert list(table["setting"]) == ["patience:1", "full"]
     assert main(["evaluate", "--model", str(out), "--data-dir", str(tiny_data_dir), "--out", str(csv)]) == 2
     assert "exists" in capsys.readouterr().err
 
@@ -83,6 +83,10 @@ def test_training_is_reproducible(tmp_path, tiny_backbone_dir, tiny_data_dir):
         (["train", "--out", "x", "--epochs", "0"], "epochs must be >= 1"),
         (["evaluate", "--model", "/nonexistent", "--out", "x.csv"], "no model at /nonexistent"),
         (["attack", "--model", "m", "--recipe", "pwws", "--patience", "0", "--out", "r"], "patience must be"),
+        (["attack", "--model", "m", "--recipe", "pwws", "--setting", "depth:3", "--out", "r"], "a setting must be"),
+        (["attack", "--model", "m", "--recipe", "pwws", "--setting", "full", "--patience", "2", "--out", "r"],
+         "not both"),
+        (["attack", "--model", "m", "--recipe", "pwws", "--patience", "entropy:0.2", "--out", "r"], "use --setting"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(argv, message, capsys, tmp_path, monkeypatch):

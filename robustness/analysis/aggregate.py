@@ -19,9 +19,10 @@ from robustness.analysis import metrics as m
 from robustness.attack.records import RECORD_FIELDS, read_records
 from robustness.outputs import write_outputs
 from robustness.provenance import read_json_object
-from robustness.suite.specs import patience_label
+from robustness.suite.specs import parse_setting, setting_order
 
-KEY = ["model_id", "head", "patience", "recipe", "dataset"]
+#: What makes a setting: a stock-recipe run and an offline run of the same setting are two settings.
+KEY = ["model_id", "head", "setting", "recipe", "dataset", "stock"]
 
 
 @dataclass
@@ -46,9 +47,20 @@ class Run:
         return self.info.get("status") == "complete"
 
     @property
+    def setting(self) -> str:
+        """Canonical exit setting label; a spec.json from before settings (``patience``) reads as patience."""
+        return spec_setting(self.spec)
+
+    @property
     def label(self) -> str:
-        """Short readable setting name, e.g. ``pabee-minilm p=2 textfooler``."""
-        return f"{self.spec['model_id']} p={patience_label(self.spec.get('patience'))} {self.spec['recipe']}"
+        """Short readable run name, e.g. ``pabee-minilm patience:2 textfooler`` (``(stock)`` appended)."""
+        stock = " (stock)" if self.spec.get("stock") else ""
+        return f"{self.spec['model_id']} {self.setting} {self.spec['recipe']}{stock}"
+
+
+def spec_setting(spec: dict[str, Any]) -> str:
+    """The canonical setting label of a spec.json (``setting``, else the older ``patience`` field)."""
+    return parse_setting(spec["setting"] if "setting" in spec else spec.get("patience")).label
 
 
 def _read_json(path: Path) -> dict[str, Any]:
@@ -114,6 +126,32 @@ def load_runs(paths: str | Path | Iterable[str | Path], include_incomplete: bool
     return kept
 
 
+def validate_runs(runs: Sequence[Run]) -> None:
+    """Refuse a run set that cannot be summarised as one: runs of a dataset drawing different samples (split,
+    n, seed, or an example id mapped to another dataset index), or several runs of one setting (see
+    :data:`KEY`). Raises ``ValueError`` naming the runs."""
+    by_dataset: dict[str, dict[tuple, list[str]]] = {}
+    for run in runs:
+        sample = (run.spec.get("split"), run.spec.get("n"), run.spec.get("seed"))
+        by_dataset.setdefault(run.spec["dataset"], {}).setdefault(sample, []).append(run.run_id)
+    for dataset, samples in by_dataset.items():
+        if len(samples) > 1:
+            described = "; ".join(f"split={k[0]} n={k[1]} seed={k[2]}: {', '.join(v)}" for k, v in samples.items())
+            raise ValueError(f"runs on {dataset} draw different samples, report them separately ({described})")
+        indices: dict[int, tuple[int, str]] = {}
+        for run in (r for r in runs if r.spec["dataset"] == dataset):
+            for example_id, index in zip(run.records["example_id"], run.records["dataset_index"], strict=True):
+                seen = indices.setdefault(int(example_id), (int(index), run.run_id))
+                if seen[0] != int(index):
+                    raise ValueError(f"runs {seen[1]} and {run.run_id} map example {example_id} to different "
+                                     f"{dataset} examples ({seen[0]} vs {index})")
+    keys = pd.DataFrame([{**{k: r.spec.get(k) for k in KEY}, "stock": bool(r.spec.get("stock", False)),
+                          "run_id": r.run_id} for r in runs])
+    dup = keys[keys.astype(str).duplicated(KEY, keep=False)]
+    if len(dup):
+        raise ValueError(f"several runs share a setting, pass run directories explicitly: {', '.join(dup['run_id'])}")
+
+
 def run_metrics(records: pd.DataFrame, num_layers: int, seed: int = 0) -> dict[str, float]:
     """Every metric of :mod:`robustness.analysis.metrics` for one run's records (unrounded).
 
@@ -161,17 +199,19 @@ def run_metrics(records: pd.DataFrame, num_layers: int, seed: int = 0) -> dict[s
 
 
 def summarize(runs: Sequence[Run]) -> pd.DataFrame:
-    """One row per (model_id, head, patience, recipe, dataset) with every metric, CI bounds, n and L.
+    """One row per setting (model_id, head, setting, recipe, dataset, stock) with every metric, CI bounds, n
+    and L; the run set is checked by :func:`validate_runs` first.
 
-    ``patience`` is a nullable integer (NA = full depth) and ``patience_label`` its text. Rows are sorted by
-    dataset, recipe, head (baselines first), model and patience (full last)."""
+    ``setting`` is the canonical label (``patience:2``, ``entropy:0.35``, ``full``). Rows are sorted by
+    dataset, recipe, head (baselines first), model and setting (:func:`~robustness.suite.specs.setting_order`)."""
     if not runs:
         raise ValueError("no runs to summarize")
+    validate_runs(runs)
     rows = []
     for run in runs:
         spec = run.spec
         row: dict[str, Any] = {k: spec.get(k) for k in KEY}
-        row.update(patience_label=patience_label(spec.get("patience")), num_layers=run.num_layers,
+        row.update(setting=run.setting, stock=bool(spec.get("stock", False)), num_layers=run.num_layers,
                    split=spec.get("split"), seed=spec.get("seed"), n_requested=spec.get("n"),
                    query_budget=spec.get("query_budget"), run_id=run.run_id, complete=run.complete)
         row.update(run_metrics(run.records, run.num_layers, seed=int(spec.get("seed") or 0)))
@@ -179,31 +219,29 @@ def summarize(runs: Sequence[Run]) -> pd.DataFrame:
         row.update(wall_time_s=timings.get("wall_time_s"), attack_time_s=timings.get("attack_time_s"))
         rows.append(row)
     df = pd.DataFrame(rows)
-    dup = df[df.duplicated(KEY, keep=False)]
-    if len(dup):
-        raise ValueError(f"several runs share a setting, pass run directories explicitly: {', '.join(dup['run_id'])}")
-    df["patience"] = df["patience"].astype("Int64")
-    order = df.assign(_base=df["head"] != "full", _p=df["patience"].fillna(10**9))
+    ranks = {label: i for i, label in enumerate(setting_order(df["setting"]))}
+    order = df.assign(_base=df["head"] != "full", _p=df["setting"].map(ranks))
     order = order.sort_values(["dataset", "recipe", "_base", "model_id", "_p"])
     return df.loc[order.index].reset_index(drop=True)
 
 
 def exit_table(runs: Sequence[Run]) -> pd.DataFrame:
-    """Long table of exit-layer distributions: run_id, setting, layer, clean_frac and adv_frac, both over the
-    attacked examples (paired: the original and the adversarial text of the same examples)."""
+    """Long table of exit-layer distributions: run_id, run (readable run name), setting (exit setting label),
+    layer, clean_frac and adv_frac, both over the attacked examples (paired: the original and the adversarial
+    text of the same examples)."""
     rows = []
     for run in runs:
         attacked = run.records[run.records["result"] != "skipped"]
         clean = m.exit_distribution(list(attacked["orig_exit_layer"]), run.num_layers)
         adv = m.exit_distribution(list(attacked["adv_exit_layer"]), run.num_layers)
         for layer in range(run.num_layers):
-            rows.append({"run_id": run.run_id, "setting": run.label, "layer": layer + 1,
+            rows.append({"run_id": run.run_id, "run": run.label, "setting": run.setting, "layer": layer + 1,
                          "clean_frac": clean[layer], "adv_frac": adv[layer]})
-    return pd.DataFrame(rows, columns=["run_id", "setting", "layer", "clean_frac", "adv_frac"])
+    return pd.DataFrame(rows, columns=["run_id", "run", "setting", "layer", "clean_frac", "adv_frac"])
 
 
 def flip_table(runs: Sequence[Run]) -> pd.DataFrame:
-    """Long table: run_id, setting, layer, flip_rate over attacked examples (a single-head model's only
+    """Long table: run_id, run, setting, layer, flip_rate over attacked examples (a single-head model's only
     prediction is placed at layer L)."""
     rows = []
     for run in runs:
@@ -211,13 +249,14 @@ def flip_table(runs: Sequence[Run]) -> pd.DataFrame:
         rates = m.flip_rates(list(attacked["orig_layer_preds"]), list(attacked["adv_layer_preds"]))
         first = run.num_layers - len(rates) + 1
         for offset, rate in enumerate(rates):
-            rows.append({"run_id": run.run_id, "setting": run.label, "layer": first + offset, "flip_rate": rate})
-    return pd.DataFrame(rows, columns=["run_id", "setting", "layer", "flip_rate"])
+            rows.append({"run_id": run.run_id, "run": run.label, "setting": run.setting, "layer": first + offset,
+                         "flip_rate": rate})
+    return pd.DataFrame(rows, columns=["run_id", "run", "setting", "layer", "flip_rate"])
 
 
 # --- tables ---------------------------------------------------------------------------------------------------
 
-_SETTING = [("model_id", "model"), ("head", "head"), ("patience_label", "patience"), ("recipe", "recipe"),
+_SETTING = [("model_id", "model"), ("head", "head"), ("setting", "setting"), ("recipe", "recipe"),
             ("dataset", "dataset")]
 _CI = ("original_accuracy", "accuracy_under_attack", "attack_success_rate")
 #: table name -> (column, header) pairs shown in the rounded Markdown / HTML views.
@@ -268,6 +307,8 @@ def view(summary: pd.DataFrame, name: str) -> pd.DataFrame:
             cells = [c if c == "n/a" else f"{c} [{format_value(lo)}, {format_value(hi)}]"
                      for c, lo, hi in zip(cells, lows, highs, strict=True)]
         out[header] = cells
+    if "stock" in summary and summary["stock"].any():
+        out.insert(len(_SETTING), "stock", [format_value(bool(v)) for v in summary["stock"]])
     if "complete" in summary and not summary["complete"].all():
         out["complete"] = [format_value(bool(v)) for v in summary["complete"]]
     return out.reset_index(drop=True)

@@ -12,7 +12,8 @@ from pathlib import Path
 import pandas as pd
 
 from robustness.analysis import metrics as m
-from robustness.analysis.aggregate import Run, format_value, load_run, markdown_table, patience_label, run_metrics
+from robustness.analysis.aggregate import Run, format_value, load_run, markdown_table, run_metrics
+from robustness.suite.specs import parse_setting, setting_order
 
 #: Metrics shown by :func:`compare`, in order.
 COMPARED = (
@@ -42,16 +43,17 @@ def _outcome(records: pd.DataFrame, metric: str) -> list[bool]:
     return list(records["result"] == "succeeded")
 
 
-def select_run(runs: list[Run], model_id: str, patience: int | str | None, recipe: str | None = None,
+def select_run(runs: list[Run], model_id: str, setting: int | str | None, recipe: str | None = None,
                dataset: str | None = None) -> Run:
-    """The one run of ``runs`` with this model and patience (``None``/``"full"`` = full depth), optionally
-    narrowed by recipe and dataset; ``ValueError`` when none or several match."""
-    wanted = "full" if patience in (None, "full") else str(int(patience))
-    matches = [r for r in runs if r.spec["model_id"] == model_id and patience_label(r.spec.get("patience")) == wanted
+    """The one run of ``runs`` with this model and exit setting (any form ``parse_setting`` reads: ``2``,
+    ``patience:2``, ``entropy:0.35``, ``full``/None), optionally narrowed by recipe and dataset; ``ValueError``
+    when none or several match."""
+    wanted = parse_setting(setting).label
+    matches = [r for r in runs if r.spec["model_id"] == model_id and r.setting == wanted
                and recipe in (None, r.spec["recipe"]) and dataset in (None, r.spec["dataset"])]
     if len(matches) != 1:
         found = ", ".join(r.run_id for r in matches) or "none"
-        raise ValueError(f"need exactly one run for {model_id} at patience {wanted}, found {found}")
+        raise ValueError(f"need exactly one run for {model_id} at setting {wanted}, found {found}")
     return matches[0]
 
 
@@ -129,7 +131,7 @@ def _rate(row: pd.Series, metric: str = "attack_success_rate") -> str:
 def _setting(row: pd.Series) -> str:
     if row["head"] == "full":
         return f"baseline {row['model_id']}"
-    return f"{row['model_id']} at patience {row['patience_label']}"
+    return f"{row['model_id']} at {row['setting']}"
 
 
 #: A setting that gives one class to at least this share of its clean texts is flagged as near-constant.
@@ -163,8 +165,9 @@ def _facet_findings(where: str, rows: pd.DataFrame, runs: dict[str, Run]) -> lis
     pabee = rated[rated["head"] != "full"]
     for model, group in pabee.groupby("model_id", sort=True):
         if len(group) > 1:
-            first, last = group.sort_values("patience", na_position="last").iloc[[0, -1]].itertuples()
-            out.append(f"{where}, {model}: from patience {first.patience_label} to {last.patience_label} the success "
+            ranks = {label: i for i, label in enumerate(setting_order(group["setting"]))}
+            first, last = group.assign(_r=group["setting"].map(ranks)).sort_values("_r").iloc[[0, -1]].itertuples()
+            out.append(f"{where}, {model}: from {first.setting} to {last.setting} the success "
                        f"rate goes from {_pct(first.attack_success_rate)} to {_pct(last.attack_success_rate)}, layers "
                        f"computed per attacked example from {first.mean_layers_computed:.1f} to "
                        f"{last.mean_layers_computed:.1f}, TextAttack queries from {first.mean_queries:.1f} to "
@@ -190,7 +193,7 @@ def _facet_findings(where: str, rows: pd.DataFrame, runs: dict[str, Run]) -> lis
 
 def findings(summary: pd.DataFrame, runs: list[Run]) -> list[str]:
     """Descriptive sentences about the numbers of ``summary``, per (dataset, recipe): extremes of the success
-    rate, patience trends, near-constant settings, exit shift and overthinking; plus sample-size and
+    rate, setting trends, near-constant settings, exit shift and overthinking; plus sample-size and
     completeness caveats. The conclusion itself is :mod:`robustness.analysis.verdict`'s."""
     if summary.empty:
         raise ValueError("no settings to report")

@@ -2,7 +2,8 @@
 matplotlib ``Figure``. Nothing here saves files or touches pyplot's global state (figures are built
 with ``matplotlib.figure.Figure``, which renders through the Agg canvas).
 
-Patience is a category on the x axis: integers in order, then "full" (full depth) last.
+The exit setting is a category on the x axis, in :func:`~robustness.suite.specs.setting_order`: patience
+ascending, entropy and max-probability thresholds, then "full" (full depth) last.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import math
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+
+from robustness.suite.specs import setting_order
 
 PRETTY = {
     "attack_success_rate": "attack success rate", "accuracy_under_attack": "accuracy under attack",
@@ -29,22 +32,31 @@ def _check(df: pd.DataFrame, columns: list[str]) -> None:
         raise ValueError(f"table lacks columns: {', '.join(missing)}")
 
 
-def patience_order(labels: list[str] | pd.Series) -> list[str]:
-    """Unique patience labels, integers ascending then ``"full"``."""
-    unique = set(labels)
-    return sorted((x for x in unique if x != "full"), key=int) + (["full"] if "full" in unique else [])
-
-
 def _facets(summary: pd.DataFrame) -> list[tuple[str, str]]:
     return sorted(set(zip(summary["dataset"], summary["recipe"], strict=True)))
 
 
+#: Facet grids wrap after this many columns, so figures stay legible with 10+ recipes.
+MAX_COLUMNS = 4
+
+
 def _grid(count: int, width: float = 5.0, height: float = 3.6, ncols: int = 3) -> tuple[Figure, list]:
-    ncols = max(1, min(ncols, count))
+    ncols = max(1, min(ncols, MAX_COLUMNS, count))
     nrows = math.ceil(count / ncols)
     fig = Figure(figsize=(width * ncols, height * nrows + 0.6), layout="constrained")
     axes = [fig.add_subplot(nrows, ncols, i + 1) for i in range(count)]
     return fig, axes
+
+
+def _legend(fig: Figure, axes: list) -> None:
+    """One legend for the whole figure, below the panels (never over the data), each label once."""
+    entries: dict[str, object] = {}
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            entries.setdefault(label, handle)
+    if entries:
+        fig.legend(list(entries.values()), list(entries), loc="outside lower center", fontsize="small",
+                   ncols=min(len(entries), 4), frameon=False)
 
 
 def _yerr(rows: pd.DataFrame, metric: str) -> np.ndarray | None:
@@ -55,11 +67,11 @@ def _yerr(rows: pd.DataFrame, metric: str) -> np.ndarray | None:
     return np.vstack([values - rows[low].to_numpy(float), rows[high].to_numpy(float) - values]).clip(min=0)
 
 
-def _vs_patience(ax, rows: pd.DataFrame, metric: str, order: list[str], series: list[str]) -> None:
-    """Lines of ``metric`` against patience for PABEE rows; baselines as horizontal lines (CI band)."""
+def _vs_setting(ax, rows: pd.DataFrame, metric: str, order: list[str], series: list[str]) -> None:
+    """Lines of ``metric`` against the exit setting for PABEE rows; baselines as horizontal lines (CI band)."""
     colors = iter(f"C{i}" for i in range(100))
     for name, group in rows[rows["head"] != "full"].groupby(series, sort=True):
-        group = group.assign(_x=[order.index(p) for p in group["patience_label"]]).sort_values("_x")
+        group = group.assign(_x=[order.index(p) for p in group["setting"]]).sort_values("_x")
         ax.errorbar(group["_x"], group[metric], yerr=_yerr(group, metric), marker="o", capsize=3,
                     color=next(colors), label=" / ".join(np.atleast_1d(name).astype(str)))
     for _, base in rows[rows["head"] == "full"].iterrows():
@@ -68,86 +80,93 @@ def _vs_patience(ax, rows: pd.DataFrame, metric: str, order: list[str], series: 
         ax.axhline(base[metric], color=color, linestyle="--", label=label)
         if f"{metric}_ci_low" in base and not math.isnan(base[f"{metric}_ci_low"]):
             ax.axhspan(base[f"{metric}_ci_low"], base[f"{metric}_ci_high"], color=color, alpha=0.12)
-    ax.set_xticks(range(len(order)), order)
+    ax.set_xticks(range(len(order)), order, rotation=30 if len(order) > 4 else 0)
     ax.set_xlim(-0.5, max(len(order) - 0.5, 0.5))
-    ax.set_xlabel("patience")
+    ax.set_xlabel("exit setting")
     ax.set_ylabel(PRETTY.get(metric, metric))
     ax.grid(alpha=0.3)
-    ax.legend(fontsize="small")
 
 
-def plot_success_vs_patience(summary: pd.DataFrame, metric: str = "attack_success_rate") -> Figure:
-    """One panel per (dataset, recipe): ``metric`` (with 95% CI bars) against patience, one line per PABEE
+def plot_success_vs_setting(summary: pd.DataFrame, metric: str = "attack_success_rate") -> Figure:
+    """One panel per (dataset, recipe): ``metric`` (with 95% CI bars) against the exit setting, one line per PABEE
     model; every baseline model is a dashed horizontal line with its CI as a band."""
-    _check(summary, ["dataset", "recipe", "head", "model_id", "patience_label", metric])
-    order = patience_order(summary.loc[summary["head"] != "full", "patience_label"]) or ["full"]
+    _check(summary, ["dataset", "recipe", "head", "model_id", "setting", metric])
+    order = setting_order(summary.loc[summary["head"] != "full", "setting"]) or ["full"]
     facets = _facets(summary)
     fig, axes = _grid(len(facets))
     for ax, (dataset, recipe) in zip(axes, facets, strict=True):
         rows = summary[(summary["dataset"] == dataset) & (summary["recipe"] == recipe)]
-        _vs_patience(ax, rows, metric, order, ["model_id"])
+        _vs_setting(ax, rows, metric, order, ["model_id"])
         ax.set_ylim(-0.02, 1.02)
         ax.set_title(f"{recipe} on {dataset}")
+    _legend(fig, axes)
     return fig
 
 
-def plot_cost_vs_patience(summary: pd.DataFrame) -> Figure:
-    """Attack cost against patience, one column per (dataset, recipe): mean TextAttack queries (top row)
-    and mean layers computed (bottom row) per attacked example, one line per PABEE model; baselines dashed."""
+def plot_cost_vs_setting(summary: pd.DataFrame) -> Figure:
+    """Attack cost against the exit setting, one column per (dataset, recipe), wrapping after :data:`MAX_COLUMNS`:
+    mean TextAttack queries (upper panel) and mean layers computed (lower panel) per attacked example, one line
+    per PABEE model; baselines dashed."""
     metrics = ["mean_queries", "mean_layers_computed"]
-    _check(summary, ["dataset", "recipe", "head", "model_id", "patience_label", *metrics])
-    order = patience_order(summary.loc[summary["head"] != "full", "patience_label"]) or ["full"]
+    _check(summary, ["dataset", "recipe", "head", "model_id", "setting", *metrics])
+    order = setting_order(summary.loc[summary["head"] != "full", "setting"]) or ["full"]
     facets = _facets(summary)
-    fig = Figure(figsize=(5.0 * len(facets), 7.6), layout="constrained")
-    for col, (dataset, recipe) in enumerate(facets):
+    ncols = min(len(facets), MAX_COLUMNS)
+    nrows = 2 * math.ceil(len(facets) / ncols)
+    fig = Figure(figsize=(5.0 * ncols, 3.6 * nrows + 0.6), layout="constrained")
+    axes = []
+    for i, (dataset, recipe) in enumerate(facets):
         rows = summary[(summary["dataset"] == dataset) & (summary["recipe"] == recipe)]
         for row, metric in enumerate(metrics):
-            ax = fig.add_subplot(2, len(facets), row * len(facets) + col + 1)
-            _vs_patience(ax, rows, metric, order, ["model_id"])
+            ax = fig.add_subplot(nrows, ncols, (2 * (i // ncols) + row) * ncols + i % ncols + 1)
+            _vs_setting(ax, rows, metric, order, ["model_id"])
             ax.set_ylim(bottom=0)
             if row == 0:
                 ax.set_title(f"{recipe} on {dataset}")
+            axes.append(ax)
+    _legend(fig, axes)
     return fig
 
 
 def plot_tradeoff(summary: pd.DataFrame) -> Figure:
     """Accuracy under attack (95% CI bars) against the layer speed-up, one panel per (dataset, recipe):
     per model, filled markers on clean texts and hollow markers (dashed) on adversarial texts, points
-    labelled by patience; baselines are squares."""
-    _check(summary, ["dataset", "recipe", "head", "model_id", "patience_label", "patience", "accuracy_under_attack",
+    labelled by setting; baselines are squares."""
+    _check(summary, ["dataset", "recipe", "head", "model_id", "setting", "accuracy_under_attack",
                      "orig_speedup", "adv_speedup"])
     facets = _facets(summary)
     fig, axes = _grid(len(facets), width=5.5, height=4.2)
     for ax, (dataset, recipe) in zip(axes, facets, strict=True):
         rows = summary[(summary["dataset"] == dataset) & (summary["recipe"] == recipe)]
         for i, (model, group) in enumerate(rows.groupby("model_id", sort=True)):
-            group = group.sort_values("patience", na_position="last")
+            ranks = {label: i for i, label in enumerate(setting_order(group["setting"]))}
+            group = group.assign(_r=group["setting"].map(ranks)).sort_values("_r")
             marker = "s" if (group["head"] == "full").all() else "o"
             y, yerr = group["accuracy_under_attack"], _yerr(group, "accuracy_under_attack")
             ax.errorbar(group["orig_speedup"], y, yerr=yerr, marker=marker, capsize=3, color=f"C{i}",
                         label=f"{model}, clean")
             ax.errorbar(group["adv_speedup"], y, marker=marker, linestyle="--", markerfacecolor="white",
                         color=f"C{i}", alpha=0.8, label=f"{model}, adversarial")
-            for x, yy, p in zip(group["orig_speedup"], y, group["patience_label"], strict=True):
-                ax.annotate("base" if marker == "s" else f"p={p}", (x, yy), textcoords="offset points",
+            for x, yy, p in zip(group["orig_speedup"], y, group["setting"], strict=True):
+                ax.annotate("base" if marker == "s" else p, (x, yy), textcoords="offset points",
                             xytext=(5, 4), fontsize="x-small")
         ax.set_title(f"{recipe} on {dataset}")
         ax.set_xlabel(PRETTY["speedup"])
         ax.set_ylabel(PRETTY["accuracy_under_attack"])
         ax.set_ylim(-0.02, 1.02)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize="x-small")
+    _legend(fig, axes)
     return fig
 
 
 def plot_exit_histograms(exits: pd.DataFrame) -> Figure:
-    """One panel per setting: fraction of examples exiting at each layer, clean vs adversarial texts
+    """One panel per run: fraction of examples exiting at each layer, clean vs adversarial texts
     (the long table of :func:`robustness.analysis.aggregate.exit_table`)."""
-    _check(exits, ["setting", "layer", "clean_frac", "adv_frac"])
-    settings = list(dict.fromkeys(exits["setting"]))
+    _check(exits, ["run", "layer", "clean_frac", "adv_frac"])
+    settings = list(dict.fromkeys(exits["run"]))
     fig, axes = _grid(len(settings), width=4.0, height=3.0, ncols=4)
     for ax, setting in zip(axes, settings, strict=True):
-        rows = exits[exits["setting"] == setting].sort_values("layer")
+        rows = exits[exits["run"] == setting].sort_values("layer")
         layers = rows["layer"].to_numpy()
         ax.bar(layers - 0.2, rows["clean_frac"], width=0.4, label="clean")
         ax.bar(layers + 0.2, rows["adv_frac"], width=0.4, label="adversarial")
@@ -156,41 +175,40 @@ def plot_exit_histograms(exits: pd.DataFrame) -> Figure:
         ax.set_xlabel("exit layer")
         ax.set_ylabel("fraction of examples")
         ax.set_title(setting, fontsize="medium")
-        ax.legend(fontsize="small")
+    _legend(fig, axes)
     return fig
 
 
 def plot_overthinking(summary: pd.DataFrame) -> Figure:
-    """Two panels (destructive, wasteful overthinking) against patience for multi-exit models: solid lines
+    """Two panels (destructive, wasteful overthinking) against the exit setting for multi-exit models: solid lines
     on clean texts, dashed on adversarial texts. Single-head baselines have no such rates."""
-    _check(summary, ["recipe", "model_id", "patience_label", "clean_destructive", "adv_destructive",
+    _check(summary, ["recipe", "model_id", "setting", "clean_destructive", "adv_destructive",
                      "clean_wasteful", "adv_wasteful"])
     rows = summary[summary["clean_destructive"].notna()]
-    order = patience_order(rows["patience_label"])
+    order = setting_order(rows["setting"])
     fig, axes = _grid(2, width=6.0, ncols=2)
     for ax, kind in zip(axes, ["destructive", "wasteful"], strict=True):
         for i, ((model, recipe), group) in enumerate(rows.groupby(["model_id", "recipe"], sort=True)):
-            group = group.assign(_x=[order.index(p) for p in group["patience_label"]]).sort_values("_x")
+            group = group.assign(_x=[order.index(p) for p in group["setting"]]).sort_values("_x")
             ax.plot(group["_x"], group[f"clean_{kind}"], marker="o", color=f"C{i}", label=f"{model} / {recipe} clean")
             ax.plot(group["_x"], group[f"adv_{kind}"], marker="s", linestyle="--", color=f"C{i}",
                     label=f"{model} / {recipe} adversarial")
         if rows.empty:
             ax.text(0.5, 0.5, "no multi-exit model", ha="center", va="center", transform=ax.transAxes)
         ax.set_xticks(range(len(order)), order)
-        ax.set_xlabel("patience")
+        ax.set_xlabel("exit setting")
         ax.set_ylabel(PRETTY[kind])
         ax.set_ylim(-0.02, 1.02)
         ax.grid(alpha=0.3)
-        if not rows.empty:
-            ax.legend(fontsize="small")
+    _legend(fig, axes)
     return fig
 
 
 def plot_flip_heatmap(flips: pd.DataFrame) -> Figure:
-    """Heatmap, settings × layers, of the fraction of attacked examples whose layer-l prediction on the
+    """Heatmap, runs × layers, of the fraction of attacked examples whose layer-l prediction on the
     adversarial text differs from layer l's prediction on the original (blank: no classifier there)."""
-    _check(flips, ["setting", "layer", "flip_rate"])
-    grid = flips.pivot_table(index="setting", columns="layer", values="flip_rate", sort=False)
+    _check(flips, ["run", "layer", "flip_rate"])
+    grid = flips.pivot_table(index="run", columns="layer", values="flip_rate", sort=False)
     grid = grid.reindex(columns=range(1, int(flips["layer"].max()) + 1))
     fig = Figure(figsize=(2.0 + 0.7 * grid.shape[1] + 3, 1.2 + 0.4 * grid.shape[0]), layout="constrained")
     ax = fig.add_subplot()

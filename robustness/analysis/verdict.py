@@ -34,20 +34,12 @@ MIN_RECALL = 0.20
 MAX_SHARE = 0.95
 
 VERDICTS = ("more_robust", "less_robust", "no_significant_difference", "no_eligible_setting", "insufficient_n")
-__all__ = ["COLUMNS", "VERDICTS", "VerdictOptions", "setting_labels", "verdict_findings", "verdict_tables"]
+__all__ = ["COLUMNS", "VERDICTS", "VerdictOptions", "verdict_findings", "verdict_tables"]
 COLUMNS = ["dataset", "recipe", "model", "baseline", "setting", "eligible", "reason_ineligible", "clean_accuracy",
            "baseline_clean_accuracy", "n", "accuracy_under_attack", "baseline_accuracy_under_attack", "p_value",
            "p_adjusted", "verdict"]
 #: Columns of a clean evaluation table (one row per model and setting, off the attack sample).
 CLEAN_COLUMNS = ["model_id", "setting", "n", "accuracy", "min_class_recall", "max_pred_share"]
-
-
-def setting_labels(summary: pd.DataFrame) -> pd.Series:
-    """The canonical setting label of every summary row (``patience:2``, ``full``)."""
-    if "setting" in summary:
-        return summary["setting"].astype(str)
-    return pd.Series(["full" if pd.isna(p) else f"patience:{int(p)}" for p in summary["patience"]],
-                     index=summary.index)
 
 
 @dataclass(frozen=True)
@@ -128,7 +120,7 @@ def _pick(candidates: list[dict], options: VerdictOptions) -> dict:
 
 def _facets(summary: pd.DataFrame) -> list[tuple[tuple, pd.DataFrame]]:
     keys = ["dataset", "recipe"] + (["stock"] if "stock" in summary else [])
-    return list(summary.assign(setting=setting_labels(summary)).groupby(keys, sort=True, dropna=False))
+    return list(summary.groupby(keys, sort=True, dropna=False))
 
 
 def verdict_tables(summary: pd.DataFrame, runs: Sequence[Run], options: VerdictOptions | None = None,

@@ -38,6 +38,7 @@ from robustness.attack.rundir import (
 from robustness.data import load_examples
 from robustness.models.fingerprint import model_fingerprint
 from robustness.models.pabee import check_model_dir
+from robustness.models.settings import check_setting_reachable, parse_setting
 from robustness.provenance import read_json_object, versions, write_json_atomic
 from robustness.resources.textattack_compat import import_textattack
 from robustness.signals import signal_name
@@ -188,15 +189,14 @@ def run_attack(
         from robustness.models.pabee import load_model_and_tokenizer
 
         model, tokenizer = load_model_and_tokenizer(spec.model_dir)
-    if model.head == "full" and spec.patience is not None:
-        raise ValueError(f"model {spec.model_id} is a full-depth baseline; its patience must be 'full'")
-    if spec.patience is not None and spec.patience >= model.num_layers:
-        raise ValueError(f"patience {spec.patience} >= the {model.num_layers} layers of {spec.model_dir} would never "
-                         "exit early; use 'full' for full depth")
+    if model.head == "full" and spec.setting != "full":
+        raise ValueError(f"model {spec.model_id} is a full-depth baseline; its setting must be 'full', "
+                         f"got {spec.setting!r}")
+    check_setting_reachable(parse_setting(spec.setting), model.num_layers, spec.model_dir)
     examples = load_examples(spec.dataset, spec.split, data_dir=spec.data_dir, limit=spec.n, seed=spec.seed)
     if len(examples.label_names) != model.num_labels:
         raise ValueError(f"{spec.dataset} has {len(examples.label_names)} labels, the model {model.num_labels}")
-    wrapper = PabeeModelWrapper(model, tokenizer, spec.patience, batch_size=spec.batch_size,
+    wrapper = PabeeModelWrapper(model, tokenizer, spec.setting, batch_size=spec.batch_size,
                                 max_length=spec.max_length, cache=cache)
     attack = _build_attack(spec, wrapper, resources)
     # the wrapper batches (spec.batch_size) and length-sorts whatever the goal function hands it at once

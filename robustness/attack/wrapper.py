@@ -3,9 +3,9 @@
 :class:`PabeeModelWrapper` answers TextAttack's queries with the softmax of each example's *exit*
 layer, ``p = softmax(z_e)`` where ``e`` is the example's own PABEE exit layer (never a per-batch
 decision). By default every uncached text gets one all-layer pass, whose ``[H, C]`` logits go into a
-:class:`LayerLogitsCache`; the exit for any patience is derived from them with
-``model.exit_from_layer_logits``. Wrappers of the *same model* at several patience settings share one
-cache, so a text is encoded once however many settings are attacked.
+:class:`LayerLogitsCache`; the exit is derived from them with
+``model.exit_from_layer_logits`` for any exit setting (patience, entropy, maxprob, full). Wrappers of the
+*same model* at several settings share one cache, so a text is encoded once however many are attacked.
 
 Accounting (what the records report) is independent of that cache, so that a record does not depend on
 which runs happened to share it or on where a run was resumed:
@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from robustness.models.settings import Setting, parse_setting
 from robustness.resources.textattack_compat import import_textattack
 
 ModelWrapper = import_textattack().models.wrappers.ModelWrapper
@@ -91,16 +92,16 @@ class LayerLogitsCache:
 class PabeeModelWrapper(ModelWrapper):
     """TextAttack wrapper: ``wrapper(texts) -> probabilities [N, C]`` of each text's exit layer.
 
-    ``patience=None`` is full depth. Sentence pairs arrive from TextAttack as tuples of two strings
+    ``setting`` is any form :func:`~robustness.models.settings.parse_setting` reads (an int is a patience,
+    None full depth). Sentence pairs arrive from TextAttack as tuples of two strings
     (``AttackedText.tokenizer_input``) and are tokenised as pairs.
     """
 
     def __init__(
-        self, model: Any, tokenizer: Any, patience: int | None, batch_size: int = 32, max_length: int = 128,
-        cache: LayerLogitsCache | None = None, true_early_exit: bool = False,
+        self, model: Any, tokenizer: Any, setting: Setting | int | str | None, batch_size: int = 32,
+        max_length: int = 128, cache: LayerLogitsCache | None = None, true_early_exit: bool = False,
     ) -> None:
-        if patience is not None and (isinstance(patience, bool) or not isinstance(patience, int) or patience < 1):
-            raise ValueError(f"patience must be an integer >= 1 or None (full depth), got {patience!r}")
+        setting = parse_setting(setting)
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
         if max_length < 2:
@@ -109,7 +110,7 @@ class PabeeModelWrapper(ModelWrapper):
             raise ValueError("true_early_exit computes every text for real; it takes no cache")
         self.model = model.eval()
         self.tokenizer = tokenizer
-        self.patience = patience
+        self.setting = setting
         self.batch_size = batch_size
         self.max_length = max_length
         self.true_early_exit = true_early_exit
@@ -198,7 +199,7 @@ class PabeeModelWrapper(ModelWrapper):
         if todo:
             with torch.inference_mode():
                 for positions, batch in self._batches(todo):
-                    out = self.model.early_exit(**batch, patience=self.patience)
+                    out = self.model.early_exit(**batch, setting=self.setting)
                     probs = out.logits.float().softmax(dim=-1).cpu().numpy()
                     for j, i in enumerate(positions):
                         self._exits[todo[i]] = (int(out.exit_layer[j]), probs[j])
@@ -208,7 +209,7 @@ class PabeeModelWrapper(ModelWrapper):
 
     # ------------------------------------------------------------------------------------- TextAttack API
     def exits(self, texts: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
-        """``(exit_layer [N] in 1..L, probabilities [N, C])`` at this wrapper's patience (counted)."""
+        """``(exit_layer [N] in 1..L, probabilities [N, C])`` at this wrapper's setting (counted)."""
         keys = [text_key(t) for t in texts]
         if not keys:
             raise ValueError("no texts to score")
@@ -216,14 +217,14 @@ class PabeeModelWrapper(ModelWrapper):
             return self._true_early_exit(keys)
         layer_logits = torch.from_numpy(self.layer_logits(keys))
         self._count(keys)
-        exit_layer, logits = self.model.exit_from_layer_logits(layer_logits, self.patience)
+        exit_layer, logits = self.model.exit_from_layer_logits(layer_logits, self.setting)
         return exit_layer.numpy(), logits.float().softmax(dim=-1).numpy()
 
     def __call__(self, text_input_list: Sequence[Any], **kwargs: Any) -> np.ndarray:
         return self.exits(text_input_list)[1]
 
     def layer_info(self, text: Any) -> tuple[int, int, list[int]]:
-        """``(exit_layer, pred, layer_preds)`` of one text: its exit and prediction at this patience, and
+        """``(exit_layer, pred, layer_preds)`` of one text: its exit and prediction at this setting, and
         the argmax of every internal classifier (layer 1..H)."""
         exit_layer, probs = self.exits([text])
         layer_logits = self.layer_logits([text])  # cached in the all-layer mode; diagnostics otherwise
@@ -248,7 +249,7 @@ class PabeeModelWrapper(ModelWrapper):
         try:
             with torch.enable_grad():
                 layer_logits = self.model(**batch).layer_logits
-                exit_layer, _ = self.model.exit_from_layer_logits(layer_logits.detach(), self.patience)
+                exit_layer, _ = self.model.exit_from_layer_logits(layer_logits.detach(), self.setting)
                 head = exit_layer - 1 if layer_logits.shape[0] == self.num_layers else exit_layer.new_zeros(1)
                 logits = layer_logits[head, torch.arange(layer_logits.shape[1])]
                 loss = torch.nn.functional.cross_entropy(logits, logits.argmax(dim=-1))

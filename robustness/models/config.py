@@ -1,17 +1,19 @@
-"""The stored description of a PABEE model (``config.json``): enough to rebuild it offline."""
+"""The stored description of a PABEE model (``config.json``): a Hugging Face ``PretrainedConfig`` with its own
+``model_type`` ("pabee"), enough to rebuild the model offline (the backbone's config is embedded)."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from transformers import AutoConfig, PretrainedConfig
 
+from robustness.models.settings import parse_setting
+
 HEADS = ("pabee", "full")
 POOLINGS = ("cls", "mean")
-FORMAT = "robustness-pabee"
-FORMAT_VERSION = 1
+#: ``format`` of configs written before the model was a ``PreTrainedModel`` (no ``model_type``); still read.
+LEGACY_FORMAT = "robustness-pabee"
 
 
 def default_dropout(backbone_config: PretrainedConfig) -> float:
@@ -22,55 +24,99 @@ def default_dropout(backbone_config: PretrainedConfig) -> float:
     return 0.1
 
 
-@dataclass
-class PabeeConfig:
-    """Everything needed to rebuild a :class:`PabeeModel` offline; stored as ``config.json``."""
+class PabeeConfig(PretrainedConfig):
+    """Everything needed to rebuild a :class:`~robustness.models.pabee.PabeeModel` offline.
 
-    backbone: dict[str, Any]  # the backbone's PretrainedConfig.to_dict() (includes model_type)
-    head: str  # "pabee" (one classifier per layer) or "full" (one classifier on layer L)
-    num_labels: int
-    label_names: list[str]
-    num_layers: int  # L, transformer layers of the backbone
-    classifier_dropout: float = 0.1  # dropout before every internal classifier
-    own_pooler: bool = False  # True: a new dense+tanh pooler (backbone has none); False: the backbone's pooler
-    attn_implementation: str = "sdpa"  # "eager" or "sdpa" (both step identically); default: transformers' choice
-    backbone_source: str | None = None  # name or path the pretrained backbone came from (provenance only)
-    # What each internal classifier pools: "cls" (the layer's [CLS] state; the paper's choice) or "mean" (masked
-    # mean of the layer's token states, fed to the same pooler) for encoders trained with mean pooling, such as
-    # all-MiniLM-L6-v2, whose lower-layer [CLS] states barely vary with the input.
-    pooling: str = "cls"
-    extra: dict[str, Any] = field(default_factory=dict)  # free-form metadata kept across save/load
+    * ``backbone``: the backbone's ``PretrainedConfig.to_dict()`` (includes its ``model_type``);
+    * ``head``: "pabee" (one classifier per layer) or "full" (one classifier on layer L);
+    * ``label_names`` (stored as ``id2label``), ``num_layers`` (L);
+    * ``classifier_dropout``: dropout before every internal classifier;
+    * ``own_pooler``: True: a new dense+tanh pooler (the backbone has none); False: the backbone's pooler;
+    * ``backbone_attn_implementation``: "eager" or "sdpa" (both step identically);
+    * ``backbone_source``: name or path the pretrained backbone came from (provenance only);
+    * ``pooling``: what each internal classifier pools: "cls" (the layer's [CLS] state; the paper's choice) or
+      "mean" (masked mean of the layer's token states, fed to the same pooler) for encoders trained with mean
+      pooling, such as all-MiniLM-L6-v2, whose lower-layer [CLS] states barely vary with the input;
+    * ``exit_setting``: the setting ``forward`` exits at unless told otherwise (a
+      :class:`~robustness.models.settings.Setting` label: "full", "patience:2", "entropy:0.35", ...);
+    * ``extra``: free-form metadata kept across save/load.
 
-    def __post_init__(self) -> None:
-        if self.head not in HEADS:
-            raise ValueError(f"head must be one of {list(HEADS)}, got {self.head!r}")
-        if isinstance(self.num_labels, bool) or not isinstance(self.num_labels, int) or self.num_labels < 2:
-            raise ValueError(f"num_labels must be an integer >= 2, got {self.num_labels!r}")
-        if len(self.label_names) != self.num_labels:
-            raise ValueError(f"label_names has {len(self.label_names)} names for {self.num_labels} labels")
-        if self.num_layers < 1:
-            raise ValueError(f"num_layers must be >= 1, got {self.num_layers}")
-        if self.pooling not in POOLINGS:
-            raise ValueError(f"pooling must be one of {list(POOLINGS)}, got {self.pooling!r}")
-        if not 0.0 <= self.classifier_dropout < 1.0:
-            raise ValueError(f"classifier_dropout must be in [0, 1), got {self.classifier_dropout}")
-        if "model_type" not in self.backbone:
+    ``PabeeConfig()`` without a backbone is valid only as transformers' template of defaults.
+    """
+
+    model_type = "pabee"
+
+    def __init__(
+        self,
+        backbone: dict[str, Any] | None = None,
+        head: str = "pabee",
+        num_labels: int | None = None,  # None: from label_names / id2label, else 2
+        label_names: list[str] | None = None,
+        num_layers: int = 1,
+        classifier_dropout: float = 0.1,
+        own_pooler: bool = False,
+        backbone_attn_implementation: str = "sdpa",
+        backbone_source: str | None = None,
+        pooling: str = "cls",
+        exit_setting: str = "full",
+        extra: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        # Legacy configs (``format`` "robustness-pabee") stored the backbone's attention as ``attn_implementation``,
+        # which transformers reserves; it is dropped (eager and sdpa step identically) and the default applies.
+        if kwargs.pop("format", LEGACY_FORMAT) != LEGACY_FORMAT:
+            raise ValueError("not a PABEE model config (format != 'robustness-pabee')")
+        kwargs.pop("format_version", None)
+        id2label = kwargs.pop("id2label", None)
+        kwargs.pop("label2id", None)
+        if label_names is None and id2label:
+            label_names = [id2label[k] for k in sorted(id2label, key=int)]
+        if num_labels is None:
+            num_labels = len(label_names) if label_names is not None else 2
+        if isinstance(num_labels, bool) or not isinstance(num_labels, int) or num_labels < 2:
+            raise ValueError(f"num_labels must be an integer >= 2, got {num_labels!r}")
+        if label_names is None:
+            label_names = [f"LABEL_{i}" for i in range(num_labels)]
+        if len(label_names) != num_labels:
+            raise ValueError(f"label_names has {len(label_names)} names for {num_labels} labels")
+        if head not in HEADS:
+            raise ValueError(f"head must be one of {list(HEADS)}, got {head!r}")
+        if num_layers < 1:
+            raise ValueError(f"num_layers must be >= 1, got {num_layers}")
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {list(POOLINGS)}, got {pooling!r}")
+        if not 0.0 <= classifier_dropout < 1.0:
+            raise ValueError(f"classifier_dropout must be in [0, 1), got {classifier_dropout}")
+        if backbone is not None and "model_type" not in backbone:
             raise ValueError("backbone config dict lacks model_type")
-        self.label_names = [str(name) for name in self.label_names]
-        self.backbone = json.loads(json.dumps(self.backbone))  # as stored on disk (e.g. id2label keys become str)
+        names = [str(name) for name in label_names]
+        super().__init__(id2label=dict(enumerate(names)), label2id={n: i for i, n in enumerate(names)}, **kwargs)
+        # as stored on disk (e.g. id2label keys become str)
+        self.backbone = json.loads(json.dumps(backbone)) if backbone is not None else None
+        self.head = head
+        self.num_layers = num_layers
+        self.classifier_dropout = float(classifier_dropout)
+        self.own_pooler = bool(own_pooler)
+        self.backbone_attn_implementation = backbone_attn_implementation
+        self.backbone_source = backbone_source
+        self.pooling = pooling
+        self.exit_setting = parse_setting(exit_setting).label
+        self.extra = dict(extra or {})
+
+    @property
+    def label_names(self) -> list[str]:
+        return [self.id2label[i] for i in range(self.num_labels)]
+
+    @label_names.setter
+    def label_names(self, names: list[str]) -> None:
+        if len(names) != self.num_labels:
+            raise ValueError(f"label_names has {len(names)} names for {self.num_labels} labels")
+        self.id2label = {i: str(n) for i, n in enumerate(names)}
+        self.label2id = {str(n): i for i, n in enumerate(names)}
 
     def backbone_config(self) -> PretrainedConfig:
         """The backbone's config object, rebuilt from the stored dict (no hub access)."""
+        if self.backbone is None:
+            raise ValueError("this PabeeConfig has no backbone config")
         values = dict(self.backbone)
         return AutoConfig.for_model(values.pop("model_type"), **values)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"format": FORMAT, "format_version": FORMAT_VERSION, **asdict(self)}
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> PabeeConfig:
-        if values.get("format") != FORMAT:
-            raise ValueError(f"not a PABEE model config (format != {FORMAT!r}); was it saved by PabeeModel?")
-        if values.get("format_version") != FORMAT_VERSION:
-            raise ValueError(f"unsupported PABEE config format_version {values.get('format_version')!r}")
-        return cls(**{k: v for k, v in values.items() if k not in ("format", "format_version")})

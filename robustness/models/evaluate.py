@@ -1,4 +1,4 @@
-"""Clean evaluation: accuracy and exit depth for every patience from one all-layer pass, plus measured
+"""Clean evaluation: accuracy and exit depth for every exit setting from one all-layer pass, plus measured
 wall-clock speed-ups of true early exit against full depth at the same batch size."""
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import torch
 
 from robustness.data import Text
 from robustness.models.batching import encode, sorted_batches, token_lengths
-from robustness.suite.specs import Patience, patience_label
+from robustness.models.settings import Setting, parse_setting
 
-EVAL_COLUMNS = ["patience", "accuracy", "mean_exit_layer", "layer_speedup", "wall_speedup"]
+EVAL_COLUMNS = ["setting", "accuracy", "mean_exit_layer", "layer_speedup", "wall_speedup"]
 
 
 def _batches(tokenizer, texts: Sequence[Text], batch_size: int, max_length: int) -> list[tuple[list[int], dict]]:
@@ -41,26 +41,26 @@ def all_layer_logits(
     return out
 
 
-def patience_settings(model) -> list[Patience]:
-    """1..L-1 then full depth (None) for a PABEE model; only full depth for a baseline."""
-    return [*range(1, model.num_layers), None] if model.head == "pabee" else [None]
+def patience_settings(model) -> list[Setting]:
+    """Patience 1..L-1 then full depth for a PABEE model; only full depth for a baseline."""
+    return [parse_setting(p) for p in ([*range(1, model.num_layers), None] if model.head == "pabee" else [None])]
 
 
 def timed_repetitions(model, repeats: int) -> int:
     """How many timed repetitions :func:`wall_speedups` makes (full depth itself is not timed)."""
-    return sum(p is not None for p in patience_settings(model)) * max(repeats, 0)
+    return sum(s.policy != "full" for s in patience_settings(model)) * max(repeats, 0)
 
 
 def accuracy_table(model, layer_logits: torch.Tensor, labels: Sequence[int]) -> pd.DataFrame:
-    """One row per patience: accuracy, mean exit layer, layer speed-up = L / mean exit layer."""
+    """One row per setting: accuracy, mean exit layer, layer speed-up = L / mean exit layer."""
     gold = torch.tensor(list(labels))
     rows = []
-    for patience in patience_settings(model):
-        exit_layer, logits = model.exit_from_layer_logits(layer_logits, patience)
+    for setting in patience_settings(model):
+        exit_layer, logits = model.exit_from_layer_logits(layer_logits, setting)
         mean_exit = exit_layer.float().mean().item()
         rows.append(
             {
-                "patience": patience_label(patience),
+                "setting": setting.label,
                 "accuracy": (logits.argmax(-1) == gold).float().mean().item(),
                 "mean_exit_layer": mean_exit,
                 "layer_speedup": model.num_layers / mean_exit,
@@ -69,11 +69,11 @@ def accuracy_table(model, layer_logits: torch.Tensor, labels: Sequence[int]) -> 
     return pd.DataFrame(rows)
 
 
-def time_early_exit(model, batches: list[dict], patience: Patience) -> float:
+def time_early_exit(model, batches: list[dict], setting: Setting | None) -> float:
     """Seconds for true early exit over all batches."""
     start = time.perf_counter()
     for batch in batches:
-        model.early_exit(**batch, patience=patience)
+        model.early_exit(**batch, setting=setting)
     return time.perf_counter() - start
 
 
@@ -106,15 +106,15 @@ def wall_speedups(
     model, tokenizer, texts: Sequence[Text], *, batch_size: int = 32, max_length: int = 128, repeats: int = 3,
     progress: Callable[[int], None] | None = None,
 ) -> dict[str, float]:
-    """Per patience, :func:`paired_speedup` of full depth against true early exit (same batches, length-sorted);
+    """Per setting, :func:`paired_speedup` of full depth against true early exit (same batches, length-sorted);
     1.0 for full depth itself. ``progress(1)`` after each timed repetition ((len(settings) − 1) × repeats)."""
     batches = [b for _, b in _batches(tokenizer, texts, batch_size, max_length)]
     time_early_exit(model, batches[:2], None)  # warm-up
     out = {}
-    for patience in patience_settings(model):
-        out[patience_label(patience)] = 1.0 if patience is None else paired_speedup(
+    for setting in patience_settings(model):
+        out[setting.label] = 1.0 if setting.policy == "full" else paired_speedup(
             lambda: time_early_exit(model, batches, None),
-            lambda p=patience: time_early_exit(model, batches, p), repeats=repeats, progress=progress)
+            lambda s=setting: time_early_exit(model, batches, s), repeats=repeats, progress=progress)
     return out
 
 
@@ -132,7 +132,7 @@ def evaluate_model(
     if timing_repeats > 0:
         speedups = wall_speedups(model, tokenizer, texts, batch_size=batch_size, max_length=max_length,
                                  repeats=timing_repeats, progress=timing_progress)
-        table["wall_speedup"] = table["patience"].map(speedups)
+        table["wall_speedup"] = table["setting"].map(speedups)
     else:
         table["wall_speedup"] = float("nan")
     return table[EVAL_COLUMNS]

@@ -10,6 +10,7 @@ Every policy takes ``layer_logits`` of shape ``[L, B, C]`` (layer 1 first) and d
   is below ``threshold``, else at L.
 * :func:`max_prob_exit` -- exit at the first layer whose max softmax probability is at least
   ``threshold``, else at L.
+* :func:`setting_exit` -- the exit of any :class:`~robustness.models.settings.Setting` (re-exported here).
 * :func:`reference_batch_patience_exit` -- the PABEE reference code's rule, which only stops when the
   counters of *all* examples in the batch reached ``patience`` (``torch.all``). Kept only to measure
   it in benchmarks: its result depends on the batch neighbours.
@@ -17,16 +18,36 @@ Every policy takes ``layer_logits`` of shape ``[L, B, C]`` (layer 1 first) and d
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
+from robustness.models.settings import POLICIES, Setting, _check_patience, parse_setting
+
 __all__ = [
+    "POLICIES",
+    "Setting",
+    "confident",
     "entropy_exit",
     "gather_exit_logits",
     "max_prob_exit",
+    "parse_setting",
     "patience_counters",
     "patience_exit",
     "reference_batch_patience_exit",
+    "setting_exit",
 ]
+
+
+def confident(logits: torch.Tensor, setting: Setting) -> torch.Tensor:
+    """Per example ``[...]`` of logits ``[..., C]``: does a threshold policy exit at this layer? Entropy
+    (nats, float32) < T, or max softmax probability >= T. Shared by the all-layer and the early-exit path."""
+    if setting.policy == "entropy":
+        log_probs = logits.float().log_softmax(dim=-1)
+        return -(log_probs.exp() * log_probs).sum(dim=-1) < setting.value
+    if setting.policy == "maxprob":
+        return logits.float().softmax(dim=-1).max(dim=-1).values >= setting.value
+    raise ValueError(f"setting {setting.label} is not a threshold policy")
 
 
 def _check_layer_logits(layer_logits: torch.Tensor) -> None:
@@ -34,11 +55,6 @@ def _check_layer_logits(layer_logits: torch.Tensor) -> None:
         raise ValueError(f"layer_logits must be [L, B, C], got shape {tuple(layer_logits.shape)}")
     if layer_logits.shape[0] < 1:
         raise ValueError("layer_logits needs at least one layer")
-
-
-def _check_patience(patience: int | None) -> None:
-    if patience is not None and (isinstance(patience, bool) or not isinstance(patience, int) or patience < 1):
-        raise ValueError(f"patience must be an integer >= 1 or None (full depth), got {patience!r}")
 
 
 def gather_exit_logits(layer_logits: torch.Tensor, exit_layer: torch.Tensor) -> torch.Tensor:
@@ -79,22 +95,21 @@ def patience_exit(layer_logits: torch.Tensor, patience: int | None) -> tuple[tor
 
 def entropy_exit(layer_logits: torch.Tensor, threshold: float) -> tuple[torch.Tensor, torch.Tensor]:
     """DeeBERT exit: first layer with entropy (nats) < ``threshold``; returns ``(exit_layer, logits)``."""
-    _check_layer_logits(layer_logits)
-    if threshold < 0:
-        raise ValueError(f"entropy threshold must be >= 0, got {threshold}")
-    log_probs = layer_logits.float().log_softmax(dim=-1)
-    entropy = -(log_probs.exp() * log_probs).sum(dim=-1)
-    exit_layer = _first_true_or_last(entropy < threshold).long()
-    return exit_layer, gather_exit_logits(layer_logits, exit_layer)
+    return setting_exit(layer_logits, Setting("entropy", threshold))
 
 
 def max_prob_exit(layer_logits: torch.Tensor, threshold: float) -> tuple[torch.Tensor, torch.Tensor]:
     """Exit at the first layer whose max softmax probability >= ``threshold``; ``(exit_layer, logits)``."""
+    return setting_exit(layer_logits, Setting("maxprob", threshold))
+
+
+def setting_exit(layer_logits: torch.Tensor, setting: Setting | Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(exit_layer [B], logits [B, C])`` of any setting (see :func:`parse_setting`)."""
+    setting = parse_setting(setting)
+    if setting.policy in ("patience", "full"):
+        return patience_exit(layer_logits, setting.value)  # type: ignore[arg-type]
     _check_layer_logits(layer_logits)
-    if not 0.0 <= threshold <= 1.0:
-        raise ValueError(f"max-probability threshold must be in [0, 1], got {threshold}")
-    confidence = layer_logits.float().softmax(dim=-1).max(dim=-1).values
-    exit_layer = _first_true_or_last(confidence >= threshold).long()
+    exit_layer = _first_true_or_last(confident(layer_logits, setting)).long()
     return exit_layer, gather_exit_logits(layer_logits, exit_layer)
 
 

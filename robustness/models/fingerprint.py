@@ -17,7 +17,7 @@ from robustness.provenance import read_json_object, write_json_atomic
 
 FINGERPRINT_FILE = "fingerprint.json"
 CONFIG_FILE = "config.json"
-_VOLATILE_CONFIG_KEYS = ("transformers_version",)
+_VOLATILE_CONFIG_KEYS = ("transformers_version", "_name_or_path")
 
 
 def _file_sha256(path: Path) -> str:

@@ -10,37 +10,41 @@ as in the reference code), else a new dense + tanh pooler shared across layers (
 * ``head="full"``: the baseline, one classifier on layer L, loss ``CE_L``.
 
 Two inference modes agree exactly (tests check it): :meth:`PabeeModel.all_layer_logits` followed by
-:meth:`PabeeModel.exit_from_layer_logits` (one pass, any patience derived afterwards), and
+:meth:`PabeeModel.exit_from_layer_logits` (one pass, the exit of any setting derived afterwards), and
 :meth:`PabeeModel.early_exit`, which steps the backbone layer by layer and drops exited examples from
-the working batch. Exits are decided per example (:func:`robustness.models.exits.patience_exit`).
+the working batch. Exits are decided per example (:func:`robustness.models.exits.setting_exit`).
 
-On disk a model is ``config.json`` (a :class:`~robustness.models.config.PabeeConfig`, which embeds the
-backbone config so the backbone is rebuilt without the hub), ``model.safetensors`` and ``fingerprint.json``
-(:mod:`robustness.models.fingerprint`); the caller saves the tokenizer beside. Loading never runs code from
-the directory (``trust_remote_code=False``) and never unpickles (safetensors only).
+The model is a Hugging Face ``PreTrainedModel`` (``model_type`` "pabee"), registered with ``AutoConfig``,
+``AutoModel`` and ``AutoModelForSequenceClassification`` when :mod:`robustness` is imported
+(:mod:`robustness.models.registry`). On disk it is ``config.json`` (a
+:class:`~robustness.models.config.PabeeConfig`, which embeds the backbone config so the backbone is rebuilt
+without the hub), ``model.safetensors``, written by ``save_pretrained``, and ``fingerprint.json``
+(:mod:`robustness.models.fingerprint`); the caller saves the tokenizer beside. Directories written before
+(``"format": "robustness-pabee"``, no ``model_type``) load unchanged. Loading never runs code from the
+directory (``trust_remote_code=False``) and never unpickles (safetensors only).
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_model, save_model
 from torch import nn
 from torch.nn import functional as F
-from transformers import AutoModel, AutoTokenizer, PretrainedConfig, PreTrainedTokenizerBase
+from transformers import AutoModel, AutoTokenizer, PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase
+from transformers.utils import ModelOutput
 
 from robustness.models.backbones import get_adapter
-from robustness.models.config import HEADS, PabeeConfig, default_dropout
-from robustness.models.exits import _check_patience, patience_exit
+from robustness.models.config import HEADS, LEGACY_FORMAT, PabeeConfig, default_dropout
+from robustness.models.exits import Setting, _check_patience, confident, parse_setting, setting_exit
 from robustness.models.fingerprint import write_fingerprint
-from robustness.provenance import PARTIAL_DIR, write_json_atomic
+from robustness.provenance import PARTIAL_DIR, read_json_object
 
 __all__ = [
     "CONFIG_NAME",
@@ -60,9 +64,13 @@ WEIGHTS_NAME = "model.safetensors"
 
 
 @dataclass
-class PabeeOutput:
-    loss: torch.Tensor | None  # scalar training loss when labels were given
-    layer_logits: torch.Tensor  # [H, B, C]; H = L for head "pabee", 1 for head "full" (layer L)
+class PabeeOutput(ModelOutput):
+    """What ``forward`` returns (a ``transformers`` ``ModelOutput``: attribute, key and tuple access)."""
+
+    loss: torch.Tensor | None = None  # scalar training loss when labels were given
+    logits: torch.Tensor | None = None  # [B, C], each example's logits at its exit under the chosen setting
+    layer_logits: torch.Tensor | None = None  # [H, B, C]; H = L for head "pabee", 1 for head "full" (layer L)
+    exit_layers: torch.Tensor | None = None  # [B] long, 1..L, each example's exit layer under the setting
 
 
 @dataclass
@@ -73,15 +81,18 @@ class EarlyExitOutput:
     layers_computed: int  # Σ over examples of transformer layers actually run
 
 
-class PabeeModel(nn.Module):
+class PabeeModel(PreTrainedModel):
     """Encoder + internal classifiers. Build with :meth:`from_backbone` / :meth:`from_backbone_config`,
-    load with :meth:`from_pretrained`."""
+    load with :meth:`from_pretrained` (or ``AutoModelForSequenceClassification.from_pretrained``)."""
+
+    config_class = PabeeConfig
+    base_model_prefix = "backbone"
 
     def __init__(self, config: PabeeConfig, backbone: nn.Module | None = None) -> None:
-        super().__init__()
+        super().__init__(config)
         if backbone is None:
-            backbone = AutoModel.from_config(config.backbone_config(), attn_implementation=config.attn_implementation)
-        self.config = config
+            backbone = AutoModel.from_config(config.backbone_config(),
+                                             attn_implementation=config.backbone_attn_implementation)
         self.backbone = backbone
         self._adapter = get_adapter(backbone)
         if self._adapter.num_layers != config.num_layers:
@@ -93,10 +104,15 @@ class PabeeModel(nn.Module):
         self.pooler = nn.Sequential(nn.Linear(hidden, hidden), nn.Tanh()) if config.own_pooler else None
         self.dropout = nn.Dropout(config.classifier_dropout)
         self.classifiers = nn.ModuleList(nn.Linear(hidden, config.num_labels) for _ in range(self.num_heads))
-        new_linears = [self.pooler[0]] if self.pooler is not None else []
-        for linear in [*new_linears, *self.classifiers]:
-            nn.init.normal_(linear.weight, std=std)
-            nn.init.zeros_(linear.bias)
+        self._init_std = std
+        self.post_init()  # initialises the new pooler and classifiers (the backbone keeps its weights)
+
+    def _init_weights(self, module: nn.Module) -> None:
+        """The new linears (pooler, classifiers): normal(0, the backbone's initializer_range), zero bias.
+        The backbone is a ``PreTrainedModel`` of its own: transformers initialises it with its own rule."""
+        if isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, std=self._init_std)
+            nn.init.zeros_(module.bias)
 
     # -- construction ---------------------------------------------------------------------------------
     @classmethod
@@ -142,7 +158,7 @@ class PabeeModel(nn.Module):
             num_layers=adapter.num_layers,
             classifier_dropout=default_dropout(backbone.config),
             own_pooler=not adapter.has_pooler,
-            attn_implementation=backbone.config._attn_implementation,
+            backbone_attn_implementation=backbone.config._attn_implementation,
             backbone_source=source,
             pooling=pooling,
         )
@@ -194,11 +210,17 @@ class PabeeModel(nn.Module):
     def forward(
         self,
         input_ids: torch.Tensor,
-        attention_mask: torch.Tensor | None,
+        attention_mask: torch.Tensor | None = None,
         token_type_ids: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
+        setting: Any = None,
+        **kwargs: Any,
     ) -> PabeeOutput:
-        """All classifiers in one backbone pass; loss ``Σ_i i·CE_i / Σ_i i`` over the H heads (H=1: CE_L)."""
+        """All classifiers in one backbone pass; loss ``Σ_i i·CE_i / Σ_i i`` over the H heads (H=1: CE_L).
+        ``logits`` and ``exit_layers`` follow ``setting`` (a :class:`~robustness.models.exits.Setting` or its
+        label; default: ``config.exit_setting``), derived from the
+        all-layer logits exactly as :meth:`exit_from_layer_logits` does. Other keyword arguments
+        (``return_dict``, ...) that callers of Hugging Face models pass are accepted and ignored."""
         kwargs = self._backbone_kwargs(input_ids, attention_mask, token_type_ids)
         pabee = self.head == "pabee"
         out = self.backbone(**kwargs, output_hidden_states=pabee, return_dict=True)
@@ -210,7 +232,9 @@ class PabeeModel(nn.Module):
             ce = torch.stack([F.cross_entropy(logits, labels) for logits in layer_logits])
             weights = torch.arange(1, len(ce) + 1, dtype=ce.dtype, device=ce.device)
             loss = (weights * ce).sum() / weights.sum()
-        return PabeeOutput(loss=loss, layer_logits=layer_logits)
+        exit_layers, logits = self.exit_from_layer_logits(  # logits gathered from layer_logits, with their graph
+            layer_logits, self.config.exit_setting if setting is None else setting)
+        return PabeeOutput(loss=loss, logits=logits, layer_logits=layer_logits, exit_layers=exit_layers)
 
     # -- inference ------------------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -235,15 +259,16 @@ class PabeeModel(nn.Module):
             return self.forward(input_ids, attention_mask, token_type_ids).layer_logits
 
     def exit_from_layer_logits(
-        self, layer_logits: torch.Tensor, patience: int | None
+        self, layer_logits: torch.Tensor, setting: Setting | int | str | None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(exit_layer [B], logits [B, C])`` from :meth:`all_layer_logits`' output. "pabee": the per-example
-        patience rule; "full": every example exits at L with the single head's logits."""
-        _check_patience(patience)
+        """``(exit_layer [B], logits [B, C])`` from :meth:`all_layer_logits`' output at an exit ``setting``
+        (a :class:`~robustness.models.exits.Setting`, or a patience: int, None = full depth). "pabee": the
+        per-example exit rule; "full": every example exits at L with the single head's logits."""
+        setting = parse_setting(setting)
         if layer_logits.dim() != 3 or layer_logits.shape[0] != self.num_heads:
             raise ValueError(f"layer_logits must be [{self.num_heads}, B, C], got {tuple(layer_logits.shape)}")
         if self.head == "pabee":
-            return patience_exit(layer_logits, patience)
+            return setting_exit(layer_logits, setting)
         batch = layer_logits.shape[1]
         exit_layer = torch.full((batch,), self.num_layers, dtype=torch.long, device=layer_logits.device)
         return exit_layer, layer_logits[-1]
@@ -253,12 +278,13 @@ class PabeeModel(nn.Module):
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor | None,
         token_type_ids: torch.Tensor | None = None,
-        patience: int | None = None,
+        setting: Setting | int | str | None = None,
     ) -> EarlyExitOutput:
-        """True early exit: runs layer i only for the examples still in the working batch. After each layer
-        the exited examples are removed (hidden states and mask), and trailing columns that are padding
-        for every remaining example are cut. Same exits and logits as the all-layer path."""
-        _check_patience(patience)
+        """True early exit at an exit ``setting`` (any policy; an int is a patience, None full depth): runs
+        layer i only for the examples still in the working batch. After each layer the exited examples are
+        removed (hidden states and mask), and trailing columns that are padding for every remaining example
+        are cut. Same exits and logits as the all-layer path."""
+        setting = parse_setting(setting)
         kwargs = self._backbone_kwargs(input_ids, attention_mask, token_type_ids)
         mask = kwargs["attention_mask"]
         batch, num_layers, device = input_ids.shape[0], self.num_layers, input_ids.device
@@ -268,7 +294,8 @@ class PabeeModel(nn.Module):
             logits = self.all_layer_logits(input_ids, attention_mask, token_type_ids)[-1]
             layer_preds[:, -1] = logits.argmax(dim=-1)
             return EarlyExitOutput(exit_layer, logits, layer_preds, batch * num_layers)
-        stop_at = patience if patience is not None and patience < num_layers else None
+        patience = setting.value if setting.policy == "patience" and setting.value < num_layers else None
+        thresholded = setting.policy in ("entropy", "maxprob")
         with self._inference():
             hidden = self._adapter.embed(input_ids, kwargs.get("token_type_ids"))
             out_logits = torch.empty(batch, self.num_labels, dtype=hidden.dtype, device=device)
@@ -286,7 +313,12 @@ class PabeeModel(nn.Module):
                 layer_preds[active, i] = pred
                 if prev_pred is not None:
                     counter = torch.where(pred == prev_pred, counter + 1, torch.zeros_like(counter))
-                done = counter == stop_at if stop_at is not None else torch.zeros_like(pred, dtype=torch.bool)
+                if thresholded:
+                    done = confident(logits, setting)
+                elif patience is not None:
+                    done = counter == patience
+                else:
+                    done = torch.zeros_like(pred, dtype=torch.bool)
                 if i == num_layers - 1:
                     done = torch.ones_like(done)
                 exit_layer[active[done]] = i + 1
@@ -333,37 +365,31 @@ class PabeeModel(nn.Module):
         exit_layer = torch.full((batch,), i + 1, dtype=torch.long, device=input_ids.device)
         return EarlyExitOutput(exit_layer, logits, layer_preds, batch * (i + 1))
 
-    # -- persistence ----------------------------------------------------------------------------------
-    def save_pretrained(self, path: str | Path) -> None:
-        """Write ``config.json``, ``model.safetensors`` and ``fingerprint.json`` into ``path`` (created if
-        missing). To make a whole model directory appear at once, save into :func:`atomic_directory`."""
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(path / CONFIG_NAME, self.config.to_dict())
-        save_model(self, str(path / WEIGHTS_NAME), metadata={"format": "pt"}, force_contiguous=True)
-        write_fingerprint(path)
+    # -- persistence (transformers' save_pretrained, plus the fingerprint) ---------------------------------
+    def save_pretrained(self, save_directory: str | Path, *args: Any, **kwargs: Any) -> None:
+        """transformers' ``save_pretrained`` (config.json, model.safetensors), then ``fingerprint.json``. To
+        make a whole model directory appear at once, save into :func:`~robustness.provenance.atomic_directory`."""
+        super().save_pretrained(save_directory, *args, **kwargs)
+        write_fingerprint(save_directory)
 
     @classmethod
-    def from_pretrained(cls, path: str | Path, device: str | torch.device = "cpu") -> PabeeModel:
-        """Load a model saved by :meth:`save_pretrained` (returned in eval mode); ``ValueError`` naming the
-        file for a missing, half-saved or corrupt model."""
-        path = Path(path)
-        check_model_dir(path)
-        config_path = path / CONFIG_NAME
+    def from_pretrained(cls, path: str | Path, *args: Any, **kwargs: Any) -> PabeeModel:
+        """Load a model saved by ``save_pretrained`` (or by versions before the model was a PreTrainedModel),
+        in eval mode. A local directory that holds no whole PABEE model (missing, half-saved, foreign config,
+        corrupt weights) is a one-line ``ValueError`` naming it."""
+        folder = Path(path)
+        if not (folder.is_dir() or PARTIAL_DIR.match(folder.name)):
+            return super().from_pretrained(path, *args, **kwargs).eval()
+        check_model_dir(folder)
+        values = read_json_object(folder / CONFIG_NAME)
+        if values.get("model_type") != PabeeConfig.model_type and values.get("format") != LEGACY_FORMAT:
+            raise ValueError(f"{path} is not a saved PABEE model (its config.json has model_type "
+                             f"{values.get('model_type')!r}, format {values.get('format')!r})")
         try:
-            values = json.loads(config_path.read_text(encoding="utf-8"))
-            if not isinstance(values, dict):
-                raise ValueError(f"it holds a JSON {type(values).__name__}, not an object")
-            config = PabeeConfig.from_dict(values)
-        except (ValueError, TypeError, KeyError) as exc:
-            raise ValueError(f"{config_path}: not a robustness model config: {exc}") from None
-        try:
-            model = cls(config)
-            load_model(model, str(path / WEIGHTS_NAME), strict=True, device=str(device))
-        except (SafetensorError, RuntimeError, OSError, ValueError, KeyError, TypeError) as exc:
+            return super().from_pretrained(path, *args, **kwargs).eval()
+        except (SafetensorError, OSError, RuntimeError, ValueError, KeyError, TypeError) as exc:
             message = " ".join(str(exc).split())[:300]
-            raise ValueError(f"{path / WEIGHTS_NAME}: cannot load the weights: {message}") from None
-        return model.to(device).eval()
+            raise ValueError(f"{path}: cannot load the model: {message}") from None
 
 
 def check_model_dir(path: str | Path) -> Path:
@@ -375,7 +401,7 @@ def check_model_dir(path: str | Path) -> Path:
         raise ValueError(f"no model at {path} (not a directory)")
     has_config, has_weights = (path / CONFIG_NAME).is_file(), (path / WEIGHTS_NAME).is_file()
     if not has_config and not has_weights:
-        raise ValueError(f"no model at {path} (needs {CONFIG_NAME} and {WEIGHTS_NAME})")
+        raise ValueError(f"{path} is not a saved PABEE model (needs {CONFIG_NAME} and {WEIGHTS_NAME})")
     if not has_config or not has_weights:
         missing = WEIGHTS_NAME if has_config else CONFIG_NAME
         raise ValueError(f"{path} is a half-saved model ({missing} missing); train it again with --overwrite")

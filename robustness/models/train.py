@@ -68,10 +68,6 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _label(patience: str) -> str:
-    return "full" if patience == "full" else f"p{patience}"
-
-
 def train_model(config: TrainConfig, *, progress: bool = True, overwrite: bool = False) -> Path:
     """Train, validate every epoch, save model + tokenizer + ``train.json`` to ``config.out``; returns it."""
     from robustness.models.evaluate import accuracy_table, all_layer_logits
@@ -121,7 +117,7 @@ def train_model(config: TrainConfig, *, progress: bool = True, overwrite: bool =
                         "validation": table.to_dict(orient="records")})
         if progress:
             bar.write(f"epoch {epoch}: train loss {np.mean(losses):.4f}; validation " + ", ".join(
-                f"{_label(r.patience)} {r.accuracy:.2%} (x{r.layer_speedup:.2f})" for r in table.itertuples()))
+                f"{r.setting} {r.accuracy:.2%} (x{r.layer_speedup:.2f})" for r in table.itertuples()))
     bar.close()
     record = {"config": {**dataclasses.asdict(config), "backbone": backbone}, "num_train": len(train),
               "num_eval": len(val), "num_layers": model.num_layers, "history": history,

@@ -21,29 +21,17 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-Patience = int | None  # None = full depth
+from robustness.models.settings import POLICIES, Setting, parse_setting
+
+__all__ = ["POLICIES", "ModelSpec", "RunSpec", "Setting", "SuiteSpec", "load_suite", "parse_setting", "setting_order"]
 
 #: Fields that say *where* things are, not *what* is computed: kept out of the run hash.
 _LOCATION_FIELDS = ("model_dir", "data_dir")
 
 
-def parse_patience(value: Any) -> Patience:
-    """``"full"``/``None`` -> None, a positive int (or its string) -> int; anything else is a ValueError."""
-    if value is None or value == "full":
-        return None
-    if isinstance(value, bool):
-        raise ValueError(f"patience must be a positive integer or 'full', got {value!r}")
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"patience must be a positive integer or 'full', got {value!r}") from None
-    if number < 1 or str(number) != str(value).strip():
-        raise ValueError(f"patience must be a positive integer or 'full', got {value!r}")
-    return number
-
-
-def patience_label(patience: Patience) -> str:
-    return "full" if patience is None else str(patience)
+def setting_order(labels: Any) -> list[str]:
+    """Unique setting labels in display order: patience ascending, entropy, maxprob, ``full`` last."""
+    return sorted(set(labels), key=lambda label: parse_setting(label).sort_key())
 
 
 def _slug(text: str) -> str:
@@ -52,13 +40,14 @@ def _slug(text: str) -> str:
 
 @dataclass(frozen=True)
 class RunSpec:
-    """One attack run: one model at one exit setting, one recipe, one dataset sample."""
+    """One attack run: one model at one exit setting, one recipe, one dataset sample. ``setting`` is any
+    form :func:`parse_setting` reads and is stored as its canonical label (``"patience:2"``, ``"full"``)."""
 
     model_id: str
     model_dir: str
     recipe: str
     dataset: str
-    patience: Patience = None
+    setting: str = "full"
     split: str = "validation"
     n: int = 100
     seed: int = 0
@@ -69,7 +58,7 @@ class RunSpec:
     data_dir: str | None = None
 
     def __post_init__(self) -> None:
-        parse_patience(self.patience)
+        object.__setattr__(self, "setting", parse_setting(self.setting).label)
         if self.n < 1:
             raise ValueError(f"n must be >= 1, got {self.n}")
         if self.batch_size < 1:
@@ -80,20 +69,36 @@ class RunSpec:
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
+    @property
+    def exit_setting(self) -> Setting:
+        return parse_setting(self.setting)
+
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunSpec:
+        """From ``to_dict`` output or a spec.json; one written before settings existed (``patience``: an int
+        or null) is read as that patience setting."""
         names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
+        values = {k: v for k, v in data.items() if k in names}
+        if "setting" not in data and "patience" in data:
+            values["setting"] = parse_setting(data["patience"]).label
+        return cls(**values)
 
     def content_hash(self) -> str:
+        """Hash of what is computed. Patience and full settings hash as the former ``patience`` field did,
+        so run ids made before settings existed stay the same."""
         content = {k: v for k, v in self.to_dict().items() if k not in _LOCATION_FIELDS}
+        setting = self.exit_setting
+        if setting.policy in ("patience", "full"):
+            del content["setting"]
+            content["patience"] = setting.value
         return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:6]
 
     @property
     def run_id(self) -> str:
-        """``<model>-p<patience>_<recipe>_<dataset>_<hash>``, e.g. ``pabee-minilm-p3_textfooler_sst2_3f2a1c``."""
+        """``<model>-<setting slug>_<recipe>_<dataset>_<hash>``, e.g. ``pabee-minilm-p3_textfooler_sst2_3f2a1c``
+        or ``pabee-minilm-ent0-35_textfooler_sst2_9b1e0d``."""
         dataset = _slug(self.dataset.split("/")[-1])
-        model = f"{_slug(self.model_id)}-p{patience_label(self.patience)}"
+        model = f"{_slug(self.model_id)}-{_slug(self.exit_setting.slug)}"
         return f"{model}_{_slug(self.recipe)}_{dataset}_{self.content_hash()}"
 
 
@@ -105,17 +110,7 @@ class ModelSpec:
     head: str = "pabee"
     path: str | None = None
     train: dict[str, Any] = field(default_factory=dict)
-    patience: tuple[Patience, ...] = ()
-
-
-def _setting_label(value: Any) -> str:
-    """Canonical label of a setting given as a patience (``3``, ``"3"``, ``"full"``) or a label
-    (``"patience:3"``)."""
-    text = str(value).strip()
-    if ":" in text and not text.startswith("patience:"):
-        return text  # another exit policy's label
-    patience = parse_patience(text.removeprefix("patience:"))
-    return "full" if patience is None else f"patience:{patience}"
+    settings: tuple[Setting, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -137,7 +132,7 @@ class VerdictOptions:
         if not 0 < self.alpha < 1:
             raise ValueError(f"verdict alpha must be in (0, 1), got {self.alpha}")
         if self.setting is not None:
-            object.__setattr__(self, "setting", _setting_label(self.setting))
+            object.__setattr__(self, "setting", parse_setting(self.setting).label)
 
 
 @dataclass(frozen=True)
@@ -159,15 +154,15 @@ class SuiteSpec:
     verdict: VerdictOptions = field(default_factory=VerdictOptions)
 
     def run_specs(self, model_dirs: dict[str, str]) -> list[RunSpec]:
-        """Every (model, patience, recipe) run, given where each model lives."""
+        """Every (model, setting, recipe) run, given where each model lives."""
         runs = []
         for model in self.models:
-            for patience in model.patience:
+            for setting in model.settings:
                 for recipe in self.recipes:
                     runs.append(
                         RunSpec(
                             model_id=model.id, model_dir=model_dirs[model.id], recipe=recipe,
-                            dataset=self.dataset, patience=patience, split=self.split, n=self.n,
+                            dataset=self.dataset, setting=setting.label, split=self.split, n=self.n,
                             seed=self.seed, query_budget=self.query_budget, batch_size=self.batch_size,
                             max_length=self.max_length, data_dir=self.data_dir,
                         )
@@ -176,7 +171,8 @@ class SuiteSpec:
 
 
 _SUITE_KEYS = ({f.name for f in dataclasses.fields(SuiteSpec)} - {"models", "recipes", "verdict"}
-               | {"recipes", "patience"})
+               | {"recipes", "patience", "settings"})
+_DEFAULT_SETTINGS = ("patience:1", "patience:2", "patience:3", "full")
 
 
 #: A model id names a directory (``<out>/models/<id>``), run ids and plot labels: a safe slug.
@@ -193,8 +189,24 @@ def check_id(value: Any, where: str) -> str:
     return value
 
 
-def _model_spec(raw: dict[str, Any], default_patience: list[Any], where: str) -> ModelSpec:
-    unknown = set(raw) - {"id", "head", "path", "train", "patience"}
+def _settings(raw: dict[str, Any], default: tuple[Setting, ...], where: str) -> tuple[Setting, ...]:
+    """``settings = [...]`` or its older form ``patience = [...]`` (both is an error); else ``default``."""
+    if "settings" in raw and "patience" in raw:
+        raise ValueError(f"{where}: give either 'settings' or 'patience', not both")
+    values = raw.get("settings", raw.get("patience"))
+    if values is None:
+        return default
+    if isinstance(values, str | int) or not isinstance(values, list):
+        raise ValueError(f"{where}: 'settings'/'patience' must be a list, got {values!r}")
+    try:
+        settings = tuple(dict.fromkeys(parse_setting(v) for v in values))
+    except ValueError as exc:
+        raise ValueError(f"{where}: {exc}") from None
+    return settings
+
+
+def _model_spec(raw: dict[str, Any], default_settings: tuple[Setting, ...], where: str) -> ModelSpec:
+    unknown = set(raw) - {"id", "head", "path", "train", "patience", "settings"}
     if unknown:
         raise ValueError(f"{where}: unknown model keys {sorted(unknown)}")
     if "id" not in raw:
@@ -206,12 +218,12 @@ def _model_spec(raw: dict[str, Any], default_patience: list[Any], where: str) ->
     if head not in ("pabee", "full"):
         raise ValueError(f"{where}: model {raw['id']!r} head must be 'pabee' or 'full', got {head!r}")
     if head == "full":
-        patience: tuple[Patience, ...] = (None,)
+        settings: tuple[Setting, ...] = (Setting("full"),)
     else:
-        patience = tuple(parse_patience(p) for p in raw.get("patience", default_patience))
-    if not patience:
-        raise ValueError(f"{where}: model {raw['id']!r} has no patience settings")
-    return ModelSpec(id=raw["id"], head=head, path=raw.get("path"), train=dict(raw.get("train", {})), patience=patience)
+        settings = _settings(raw, default_settings, f"{where}: model {raw['id']!r}")
+    if not settings:
+        raise ValueError(f"{where}: model {raw['id']!r} has no exit settings")
+    return ModelSpec(id=raw["id"], head=head, path=raw.get("path"), train=dict(raw.get("train", {})), settings=settings)
 
 
 def load_suite(path: str | Path) -> SuiteSpec:
@@ -241,12 +253,12 @@ def load_suite(path: str | Path) -> SuiteSpec:
     if not isinstance(suite["recipes"], list) or not all(isinstance(r, str) for r in suite["recipes"]) \
             or not suite["recipes"]:
         raise ValueError(f"{path}: [suite] recipes must be a non-empty list of names, got {suite['recipes']!r}")
-    default_patience = suite.pop("patience", [1, 2, 3, "full"])
-    if not isinstance(default_patience, list):
-        raise ValueError(f"{path}: [suite] patience must be a list, got {default_patience!r}")
+    default_settings = _settings(suite, tuple(parse_setting(x) for x in _DEFAULT_SETTINGS), f"{path}: [suite]")
+    suite.pop("settings", None)
+    suite.pop("patience", None)
     if not all(isinstance(m, dict) for m in raw.get("models", [])):
         raise ValueError(f"{path}: [[models]] must be an array of tables")
-    models = tuple(_model_spec(m, default_patience, str(path)) for m in raw.get("models", []))
+    models = tuple(_model_spec(m, default_settings, str(path)) for m in raw.get("models", []))
     if not models:
         raise ValueError(f"{path}: no [[models]] declared")
     ids = [m.id for m in models]

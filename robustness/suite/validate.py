@@ -2,16 +2,17 @@
 
 ``bench`` (and any executor of a suite's plan) calls :func:`validate_suite` first, so that an unknown recipe
 listed second, a foreign report in the output directory, an unsafe model id, an output path that is a file,
-bad data or a patience the model cannot reach is found in seconds, not after hours of earlier runs.
+bad data or a setting the model cannot reach is found in seconds, not after hours of earlier runs.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 from typing import Any
 
+from robustness.models.settings import check_setting_reachable
+from robustness.provenance import read_json_object
 from robustness.suite.specs import ModelSpec, SuiteSpec, check_id
 
 
@@ -30,13 +31,17 @@ def _train_config(model: ModelSpec, suite: SuiteSpec, target: Path) -> Any:
 
 
 def _num_layers_of_saved(path: str) -> int:
-    from robustness.models.config import PabeeConfig
+    from transformers import AutoConfig
+
     from robustness.models.pabee import check_model_dir
 
     config_path = check_model_dir(path) / "config.json"
+    values = read_json_object(config_path)
     try:
-        values = json.loads(config_path.read_text(encoding="utf-8"))
-        return int(PabeeConfig.from_dict(values).backbone_config().num_hidden_layers)
+        if "num_layers" in values:
+            return int(values["num_layers"])
+        backbone = dict(values["backbone"])  # configs from before num_layers was stored
+        return int(AutoConfig.for_model(backbone.pop("model_type"), **backbone).num_hidden_layers)
     except (ValueError, TypeError, KeyError, AttributeError) as exc:
         raise ValueError(f"{config_path}: not a robustness model config: {exc}") from None
 
@@ -54,10 +59,8 @@ def _num_layers_of_backbone(backbone: str | None) -> int:
 
 
 def _check_patience(model: ModelSpec, num_layers: int) -> None:
-    for patience in model.patience:
-        if patience is not None and patience >= num_layers:
-            raise ValueError(f"model {model.id!r}: patience {patience} >= its {num_layers} layers would never exit "
-                             "early; use 'full' for full depth")
+    for setting in model.settings:
+        check_setting_reachable(setting, num_layers, f"model {model.id!r}")
 
 
 def validate_suite(suite: SuiteSpec, out: str | Path, *, overwrite: bool = False, mlm: str | None = None) -> None:
@@ -65,8 +68,8 @@ def validate_suite(suite: SuiteSpec, out: str | Path, *, overwrite: bool = False
 
     Checks: the output directory (a writable directory, no foreign report files there unless ``overwrite``),
     every recipe (known, resources it needs), every model (safe id; an existing ``path`` holds a whole model;
-    a model to train has known train keys and a free target inside ``<out>/models``), patience below each
-    model's layer count, the attack sample (exists, has ``n`` rows, non-empty texts, integer labels) and the
+    a model to train has known train keys and a free target inside ``<out>/models``), settings each
+    model can reach (patience < L), the attack sample (exists, has ``n`` rows, non-empty texts, integer labels) and the
     training data of each model to train."""
     from robustness.attack.recipes import check_recipe
     from robustness.data import dataset_info, load_examples

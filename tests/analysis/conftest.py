@@ -60,9 +60,10 @@ def fake_records(patience: int | None, single_head: bool = False) -> list[dict]:
 
 
 def write_run(root: Path, model_id: str, head: str, patience: int | None, recipe: str,
-              status: str = "complete", records: list[dict] | None = None) -> Path:
+              status: str = "complete", records: list[dict] | None = None, **spec_fields) -> Path:
+    """A run directory; ``spec_fields`` override RunSpec fields (``stock``, ``seed``, ...)."""
     spec = RunSpec(model_id=model_id, model_dir=f"/models/{model_id}", recipe=recipe, dataset="sst2",
-                   patience=patience, n=len(EXAMPLES), seed=7)
+                   setting=patience, **{"n": len(EXAMPLES), "seed": 7, **spec_fields})
     run_dir = root / "runs" / spec.run_id
     run_dir.mkdir(parents=True)
     full = {**spec.to_dict(), "run_id": spec.run_id, "num_layers": NUM_LAYERS, "head": head,

@@ -19,17 +19,19 @@ from robustness.analysis.aggregate import (
     summarize,
     write_tables,
 )
+from robustness.suite.specs import parse_setting
 
 
-def _row(summary: pd.DataFrame, model: str, patience: str, recipe: str = "textfooler") -> pd.Series:
-    rows = summary[(summary.model_id == model) & (summary.patience_label == patience) & (summary.recipe == recipe)]
+def _row(summary: pd.DataFrame, model: str, setting: str, recipe: str = "textfooler") -> pd.Series:
+    label = parse_setting(setting).label
+    rows = summary[(summary.model_id == model) & (summary.setting == label) & (summary.recipe == recipe)]
     assert len(rows) == 1
     return rows.iloc[0]
 
 
 def test_load_run(run_dirs):
     run = load_run(run_dirs["p1"])
-    assert run.complete and run.num_layers == 3 and run.spec["patience"] == 1
+    assert run.complete and run.num_layers == 3 and run.setting == "patience:1"
     assert list(run.records["result"]) == ["succeeded", "failed", "skipped", "failed"]
 
 
@@ -63,8 +65,8 @@ def test_summary_rows_and_values(suite_out):
     for column in ("attack_success_rate_ci_low", "attack_success_rate_ci_high", "mean_queries", "adv_efficacy",
                    "clean_destructive", "rescued_rate", "num_layers", "n", "exit_shift", "wall_time_s"):
         assert column in summary.columns
-    # baselines come first, full patience last
-    assert list(summary[summary.recipe == "textfooler"].patience_label) == ["full", "1", "2", "full"]
+    # baselines come first, full depth last
+    assert list(summary[summary.recipe == "textfooler"].setting) == ["full", "patience:1", "patience:2", "full"]
     p1 = _row(summary, "pabee", "1")
     # results: succeeded, failed, skipped, failed
     assert (p1.n, p1.succeeded, p1.failed, p1.skipped, p1.num_layers) == (4, 1, 2, 1, 3)
@@ -94,7 +96,7 @@ def test_summary_rows_and_values(suite_out):
     base = _row(summary, "bert-base", "full")
     assert base.attack_success_rate == pytest.approx(2 / 3) and base["head"] == "full"
     assert math.isnan(base.clean_destructive) and math.isnan(base.rescued_rate)
-    assert pd.isna(base.patience)
+    assert base.setting == "full"
 
 
 def test_duplicate_settings_rejected(suite_out, run_dirs, make_run):

@@ -9,6 +9,7 @@ from matplotlib.figure import Figure
 
 from robustness.analysis import plots
 from robustness.analysis.aggregate import exit_table, flip_table, load_runs, summarize
+from robustness.suite.specs import setting_order
 
 
 @pytest.fixture
@@ -21,25 +22,39 @@ def summary(runs):
     return summarize(runs)
 
 
-def test_patience_order():
-    assert plots.patience_order(["full", "10", "2", "1", "2"]) == ["1", "2", "10", "full"]
+def test_setting_order():
+    labels = ["full", "patience:10", "maxprob:0.9", "patience:2", "entropy:0.1", "entropy:0.35", "patience:2"]
+    assert setting_order(labels) == ["patience:2", "patience:10", "entropy:0.35", "entropy:0.1", "maxprob:0.9", "full"]
 
 
-def test_success_vs_patience(summary):
-    fig = plots.plot_success_vs_patience(summary)
+def test_success_vs_setting(summary):
+    fig = plots.plot_success_vs_setting(summary)
     assert isinstance(fig, Figure) and len(fig.axes) == 2  # one panel per recipe
     ax = fig.axes[1]
     assert ax.get_title() == "textfooler on sst2" and ax.get_ylabel() == "attack success rate"
-    assert [t.get_text() for t in ax.get_xticklabels()] == ["1", "2", "full"]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["patience:1", "patience:2", "full"]
     line = ax.lines[0]  # the PABEE line: success 1/3 at p=1, 2/3 at p=2 and full
     np.testing.assert_allclose(np.asarray(line.get_ydata(), float), [1 / 3, 2 / 3, 2 / 3])
     baseline = [ln for ln in ax.lines if ln.get_linestyle() == "--"]
     assert len(baseline) == 1 and baseline[0].get_ydata()[0] == pytest.approx(2 / 3)
-    assert any("baseline" in t.get_text() for t in ax.get_legend().get_texts())
+    assert ax.get_legend() is None  # one legend for the figure, outside the panels
+    assert any("baseline" in t.get_text() for t in fig.legends[0].get_texts())
+
+
+def test_ten_recipes_wrap_at_four_columns_and_legends_stay_off_the_data(summary):
+    many = pd.concat([summary.assign(recipe=f"recipe{i:02d}") for i in range(10)], ignore_index=True)
+    for fig in (plots.plot_success_vs_setting(many), plots.plot_cost_vs_setting(many),
+                plots.plot_tradeoff(many)):
+        columns = {ax.get_subplotspec().colspan.start for ax in fig.axes}
+        assert len(columns) <= plots.MAX_COLUMNS
+        assert all(ax.get_legend() is None for ax in fig.axes) and len(fig.legends) == 1
+        fig.canvas.draw()
+        legend_box = fig.legends[0].get_window_extent()
+        assert not any(legend_box.overlaps(ax.get_window_extent()) for ax in fig.axes)
 
 
 def test_cost_tradeoff_overthinking(summary):
-    cost = plots.plot_cost_vs_patience(summary)
+    cost = plots.plot_cost_vs_setting(summary)
     assert len(cost.axes) == 4  # (queries, layers) x 2 recipes
     assert [ax.get_ylabel() for ax in cost.axes[:2]] == ["TextAttack queries / example", "layers computed / example"]
     assert cost.axes[0].get_title() == "deepwordbug on sst2"
@@ -66,12 +81,12 @@ def test_exit_histograms_and_heatmap(runs):
 
 def test_empty_or_bad_tables_raise(summary):
     with pytest.raises(ValueError, match="empty"):
-        plots.plot_success_vs_patience(summary.iloc[:0])
+        plots.plot_success_vs_setting(summary.iloc[:0])
     with pytest.raises(ValueError, match="lacks columns"):
         plots.plot_tradeoff(pd.DataFrame({"x": [1]}))
 
 
 def test_figures_render(summary, tmp_path):
-    fig = plots.plot_success_vs_patience(summary)
+    fig = plots.plot_success_vs_setting(summary)
     fig.savefig(tmp_path / "x.png")  # renders through Agg without pyplot
     assert (tmp_path / "x.png").stat().st_size > 1000

@@ -35,8 +35,9 @@ def test_compare_baseline_vs_p1(run_dirs):
 
 def test_select_run(suite_out):
     runs = load_runs(suite_out)
-    assert select_run(runs, "pabee", 1, recipe="textfooler").spec["patience"] == 1
-    assert select_run(runs, "pabee", "full", recipe="deepwordbug").spec["patience"] is None
+    assert select_run(runs, "pabee", 1, recipe="textfooler").setting == "patience:1"
+    assert select_run(runs, "pabee", "full", recipe="deepwordbug").setting == "full"
+    assert select_run(runs, "pabee", "patience:2", recipe="deepwordbug").setting == "patience:2"
     with pytest.raises(ValueError, match="found pabee-p1_"):
         select_run(runs, "pabee", 1)  # one per recipe: ambiguous
     with pytest.raises(ValueError, match="found none"):
@@ -57,7 +58,7 @@ def test_findings_are_generated_from_the_numbers(suite_out):
     lines = findings(summarize(runs), runs)
     text = "\n".join(lines)
     assert "textfooler on sst2: the lowest attack success rate is 33.3% [95% CI" in text
-    assert "for pabee at patience 1; the highest is 66.7%" in text
+    assert "for pabee at patience:1; the highest is 66.7%" in text
     assert "lowest-success" not in text  # the conclusion is the verdict's, not a post-hoc pick
     assert "adversarial texts exit 0.33 layers later" in text  # p=1: exits 2,3,2 vs 2,2,2
     assert "Every run has 4 examples" in text
@@ -78,14 +79,17 @@ def test_write_report(report):
     assert (out / "notes.txt").read_text() == "mine"  # nothing else is touched
     for name in ("tables/verdict.csv", "tables/verdict_candidates.csv",
                  "tables/summary.csv", "tables/summary.md", "tables/exit_distribution.csv", "tables/flip_rates.csv",
-                 "figures/success_vs_patience.png", "figures/flip_heatmap.png", "figures/tradeoff.png"):
+                 "figures/success_vs_setting.png", "figures/flip_heatmap.png", "figures/tradeoff.png"):
         assert (out / name).is_file(), name
     text, page = md.read_text(), html.read_text()
-    assert text.startswith(MARKER) and "![success_vs_patience](figures/success_vs_patience.png)" in text
+    assert text.startswith(MARKER) and "![success_vs_setting](figures/success_vs_setting.png)" in text
     # the summary (verdict) comes first; 4 examples per run are far below the minimum n: no verdict
     assert text.index("## Summary") < text.index("## Findings") < text.index("## Tables")
     assert text.split("## Summary")[1].split("\n- ")[1].startswith("Verdict (endpoint: accuracy under attack")
     assert "no verdict, too few examples" in text and "no verdict, too few examples" in page
+    # the unfinished run is listed, not silently dropped
+    summary_part = text.split("## Summary")[1].split("## Findings")[0]
+    assert "1 run(s) are not complete and are left out" in summary_part and "pabee-unfinished-p1" in summary_part
     verdict = pd.read_csv(out / "tables" / "verdict.csv")
     assert set(verdict["verdict"]) == {"insufficient_n"} and len(verdict) == 2  # pabee vs bert-base, 2 recipes
     assert page.count("data:image/png;base64,") == 6
@@ -125,7 +129,31 @@ def test_near_constant_settings_are_flagged(suite_out):
     runs = load_runs(suite_out)
     summary = summarize(runs)
     assert not any("near-constant" in line for line in findings(summary, runs))
-    target = next(r for r in runs if r.spec.get("patience") == 1)
+    target = next(r for r in runs if r.setting == "patience:1")
     target.records["orig_pred"] = 1  # every clean text gets class 1
     lines = [line for line in findings(summary, runs) if "near-constant" in line]
     assert len(lines) == 1 and "predicts one class for 100.0% of the clean texts" in lines[0]
+
+
+def test_report_validates_the_run_set_before_writing(suite_out, tmp_path, make_run, capsys):
+    from robustness.cli import main
+
+    make_run(suite_out, "pabee", "pabee", 3, "textfooler", seed=8)  # another sample
+    out = tmp_path / "report"
+    with pytest.raises(ValueError, match="runs on sst2 draw different samples"):
+        write_report(suite_out, out)
+    assert main(["report", str(suite_out), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "draw different samples" in err and len(err.strip().splitlines()) == 1
+    assert not out.exists()  # nothing half-written
+
+
+def test_stock_is_part_of_the_setting(suite_out, tmp_path, make_run):
+    make_run(suite_out, "pabee", "pabee", 1, "textfooler", stock=True)
+    runs = load_runs(suite_out)
+    summary = summarize(runs)  # no "share a setting" error: stock and offline are two settings
+    rows = summary[(summary.recipe == "textfooler") & (summary.setting == "patience:1")]
+    assert sorted(rows["stock"]) == [False, True]
+    make_run(suite_out / "again", "pabee", "pabee", 1, "textfooler", stock=True)
+    with pytest.raises(ValueError, match="share a setting"):
+        summarize(load_runs([suite_out, suite_out / "again"]))

@@ -43,7 +43,7 @@ def data_dir(tmp_path_factory) -> Path:
 
 
 def make_spec(model_dir: Path, data_dir: Path, **overrides) -> RunSpec:
-    values = dict(model_id="tiny", model_dir=str(model_dir), recipe="deepwordbug", dataset="sst2", patience=1,
+    values = dict(model_id="tiny", model_dir=str(model_dir), recipe="deepwordbug", dataset="sst2", setting=1,
                   n=len(SENTENCES), seed=0, query_budget=12, batch_size=4, data_dir=str(data_dir))
     return RunSpec(**{**values, **overrides})
 
@@ -135,7 +135,7 @@ def test_complete_run_is_left_alone_and_other_specs_refused(full_run, tiny_pabee
     (full_run / "run.json").unlink()  # an unfinished run dir is refused as well
     try:
         with pytest.raises(ValueError, match="another run"):
-            run_attack(make_spec(tiny_pabee_dir, data_dir, patience=None), full_run, progress=False)
+            run_attack(make_spec(tiny_pabee_dir, data_dir, setting="full"), full_run, progress=False)
     finally:
         (full_run / "run.json").write_bytes(before[1])
 
@@ -153,10 +153,22 @@ def test_full_baseline(tiny_full_dir, data_dir, tmp_path):
     with pytest.raises(ValueError, match="full-depth"):
         run_attack(make_spec(tiny_full_dir, data_dir, model_id="base"), tmp_path / "bad", progress=False)
     assert not (tmp_path / "bad").exists()
-    spec = make_spec(tiny_full_dir, data_dir, model_id="base", patience=None, n=2)
+    spec = make_spec(tiny_full_dir, data_dir, model_id="base", setting="full", n=2)
     records = read_records(run_attack(spec, tmp_path / "base", progress=False) / "records.jsonl")
     assert all(r["orig_exit_layer"] == 2 and len(r["orig_layer_preds"]) == 1 for r in records)
     assert json.loads((tmp_path / "base" / "spec.json").read_text())["head"] == "full"
+
+
+def test_threshold_settings_run_and_are_recorded(tiny_pabee_dir, data_dir, tmp_path):
+    # max probability >= 0 holds at layer 1 for every text; entropy < 0 never holds, so every exit is L = 2
+    for setting, exit_layer in (("maxprob:0", 1), ("entropy:0", 2)):
+        spec = make_spec(tiny_pabee_dir, data_dir, setting=setting, n=2)
+        run_dir = run_attack(spec, tmp_path / setting.replace(":", "-"), progress=False)
+        records = read_records(run_dir / "records.jsonl")
+        assert {r["orig_exit_layer"] for r in records} == {exit_layer}
+        assert {r["adv_exit_layer"] for r in records if r["adv_exit_layer"] is not None} <= {exit_layer}
+        written = json.loads((run_dir / "spec.json").read_text())
+        assert written["setting"] == setting.replace(":0", ":0.0") and RunSpec.from_dict(written) == spec
 
 
 def test_a_run_locked_by_another_process_is_refused(tiny_pabee_dir, data_dir, tmp_path):

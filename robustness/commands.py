@@ -6,8 +6,12 @@ import argparse
 import dataclasses
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from robustness.suite.specs import parse_setting
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 def _refuse_existing_file(path: Path, overwrite: bool) -> None:
@@ -168,6 +172,37 @@ def _suite_model_dirs(suite, out: Path, data_dir: str | None) -> dict[str, str]:
     return dirs
 
 
+def _clean_tables(suite, model_dirs: dict[str, str], out: Path) -> pd.DataFrame | None:
+    """Each model's clean accuracy at its suite settings on the split's examples outside the attack sample,
+    written once to ``<out>/clean/<model_id>.csv`` (the verdict's eligibility reads them); None when the
+    sample is the whole split."""
+    import pandas as pd
+
+    from robustness.data import load_examples
+    from robustness.models.evaluate import off_sample_table
+    from robustness.models.pabee import load_model_and_tokenizer
+
+    examples = load_examples(suite.dataset, suite.split, data_dir=suite.data_dir)
+    sample = load_examples(suite.dataset, suite.split, data_dir=suite.data_dir, limit=suite.n, seed=suite.seed)
+    if len(examples) <= len(sample):
+        print("[bench] no example outside the attack sample: the verdict measures clean accuracy on the sample")
+        return None
+    folder = out / "clean"
+    folder.mkdir(parents=True, exist_ok=True)
+    tables = []
+    for model in suite.models:
+        path = folder / f"{model.id}.csv"
+        if not path.is_file():
+            print(f"[bench] clean evaluation of {model.id} outside the attack sample")
+            net, tokenizer = load_model_and_tokenizer(model_dirs[model.id])
+            table = off_sample_table(net, tokenizer, examples, sample.indices, model.settings,
+                                     batch_size=suite.batch_size, max_length=suite.max_length)
+            table.insert(0, "model_id", model.id)
+            table.to_csv(path, index=False)
+        tables.append(pd.read_csv(path))
+    return pd.concat(tables, ignore_index=True)
+
+
 def cmd_bench(args: argparse.Namespace, command: str) -> int:
     from robustness.models.pabee import load_model_and_tokenizer
     from robustness.report import write_report
@@ -197,8 +232,9 @@ def cmd_bench(args: argparse.Namespace, command: str) -> int:
         print(f"[bench] run {i}/{len(todo)}: {spec.run_id}")
         run_attack(spec, out / "runs" / spec.run_id, resources=resources, cache=cache, model=model,
                    tokenizer=tokenizer, command=command)
+    clean = _clean_tables(suite, model_dirs, out)
     md, html = write_report([out / "runs"], out, provenance={"suite": str(args.suite), "command": command},
-                            verdict_options=suite.verdict)
+                            verdict_options=suite.verdict, clean=clean)
     print(f"[bench] report: {md} and {html}")
     return 0
 
@@ -242,8 +278,13 @@ def cmd_report(args: argparse.Namespace, command: str) -> int:
     from robustness.suite.specs import VerdictOptions
 
     options = VerdictOptions(margin=args.margin, min_n=args.min_n, alpha=args.alpha, setting=args.setting)
+    clean = None
+    if args.clean_eval:
+        from robustness.analysis.verdict import read_clean_tables
+
+        clean = read_clean_tables([Path(p) for p in args.clean_eval])
     md, html = write_report([Path(r) for r in args.runs], Path(args.out), provenance={"command": command},
-                            verdict_options=options)
+                            verdict_options=options, clean=clean)
     print(f"wrote {md}\nwrote {html}")
     return 0
 

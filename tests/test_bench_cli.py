@@ -21,8 +21,8 @@ def suite_out(tmp_path_factory, tiny_pabee_dir, tiny_full_dir):
     root = tmp_path_factory.mktemp("bench")
     (root / "data" / "sst2").mkdir(parents=True)
     sentences = ["a gripping , beautifully acted film", "dull and lifeless", "an instant classic",
-                 "i have never been so bored"]
-    pd.DataFrame({"sentence": sentences, "label": [1, 0, 1, 0], "idx": range(4)}).to_parquet(
+                 "i have never been so bored", "warm and funny", "a tedious mess"]
+    pd.DataFrame({"sentence": sentences, "label": [1, 0, 1, 0, 1, 0], "idx": range(6)}).to_parquet(
         root / "data" / "sst2" / "validation.parquet")
     suite = root / "tiny.toml"
     suite.write_text(
@@ -47,6 +47,11 @@ def test_bench_writes_runs_and_report(suite_out):
         assert len((run / "records.jsonl").read_text().splitlines()) == 4
     summary = pd.read_csv(out / "tables" / "summary.csv")
     assert len(summary) == 3
+    # clean evaluation on the 2 validation examples outside the 4 attacked, at each model's settings
+    clean = pd.read_csv(out / "clean" / "tp.csv")
+    assert list(clean["setting"]) == ["patience:1", "full"] and set(clean["n"]) == {2}
+    assert list(pd.read_csv(out / "clean" / "tf.csv")["setting"]) == ["full"]
+    assert (out / "tables" / "verdict.csv").is_file()
     html = (out / "report.html").read_text()
     assert "data:image/png;base64" in html and 'src="http' not in html
 

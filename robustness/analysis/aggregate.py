@@ -141,8 +141,8 @@ def validate_runs(runs: Sequence[Run]) -> None:
                 if seen[0] != int(index):
                     raise ValueError(f"runs {seen[1]} and {run.run_id} map example {example_id} to different "
                                      f"{dataset} examples ({seen[0]} vs {index})")
-    keys = pd.DataFrame([{**{k: r.spec.get(k) for k in KEY}, "stock": bool(r.spec.get("stock", False)),
-                          "run_id": r.run_id} for r in runs])
+    keys = pd.DataFrame([{**{k: r.spec.get(k) for k in KEY}, "setting": r.setting,
+                          "stock": bool(r.spec.get("stock", False)), "run_id": r.run_id} for r in runs])
     dup = keys[keys.astype(str).duplicated(KEY, keep=False)]
     if len(dup):
         raise ValueError(f"several runs share a setting, pass run directories explicitly: {', '.join(dup['run_id'])}")
@@ -174,7 +174,10 @@ def run_metrics(records: pd.DataFrame, num_layers: int, seed: int = 0) -> dict[s
     row["mean_queries_ci_low"], row["mean_queries_ci_high"] = m.bootstrap_mean_ci(list(attacked["num_queries"]),
                                                                                   seed=seed)
     row["mean_forward_passes"] = m.mean_or_nan(list(attacked["num_forward_passes"]))
+    # deployed cost (NaN for v1 records, which did not record it) and what this process encoded
     row["mean_layers_computed"] = m.mean_or_nan(list(attacked["layers_computed"]))
+    row["mean_layers_encoded"] = m.mean_or_nan(list(attacked["layers_encoded"]))
+    row["mean_query_exit_layer"] = m.mean_or_nan(list(attacked["query_mean_exit_layer"]))
     row["words_perturbed"] = m.words_perturbed(list(won["words_changed"]), list(won["words_total"]))
     orig_exits, adv_exits = list(attacked["orig_exit_layer"]), list(attacked["adv_exit_layer"])
     row["orig_mean_exit_layer"] = m.mean_exit_layer(orig_exits)
@@ -261,7 +264,8 @@ VIEWS: dict[str, list[tuple[str, str]]] = {
         ("n", "n"), ("num_layers", "L"), ("original_accuracy", "clean acc [95% CI]"),
         ("accuracy_under_attack", "acc under attack [95% CI]"), ("attack_success_rate", "success rate [95% CI]"),
         ("skipped", "skipped"), ("mean_queries", "queries"), ("mean_forward_passes", "forward passes"),
-        ("mean_layers_computed", "layers computed"), ("words_perturbed", "words perturbed"),
+        ("mean_layers_computed", "deployed layers"), ("mean_layers_encoded", "layers encoded"),
+        ("mean_query_exit_layer", "query exit layer"), ("words_perturbed", "words perturbed"),
     ],
     "exits": _SETTING + [
         ("orig_mean_exit_layer", "clean exit"), ("adv_mean_exit_layer", "adv exit"), ("exit_shift", "shift"),

@@ -165,9 +165,9 @@ def _facet_findings(where: str, rows: pd.DataFrame, runs: dict[str, Run]) -> lis
         if len(group) > 1:
             ranks = {label: i for i, label in enumerate(setting_order(group["setting"]))}
             first, last = group.assign(_r=group["setting"].map(ranks)).sort_values("_r").iloc[[0, -1]].itertuples()
-            out.append(f"{where}, {model}: from {first.setting} to {last.setting} the success "
-                       f"rate goes from {_pct(first.attack_success_rate)} to {_pct(last.attack_success_rate)}, layers "
-                       f"computed per attacked example from {first.mean_layers_computed:.1f} to "
+            out.append(f"{where}, {model}: from {first.setting} to {last.setting} the success rate goes from "
+                       f"{_pct(first.attack_success_rate)} to {_pct(last.attack_success_rate)}, deployed layers per "
+                       f"attacked example (Σ exit layers of its queries) from {first.mean_layers_computed:.1f} to "
                        f"{last.mean_layers_computed:.1f}, TextAttack queries from {first.mean_queries:.1f} to "
                        f"{last.mean_queries:.1f}.")
     out += _near_constant(where, rated, runs)

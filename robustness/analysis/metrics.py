@@ -71,10 +71,13 @@ def skipped_count(results: Sequence[str]) -> int:
     return _results(results)[2]
 
 
-def mean_or_nan(values: Sequence[float]) -> float:
-    """Arithmetic mean; NaN for an empty sequence. Used for queries, forward passes and layers computed
-    per attacked example (the caller passes only non-skipped examples)."""
-    values = [v for v in values if v is not None]
+def mean_or_nan(values: Sequence[float | None]) -> float:
+    """Arithmetic mean; NaN for an empty sequence, or when any value is unknown (None/NaN: a field that an
+    older record schema lacks -- unknown, never 0). Used for queries, forward passes and layers per attacked
+    example (the caller passes only non-skipped examples)."""
+    values = list(values)
+    if any(v is None or (isinstance(v, float) and math.isnan(v)) for v in values):
+        return NAN
     return float(np.mean(values)) if values else NAN
 
 

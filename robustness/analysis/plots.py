@@ -18,7 +18,7 @@ from robustness.suite.specs import setting_order
 
 PRETTY = {
     "attack_success_rate": "attack success rate", "accuracy_under_attack": "accuracy under attack",
-    "mean_queries": "TextAttack queries / example", "mean_layers_computed": "layers computed / example",
+    "mean_queries": "TextAttack queries / example", "mean_layers_computed": "deployed layers / attacked example",
     "speedup": "layer speed-up (L / mean exit layer)",
     "destructive": "destructive overthinking rate", "wasteful": "wasteful overthinking rate",
 }

@@ -16,8 +16,9 @@ baseline?
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -34,7 +35,8 @@ MIN_RECALL = 0.20
 MAX_SHARE = 0.95
 
 VERDICTS = ("more_robust", "less_robust", "no_significant_difference", "no_eligible_setting", "insufficient_n")
-__all__ = ["COLUMNS", "VERDICTS", "VerdictOptions", "verdict_findings", "verdict_tables"]
+__all__ = ["COLUMNS", "VERDICTS", "VerdictOptions", "find_clean_tables", "read_clean_tables", "verdict_findings",
+           "verdict_tables"]
 COLUMNS = ["dataset", "recipe", "model", "baseline", "setting", "eligible", "reason_ineligible", "clean_accuracy",
            "baseline_clean_accuracy", "n", "accuracy_under_attack", "baseline_accuracy_under_attack", "p_value",
            "p_adjusted", "verdict"]
@@ -58,14 +60,49 @@ def _sample_quality(run: Run) -> CleanQuality:
     return CleanQuality(m.proportion(correct), min(recalls, default=np.nan), float(share), off_sample=False)
 
 
-def _quality(run: Run, setting: str, clean: pd.DataFrame | None) -> CleanQuality:
-    if clean is not None:
-        row = clean[(clean["model_id"] == run.spec["model_id"]) & (clean["setting"] == setting)]
-        if len(row):
-            r = row.iloc[0]
-            return CleanQuality(float(r["accuracy"]), float(r["min_class_recall"]), float(r["max_pred_share"]),
-                                off_sample=True)
-    return _sample_quality(run)
+def _off_sample(model_id: str, setting: str, clean: pd.DataFrame | None) -> CleanQuality | None:
+    if clean is None:
+        return None
+    row = clean[(clean["model_id"] == model_id) & (clean["setting"] == setting)]
+    if not len(row):
+        return None
+    r = row.iloc[0]
+    return CleanQuality(float(r["accuracy"]), float(r["min_class_recall"]), float(r["max_pred_share"]), True)
+
+
+def _qualities(run: Run, setting: str, base: Run, clean: pd.DataFrame | None) -> tuple[CleanQuality, CleanQuality]:
+    """Clean quality of the setting and of the baseline: both off the attack sample when ``clean`` has both,
+    else both on the attacked sample (never one of each)."""
+    q, base_q = _off_sample(run.spec["model_id"], setting, clean), _off_sample(base.spec["model_id"], "full", clean)
+    if q is None or base_q is None:
+        return _sample_quality(run), _sample_quality(base)
+    return q, base_q
+
+
+def read_clean_tables(paths: Sequence[Path]) -> pd.DataFrame:
+    """Concatenate clean evaluation CSVs (columns :data:`CLEAN_COLUMNS`); ``ValueError`` naming a bad file."""
+    tables = []
+    for path in paths:
+        try:
+            table = pd.read_csv(path)
+        except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+            raise ValueError(f"cannot read clean evaluation table {path}: {exc}") from None
+        missing = [c for c in CLEAN_COLUMNS if c not in table]
+        if missing:
+            raise ValueError(f"{path} lacks columns {', '.join(missing)}")
+        tables.append(table)
+    return pd.concat(tables, ignore_index=True)
+
+
+def find_clean_tables(sources: str | Path | Iterable[str | Path]) -> pd.DataFrame | None:
+    """The ``clean/*.csv`` tables of the suite outputs among ``sources`` (a suite out dir, or its ``runs/``)."""
+    sources = [sources] if isinstance(sources, str | Path) else list(sources)
+    found = []
+    for source in map(Path, sources):
+        for folder in (source / "clean", source.parent / "clean" if source.name == "runs" else None):
+            if folder is not None and folder.is_dir():
+                found += sorted(folder.glob("*.csv"))
+    return read_clean_tables(found) if found else None
 
 
 def _degenerate(q: CleanQuality) -> str:
@@ -76,10 +113,9 @@ def _degenerate(q: CleanQuality) -> str:
     return ""
 
 
-def _candidate(run: Run, setting: str, base: Run, base_q: CleanQuality, options: VerdictOptions,
-               clean: pd.DataFrame | None) -> dict:
+def _candidate(run: Run, setting: str, base: Run, options: VerdictOptions, clean: pd.DataFrame | None) -> dict:
     """One setting against one baseline: eligibility and, when eligible, the paired test."""
-    q = _quality(run, setting, clean)
+    q, base_q = _qualities(run, setting, base, clean)
     both = paired_records(base, run)
     kept_base = m.still_correct(list(both["orig_pred_a"]), list(both["adv_pred_a"]), list(both["label_a"]))
     kept = m.still_correct(list(both["orig_pred_b"]), list(both["adv_pred_b"]), list(both["label_b"]))
@@ -137,9 +173,8 @@ def verdict_tables(summary: pd.DataFrame, runs: Sequence[Run], options: VerdictO
             same_depth = bases[bases["num_layers"] == group["num_layers"].iloc[0]]
             for _, base in (same_depth if len(same_depth) else bases).iterrows():
                 base_run = by_id[base["run_id"]]
-                base_q = _quality(base_run, base["setting"], clean)
                 where = {"dataset": dataset, "recipe": recipe, "model": model_id, "baseline": base["model_id"]}
-                candidates = [_candidate(by_id[row["run_id"]], row["setting"], base_run, base_q, options, clean)
+                candidates = [_candidate(by_id[row["run_id"]], row["setting"], base_run, options, clean)
                               for _, row in group.iterrows()]
                 every += [{**where, **c, "tested": c["eligible"] and options.setting in (None, c["setting"])}
                           for c in candidates]

@@ -3,6 +3,12 @@
 One JSON object per line in ``<run>/records.jsonl``. A line is appended and flushed when its example is
 finished, so a run killed at any moment leaves only whole lines -- except possibly a torn last line,
 which :func:`read_records` drops (and :func:`truncate_torn_tail` removes before resuming).
+
+Schema versions: 2 (current) adds the deployed cost (``layers_computed`` now means what a per-example
+early-exit model would have run; ``layers_encoded`` what this process ran), ``query_mean_exit_layer``,
+``goal`` and ``goal_target``. A version-1 record is read as version 2 with its ``layers_computed`` (which was
+the encoded cost) moved to ``layers_encoded`` and the fields it lacks set to ``None`` (unknown, never 0), and
+``goal`` ``"accuracy"`` (the only goal version 1 had).
 """
 
 from __future__ import annotations
@@ -12,7 +18,7 @@ import os
 from pathlib import Path
 from typing import Literal, TypedDict
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 Result = Literal["succeeded", "failed", "skipped"]
 
@@ -38,10 +44,17 @@ class AttackRecord(TypedDict):
     adv_text: str | None
     #: TextAttack's ``num_queries``: goal-function queries, *including* cache hits.
     num_queries: int
-    #: Texts the model really encoded for this example (cache misses), and the transformer layers
-    #: computed for them (an all-layer pass costs L per text; a true early exit costs its exit layer).
+    #: Distinct texts queried for this example (what a standalone model would have encoded for it).
     num_forward_passes: int
-    layers_computed: int
+    #: Deployed cost: Σ over those texts of each text's exit layer at the run's setting -- the transformer
+    #: layers a per-example early-exit model would have run to answer the attack (None: unknown, v1 record).
+    layers_computed: int | None
+    #: What this process's inference mode cost for those texts: L per text for an all-layer pass (the
+    #: all-layer cache), the exit layer per text with true early exit, L per gradient query.
+    layers_encoded: int
+    #: Mean exit layer over every distinct text queried for the example (= layers_computed /
+    #: num_forward_passes): where an attack's intermediate queries exit, not only the final text's.
+    query_mean_exit_layer: float | None
     #: Exit layer (1..L) on the original / perturbed text under the run's exit policy.
     orig_exit_layer: int
     adv_exit_layer: int | None
@@ -54,9 +67,29 @@ class AttackRecord(TypedDict):
     words_total: int
     #: Wall time spent on this example, seconds.
     attack_time_s: float
+    #: What the attack optimised: "accuracy" (flip the prediction at the exit) or "slowdown" (push the exit
+    #: deeper), and the goal's target (slowdown: the exit layer to reach; accuracy: None).
+    goal: str
+    goal_target: int | None
 
 
 RECORD_FIELDS: tuple[str, ...] = tuple(AttackRecord.__annotations__)
+
+
+#: Fields a version-1 record lacks (:func:`upgrade_record` fills them).
+V2_FIELDS = ("layers_encoded", "query_mean_exit_layer", "goal", "goal_target")
+
+
+def upgrade_record(record: dict) -> dict:
+    """A record of any known schema version as the current version (see the module docstring)."""
+    version = record.get("schema_version")
+    if version == SCHEMA_VERSION:
+        return record
+    if version != 1:
+        raise ValueError(f"record has unknown schema_version {version!r} (this version reads 1 and {SCHEMA_VERSION})")
+    upgraded = {**record, "schema_version": SCHEMA_VERSION, "layers_encoded": record.get("layers_computed"),
+                "layers_computed": None, "query_mean_exit_layer": None, "goal": "accuracy", "goal_target": None}
+    return upgraded
 
 
 def validate_record(record: dict) -> AttackRecord:
@@ -79,7 +112,7 @@ def read_records(path: str | Path) -> list[AttackRecord]:
         for line in handle:
             if not line.endswith("\n"):
                 break  # torn tail of an interrupted write
-            records.append(validate_record(json.loads(line)))
+            records.append(validate_record(upgrade_record(json.loads(line))))
     return records
 
 

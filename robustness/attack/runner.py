@@ -131,15 +131,18 @@ def _attack_example(attack: Any, wrapper: PabeeModelWrapper, columns: tuple[str,
                "adv_layer_preds": adv_layers, "words_changed": _words_changed(original, perturbed)}
     elapsed = time.perf_counter() - start
     after = wrapper.counters()
+    passes = after["num_forward_passes"] - before["num_forward_passes"]
+    deployed = after["layers_computed"] - before["layers_computed"]
     return AttackRecord(
         schema_version=SCHEMA_VERSION, example_id=ids[0], dataset_index=ids[1], label=int(label), result=outcome,
         orig_pred=orig_pred, adv_pred=adv["adv_pred"], orig_text=original.text, adv_text=adv["adv_text"],
         num_queries=int(result.num_queries),
-        num_forward_passes=after["num_forward_passes"] - before["num_forward_passes"],
-        layers_computed=after["layers_computed"] - before["layers_computed"],
+        num_forward_passes=passes, layers_computed=deployed,
+        layers_encoded=after["layers_encoded"] - before["layers_encoded"],
+        query_mean_exit_layer=deployed / passes if passes else None,
         orig_exit_layer=orig_exit, adv_exit_layer=adv["adv_exit_layer"], orig_layer_preds=orig_layers,
         adv_layer_preds=adv["adv_layer_preds"], words_changed=adv["words_changed"], words_total=len(original.words),
-        attack_time_s=elapsed,
+        attack_time_s=elapsed, goal="accuracy", goal_target=None,
     )
 
 

@@ -12,8 +12,12 @@ which runs happened to share it or on where a run was resumed:
 
 * ``num_forward_passes`` -- distinct texts queried since :meth:`PabeeModelWrapper.start_example`, i.e. the
   texts a standalone model would have encoded for the example;
-* ``layers_computed`` -- transformer layers those encodes cost: ``L`` per text for an all-layer pass, the
-  real exit layer per text with ``true_early_exit=True`` (``model.early_exit``, the latency path);
+* ``layers_computed`` -- the *deployed* cost: Σ over those texts of each text's exit layer at the wrapper's
+  setting, i.e. what a per-example early-exit model would have run to answer them (L per text at full
+  depth or for a baseline);
+* ``layers_encoded`` -- what this wrapper's inference mode costs for those texts: ``L`` per text for an
+  all-layer pass (whatever the setting), the real exit layer per text with ``true_early_exit=True``
+  (``model.early_exit``, the latency path), plus ``L`` per :meth:`get_grad` call;
 * ``num_encoded`` and the cache's ``hits``/``misses`` -- what this process really encoded.
 """
 
@@ -118,7 +122,8 @@ class PabeeModelWrapper(ModelWrapper):
         self.cache.bind(model)
         self.num_layers = int(model.num_layers)
         self.num_forward_passes = 0
-        self.layers_computed = 0
+        self.layers_computed = 0  # deployed: Σ exit layers of the distinct texts queried
+        self.layers_encoded = 0  # this inference mode's cost for them
         self.num_encoded = 0
         self._seen: set[Hashable] = set()
         self._exits: dict[Hashable, tuple[int, np.ndarray]] = {}  # true-early-exit answers of this example
@@ -132,7 +137,7 @@ class PabeeModelWrapper(ModelWrapper):
     def counters(self) -> dict[str, int]:
         """Snapshot of the cumulative counters (diff two snapshots for one example's cost)."""
         return {"num_forward_passes": self.num_forward_passes, "layers_computed": self.layers_computed,
-                "num_encoded": self.num_encoded}
+                "layers_encoded": self.layers_encoded, "num_encoded": self.num_encoded}
 
     # ------------------------------------------------------------------------------------------ encoding
     def _device(self) -> torch.device:
@@ -187,12 +192,21 @@ class PabeeModelWrapper(ModelWrapper):
                 found[key] = logits
         return np.stack([found[k] for k in keys], axis=1)
 
-    def _count(self, keys: Sequence[Text], exit_layers: dict[Hashable, int] | None = None) -> None:
-        for key in dict.fromkeys(keys):
-            if key not in self._seen:
-                self._seen.add(key)
-                self.num_forward_passes += 1
-                self.layers_computed += self.num_layers if exit_layers is None else exit_layers[key]
+    def _count(self, keys: Sequence[Text], exit_layers: Sequence[int]) -> None:
+        """Count the texts not yet queried in this example: deployed cost = their exit layer; encoded cost =
+        the exit layer with true early exit, else L (an all-layer pass)."""
+        for key, exit_layer in zip(keys, exit_layers, strict=True):
+            if self._first_query(key, int(exit_layer)):
+                self.layers_encoded += int(exit_layer) if self.true_early_exit else self.num_layers
+
+    def _first_query(self, key: Hashable, exit_layer: int) -> bool:
+        """Count ``key`` as queried for this example (deployed cost: its exit layer) unless it already was."""
+        if key in self._seen:
+            return False
+        self._seen.add(key)
+        self.num_forward_passes += 1
+        self.layers_computed += exit_layer
+        return True
 
     def _true_early_exit(self, keys: list[Text]) -> tuple[np.ndarray, np.ndarray]:
         todo = [k for k in dict.fromkeys(keys) if k not in self._exits]
@@ -204,8 +218,9 @@ class PabeeModelWrapper(ModelWrapper):
                     for j, i in enumerate(positions):
                         self._exits[todo[i]] = (int(out.exit_layer[j]), probs[j])
             self.num_encoded += len(todo)
-        self._count(keys, {k: self._exits[k][0] for k in keys})
-        return (np.array([self._exits[k][0] for k in keys]), np.stack([self._exits[k][1] for k in keys]))
+        exit_layers = np.array([self._exits[k][0] for k in keys])
+        self._count(keys, exit_layers)
+        return exit_layers, np.stack([self._exits[k][1] for k in keys])
 
     # ------------------------------------------------------------------------------------- TextAttack API
     def exits(self, texts: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
@@ -216,8 +231,8 @@ class PabeeModelWrapper(ModelWrapper):
         if self.true_early_exit:
             return self._true_early_exit(keys)
         layer_logits = torch.from_numpy(self.layer_logits(keys))
-        self._count(keys)
         exit_layer, logits = self.model.exit_from_layer_logits(layer_logits, self.setting)
+        self._count(keys, exit_layer.tolist())
         return exit_layer.numpy(), logits.float().softmax(dim=-1).numpy()
 
     def __call__(self, text_input_list: Sequence[Any], **kwargs: Any) -> np.ndarray:
@@ -235,7 +250,8 @@ class PabeeModelWrapper(ModelWrapper):
         gradient word-importance ranking expects: ``{"ids": [1, T], "gradient": [T, D]}``. The loss is the
         cross-entropy of the exit layer's logits against their own argmax. Unlike TextAttack's
         ``HuggingFaceModelWrapper`` (which calls ``model.train()``, so dropout perturbs the gradient),
-        the model stays in eval mode; no padding to ``model_max_length``. Counted as one all-layer pass."""
+        the model stays in eval mode; no padding to ``model_max_length``. Counted as a query of the text (its
+        exit layer deployed, once per example) and as one all-layer pass encoded."""
         key = text_key(text_input)
         positions, batch = next(self._batches([key]))
         embeddings = self.model.backbone.get_input_embeddings()
@@ -259,8 +275,8 @@ class PabeeModelWrapper(ModelWrapper):
         gradient = captured["embeddings"].grad[0].detach().cpu().numpy()
         self.model.zero_grad(set_to_none=True)
         self.num_encoded += 1
-        self.num_forward_passes += 1
-        self.layers_computed += self.num_layers
+        self._first_query(key, int(exit_layer[0]))
+        self.layers_encoded += self.num_layers  # the gradient pass runs every layer
         return {"ids": batch["input_ids"].cpu(), "gradient": gradient}
 
     def _tokenize(self, inputs: Sequence[Any]) -> list[list[str]]:

@@ -10,11 +10,12 @@ from collections.abc import Callable, Sequence
 import pandas as pd
 import torch
 
-from robustness.data import Text
+from robustness.data import Examples, Text
 from robustness.models.batching import encode, sorted_batches, token_lengths
 from robustness.models.settings import Setting, parse_setting
 
-EVAL_COLUMNS = ["setting", "accuracy", "mean_exit_layer", "layer_speedup", "wall_speedup"]
+EVAL_COLUMNS = ["setting", "accuracy", "min_class_recall", "max_pred_share", "mean_exit_layer", "layer_speedup",
+                "wall_speedup"]
 
 
 def _batches(tokenizer, texts: Sequence[Text], batch_size: int, max_length: int) -> list[tuple[list[int], dict]]:
@@ -51,22 +52,43 @@ def timed_repetitions(model, repeats: int) -> int:
     return sum(s.policy != "full" for s in patience_settings(model)) * max(repeats, 0)
 
 
-def accuracy_table(model, layer_logits: torch.Tensor, labels: Sequence[int]) -> pd.DataFrame:
-    """One row per setting: accuracy, mean exit layer, layer speed-up = L / mean exit layer."""
+def accuracy_table(model, layer_logits: torch.Tensor, labels: Sequence[int],
+                   settings: Sequence[Setting] | None = None) -> pd.DataFrame:
+    """One row per setting (default :func:`patience_settings`): accuracy, the lowest per-class recall (over the
+    classes among ``labels``), the largest share of predictions one class takes (what the verdict's degeneracy
+    rule reads), mean exit layer, layer speed-up = L / mean exit layer."""
     gold = torch.tensor(list(labels))
     rows = []
-    for setting in patience_settings(model):
+    for setting in settings if settings is not None else patience_settings(model):
         exit_layer, logits = model.exit_from_layer_logits(layer_logits, setting)
+        preds = logits.argmax(-1)
         mean_exit = exit_layer.float().mean().item()
         rows.append(
             {
                 "setting": setting.label,
-                "accuracy": (logits.argmax(-1) == gold).float().mean().item(),
+                "accuracy": (preds == gold).float().mean().item(),
+                "min_class_recall": min((preds[gold == c] == c).float().mean().item() for c in gold.unique()),
+                "max_pred_share": torch.bincount(preds).max().item() / len(preds),
                 "mean_exit_layer": mean_exit,
                 "layer_speedup": model.num_layers / mean_exit,
             }
         )
     return pd.DataFrame(rows)
+
+
+def off_sample_table(model, tokenizer, examples: Examples, exclude: Sequence[int], settings: Sequence[Setting], *,
+                     batch_size: int = 64, max_length: int = 128) -> pd.DataFrame:
+    """:func:`accuracy_table` at ``settings`` on the examples whose dataset index is not in ``exclude`` (an attack
+    sample), with their count in column ``n``: the clean evaluation the verdict's eligibility rule prefers."""
+    excluded = set(exclude)
+    keep = [i for i, index in enumerate(examples.indices) if index not in excluded]
+    if not keep:
+        raise ValueError(f"{examples.info.name}/{examples.split}: no example is left outside the attack sample")
+    logits = all_layer_logits(model, tokenizer, [examples.texts[i] for i in keep], batch_size=batch_size,
+                              max_length=max_length)
+    table = accuracy_table(model, logits, [examples.labels[i] for i in keep], settings)
+    table.insert(1, "n", len(keep))
+    return table
 
 
 def time_early_exit(model, batches: list[dict], setting: Setting | None) -> float:

@@ -46,11 +46,14 @@ def fake_records(patience: int | None, single_head: bool = False) -> list[dict]:
         result = "skipped" if skipped else ("succeeded" if adv_pred != label else "failed")
         keep = (lambda lp: lp[-1:]) if single_head else (lambda lp: list(lp))
         records.append({
-            "schema_version": 1, "example_id": example_id, "dataset_index": 100 + example_id, "label": label,
+            "schema_version": 2, "example_id": example_id, "dataset_index": 100 + example_id, "label": label,
             "result": result, "orig_pred": orig_pred, "adv_pred": adv_pred,
             "orig_text": f"text {example_id}", "adv_text": None if skipped else f"adv | {example_id}",
             "num_queries": 1 if skipped else queries, "num_forward_passes": 1 if skipped else queries // 2,
-            "layers_computed": orig_exit if skipped else (queries // 2) * NUM_LAYERS,
+            # deployed: as if every query of the example exited where the original text does
+            "layers_computed": orig_exit if skipped else (queries // 2) * orig_exit,
+            "layers_encoded": NUM_LAYERS if skipped else (queries // 2) * NUM_LAYERS,
+            "query_mean_exit_layer": float(orig_exit), "goal": "accuracy", "goal_target": None,
             "orig_exit_layer": orig_exit, "adv_exit_layer": adv_exit, "orig_layer_preds": keep(orig_lp),
             "adv_layer_preds": None if skipped else keep(adv_lp),
             "words_changed": changed if result == "succeeded" else (None if skipped else 0),

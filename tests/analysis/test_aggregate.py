@@ -74,7 +74,8 @@ def test_summary_rows_and_values(suite_out):
     assert p1.attack_success_rate == pytest.approx(1 / 3)
     assert p1.attack_success_rate_ci_low <= 1 / 3 <= p1.attack_success_rate_ci_high
     assert p1.mean_queries == 12  # (10 + 20 + 6) / 3 attacked
-    assert p1.mean_forward_passes == 6 and p1.mean_layers_computed == 18
+    assert p1.mean_forward_passes == 6 and p1.mean_layers_encoded == 18  # (15 + 30 + 9) / 3, L = 3 per pass
+    assert p1.mean_layers_computed == 12 and p1.mean_query_exit_layer == 2  # deployed: exit layer 2 per pass
     assert p1.words_perturbed == pytest.approx(0.2)  # only ex0 succeeded: 1/5
     # clean exits [2,2,2,2]; adversarial exits of the attacked examples [2,3,2]
     assert p1.orig_mean_exit_layer == 2 and p1.orig_speedup == 1.5 and p1.orig_efficacy == 0.5
@@ -136,3 +137,17 @@ def test_write_tables(suite_out, tmp_path):
 def test_markdown_table_escapes_pipes():
     text = markdown_table(pd.DataFrame({"a": ["x|y"], "b": [0.5]}))
     assert text.splitlines() == ["| a | b |", "|---|---|", "| x\\|y | 0.500 |"]
+
+
+def test_v1_runs_have_unknown_deployed_cost(tmp_path, make_run):
+    v2_dir = make_run(tmp_path / "v2", "pabee", "pabee", 1, "textfooler")
+    v1 = []
+    for line in (v2_dir / "records.jsonl").read_text().splitlines():
+        record = json.loads(line)
+        for name in ("layers_computed", "query_mean_exit_layer", "goal", "goal_target"):
+            del record[name]
+        record["layers_computed"] = record.pop("layers_encoded")  # v1's layers_computed was the encoded cost
+        v1.append({**record, "schema_version": 1})
+    row = summarize([load_run(make_run(tmp_path / "v1", "pabee", "pabee", 1, "textfooler", records=v1))]).iloc[0]
+    assert row.mean_layers_encoded == 18
+    assert math.isnan(row.mean_layers_computed) and math.isnan(row.mean_query_exit_layer)  # unknown, never 0

@@ -56,7 +56,8 @@ def test_ten_recipes_wrap_at_four_columns_and_legends_stay_off_the_data(summary)
 def test_cost_tradeoff_overthinking(summary):
     cost = plots.plot_cost_vs_setting(summary)
     assert len(cost.axes) == 4  # (queries, layers) x 2 recipes
-    assert [ax.get_ylabel() for ax in cost.axes[:2]] == ["TextAttack queries / example", "layers computed / example"]
+    labels = ["TextAttack queries / example", "deployed layers / attacked example"]
+    assert [ax.get_ylabel() for ax in cost.axes[:2]] == labels
     assert cost.axes[0].get_title() == "deepwordbug on sst2"
     trade = plots.plot_tradeoff(summary)
     assert len(trade.axes) == 2 and trade.axes[0].get_xlabel() == "layer speed-up (L / mean exit layer)"

@@ -157,3 +157,15 @@ def test_stock_is_part_of_the_setting(suite_out, tmp_path, make_run):
     make_run(suite_out / "again", "pabee", "pabee", 1, "textfooler", stock=True)
     with pytest.raises(ValueError, match="share a setting"):
         summarize(load_runs([suite_out, suite_out / "again"]))
+
+
+def test_runs_written_before_settings_still_summarise(suite_out):
+    import json
+
+    for spec_path in (suite_out / "runs").glob("*/spec.json"):  # spec.json as written before settings existed
+        spec = json.loads(spec_path.read_text())
+        setting = spec.pop("setting")
+        spec["patience"] = None if setting == "full" else int(setting.split(":")[1])
+        spec_path.write_text(json.dumps(spec))
+    summary = summarize(load_runs(suite_out))
+    assert sorted(set(summary["setting"])) == ["full", "patience:1", "patience:2"] and len(summary) == 8

@@ -137,3 +137,27 @@ def test_options_are_validated():
         VerdictOptions(margin=5)
     with pytest.raises(ValueError, match="min_n"):
         VerdictOptions(min_n=0)
+
+
+def test_clean_table_is_used_only_with_the_baseline_in_it(tmp_path, make_run):
+    import pandas as pd
+
+    from robustness.analysis.verdict import find_clean_tables
+
+    root = tmp_path / "suite"
+    _verdict(tmp_path, make_run, {2: records(WRONG, set(range(0, N, 4)))})
+    runs = load_runs(root)
+    only_model = pd.DataFrame([["pabee", "patience:2", 500, 0.5, 0.4, 0.6]],
+                              columns=["model_id", "setting", "n", "accuracy", "min_class_recall", "max_pred_share"])
+    verdict, _ = verdict_tables(summarize(runs), runs, clean=only_model)
+    row = verdict.iloc[0]  # no baseline row: both measured on the attacked sample, never one of each
+    assert row["clean_accuracy"] == 0.9 and not row["clean_off_sample"] and row["verdict"] == "more_robust"
+    both = pd.concat([only_model.assign(accuracy=0.895), pd.DataFrame(
+        [["base", "full", 500, 0.9, 0.85, 0.55]], columns=only_model.columns)], ignore_index=True)
+    (root / "clean").mkdir()
+    both.to_csv(root / "clean" / "all.csv", index=False)
+    found = find_clean_tables(root / "runs")  # the clean/ folder beside runs/
+    verdict, _ = verdict_tables(summarize(runs), runs, clean=found)
+    row = verdict.iloc[0]
+    assert row["clean_accuracy"] == 0.895 and row["clean_off_sample"] and row["verdict"] == "more_robust"
+    assert "measured on the attacked sample" not in verdict_findings(verdict)[1]

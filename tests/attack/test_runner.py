@@ -71,7 +71,10 @@ def test_records_are_complete_and_consistent(full_run):
         assert 1 <= r["orig_exit_layer"] <= 2 and len(r["orig_layer_preds"]) == 2
         assert r["orig_pred"] == r["orig_layer_preds"][r["orig_exit_layer"] - 1]
         assert 1 <= r["num_forward_passes"] <= r["num_queries"] <= 12
-        assert r["layers_computed"] == 2 * r["num_forward_passes"]  # an all-layer pass computes L = 2 layers
+        assert r["layers_encoded"] == 2 * r["num_forward_passes"]  # an all-layer pass computes L = 2 layers
+        # deployed: with L = 2, patience 1 exits at layer 2 for every text
+        assert r["layers_computed"] == 2 * r["num_forward_passes"] and r["query_mean_exit_layer"] == 2.0
+        assert r["schema_version"] == 2 and r["goal"] == "accuracy" and r["goal_target"] is None
         if r["result"] == "skipped":
             assert r["orig_pred"] != label and r["num_queries"] == 1
             assert all(r[k] is None for k in ("adv_text", "adv_pred", "adv_exit_layer", "adv_layer_preds",
@@ -166,6 +169,53 @@ def test_threshold_settings_run_and_are_recorded(tiny_pabee_dir, data_dir, tmp_p
         assert {r["adv_exit_layer"] for r in records if r["adv_exit_layer"] is not None} <= {exit_layer}
         written = json.loads((run_dir / "spec.json").read_text())
         assert written["setting"] == setting.replace(":0", ":0.0") and RunSpec.from_dict(written) == spec
+
+
+def four_layer_model(head: str, tokenizer):
+    """A random 4-layer tiny BERT (hidden 32) whose predictions depend on the input (backbone std 0.5)."""
+    import torch
+    from transformers import BertConfig
+
+    from robustness.models.pabee import PabeeModel
+
+    torch.manual_seed(3)
+    config = BertConfig(num_hidden_layers=4, hidden_size=32, num_attention_heads=2, intermediate_size=64,
+                        vocab_size=tokenizer.vocab_size, initializer_range=0.5)
+    model = PabeeModel.from_backbone_config(config, head, 2, ["negative", "positive"])
+    with torch.no_grad():
+        for linear in model.classifiers:
+            linear.weight.normal_(0.0, 1.0)
+    return model.eval()
+
+
+def test_deployed_cost_is_below_l_at_patience_1_and_l_for_the_baseline(minilm_tokenizer, data_dir, tmp_path):
+    per_pass = {}
+    for head, setting in (("pabee", "patience:1"), ("full", "full")):
+        model = four_layer_model(head, minilm_tokenizer)
+        spec = make_spec(Path(head), data_dir, model_id=head, setting=setting)
+        run_dir = run_attack(spec, tmp_path / head, model=model, tokenizer=minilm_tokenizer, progress=False)
+        records = read_records(run_dir / "records.jsonl")
+        passes = sum(r["num_forward_passes"] for r in records)
+        assert sum(r["layers_encoded"] for r in records) == 4 * passes  # the all-layer cache runs all L = 4
+        for r in records:
+            assert r["query_mean_exit_layer"] == pytest.approx(r["layers_computed"] / r["num_forward_passes"])
+        per_pass[head] = sum(r["layers_computed"] for r in records) / passes
+    assert per_pass["full"] == 4.0
+    assert 2.0 <= per_pass["pabee"] < 4.0  # patience 1 exits at layer 2 at the earliest
+
+
+def test_v1_records_read_with_unknown_deployed_cost(full_run, tmp_path):
+    from robustness.attack.records import upgrade_record
+
+    v2 = read_records(full_run / "records.jsonl")[0]
+    v1 = {k: v for k, v in v2.items() if k not in ("layers_encoded", "query_mean_exit_layer", "goal", "goal_target")}
+    v1.update(schema_version=1, layers_computed=v2["layers_encoded"])
+    (tmp_path / "records.jsonl").write_text(json.dumps(v1) + "\n")
+    (read,) = read_records(tmp_path / "records.jsonl")
+    assert read == {**v2, "layers_computed": None, "query_mean_exit_layer": None}
+    assert upgrade_record(v2) is v2
+    with pytest.raises(ValueError, match="schema_version"):
+        upgrade_record({**v1, "schema_version": 7})
 
 
 def test_a_run_locked_by_another_process_is_refused(tiny_pabee_dir, data_dir, tmp_path):

@@ -171,7 +171,11 @@ def test_cache_shared_across_patience_encodes_each_text_once(model, tokenizer, m
     assert [w.num_encoded for w in wrappers] == [8, 0, 0, 0]
     # per-example accounting does not depend on the shared cache: every wrapper "computed" its 8 texts
     assert [w.num_forward_passes for w in wrappers] == [8, 8, 8, 8]
-    assert [w.layers_computed for w in wrappers] == [32, 32, 32, 32]
+    assert [w.layers_encoded for w in wrappers] == [32, 32, 32, 32]  # an all-layer pass costs L = 4 per text
+    # deployed cost: each text's exit layer at the wrapper's setting, whatever the cache did
+    for w, p in zip(wrappers, (1, 2, 3, None), strict=True):
+        assert w.layers_computed == sum(direct(model, tokenizer, t, p)[0] for t in TEXTS)
+    assert wrappers[0].layers_computed < wrappers[1].layers_computed <= wrappers[3].layers_computed == 32
     wrappers[0].start_example()
     wrappers[0](TEXTS[:2] + TEXTS[:2])
     assert wrappers[0].num_forward_passes == 10 and sum(calls) == len(TEXTS)
@@ -221,7 +225,8 @@ def test_true_early_exit_matches_and_counts_real_layers(model, tokenizer):
     real_exits, real_probs = real.exits(TEXTS)
     assert real_exits.tolist() == exits.tolist()
     np.testing.assert_allclose(real_probs, probs, atol=1e-5)
-    assert real.layers_computed == int(exits.sum()) < cached.layers_computed == 4 * len(TEXTS)
+    assert real.layers_encoded == real.layers_computed == int(exits.sum()) < cached.layers_encoded == 4 * len(TEXTS)
+    assert cached.layers_computed == real.layers_computed  # the deployed cost does not depend on the mode
     real(TEXTS)  # same example scope: answered again without recomputation or recounting
     assert real.num_encoded == len(TEXTS) and real.num_forward_passes == len(TEXTS)
 
@@ -257,7 +262,8 @@ def test_get_grad_is_the_exit_layer_loss_gradient(model, tokenizer):
     torch.nn.functional.cross_entropy(logits, logits.argmax(-1)).backward()
     model.zero_grad(set_to_none=True)
     assert np.allclose(out["gradient"], emb.grad[0].numpy(), atol=1e-6)
-    assert wrapper.num_forward_passes == 1 and wrapper.layers_computed == model.num_layers
+    assert wrapper.num_forward_passes == 1 and wrapper.layers_encoded == model.num_layers
+    assert wrapper.layers_computed == int(exit_layer)  # deployed: the text's exit layer
 
 
 def test_saved_tiny_models(tiny_pabee_dir, tiny_full_dir, tiny_texts):
@@ -272,4 +278,4 @@ def test_saved_tiny_models(tiny_pabee_dir, tiny_full_dir, tiny_texts):
             np.testing.assert_allclose(row, expected, atol=1e-5)
             assert wrapper.layer_info(text) == (2, int(expected.argmax()), layer_preds)
             assert len(layer_preds) == (2 if head == "pabee" else 1)
-        assert wrapper.layers_computed == 2 * len(tiny_texts)  # L = 2 layers per all-layer pass
+        assert wrapper.layers_encoded == wrapper.layers_computed == 2 * len(tiny_texts)  # full depth: L = 2 per text

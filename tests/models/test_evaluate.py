@@ -41,6 +41,29 @@ def test_accuracy_table_on_hand_made_logits():
     assert p1["layer_speedup"] == pytest.approx(3 / (7 / 3))
     assert p2["accuracy"] == 1.0 and p2["mean_exit_layer"] == 3.0 and p2["layer_speedup"] == 1.0
     assert full["accuracy"] == 1.0
+    # p1 predicts 1, 0, 0: class 1 recall 1/2, class 0 recall 1; class 0 takes 2/3 of the predictions
+    assert p1["min_class_recall"] == 0.5 and p1["max_pred_share"] == pytest.approx(2 / 3)
+    assert full["min_class_recall"] == 1.0
+
+
+def test_off_sample_table_leaves_the_attack_sample_out(tiny_pabee_dir, tiny_texts):
+    from robustness.data import REGISTRY, Examples
+    from robustness.models.evaluate import off_sample_table
+    from robustness.models.settings import parse_setting
+
+    model, tokenizer = load_model_and_tokenizer(tiny_pabee_dir)
+    info = REGISTRY["glue/sst2"]
+    labels = [i % 2 for i in range(len(tiny_texts))]
+    examples = Examples(info=info, split="validation", texts=list(tiny_texts), labels=labels,
+                        indices=list(range(100, 100 + len(tiny_texts))))
+    settings = [parse_setting(1), parse_setting("full")]
+    table = off_sample_table(model, tokenizer, examples, [100, 101, 102], settings)
+    assert list(table["setting"]) == ["patience:1", "full"] and set(table["n"]) == {len(tiny_texts) - 3}
+    kept = list(tiny_texts)[3:]
+    expected = accuracy_table(model, all_layer_logits(model, tokenizer, kept), labels[3:], settings)
+    assert list(table["accuracy"]) == list(expected["accuracy"])
+    with pytest.raises(ValueError, match="no example is left"):
+        off_sample_table(model, tokenizer, examples, examples.indices, settings)
 
 
 def test_baseline_has_only_full_row():

@@ -267,7 +267,13 @@ def cmd_aggregate(args: argparse.Namespace, command: str) -> int:
     runs = load_runs([Path(r) for r in args.runs])
     if not runs:
         raise ValueError(f"no complete runs under {' '.join(args.runs)}")
-    paths = write_tables(summarize(runs), Path(args.out), extra={"exits": exit_table(runs), "flips": flip_table(runs)})
+    from robustness.analysis.quality import quality_table
+
+    extra = {"exits": exit_table(runs), "flips": flip_table(runs)}
+    quality = quality_table(runs)
+    if not quality.empty:
+        extra["quality"] = quality
+    paths = write_tables(summarize(runs), Path(args.out), extra=extra)
     for path in paths.values():
         print(f"wrote {path}")
     return 0

@@ -86,6 +86,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("suite", help="attacks/<suite>.toml")
     p.add_argument("--out", required=True)
     p.add_argument("--lm", help="causal LM of the quality stage, when the suite asks for it (quality = true)")
+    p.add_argument("--workers", type=int, help="worker processes, one torch thread each (default: the CPUs available)")
+    p.add_argument("--engine", choices=["local", "ray"], default="local",
+                   help="local process pool, or Ray tasks (pip install -e '.[ray]')")
+    p.add_argument("--address", help="with --engine ray: a running cluster (auto, ray://host:10001); "
+                                     "default: a local Ray instance with --workers CPUs")
+    p.add_argument("--part", help="only part i of k of the suite's tasks (i/k, for job arrays); writes no report")
+    p.add_argument("--shard-size", type=int, default=25, help="examples per task (default %(default)s)")
+    p.add_argument("--train-only", action="store_true", help="train the suite's missing models, then stop")
     _add_data_args(p)
     _add_resource_args(p)
 

@@ -146,8 +146,9 @@ def cmd_attack(args: argparse.Namespace, command: str) -> int:
     return 0
 
 
-def _suite_model_dirs(suite, out: Path, data_dir: str | None) -> dict[str, str]:
-    """Where each model of the suite lives, training the missing ones into ``<out>/models/<id>``."""
+def _suite_model_dirs(suite, out: Path, data_dir: str | None, train: bool = True) -> dict[str, str]:
+    """Where each model of the suite lives, training the missing ones into ``<out>/models/<id>`` (with
+    ``train`` False, a missing model is a ValueError: parts of a job array must not train concurrently)."""
     from robustness.models.train import TrainConfig, train_model
 
     allowed = {f.name for f in dataclasses.fields(TrainConfig)} - {"out", "head"}
@@ -164,6 +165,9 @@ def _suite_model_dirs(suite, out: Path, data_dir: str | None) -> dict[str, str]:
         target = out / "models" / model.id
         if (target / "train.json").is_file():
             print(f"[bench] model {model.id}: already trained at {target}")
+        elif not train:
+            raise ValueError(f"model {model.id!r} is not trained yet; run `robustness bench SUITE --out {out} "
+                             "--train-only` before the parts")
         else:
             print(f"[bench] model {model.id}: training ({model.head}) into {target}")
             train = {"dataset": suite.dataset, "data_dir": data_dir, **model.train}
@@ -204,34 +208,41 @@ def _clean_tables(suite, model_dirs: dict[str, str], out: Path) -> pd.DataFrame 
 
 
 def cmd_bench(args: argparse.Namespace, command: str) -> int:
-    from robustness.models.pabee import load_model_and_tokenizer
     from robustness.report import write_report
+    from robustness.suite.executors import Driver, default_workers, execute
+    from robustness.suite.plan import parse_part, plan_tasks, select_part
+    from robustness.suite.shards import prepare_run
     from robustness.suite.specs import load_suite
 
     suite = load_suite(args.suite)
+    part = parse_part(args.part) if args.part else None
     args = _located(args, suite)
     data_dir = args.data_dir
     suite = dataclasses.replace(suite, data_dir=data_dir)
     out = Path(args.out)
     resources = _resources(args)
-    from robustness.attack.runner import run_attack, run_is_complete
-    from robustness.attack.wrapper import LayerLogitsCache
-
-    model_dirs = _suite_model_dirs(suite, out, data_dir)
+    model_dirs = _suite_model_dirs(suite, out, data_dir, train=part is None)
+    if args.train_only:
+        return 0
     # Recipe-major order: an interrupted suite leaves whole recipes compared across every setting.
     runs = sorted(suite.run_specs(model_dirs), key=lambda s: suite.recipes.index(s.recipe))
-    todo = [s for s in runs if not run_is_complete(out / "runs" / s.run_id)]
-    print(f"[bench] {len(runs) - len(todo)} of {len(runs)} runs already complete")
-    loaded: dict[str, tuple] = {}  # model id -> (model, tokenizer, cache)
-    for i, spec in enumerate(todo, 1):
-        if spec.model_id not in loaded:
-            model, tokenizer = load_model_and_tokenizer(model_dirs[spec.model_id])
-            # one cache per model: a text is encoded once across exit settings and recipes
-            loaded[spec.model_id] = (model, tokenizer, LayerLogitsCache())
-        model, tokenizer, cache = loaded[spec.model_id]
-        print(f"[bench] run {i}/{len(todo)}: {spec.run_id}")
-        run_attack(spec, out / "runs" / spec.run_id, resources=resources, cache=cache, model=model,
-                   tokenizer=tokenizer, command=command)
+    done = {s.run_id: prepare_run(s, out / "runs" / s.run_id, command) for s in runs}
+    complete = sum(len(done[s.run_id]) >= s.n for s in runs)
+    print(f"[bench] {complete} of {len(runs)} runs already complete")
+    tasks = select_part(plan_tasks(runs, done, shard_size=args.shard_size), part)
+    driver = Driver(runs, out / "runs", done, command)
+    driver.complete_finished()
+    todo = [t for t in tasks if t.size]
+    print(f"[bench] {len(todo)} tasks ({sum(t.size for t in todo)} examples) on {args.engine}"
+          + (f", part {part[0]}/{part[1]}" if part else ""))
+    execute(todo, driver, resources, workers=args.workers or default_workers(), engine=args.engine,
+            address=args.address)
+    if part is not None:
+        print(f"[bench] part {part[0]}/{part[1]} done; once every part is, `robustness bench {args.suite} "
+              f"--out {out}` writes the report")
+        return 0
+    if suite.quality:  # the quality stage, once every run is complete: the report reads its quality.jsonl
+        _score_quality([out / "runs" / s.run_id for s in runs], args.lm, 16, prefix="[bench] ")
     clean = _clean_tables(suite, model_dirs, out)
     md, html = write_report([out / "runs"], out, provenance={"suite": str(args.suite), "command": command},
                             verdict_options=suite.verdict, clean=clean)

@@ -62,12 +62,13 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _spec_content(spec: RunSpec, model: Any) -> dict[str, Any]:
+def spec_content(spec: RunSpec, model: Any) -> dict[str, Any]:
+    """What ``spec.json`` holds: the spec, its run id and the model facts a reader needs."""
     return {**spec.to_dict(), "run_id": spec.run_id, "num_layers": int(model.num_layers), "head": model.head,
             "label_names": list(model.label_names)}
 
 
-def _check_or_write_spec(run_dir: Path, spec: RunSpec, content: dict[str, Any] | None) -> None:
+def check_or_write_spec(run_dir: Path, spec: RunSpec, content: dict[str, Any] | None) -> None:
     """Write ``spec.json``; if one exists it must describe the same run (locations may differ). With
     ``content`` None, only check an existing file's spec hash."""
     path = run_dir / SPEC_FILE
@@ -101,7 +102,7 @@ def _words_changed(original: Any, perturbed: Any) -> int:
     return int(original.words_diff_num(perturbed))
 
 
-def _attack_example(attack: Any, wrapper: PabeeModelWrapper, columns: tuple[str, ...], text: Any, label: int,
+def attack_example(attack: Any, wrapper: PabeeModelWrapper, columns: tuple[str, ...], text: Any, label: int,
                     ids: tuple[int, int], seed: int) -> AttackRecord:
     textattack = import_textattack()
     results = textattack.attack_results
@@ -173,19 +174,37 @@ def run_attack(
     if cache is not None and model is None:
         raise ValueError("a shared cache needs the model object it belongs to (pass model and tokenizer)")
     if run_is_complete(out_dir):  # nothing to do (but never for another run's directory)
-        _check_or_write_spec(out_dir, spec, None)
+        check_or_write_spec(out_dir, spec, None)
         return out_dir
     import_textattack(nltk_data=getattr(resources, "nltk_data", None), offline=getattr(resources, "offline", None))
-    from robustness.attack.wrapper import PabeeModelWrapper
-
     if model is None:
         from robustness.models.pabee import load_model_and_tokenizer
 
         model, tokenizer = load_model_and_tokenizer(spec.model_dir)
+    examples = load_run_examples(spec)
+    wrapper, attack = prepare_attack(spec, model, tokenizer, resources, cache, examples)
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with exclusive(out_dir):
+        check_or_write_spec(out_dir, spec, spec_content(spec, model))
+        _attack_all(spec, out_dir, wrapper, attack, examples, command=command, progress=progress,
+                    on_record=on_record, wall_start=wall_start)
+    return out_dir
+
+
+def load_run_examples(spec: RunSpec) -> Any:
+    """The run's deterministic sample (``spec.n`` examples drawn with ``spec.seed``)."""
+    return load_examples(spec.dataset, spec.split, data_dir=spec.data_dir, limit=spec.n, seed=spec.seed)
+
+
+def prepare_attack(spec: RunSpec, model: Any, tokenizer: Any, resources: Any, cache: LayerLogitsCache | None,
+                   examples: Any) -> tuple[PabeeModelWrapper, Any]:
+    """Check ``spec`` against the model and its examples; the wrapper (sharing ``cache``) and the attack."""
+    from robustness.attack.wrapper import PabeeModelWrapper
+
     if model.head == "full" and spec.setting != "full":
         raise ValueError(f"model {spec.model_id} is a full-depth baseline; its setting must be 'full', "
                          f"got {spec.setting!r}")
-    examples = load_examples(spec.dataset, spec.split, data_dir=spec.data_dir, limit=spec.n, seed=spec.seed)
     if len(examples.label_names) != model.num_labels:
         raise ValueError(f"{spec.dataset} has {len(examples.label_names)} labels, the model {model.num_labels}")
     wrapper = PabeeModelWrapper(model, tokenizer, spec.setting, batch_size=spec.batch_size,
@@ -193,18 +212,13 @@ def run_attack(
     attack = _build_attack(spec, wrapper, resources)
     # the wrapper batches (spec.batch_size) and length-sorts whatever the goal function hands it at once
     attack.goal_function.batch_size = max(attack.goal_function.batch_size, 8 * spec.batch_size)
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with _exclusive(out_dir):
-        _check_or_write_spec(out_dir, spec, _spec_content(spec, model))
-        _attack_all(spec, out_dir, wrapper, attack, examples, command=command, progress=progress,
-                    on_record=on_record, wall_start=wall_start)
-    return out_dir
+    return wrapper, attack
 
 
 @contextlib.contextmanager
-def _exclusive(run_dir: Path) -> Iterator[None]:
-    """Hold ``<run_dir>/.lock`` (flock) so two processes never append to one run; ValueError if taken."""
+def exclusive(run_dir: Path, wait: bool = False) -> Iterator[None]:
+    """Hold ``<run_dir>/.lock`` (flock) so two processes never write one run; ValueError if taken (or, with
+    ``wait``, wait for it)."""
     try:
         import fcntl
     except ImportError:  # pragma: no cover - no flock on Windows: run unlocked
@@ -212,7 +226,7 @@ def _exclusive(run_dir: Path) -> Iterator[None]:
         return
     with (run_dir / ".lock").open("w") as handle:
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
         except BlockingIOError:
             raise ValueError(f"{run_dir} is being written by another process") from None
         yield
@@ -239,7 +253,7 @@ def _attack_all(spec: RunSpec, out_dir: Path, wrapper: PabeeModelWrapper, attack
         for eid, (text, label, index) in enumerate(zip(examples.texts, examples.labels, examples.indices, strict=True)):
             if eid in done:
                 continue
-            record = _attack_example(attack, wrapper, columns, text, label, (eid, index), spec.seed)
+            record = attack_example(attack, wrapper, columns, text, label, (eid, index), spec.seed)
             append_record(records_path, record)
             records.append(record)
             counts[record["result"]] += 1

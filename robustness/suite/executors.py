@@ -1,0 +1,202 @@
+"""Run a plan's tasks: in this process, on a local process pool, or as Ray tasks; the driver writes results.
+
+Every engine runs :func:`robustness.suite.work.run_task` on the tasks and hands each task's shard results
+back to the driver (this process), which writes them (:mod:`robustness.suite.shards`) and completes a run as
+soon as all its examples have records. Workers write nothing: with Ray, only the driver needs the output
+directory; the workers need the models, the data and the resources at the same paths as the driver.
+
+* ``local`` (default): ``workers`` processes (spawned; one torch thread each), or this process when
+  ``workers == 1``. Ctrl-C terminates every worker; finished tasks are kept, the rest run on the next call.
+* ``ray``: one Ray task per task (``num_cpus=1``) on the cluster at ``address``, or on a local Ray instance
+  with ``workers`` CPUs when no address is given (``pip install -e ".[ray]"``).
+
+Progress: one bar over examples (runs x examples) for the whole suite, with its ETA, and each worker's
+current task in the bar's status line.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import queue as queue_module
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+from robustness.suite import work
+from robustness.suite.plan import Task
+from robustness.suite.shards import finalize_run, write_shard
+from robustness.suite.specs import RunSpec
+
+ENGINES = ("local", "ray")
+Event = tuple[str, str, Any]  # (worker, event, value), see work.Report
+Outcome = tuple[Task, list[dict[str, Any]]]
+_RAY_ENV = ("PYTHONPATH", "NLTK_DATA", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "OMP_NUM_THREADS")
+
+
+def default_workers() -> int:
+    """The CPUs this process may use."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+class Progress:
+    """The suite-wide bar: examples done / total with ETA; status line ``worker: task`` per worker."""
+
+    def __init__(self, total: int, enabled: bool) -> None:
+        from tqdm.auto import tqdm
+
+        self.bar = tqdm(total=total, desc="attacks", unit="ex", disable=not enabled, smoothing=0.05)
+        self.tasks: dict[str, str] = {}
+
+    def event(self, worker: str, event: str, value: Any) -> None:
+        if event == "examples":
+            self.bar.update(value)
+        elif event == "task":
+            self.tasks[worker] = value
+            self.bar.set_postfix_str(" | ".join(f"w{i}: {t}" for i, t in enumerate(self.tasks.values())))
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+class Driver:
+    """Writes what workers return and completes runs."""
+
+    def __init__(self, specs: Sequence[RunSpec], runs_dir: Path, done: dict[str, set[int]],
+                 command: str | None) -> None:
+        self.specs = {s.run_id: s for s in specs}
+        self.runs_dir, self.done, self.command = runs_dir, done, command
+        self.completed: list[str] = []
+
+    def accept(self, results: list[dict[str, Any]]) -> None:
+        for result in results:
+            run_id = result["run_id"]
+            write_shard(self.runs_dir / run_id, result)
+            self.done[run_id].update(r["example_id"] for r in result["records"])
+            self._complete(run_id)
+
+    def complete_finished(self) -> None:
+        """Complete runs whose examples all have records but whose run.json does not say so yet (their last
+        shard came from another part of a job array, or a run was killed while merging)."""
+        for run_id in self.specs:
+            self._complete(run_id)
+
+    def _complete(self, run_id: str) -> None:
+        spec = self.specs[run_id]
+        if len(self.done[run_id]) >= spec.n and finalize_run(spec, self.runs_dir / run_id, self.command):
+            self.completed.append(run_id)
+
+
+# --------------------------------------------------------------------------------------------------- engines
+def _in_process(tasks: Sequence[Task], resources: Any, progress: Progress) -> Iterator[Outcome]:
+    work.init_worker(resources)
+    name = work.worker_name()
+    for task in tasks:
+        yield task, work.run_task(task, resources, lambda event, value: progress.event(name, event, value))
+
+
+_EVENTS: Any = None  # a worker process's queue to the driver
+
+
+def _pool_init(events: Any, resources: Any) -> None:
+    import signal
+
+    global _EVENTS
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle: it terminates the pool
+    _EVENTS = events
+    work.init_worker(resources)
+
+
+def _pool_task(task: Task, resources: Any) -> list[dict[str, Any]]:
+    name = work.worker_name()
+    return work.run_task(task, resources, lambda event, value: _EVENTS.put((name, event, value)))
+
+
+def _drain(events: Any, progress: Progress, wait_s: float) -> None:
+    try:
+        item = events.get(timeout=wait_s)
+        while True:
+            progress.event(*item)
+            item = events.get_nowait()
+    except queue_module.Empty:
+        return
+
+
+def _local_pool(tasks: Sequence[Task], resources: Any, progress: Progress, workers: int) -> Iterator[Outcome]:
+    context = multiprocessing.get_context("spawn")
+    events = context.Queue()
+    pool = context.Pool(workers, initializer=_pool_init, initargs=(events, resources))
+    try:
+        pending = [(task, pool.apply_async(_pool_task, (task, resources))) for task in tasks]
+        while pending:
+            _drain(events, progress, 0.2)
+            for item in [p for p in pending if p[1].ready()]:
+                pending.remove(item)
+                yield item[0], item[1].get()  # re-raises a worker's exception here
+        _drain(events, progress, 0.0)
+        pool.close()
+    finally:
+        pool.terminate()  # no-op after close() and a clean end; stops every worker on Ctrl-C or an error
+        pool.join()
+
+
+def _ray(tasks: Sequence[Task], resources: Any, progress: Progress, workers: int,
+         address: str | None) -> Iterator[Outcome]:
+    try:
+        import ray
+        from ray.util.queue import Empty, Queue
+    except ImportError:
+        raise ValueError('--engine ray needs Ray: pip install -e ".[ray]"') from None
+    started = not ray.is_initialized()
+    if started:
+        options = {"address": address} if address else {"num_cpus": workers}
+        ray.init(**options, include_dashboard=False, log_to_driver=False,
+                 runtime_env={"env_vars": {k: v for k, v in os.environ.items()
+                                           if k in _RAY_ENV or k.startswith("ROBUSTNESS_")}})
+    events = Queue()
+
+    def run(task: Task) -> list[dict[str, Any]]:
+        work.init_worker(resources)
+        name = work.worker_name()
+        return work.run_task(task, resources, lambda event, value: events.put((name, event, value)))
+
+    remote = ray.remote(num_cpus=1, max_retries=0)(run)
+    refs = {remote.remote(task): task for task in tasks}
+    try:
+        while refs:
+            ready, _ = ray.wait(list(refs), num_returns=1, timeout=0.2)
+            try:
+                for item in events.get_nowait_batch(events.qsize()):
+                    progress.event(*item)
+            except Empty:
+                pass
+            for ref in ready:
+                yield refs.pop(ref), ray.get(ref)
+    finally:
+        for ref in refs:
+            ray.cancel(ref, force=True)
+        if started:
+            ray.shutdown()
+
+
+def execute(tasks: Sequence[Task], driver: Driver, resources: Any, *, workers: int = 1, engine: str = "local",
+            address: str | None = None, progress: bool = True) -> None:
+    """Run ``tasks`` on ``engine`` and let ``driver`` write every result as it arrives."""
+    if engine not in ENGINES:
+        raise ValueError(f"unknown engine {engine!r}; known: {', '.join(ENGINES)}")
+    if workers < 1:
+        raise ValueError(f"--workers must be >= 1, got {workers}")
+    if address and engine != "ray":
+        raise ValueError("--address is for --engine ray")
+    tasks = [t for t in tasks if t.size]
+    bar = Progress(sum(t.size for t in tasks), progress)
+    runners: dict[str, Callable[[], Iterator[Outcome]]] = {
+        "ray": lambda: _ray(tasks, resources, bar, workers, address),
+        "local": lambda: (_in_process(tasks, resources, bar) if workers == 1 or len(tasks) <= 1
+                          else _local_pool(tasks, resources, bar, min(workers, len(tasks)))),
+    }
+    try:
+        for _task, results in runners[engine]():
+            driver.accept(results)
+    finally:
+        bar.close()

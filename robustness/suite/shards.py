@@ -1,0 +1,122 @@
+"""Where executors put finished work: shard files in the run directory, merged into one run when complete.
+
+Workers never write run directories: they return one *shard result* per run of their task (the records of
+that run for the task's examples, and the time spent on them), and the driver writes it, atomically, as
+``<run_dir>/shards/<first>-<stop>.json``. A shard file is all-or-nothing, so a suite killed at any moment
+resumes at task granularity. Once every example of a run has a record, the driver merges the run's
+``records.jsonl`` (records from an earlier sequential run, if any, plus every shard) in example order,
+writes ``run.json`` (status ``complete``) and deletes the shard files: the run directory then looks exactly
+like one written by a sequential :func:`~robustness.attack.runner.run_attack`, records included.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from robustness.attack.records import read_records, truncate_torn_tail, validate_record
+from robustness.attack.runner import RECORDS_FILE, RUN_FILE, check_or_write_spec, exclusive, spec_content
+from robustness.provenance import versions, write_json_atomic
+from robustness.suite.specs import RunSpec
+
+SHARD_DIR = "shards"
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _model_facts(model_dir: str) -> Any:
+    """The saved model's config (layers, head, label names) without loading its weights."""
+    from robustness.models.config import PabeeConfig
+
+    try:
+        return PabeeConfig.from_pretrained(model_dir)
+    except (OSError, ValueError, TypeError) as exc:
+        raise ValueError(f"{model_dir}: cannot read the model config: {exc}") from None
+
+
+def _shard_results(run_dir: Path) -> list[dict[str, Any]]:
+    folder = run_dir / SHARD_DIR
+    if not folder.is_dir():
+        return []
+    return [json.loads(path.read_text(encoding="utf-8")) for path in sorted(folder.glob("[0-9]*.json"))]
+
+
+def done_ids(run_dir: Path) -> set[int]:
+    """Example ids that already have a record: in ``records.jsonl`` or in a shard file."""
+    ids = {r["example_id"] for r in read_records(run_dir / RECORDS_FILE)}
+    for shard in _shard_results(run_dir):
+        ids.update(r["example_id"] for r in shard["records"])
+    return ids
+
+
+def prepare_run(spec: RunSpec, run_dir: Path, command: str | None) -> set[int]:
+    """Create ``run_dir`` with its ``spec.json`` (or check the one there) and a ``running`` run.json;
+    returns the example ids already done."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with exclusive(run_dir, wait=True):
+        check_or_write_spec(run_dir, spec, spec_content(spec, _model_facts(spec.model_dir)))
+        truncate_torn_tail(run_dir / RECORDS_FILE)
+        if not (run_dir / RUN_FILE).is_file():
+            write_json_atomic(run_dir / RUN_FILE, {"run_id": spec.run_id, "status": "running", "started_at": _now(),
+                                                   "seed": spec.seed, "command": command, "num_examples": spec.n})
+        return done_ids(run_dir)
+
+
+def write_shard(run_dir: Path, result: dict[str, Any]) -> Path:
+    """Write one shard result (``records``, ``wall_time_s``, ...) atomically; returns its path. (Parts of a job
+    array attack disjoint examples, so no two writers ever write one shard.)"""
+    for record in result["records"]:
+        validate_record(record)
+    ids = [r["example_id"] for r in result["records"]]
+    folder = run_dir / SHARD_DIR
+    folder.mkdir(exist_ok=True)
+    path = folder / f"{min(ids):06d}-{max(ids) + 1:06d}.json"
+    write_json_atomic(path, result)
+    return path
+
+
+def _write_records(path: Path, records: list[dict[str, Any]]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with tmp.open("w", encoding="utf-8") as handle:
+        handle.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def finalize_run(spec: RunSpec, run_dir: Path, command: str | None) -> bool:
+    """If every example of the run has a record, merge them into ``records.jsonl`` in example order, write
+    ``run.json`` (complete) and remove the shard files; returns whether the run is complete."""
+    with exclusive(run_dir, wait=True):
+        info = json.loads((run_dir / RUN_FILE).read_text(encoding="utf-8"))
+        if info.get("status") == "complete":
+            return True
+        earlier = read_records(run_dir / RECORDS_FILE)
+        shards = _shard_results(run_dir)
+        by_id = {r["example_id"]: r for r in earlier}
+        for shard in shards:
+            by_id.update({r["example_id"]: r for r in shard["records"]})
+        if set(by_id) != set(range(spec.n)):
+            return False
+        records = [by_id[i] for i in range(spec.n)]
+        counts = {k: sum(r["result"] == k for r in records) for k in ("succeeded", "failed", "skipped")}
+        info.update(
+            status="complete", finished_at=_now(), versions=versions(), command=command, num_examples=spec.n,
+            resumed_records=len(earlier), num_records=len(records), counts=counts, error=None,
+            cache={"num_encoded": sum(s["num_encoded"] for s in shards)},
+            # a task attacks several runs: each run is charged its own examples' time plus its share of setup
+            timings={"wall_time_s": sum(s["wall_time_s"] for s in shards),
+                     "setup_time_s": sum(s["setup_time_s"] for s in shards),
+                     "attack_time_s": sum(r["attack_time_s"] for r in records)},
+            executor={"shards": len(shards), "workers": sorted({s["worker"] for s in shards})},
+        )
+        _write_records(run_dir / RECORDS_FILE, records)
+        write_json_atomic(run_dir / RUN_FILE, info)
+        shutil.rmtree(run_dir / SHARD_DIR, ignore_errors=True)
+    return True

@@ -1,0 +1,104 @@
+"""The worker side of a task: attack its examples for every run of its group, return one shard result per run.
+
+A worker process keeps the models it has loaded and the attacks of the last group it ran, so consecutive
+shards of one group pay the set-up once. Within a task the examples go one by one, and each example is
+attacked at every setting of the group before the next: the settings share the model's all-layer cache
+(a text is encoded once for all of them) and TextAttack's model-independent work for that example
+(:mod:`robustness.attack.shared_caches`). Every example is attacked exactly as
+:func:`~robustness.attack.runner.run_attack` attacks it (own seed, cleared caches, own accounting), so the
+records do not depend on the task, the worker or the order.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Callable
+from typing import Any
+
+from robustness.suite.plan import Task, group_key
+
+#: per process: model dir -> (model, tokenizer); and the prepared attacks of the last group
+_MODELS: dict[str, tuple[Any, Any]] = {}
+_GROUP: dict[str, Any] = {}
+
+Report = Callable[[str, Any], None]  # (event, value): ("task", label) when a task starts, ("examples", n)
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def init_worker(resources: Any, threads: int = 1) -> None:
+    """Per-process set-up: one torch thread, TextAttack imported offline-safely."""
+    import torch
+
+    from robustness.resources.textattack_compat import import_textattack
+
+    torch.set_num_threads(threads)
+    import_textattack(getattr(resources, "nltk_data", None), offline=getattr(resources, "offline", None))
+
+
+def _model(model_dir: str) -> tuple[Any, Any]:
+    if model_dir not in _MODELS:
+        from robustness.models.pabee import load_model_and_tokenizer
+
+        _MODELS[model_dir] = load_model_and_tokenizer(model_dir)
+    return _MODELS[model_dir]
+
+
+def _prepared(task: Task, resources: Any) -> dict[str, Any]:
+    """The group's examples, one wrapper and attack per run (sharing one all-layer cache); reused by the
+    next task of the same group in this process."""
+    key = group_key(task.specs[0])
+    if _GROUP.get("key") != key or set(_GROUP["attacks"]) != {s.run_id for s in task.specs}:
+        from robustness.attack.runner import load_run_examples, prepare_attack
+        from robustness.attack.wrapper import LayerLogitsCache
+
+        model, tokenizer = _model(task.specs[0].model_dir)
+        cache = LayerLogitsCache()
+        examples = load_run_examples(task.specs[0])
+        attacks = {s.run_id: prepare_attack(s, model, tokenizer, resources, cache, examples) for s in task.specs}
+        _GROUP.clear()
+        _GROUP.update(key=key, examples=examples, attacks=attacks, cache=cache)
+    return _GROUP
+
+
+def run_task(task: Task, resources: Any, report: Report | None = None) -> list[dict[str, Any]]:
+    """Attack the task's pending examples; one shard result per run that had any (same order as
+    ``task.specs``): ``{"run_id", "records", "wall_time_s", "setup_time_s", "num_encoded", "worker"}``."""
+    from robustness.attack.runner import attack_example
+
+    start = time.perf_counter()
+    if report is not None:
+        report("task", task.label)
+    group = _prepared(task, resources)
+    examples = group["examples"]
+    columns = tuple(examples.info.text_columns)
+    pending = [set(ids) for ids in task.todo]
+    setup_s = (time.perf_counter() - start) / max(1, sum(bool(p) for p in pending))
+    records: list[list[dict[str, Any]]] = [[] for _ in task.specs]
+    encoded = {s.run_id: group["attacks"][s.run_id][0].num_encoded for s in task.specs}
+    for eid in task.ids:
+        for j, spec in enumerate(task.specs):
+            if eid not in pending[j]:
+                continue
+            wrapper, attack = group["attacks"][spec.run_id]
+            record = attack_example(attack, wrapper, columns, examples.texts[eid], examples.labels[eid],
+                                    (eid, examples.indices[eid]), spec.seed)
+            records[j].append(dict(record))
+            if report is not None:
+                report("examples", 1)
+    results = []
+    for j, spec in enumerate(task.specs):
+        if not records[j]:
+            continue
+        wrapper = group["attacks"][spec.run_id][0]
+        results.append({
+            "run_id": spec.run_id, "records": records[j], "worker": worker_name(),
+            "wall_time_s": setup_s + sum(r["attack_time_s"] for r in records[j]), "setup_time_s": setup_s,
+            # texts this run's wrapper encoded (the group's runs share one cache: a text is encoded once)
+            "num_encoded": wrapper.num_encoded - encoded[spec.run_id],
+        })
+    return results

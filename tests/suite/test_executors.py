@@ -1,0 +1,113 @@
+"""Records, tables and report do not depend on how the suite ran: sequential runs, 1 worker, 2 workers,
+Ray, a job array of parts; shard results merge into one run directory."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+SHARED = Path(os.environ.get("ROBUSTNESS_SHARED", Path(__file__).resolve().parents[2].parent / "shared"))
+if not (SHARED / "nltk_data").is_dir():
+    pytest.skip(f"offline NLTK data not found under {SHARED} (set ROBUSTNESS_SHARED)", allow_module_level=True)
+
+from robustness.cli import main  # noqa: E402
+
+SENTENCES = ["a gripping , beautifully acted film", "dull and lifeless", "an instant classic",
+             "i have never been so bored", "warm , funny and surprisingly moving", "terrible"]
+
+
+@pytest.fixture(scope="module")
+def suite(tmp_path_factory, tiny_pabee_dir, tiny_full_dir):
+    root = tmp_path_factory.mktemp("suite")
+    (root / "data" / "sst2").mkdir(parents=True)
+    pd.DataFrame({"sentence": SENTENCES, "label": [1, 0, 1, 0, 1, 0], "idx": range(6)}).to_parquet(
+        root / "data" / "sst2" / "validation.parquet")
+    path = root / "tiny.toml"
+    path.write_text(
+        '[suite]\nname = "tiny"\ndataset = "glue/sst2"\nn = 6\nquery_budget = 12\nbatch_size = 4\n'
+        'recipes = ["deepwordbug"]\npatience = [1, 2, "full"]\n'
+        f'[[models]]\nid = "tp"\nhead = "pabee"\npath = "{tiny_pabee_dir}"\n'
+        f'[[models]]\nid = "tf"\nhead = "full"\npath = "{tiny_full_dir}"\n'
+    )
+    return path, root
+
+
+def _bench(suite, out: Path, *flags: str) -> None:
+    path, root = suite
+    assert main(["bench", str(path), "--out", str(out), "--data-dir", str(root / "data"),
+                 "--nltk-data", str(SHARED / "nltk_data"), "--shard-size", "2", *flags]) == 0
+
+
+def _records(out: Path) -> dict[str, list[dict]]:
+    runs = {}
+    for run in sorted((out / "runs").iterdir()):
+        assert json.loads((run / "run.json").read_text())["status"] == "complete"
+        assert not (run / "shards").exists()
+        lines = [json.loads(line) for line in (run / "records.jsonl").read_text().splitlines()]
+        assert [r["example_id"] for r in lines] == list(range(6))
+        runs[run.name] = [{k: v for k, v in r.items() if k != "attack_time_s"} for r in lines]
+    return runs
+
+
+def _tables(out: Path) -> dict[str, pd.DataFrame]:
+    tables = {p.name: pd.read_csv(p) for p in sorted((out / "tables").glob("*.csv"))}
+    return {name: t[[c for c in t.columns if "time" not in c]] for name, t in tables.items()}
+
+
+def _report(out: Path) -> str:
+    return (out / "report.md").read_text().split("## Provenance")[0]
+
+
+@pytest.fixture(scope="module")
+def sequential(suite, tmp_path_factory):
+    """One worker: the tasks in order, in this process."""
+    out = tmp_path_factory.mktemp("w1")
+    _bench(suite, out, "--workers", "1")
+    return out
+
+
+def _same(a: Path, b: Path) -> None:
+    assert _records(a) == _records(b)
+    tables_a, tables_b = _tables(a), _tables(b)
+    assert tables_a.keys() == tables_b.keys()
+    for name in tables_a:
+        pd.testing.assert_frame_equal(tables_a[name], tables_b[name])
+    assert _report(a) == _report(b)
+
+
+def test_one_worker_equals_run_attack(sequential, suite, tmp_path):
+    from robustness.attack.runner import run_attack
+    from robustness.suite.specs import RunSpec
+
+    for run in (sequential / "runs").iterdir():
+        spec = RunSpec.from_dict(json.loads((run / "spec.json").read_text()))
+        run_attack(spec, tmp_path / "runs" / run.name, progress=False)
+    assert main(["report", str(tmp_path / "runs"), "--out", str(tmp_path)]) == 0
+    _same(sequential, tmp_path)
+
+
+def test_two_workers_equal_one(sequential, suite, tmp_path):
+    _bench(suite, tmp_path, "--workers", "2")
+    _same(sequential, tmp_path)
+
+
+def test_parts_then_plain_bench_equal_one_worker(sequential, suite, tmp_path, capsys):
+    _bench(suite, tmp_path, "--workers", "1", "--part", "2/3")
+    assert not (tmp_path / "report.md").exists()
+    assert any((tmp_path / "runs").glob("*/shards/*.json"))
+    _bench(suite, tmp_path, "--workers", "1", "--part", "1/3")
+    _bench(suite, tmp_path, "--workers", "1", "--part", "3/3")
+    capsys.readouterr()
+    _bench(suite, tmp_path, "--workers", "1")
+    assert "4 of 4 runs already complete" in capsys.readouterr().out
+    _same(sequential, tmp_path)
+
+
+def test_ray_equals_one_worker(sequential, suite, tmp_path):
+    pytest.importorskip("ray")
+    _bench(suite, tmp_path, "--engine", "ray", "--workers", "2")
+    _same(sequential, tmp_path)

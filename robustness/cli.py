@@ -78,6 +78,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--max-length", type=int, default=128)
     p.add_argument("--stock", action="store_true", help="TextAttack's own recipe and resources (needs internet)")
+    p.add_argument("--goal", choices=["accuracy", "slowdown"], default="accuracy",
+                   help="accuracy: flip the prediction at the exit; slowdown: push the exit to --goal-target")
+    p.add_argument("--goal-target", type=int, help="slowdown: the exit layer to reach (default L)")
+    p.add_argument("--keep-prediction", action="store_true",
+                   help="slowdown: the exit prediction must stay the original text's (pure slowdown)")
     p.add_argument("--out", required=True, help="run directory (resumed if it exists)")
     _add_data_args(p)
     _add_resource_args(p)

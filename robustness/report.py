@@ -29,7 +29,7 @@ from robustness.analysis.aggregate import (
     view,
     write_tables,
 )
-from robustness.analysis.compare import findings
+from robustness.analysis.compare import findings, slowdown_findings
 from robustness.analysis.quality import quality_findings, quality_table
 from robustness.analysis.verdict import VerdictOptions, find_clean_tables, verdict_findings, verdict_tables
 
@@ -60,7 +60,7 @@ h1{font-size:1.7em;margin-top:0}h2{border-bottom:2px solid #e3e6ea;padding-botto
 .scroll{overflow-x:auto;margin:12px 0}
 table{border-collapse:collapse;font-size:12.5px;font-variant-numeric:tabular-nums}
 th,td{border:1px solid #d8dce1;padding:4px 8px;text-align:right;white-space:nowrap}
-th{background:#eef1f4;text-align:center;white-space:normal;vertical-align:bottom}td:nth-child(-n+5){text-align:left}
+th{background:#eef1f4;text-align:center;white-space:normal;vertical-align:bottom}td:nth-child(-n+6){text-align:left}
 tbody tr:nth-child(even){background:#fafbfc}
 figure{margin:18px 0}figure img{max-width:100%;height:auto;border:1px solid #e3e6ea}
 figcaption{font-size:13px;color:#4a5560;margin-top:4px}
@@ -78,18 +78,42 @@ def _check_out_dir(out: Path) -> None:
             raise ValueError(f"refusing to overwrite {target}: it was not written by robustness report")
 
 
+def _figure(name: str, caption: str, figure: Any, folder: Path) -> Block:
+    folder.mkdir(parents=True, exist_ok=True)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100)
+    (folder / f"{name}.png").write_bytes(buffer.getvalue())
+    return ("figure", (name, caption, buffer.getvalue()))
+
+
 def _figures(summary: pd.DataFrame, exits: pd.DataFrame, flips: pd.DataFrame, folder: Path) -> list[Block]:
     inputs = {"summary": summary, "exits": exits, "flips": flips}
-    folder.mkdir(parents=True, exist_ok=True)
-    blocks: list[Block] = []
-    for name, source, function, caption in FIGURES:
-        if inputs[source].empty:
-            continue
-        buffer = io.BytesIO()
-        function(inputs[source]).savefig(buffer, format="png", dpi=100)
-        (folder / f"{name}.png").write_bytes(buffer.getvalue())
-        blocks.append(("figure", (name, caption, buffer.getvalue())))
-    return blocks
+    return [_figure(name, caption, function(inputs[source]), folder)
+            for name, source, function, caption in FIGURES if not inputs[source].empty]
+
+
+def _slowdown_section(summary: pd.DataFrame, exits: pd.DataFrame, folder: Path) -> list[tuple[str, list[Block]]]:
+    """The "Slowdown" section when the runs include slowdown attacks: findings, the efficiency table (slowdown
+    runs beside the accuracy runs of the same settings), exit distributions and efficiency left per setting."""
+    slow = summary[summary["goal"] == "slowdown"]
+    if slow.empty:
+        return []
+    same = summary.set_index(["dataset", "recipe", "model_id", "setting"]).index.isin(
+        list(slow.set_index(["dataset", "recipe", "model_id", "setting"]).index))
+    blocks: list[Block] = [
+        ("p", "Slowdown attacks (goal: push the exit to the target layer, default L; score in "
+              "robustness/attack/goals.py) against the accuracy attacks of the same settings. Over all n examples "
+              "an example's exit under attack is its adversarial text's where it was attacked, else its clean one. "
+              "Slowdown success = share of attacked examples whose exit reaches the target (WAFFLE); efficiency "
+              "gain left = (L / mean exit under attack − 1) / (L / mean clean exit − 1) (SAME reports 1 − this)."),
+        ("list", slowdown_findings(summary)), ("table", view(summary[same], "slowdown")),
+        _figure("slowdown_exits", "Exit-layer distributions of the slowdown runs, clean vs slowdown-attacked texts "
+                "(attacked examples).", plots.plot_exit_histograms(exits[exits["goal"] == "slowdown"]), folder)]
+    if summary.loc[summary["head"] != "full", "efficiency_gain_left"].notna().any():
+        blocks.append(_figure("efficiency_left", "Efficiency gain left after the attack against the exit setting, "
+                              "per goal (1: none lost, 0: every example runs all L layers).",
+                              plots.plot_efficiency_left(summary), folder))
+    return [("Slowdown", blocks)]
 
 
 def _provenance(runs: list[Run], provenance: dict[str, Any] | None) -> list[Block]:
@@ -145,8 +169,9 @@ def _left_out(runs: list[Run]) -> list[Block]:
 def build_sections(runs: list[Run], summary: pd.DataFrame, figures: list[Block],
                    provenance: dict[str, Any] | None, verdict: pd.DataFrame | None = None,
                    options: VerdictOptions | None = None, left_out: list[Run] | None = None,
-                   ) -> list[tuple[str, list[Block]]]:
-    """The report's content: (section title, blocks) pairs; the summary (verdict, runs left out) comes first."""
+                   extra: list[tuple[str, list[Block]]] | None = None) -> list[tuple[str, list[Block]]]:
+    """The report's content: (section title, blocks) pairs; the summary (verdict, runs left out) comes first,
+    then the ``extra`` sections (e.g. slowdown)."""
     if verdict is None:
         verdict = verdict_tables(summary, runs, options)[0]
     datasets = ", ".join(sorted(set(summary["dataset"])))
@@ -174,7 +199,7 @@ def build_sections(runs: list[Run], summary: pd.DataFrame, figures: list[Block],
     if not verdict.empty:
         summary_blocks.append(("table", _verdict_view(verdict)))
     summary_blocks += _left_out(left_out or [])
-    return [("Summary", summary_blocks), ("Findings", [("list", findings(summary, runs))]),
+    return [("Summary", summary_blocks), *(extra or []), ("Findings", [("list", findings(summary, runs))]),
             ("Tables", tables), ("Figures", figures), ("Provenance", _provenance(runs, provenance))]
 
 
@@ -267,15 +292,21 @@ def write_report(sources: str | Path | Iterable[str | Path], out_dir: str | Path
     out.mkdir(parents=True, exist_ok=True)
     if clean is None:
         clean = find_clean_tables(sources)
-    verdict, candidates = verdict_tables(summary, runs, verdict_options, clean)
+    # the verdict, findings and main figures are about accuracy attacks; slowdown runs get their own section
+    accuracy = summary[summary["goal"] == "accuracy"] if (summary["goal"] == "accuracy").any() else summary
+    main_runs = [r for r in runs if r.run_id in set(accuracy["run_id"])]
+    verdict, candidates = verdict_tables(accuracy, main_runs, verdict_options, clean)
     quality = quality_table(runs)
     extra = {"exit_distribution": exits, "flip_rates": flips, "verdict": verdict, "verdict_candidates": candidates}
     write_tables(summary, out, extra={**extra, **({"quality": quality} if not quality.empty else {})})
     left_out = [] if include_incomplete else [r for r in found if not r.complete]
-    sections = build_sections(runs, summary, _figures(summary, exits, flips, out / "figures"), provenance,
-                              verdict, verdict_options, left_out=left_out)
-    if not quality.empty:  # after the findings
-        sections.insert(2, ("Quality of adversarial text", _quality_blocks(runs, summary, quality)))
+    figures = _figures(accuracy, exits[exits["run_id"].isin(accuracy["run_id"])],
+                       flips[flips["run_id"].isin(accuracy["run_id"])], out / "figures")
+    sections = _slowdown_section(summary, exits, out / "figures")
+    if not quality.empty:
+        sections.append(("Quality of adversarial text", _quality_blocks(main_runs, accuracy, quality)))
+    sections = build_sections(runs, accuracy, figures, provenance, verdict, verdict_options,
+                              left_out=left_out, extra=sections)
     md_path, html_path = out / "report.md", out / "report.html"
     md_path.write_text(render_markdown(title, sections), encoding="utf-8")
     html_path.write_text(render_html(title, sections), encoding="utf-8")

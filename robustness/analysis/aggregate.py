@@ -21,7 +21,7 @@ from robustness.attack.records import RECORD_FIELDS, read_records
 from robustness.suite.specs import parse_setting, setting_order
 
 #: What makes a setting: a stock-recipe run and an offline run of the same setting are two settings.
-KEY = ["model_id", "head", "setting", "recipe", "dataset", "stock"]
+KEY = ["model_id", "head", "setting", "goal", "recipe", "dataset", "stock"]
 
 
 @dataclass
@@ -54,7 +54,19 @@ class Run:
     def label(self) -> str:
         """Short readable run name, e.g. ``pabee-minilm patience:2 textfooler`` (``(stock)`` appended)."""
         stock = " (stock)" if self.spec.get("stock") else ""
-        return f"{self.spec['model_id']} {self.setting} {self.spec['recipe']}{stock}"
+        goal = "" if self.goal == "accuracy" else f" {self.goal}"
+        return f"{self.spec['model_id']} {self.setting} {self.spec['recipe']}{goal}{stock}"
+
+    @property
+    def goal(self) -> str:
+        """``accuracy`` (also for runs made before goals existed) or ``slowdown``."""
+        return str(self.spec.get("goal") or "accuracy")
+
+    @property
+    def goal_target(self) -> int:
+        """The exit layer a slowdown run had to reach (L unless set); L for accuracy runs, where reaching L
+        is what the slowdown metrics measure."""
+        return int(self.spec.get("goal_target") or self.num_layers)
 
 
 def spec_setting(spec: dict[str, Any]) -> str:
@@ -141,14 +153,15 @@ def validate_runs(runs: Sequence[Run]) -> None:
                 if seen[0] != int(index):
                     raise ValueError(f"runs {seen[1]} and {run.run_id} map example {example_id} to different "
                                      f"{dataset} examples ({seen[0]} vs {index})")
-    keys = pd.DataFrame([{**{k: r.spec.get(k) for k in KEY}, "setting": r.setting,
+    keys = pd.DataFrame([{**{k: r.spec.get(k) for k in KEY}, "setting": r.setting, "goal": r.goal,
                           "stock": bool(r.spec.get("stock", False)), "run_id": r.run_id} for r in runs])
     dup = keys[keys.astype(str).duplicated(KEY, keep=False)]
     if len(dup):
         raise ValueError(f"several runs share a setting, pass run directories explicitly: {', '.join(dup['run_id'])}")
 
 
-def run_metrics(records: pd.DataFrame, num_layers: int, seed: int = 0) -> dict[str, float]:
+def run_metrics(records: pd.DataFrame, num_layers: int, seed: int = 0, target: int | None = None
+                ) -> dict[str, float]:
     """Every metric of :mod:`robustness.analysis.metrics` for one run's records (unrounded).
 
     Proportions carry exact (Clopper-Pearson) 95% intervals, mean queries a BCa bootstrap interval. The exit
@@ -194,7 +207,24 @@ def run_metrics(records: pd.DataFrame, num_layers: int, seed: int = 0) -> dict[s
         row.update({f"{prefix}_{name}": value for name, value in rates.items()})
     row["rescued_rate"], row["hurt_rate"] = m.exit_vs_last_layer(
         list(attacked["adv_layer_preds"]), list(attacked["adv_pred"]), attacked_labels)
+    row.update(slowdown_metrics(records, num_layers, target or num_layers))
     return row
+
+
+def slowdown_metrics(records: pd.DataFrame, num_layers: int, target: int) -> dict[str, float]:
+    """Efficiency under attack over all n examples (any goal, so accuracy and slowdown attacks compare):
+    clean and final mean exit, mean exit increase, slowdown success rate (exit ≥ ``target``), efficiency
+    gain left and accuracy at the actual exit (:mod:`robustness.analysis.metrics`)."""
+    orig, adv = list(records["orig_exit_layer"]), list(records["adv_exit_layer"])
+    clean_mean, final_mean = m.mean_exit_layer(orig), m.mean_exit_layer(list(m.final_exits(orig, adv)))
+    return {
+        "goal_target": target, "clean_mean_exit_all": clean_mean, "final_mean_exit_all": final_mean,
+        "mean_exit_increase": m.mean_exit_increase(orig, adv),
+        "slowdown_success_rate": m.slowdown_success_rate(adv, target),
+        "efficiency_gain_left": m.efficiency_gain_left(num_layers, clean_mean, final_mean),
+        "accuracy_at_exit": m.accuracy_at_exit(list(records["orig_pred"]), list(records["adv_pred"]),
+                                               list(records["label"])),
+    }
 
 
 def summarize(runs: Sequence[Run]) -> pd.DataFrame:
@@ -210,23 +240,23 @@ def summarize(runs: Sequence[Run]) -> pd.DataFrame:
     for run in runs:
         spec = run.spec
         row: dict[str, Any] = {k: spec.get(k) for k in KEY}
-        row.update(setting=run.setting, stock=bool(spec.get("stock", False)), num_layers=run.num_layers,
+        row.update(setting=run.setting, goal=run.goal, stock=bool(spec.get("stock", False)), num_layers=run.num_layers,
                    split=spec.get("split"), seed=spec.get("seed"), n_requested=spec.get("n"),
                    query_budget=spec.get("query_budget"), run_id=run.run_id, complete=run.complete)
-        row.update(run_metrics(run.records, run.num_layers, seed=int(spec.get("seed") or 0)))
+        row.update(run_metrics(run.records, run.num_layers, seed=int(spec.get("seed") or 0), target=run.goal_target))
         timings = run.info.get("timings") or {}
         row.update(wall_time_s=timings.get("wall_time_s"), attack_time_s=timings.get("attack_time_s"))
         rows.append(row)
     df = pd.DataFrame(rows)
     ranks = {label: i for i, label in enumerate(setting_order(df["setting"]))}
     order = df.assign(_base=df["head"] != "full", _p=df["setting"].map(ranks))
-    order = order.sort_values(["dataset", "recipe", "_base", "model_id", "_p"])
+    order = order.sort_values(["dataset", "recipe", "_base", "model_id", "_p", "goal"])
     return df.loc[order.index].reset_index(drop=True)
 
 
 def exit_table(runs: Sequence[Run]) -> pd.DataFrame:
     """Long table of exit-layer distributions: run_id, run (readable run name), setting (exit setting label),
-    layer, clean_frac and adv_frac, both over the attacked examples (paired: the original and the adversarial
+    goal, layer, clean_frac and adv_frac, both over the attacked examples (paired: the original and the adversarial
     text of the same examples)."""
     rows = []
     for run in runs:
@@ -234,9 +264,9 @@ def exit_table(runs: Sequence[Run]) -> pd.DataFrame:
         clean = m.exit_distribution(list(attacked["orig_exit_layer"]), run.num_layers)
         adv = m.exit_distribution(list(attacked["adv_exit_layer"]), run.num_layers)
         for layer in range(run.num_layers):
-            rows.append({"run_id": run.run_id, "run": run.label, "setting": run.setting, "layer": layer + 1,
-                         "clean_frac": clean[layer], "adv_frac": adv[layer]})
-    return pd.DataFrame(rows, columns=["run_id", "run", "setting", "layer", "clean_frac", "adv_frac"])
+            rows.append({"run_id": run.run_id, "run": run.label, "setting": run.setting, "goal": run.goal,
+                         "layer": layer + 1, "clean_frac": clean[layer], "adv_frac": adv[layer]})
+    return pd.DataFrame(rows, columns=["run_id", "run", "setting", "goal", "layer", "clean_frac", "adv_frac"])
 
 
 def flip_table(runs: Sequence[Run]) -> pd.DataFrame:
@@ -255,8 +285,8 @@ def flip_table(runs: Sequence[Run]) -> pd.DataFrame:
 
 # --- tables ---------------------------------------------------------------------------------------------------
 
-_SETTING = [("model_id", "model"), ("head", "head"), ("setting", "setting"), ("recipe", "recipe"),
-            ("dataset", "dataset")]
+_SETTING = [("model_id", "model"), ("head", "head"), ("setting", "setting"), ("goal", "goal"),
+            ("recipe", "recipe"), ("dataset", "dataset")]
 _CI = ("original_accuracy", "accuracy_under_attack", "attack_success_rate")
 #: table name -> (column, header) pairs shown in the rounded Markdown / HTML views.
 VIEWS: dict[str, list[tuple[str, str]]] = {
@@ -271,6 +301,13 @@ VIEWS: dict[str, list[tuple[str, str]]] = {
         ("orig_mean_exit_layer", "clean exit"), ("adv_mean_exit_layer", "adv exit"), ("exit_shift", "shift"),
         ("orig_speedup", "clean speed-up"), ("adv_speedup", "adv speed-up"), ("orig_efficacy", "clean efficacy"),
         ("adv_efficacy", "adv efficacy"),
+    ],
+    "slowdown": _SETTING + [
+        ("n", "n"), ("num_layers", "L"), ("goal_target", "target"), ("clean_mean_exit_all", "clean exit"),
+        ("final_mean_exit_all", "exit under attack"), ("mean_exit_increase", "exit increase"),
+        ("slowdown_success_rate", "slowdown success"), ("efficiency_gain_left", "efficiency gain left"),
+        ("accuracy_at_exit", "acc at exit"), ("mean_query_exit_layer", "query exit layer"),
+        ("mean_layers_computed", "deployed layers"),
     ],
     "overthinking": _SETTING + [
         ("clean_destructive", "clean destructive"), ("clean_destructive_of_wrong", "clean destructive / wrong"),

@@ -209,3 +209,26 @@ def findings(summary: pd.DataFrame, runs: list[Run]) -> list[str]:
         out.append(f"{int((~summary['complete']).sum())} run(s) are incomplete; their numbers cover only the "
                    "examples recorded so far.")
     return out
+
+
+def slowdown_findings(summary: pd.DataFrame) -> list[str]:
+    """One sentence per slowdown run: success rate, exit increase, efficiency gain left and accuracy at the
+    exit, beside the accuracy attack's exit increase and gain left on the same model, setting and recipe."""
+    out = []
+    slow = summary[summary["goal"] == "slowdown"]
+    accuracy = summary[summary["goal"] == "accuracy"].set_index(["dataset", "recipe", "model_id", "setting"])
+    for _, row in slow.iterrows():
+        key = (row["dataset"], row["recipe"], row["model_id"], row["setting"])
+        text = (f"{row['recipe']} on {row['dataset']}, {row['model_id']} at {row['setting']}: the slowdown attack "
+                f"brings {_pct(row['slowdown_success_rate'])} of the attacked examples to layer "
+                f"{int(row['goal_target'])}; the mean exit over all {int(row['n'])} examples goes from "
+                f"{row['clean_mean_exit_all']:.2f} to {row['final_mean_exit_all']:.2f} "
+                f"({row['mean_exit_increase']:+.2f} layers), leaving {_pct(row['efficiency_gain_left'])} of the "
+                f"clean efficiency gain; accuracy at the actual exit {_pct(row['accuracy_at_exit'])}.")
+        if key in accuracy.index:
+            acc = accuracy.loc[key]
+            acc = acc.iloc[0] if isinstance(acc, pd.DataFrame) else acc
+            text += (f" The accuracy attack on the same setting moves the exit by {acc['mean_exit_increase']:+.2f} "
+                     f"layers and leaves {_pct(acc['efficiency_gain_left'])} of the gain.")
+        out.append(text)
+    return out

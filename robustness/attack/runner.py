@@ -91,7 +91,15 @@ def _build_attack(spec: RunSpec, wrapper: PabeeModelWrapper, resources: Any) -> 
     from robustness.attack.recipes import build_attack
 
     return build_attack(spec.recipe, wrapper, resources=resources, stock=spec.stock,
-                        query_budget=spec.query_budget, mlm=getattr(resources, "mlm", None))
+                        query_budget=spec.query_budget, mlm=getattr(resources, "mlm", None), goal=spec.goal,
+                        goal_target=spec.goal_target, keep_prediction=spec.keep_prediction)
+
+
+def goal_target(spec: RunSpec, num_layers: int) -> int | None:
+    """The exit layer a slowdown run must reach (its ``goal_target``, else L); None for the accuracy goal."""
+    if spec.goal != "slowdown":
+        return None
+    return num_layers if spec.goal_target is None else spec.goal_target
 
 
 def _words_changed(original: Any, perturbed: Any) -> int:
@@ -103,10 +111,10 @@ def _words_changed(original: Any, perturbed: Any) -> int:
 
 
 def attack_example(attack: Any, wrapper: PabeeModelWrapper, columns: tuple[str, ...], text: Any, label: int,
-                    ids: tuple[int, int], seed: int) -> AttackRecord:
+                   ids: tuple[int, int], spec: RunSpec) -> AttackRecord:
     textattack = import_textattack()
     results = textattack.attack_results
-    _seed_everything(example_seed(seed, ids[0]))
+    _seed_everything(example_seed(spec.seed, ids[0]))
     attack.clear_cache()
     wrapper.start_example()
     before = wrapper.counters()
@@ -143,7 +151,7 @@ def attack_example(attack: Any, wrapper: PabeeModelWrapper, columns: tuple[str, 
         query_mean_exit_layer=deployed / passes if passes else None,
         orig_exit_layer=orig_exit, adv_exit_layer=adv["adv_exit_layer"], orig_layer_preds=orig_layers,
         adv_layer_preds=adv["adv_layer_preds"], words_changed=adv["words_changed"], words_total=len(original.words),
-        attack_time_s=elapsed, goal="accuracy", goal_target=None,
+        attack_time_s=elapsed, goal=spec.goal, goal_target=goal_target(spec, wrapper.num_layers),
     )
 
 
@@ -253,7 +261,7 @@ def _attack_all(spec: RunSpec, out_dir: Path, wrapper: PabeeModelWrapper, attack
         for eid, (text, label, index) in enumerate(zip(examples.texts, examples.labels, examples.indices, strict=True)):
             if eid in done:
                 continue
-            record = attack_example(attack, wrapper, columns, text, label, (eid, index), spec.seed)
+            record = attack_example(attack, wrapper, columns, text, label, (eid, index), spec)
             append_record(records_path, record)
             records.append(record)
             counts[record["result"]] += 1

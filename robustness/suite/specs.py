@@ -23,7 +23,11 @@ else:  # pragma: no cover
 
 from robustness.models.settings import POLICIES, Setting, parse_setting
 
-__all__ = ["POLICIES", "ModelSpec", "RunSpec", "Setting", "SuiteSpec", "load_suite", "parse_setting", "setting_order"]
+__all__ = ["GOALS", "POLICIES", "ModelSpec", "RunSpec", "Setting", "SuiteSpec", "check_goal", "load_suite",
+           "parse_setting", "setting_order"]
+
+#: What an attack optimises: flip the prediction at the exit, or push the exit deeper (robustness.attack.goals).
+GOALS = ("accuracy", "slowdown")
 
 #: Fields that say *where* things are, not *what* is computed: kept out of the run hash.
 _LOCATION_FIELDS = ("model_dir", "data_dir")
@@ -32,6 +36,17 @@ _LOCATION_FIELDS = ("model_dir", "data_dir")
 def setting_order(labels: Any) -> list[str]:
     """Unique setting labels in display order: patience ascending, entropy, maxprob, ``full`` last."""
     return sorted(set(labels), key=lambda label: parse_setting(label).sort_key())
+
+
+def check_goal(goal: str, goal_target: int | None = None, keep_prediction: bool = False) -> None:
+    """``ValueError`` for an unknown goal, or options that only the slowdown goal takes."""
+    if goal not in GOALS:
+        raise ValueError(f"goal must be one of {', '.join(GOALS)}, got {goal!r}")
+    if goal != "slowdown" and (goal_target is not None or keep_prediction):
+        raise ValueError("goal_target and keep_prediction apply only to the slowdown goal")
+    if goal_target is not None and (isinstance(goal_target, bool) or not isinstance(goal_target, int)
+                                    or goal_target < 1):
+        raise ValueError(f"goal_target must be an exit layer >= 1, got {goal_target!r}")
 
 
 def _slug(text: str) -> str:
@@ -56,9 +71,13 @@ class RunSpec:
     max_length: int = 128
     stock: bool = False
     data_dir: str | None = None
+    goal: str = "accuracy"
+    goal_target: int | None = None  # slowdown: the exit layer to reach (None = L)
+    keep_prediction: bool = False  # slowdown: the exit prediction must stay the original text's
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "setting", parse_setting(self.setting).label)
+        check_goal(self.goal, self.goal_target, self.keep_prediction)
         if self.n < 1:
             raise ValueError(f"n must be >= 1, got {self.n}")
         if self.batch_size < 1:
@@ -84,9 +103,13 @@ class RunSpec:
         return cls(**values)
 
     def content_hash(self) -> str:
-        """Hash of what is computed. Patience and full settings hash as the former ``patience`` field did,
-        so run ids made before settings existed stay the same."""
+        """Hash of what is computed. Patience and full settings hash as the former ``patience`` field did, and
+        the goal fields enter only when they differ from the accuracy goal, so run ids made before settings
+        and goals existed stay the same."""
         content = {k: v for k, v in self.to_dict().items() if k not in _LOCATION_FIELDS}
+        if self.goal == "accuracy":
+            for name in ("goal", "goal_target", "keep_prediction"):
+                del content[name]
         setting = self.exit_setting
         if setting.policy in ("patience", "full"):
             del content["setting"]
@@ -95,11 +118,12 @@ class RunSpec:
 
     @property
     def run_id(self) -> str:
-        """``<model>-<setting slug>_<recipe>_<dataset>_<hash>``, e.g. ``pabee-minilm-p3_textfooler_sst2_3f2a1c``
-        or ``pabee-minilm-ent0-35_textfooler_sst2_9b1e0d``."""
+        """``<model>-<setting slug>_<recipe>[-slowdown]_<dataset>_<hash>``, e.g.
+        ``pabee-minilm-p3_textfooler_sst2_3f2a1c`` or ``pabee-minilm-ent0-35_textfooler-slowdown_sst2_9b1e0d``."""
         dataset = _slug(self.dataset.split("/")[-1])
         model = f"{_slug(self.model_id)}-{_slug(self.exit_setting.slug)}"
-        return f"{model}_{_slug(self.recipe)}_{dataset}_{self.content_hash()}"
+        recipe = _slug(self.recipe) + ("" if self.goal == "accuracy" else f"-{self.goal}")
+        return f"{model}_{recipe}_{dataset}_{self.content_hash()}"
 
 
 @dataclass(frozen=True)
@@ -154,21 +178,36 @@ class SuiteSpec:
     quality: bool = False  # bench also runs the quality stage (robustness.quality) on every run
     lm: str | None = None  # its causal LM (default: the bundle's models/lm, else SmolLM2-135M)
     verdict: VerdictOptions = field(default_factory=VerdictOptions)
+    goals: tuple[str, ...] = ("accuracy",)
+    goal_target: int | None = None  # slowdown runs: the exit layer to reach (None = L)
+    keep_prediction: bool = False  # slowdown runs: pure slowdown (the prediction must not change)
+
+    def __post_init__(self) -> None:
+        for goal in self.goals:
+            check_goal(goal)
+        if self.goal_target is not None or self.keep_prediction:
+            check_goal("slowdown", self.goal_target, self.keep_prediction)
 
     def run_specs(self, model_dirs: dict[str, str]) -> list[RunSpec]:
-        """Every (model, setting, recipe) run, given where each model lives."""
+        """Every (model, setting, goal, recipe) run, given where each model lives. Slowdown runs are made only
+        for early-exit settings: at ``full`` every text already exits at L."""
         runs = []
         for model in self.models:
             for setting in model.settings:
-                for recipe in self.recipes:
-                    runs.append(
-                        RunSpec(
-                            model_id=model.id, model_dir=model_dirs[model.id], recipe=recipe,
-                            dataset=self.dataset, setting=setting.label, split=self.split, n=self.n,
-                            seed=self.seed, query_budget=self.query_budget, batch_size=self.batch_size,
-                            max_length=self.max_length, data_dir=self.data_dir,
+                for goal in self.goals:
+                    if goal == "slowdown" and (setting.policy == "full" or model.head == "full"):
+                        continue
+                    slowdown = {"goal_target": self.goal_target, "keep_prediction": self.keep_prediction}
+                    for recipe in self.recipes:
+                        runs.append(
+                            RunSpec(
+                                model_id=model.id, model_dir=model_dirs[model.id], recipe=recipe,
+                                dataset=self.dataset, setting=setting.label, split=self.split, n=self.n,
+                                seed=self.seed, query_budget=self.query_budget, batch_size=self.batch_size,
+                                max_length=self.max_length, data_dir=self.data_dir, goal=goal,
+                                **(slowdown if goal == "slowdown" else {}),
+                            )
                         )
-                    )
         return runs
 
 
@@ -237,12 +276,15 @@ def load_suite(path: str | Path) -> SuiteSpec:
     if len(set(ids)) != len(ids):
         raise ValueError(f"{path}: duplicate model ids {ids}")
     recipes = tuple(suite.pop("recipes"))
+    if "goals" in suite:
+        if not isinstance(suite["goals"], list) or not suite["goals"]:
+            raise ValueError(f"{path}: [suite] goals must be a non-empty list, got {suite['goals']!r}")
+        suite["goals"] = tuple(dict.fromkeys(suite["goals"]))
     verdict = raw.get("verdict", {})
     unknown = set(verdict) - {f.name for f in dataclasses.fields(VerdictOptions)}
     if unknown:
         raise ValueError(f"{path}: unknown [verdict] keys {sorted(unknown)}")
     try:
-        options = VerdictOptions(**verdict)
+        return SuiteSpec(models=models, recipes=recipes, verdict=VerdictOptions(**verdict), **suite)
     except ValueError as exc:
         raise ValueError(f"{path}: {exc}") from None
-    return SuiteSpec(models=models, recipes=recipes, verdict=options, **suite)

@@ -85,6 +85,12 @@ def write_run(root: Path, model_id: str, head: str, patience: int | None, recipe
 
 
 @pytest.fixture
+def make_records():
+    """The :func:`fake_records` helper."""
+    return fake_records
+
+
+@pytest.fixture
 def make_run():
     """The :func:`write_run` helper, for tests that need extra runs."""
     return write_run

@@ -57,5 +57,5 @@ def test_quality_findings_and_report(scored_out: Path, tmp_path: Path) -> None:
     md, _ = write_report([scored_out], tmp_path / "report")
     text = md.read_text()
     assert "## Quality of adversarial text" in text and line in text
-    assert text.index("## Findings") < text.index("## Quality of adversarial text") < text.index("## Tables")
+    assert text.index("## Summary") < text.index("## Quality of adversarial text") < text.index("## Findings")
     assert (tmp_path / "report" / "tables" / "quality.csv").is_file()

@@ -159,6 +159,24 @@ def test_stock_is_part_of_the_setting(suite_out, tmp_path, make_run):
         summarize(load_runs([suite_out, suite_out / "again"]))
 
 
+def test_slowdown_runs_get_their_own_section_and_stay_out_of_the_verdict(tmp_path, make_run, make_records):
+    runs = tmp_path / "suite"
+    make_run(runs, "bert-base", "full", None, "textfooler")
+    make_run(runs, "pabee", "pabee", 1, "textfooler")
+    slowdown = [{**r, "goal": "slowdown", "goal_target": 3} for r in make_records(1)]
+    make_run(runs, "pabee", "pabee", 1, "textfooler", records=slowdown, goal="slowdown")
+    md, _ = write_report([runs], tmp_path / "out")
+    text = md.read_text()
+    assert text.index("## Summary") < text.index("## Slowdown") < text.index("## Findings")
+    assert "pabee at patience:1: the slowdown attack brings 33.3% of the attacked examples to layer 3" in text
+    assert "leaving 66.7% of the clean efficiency gain" in text
+    for name in ("figures/slowdown_exits.png", "figures/efficiency_left.png", "tables/slowdown.md"):
+        assert (tmp_path / "out" / name).is_file(), name
+    verdict = pd.read_csv(tmp_path / "out" / "tables" / "verdict.csv")
+    assert len(verdict) == 1  # pabee vs bert-base on textfooler: the slowdown run is not a candidate setting
+    assert len(pd.read_csv(tmp_path / "out" / "tables" / "verdict_candidates.csv")) == 1  # one candidate setting
+
+
 def test_runs_written_before_settings_still_summarise(suite_out):
     import json
 

@@ -132,6 +132,34 @@ def test_suite_errors(tmp_path, text, message):
         load_suite(path)
 
 
+def test_goal_fields_keep_accuracy_run_ids_and_name_slowdown_runs():
+    assert spec(goal="accuracy").run_id == spec().run_id  # accuracy is the default and hashes as before
+    slow = spec(goal="slowdown")
+    assert "_textfooler-slowdown_sst2_" in slow.run_id and slow.run_id != spec().run_id
+    assert spec(goal="slowdown", goal_target=5).run_id != slow.run_id
+    assert spec(goal="slowdown", keep_prediction=True).run_id != slow.run_id
+    assert RunSpec.from_dict(slow.to_dict()) == slow
+    for bad, message in ((dict(goal="speed"), "goal must be one of"), (dict(goal_target=3), "only to the slowdown"),
+                         (dict(goal="slowdown", goal_target=0), "goal_target must be")):
+        with pytest.raises(ValueError, match=message):
+            spec(**bad)
+
+
+def test_suite_goals_make_slowdown_runs_for_early_exit_settings_only(tmp_path):
+    path = tmp_path / "s.toml"
+    path.write_text(
+        '[suite]\nname="s"\ndataset="sst2"\nrecipes=["pwws"]\nsettings=["patience:2","full"]\n'
+        'goals=["accuracy","slowdown"]\ngoal_target=5\n[[models]]\nid="p"\n[[models]]\nid="b"\nhead="full"\n'
+    )
+    runs = load_suite(path).run_specs({"p": "/p", "b": "/b"})
+    assert [(r.model_id, r.setting, r.goal, r.goal_target) for r in runs] == [
+        ("p", "patience:2", "accuracy", None), ("p", "patience:2", "slowdown", 5), ("p", "full", "accuracy", None),
+        ("b", "full", "accuracy", None)]
+    path.write_text('[suite]\nname="s"\ndataset="sst2"\nrecipes=["pwws"]\ngoals=["speed"]\n[[models]]\nid="p"\n')
+    with pytest.raises(ValueError, match="s.toml: goal must be one of"):
+        load_suite(path)
+
+
 def test_suite_resource_and_quality_keys(tmp_path):
     path = tmp_path / "s.toml"
     path.write_text('[suite]\nname = "s"\ndataset = "glue/sst2"\nrecipes = ["pwws"]\nresources = "../shared"\n'

@@ -30,6 +30,7 @@ from robustness.attack.recipes.context import BuildContext, Resources
 from robustness.attack.recipes.greedy import TEXTFOOLER_STOPWORDS
 from robustness.resources.mlm import mlm_head_problem
 from robustness.resources.textattack_compat import import_textattack, quiet_textattack
+from robustness.suite.specs import check_goal
 
 __all__ = ["RECIPES", "TEXTFOOLER_STOPWORDS", "RecipeInfo", "Resources", "build_attack", "import_textattack"]
 
@@ -127,6 +128,9 @@ def build_attack(
     stock: bool = False,
     query_budget: int | None = None,
     mlm: str | None = None,
+    goal: str = "accuracy",
+    goal_target: int | None = None,
+    keep_prediction: bool = False,
 ) -> Any:
     """Build recipe ``name`` as a ``textattack.Attack`` against ``model_wrapper``.
 
@@ -134,7 +138,15 @@ def build_attack(
     sets ``goal_function.query_budget`` (TextAttack counts cache hits as queries). ``bae`` and
     ``bert-attack`` need ``mlm``, a local masked-LM dir with trained MLM-head weights. Prints nothing
     (TextAttack's model-compatibility warnings are silenced for the build).
+
+    ``goal="slowdown"`` keeps the recipe's transformation, constraints and search and replaces its goal
+    function by :class:`robustness.attack.goals.SlowdownGoalFunction` (exit at ``goal_target``, default L;
+    ``keep_prediction`` for a pure slowdown), with the recipe goal's query budget and batch size.
     """
+    check_goal(goal, goal_target, keep_prediction)
+    if goal != "accuracy" and stock:
+        raise ValueError(f"--stock builds TextAttack's own recipe, whose goal is accuracy; goal {goal!r} needs the "
+                         "offline recipe")
     if name not in RECIPES:
         raise ValueError(f"unknown recipe {name!r}; known: {_known()}")
     if query_budget is not None and (isinstance(query_budget, bool) or not isinstance(query_budget, int)
@@ -153,8 +165,15 @@ def build_attack(
                 problem = mlm_head_problem(mlm)
                 if problem:
                     raise ValueError(f"recipe {name!r}: {problem}")
-            goal, constraints, transformation, search = _BUILDERS[name](model_wrapper, BuildContext(resources, mlm))
-            attack = textattack.Attack(goal, constraints, transformation, search)
+            objective, constraints, transformation, search = _BUILDERS[name](model_wrapper,
+                                                                              BuildContext(resources, mlm))
+            if goal == "slowdown":
+                from robustness.attack.goals import SlowdownGoalFunction
+
+                objective = SlowdownGoalFunction(model_wrapper, goal_target, keep_prediction,
+                                                 query_budget=objective.query_budget,
+                                                 model_batch_size=objective.batch_size)
+            attack = textattack.Attack(objective, constraints, transformation, search)
     if query_budget is not None:
         attack.goal_function.query_budget = query_budget
     return attack

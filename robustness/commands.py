@@ -14,7 +14,14 @@ if TYPE_CHECKING:
     import pandas as pd
 
 
-def _refuse_existing_file(path: Path, overwrite: bool) -> None:
+def _check_out_file(path: Path, overwrite: bool) -> None:
+    """``path`` may be written: not a directory, its folder can be created, and it does not exist unless
+    ``overwrite`` (before any work)."""
+    from robustness.outputs import check_output_dir
+
+    if path.is_dir():
+        raise ValueError(f"--out {path} is a directory; give a file name")
+    check_output_dir(path.parent)
     if path.exists() and not overwrite:
         raise ValueError(f"{path} exists; pass --overwrite to replace it")
 
@@ -80,13 +87,13 @@ def cmd_evaluate(args: argparse.Namespace, command: str) -> int:
 
     from robustness.data import load_examples
     from robustness.models.evaluate import evaluate_model, timed_repetitions
-    from robustness.models.pabee import load_model_and_tokenizer
+    from robustness.models.pabee import check_model_dir, load_model_and_tokenizer
+    from robustness.provenance import write_csv_atomic
 
     args = _located(args)
     out = Path(args.out)
-    _refuse_existing_file(out, args.overwrite)
-    if not Path(args.model, "config.json").is_file():
-        raise ValueError(f"no model at {args.model} (config.json missing)")
+    _check_out_file(out, args.overwrite)
+    check_model_dir(args.model)
     examples = load_examples(args.dataset, args.split, data_dir=args.data_dir, limit=args.limit, seed=args.seed)
     model, tokenizer = load_model_and_tokenizer(args.model)
     bars = _StageBars(tqdm)
@@ -97,7 +104,7 @@ def cmd_evaluate(args: argparse.Namespace, command: str) -> int:
                                                         timed_repetitions(model, args.timing_repeats), "rep"))
     bars.close()
     out.parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(out, index=False)
+    write_csv_atomic(out, table)
     print(table.to_string(index=False))
     print(f"wrote {out}")
     return 0
@@ -141,25 +148,20 @@ def cmd_attack(args: argparse.Namespace, command: str) -> int:
         query_budget=args.query_budget, batch_size=args.batch_size, max_length=args.max_length, stock=args.stock,
         data_dir=args.data_dir, goal=args.goal, goal_target=args.goal_target, keep_prediction=args.keep_prediction,
     )
-    run_dir = run_attack(spec, Path(args.out), resources=resources, command=command)
+    run_dir = run_attack(spec, Path(args.out), resources=resources, command=command, overwrite=args.overwrite)
     print(f"run complete: {run_dir}")
     return 0
 
 
-def _suite_model_dirs(suite, out: Path, data_dir: str | None, train: bool = True) -> dict[str, str]:
+def _suite_model_dirs(suite, out: Path, train: bool = True) -> dict[str, str]:
     """Where each model of the suite lives, training the missing ones into ``<out>/models/<id>`` (with
-    ``train`` False, a missing model is a ValueError: parts of a job array must not train concurrently)."""
+    ``train`` False, a missing model is a ValueError: parts of a job array must not train concurrently). The
+    suite was validated by :func:`~robustness.suite.validate.validate_suite`."""
     from robustness.models.train import TrainConfig, train_model
 
-    allowed = {f.name for f in dataclasses.fields(TrainConfig)} - {"out", "head"}
     dirs = {}
     for model in suite.models:
-        unknown = set(model.train) - allowed
-        if unknown:
-            raise ValueError(f"model {model.id!r}: unknown train keys {sorted(unknown)}; known: {sorted(allowed)}")
         if model.path is not None:
-            if not Path(model.path, "config.json").is_file():
-                raise ValueError(f"model {model.id!r}: no model at {model.path}")
             dirs[model.id] = model.path
             continue
         target = out / "models" / model.id
@@ -170,7 +172,7 @@ def _suite_model_dirs(suite, out: Path, data_dir: str | None, train: bool = True
                              "--train-only` before the parts")
         else:
             print(f"[bench] model {model.id}: training ({model.head}) into {target}")
-            train = {"dataset": suite.dataset, "data_dir": data_dir, **model.train}
+            train = {"dataset": suite.dataset, "data_dir": suite.data_dir, **model.train}
             train_model(TrainConfig(out=str(target), head=model.head, **train), overwrite=True)
         dirs[model.id] = str(target)
     return dirs
@@ -185,6 +187,7 @@ def _clean_tables(suite, model_dirs: dict[str, str], out: Path) -> pd.DataFrame 
     from robustness.data import load_examples
     from robustness.models.evaluate import off_sample_table
     from robustness.models.pabee import load_model_and_tokenizer
+    from robustness.provenance import write_csv_atomic
 
     examples = load_examples(suite.dataset, suite.split, data_dir=suite.data_dir)
     sample = load_examples(suite.dataset, suite.split, data_dir=suite.data_dir, limit=suite.n, seed=suite.seed)
@@ -202,30 +205,37 @@ def _clean_tables(suite, model_dirs: dict[str, str], out: Path) -> pd.DataFrame 
             table = off_sample_table(net, tokenizer, examples, sample.indices, model.settings,
                                      batch_size=suite.batch_size, max_length=suite.max_length)
             table.insert(0, "model_id", model.id)
-            table.to_csv(path, index=False)
+            write_csv_atomic(path, table)
         tables.append(pd.read_csv(path))
     return pd.concat(tables, ignore_index=True)
 
 
 def cmd_bench(args: argparse.Namespace, command: str) -> int:
+    from robustness.attack.rundir import reconcile_changed
+    from robustness.models.fingerprint import model_fingerprint
     from robustness.report import write_report
     from robustness.suite.executors import Driver, default_workers, execute
     from robustness.suite.plan import parse_part, plan_tasks, select_part
     from robustness.suite.shards import prepare_run
     from robustness.suite.specs import load_suite
+    from robustness.suite.validate import validate_suite
 
     suite = load_suite(args.suite)
     part = parse_part(args.part) if args.part else None
     args = _located(args, suite)
-    data_dir = args.data_dir
-    suite = dataclasses.replace(suite, data_dir=data_dir)
+    suite = dataclasses.replace(suite, data_dir=args.data_dir)
     out = Path(args.out)
+    validate_suite(suite, out, overwrite=args.overwrite, mlm=args.mlm)
     resources = _resources(args)
-    model_dirs = _suite_model_dirs(suite, out, data_dir, train=part is None)
+    model_dirs = _suite_model_dirs(suite, out, train=part is None)
     if args.train_only:
         return 0
+    fingerprints = {model_id: model_fingerprint(path) for model_id, path in model_dirs.items()}
     # Recipe-major order: an interrupted suite leaves whole recipes compared across every setting.
     runs = sorted(suite.run_specs(model_dirs), key=lambda s: suite.recipes.index(s.recipe))
+    for moved in reconcile_changed(out / "runs", {s.run_id: fingerprints[s.model_id] for s in runs},
+                                   args.rerun_changed):
+        print(f"[bench] model changed: old run moved to {moved}")
     done = {s.run_id: prepare_run(s, out / "runs" / s.run_id, command) for s in runs}
     complete = sum(len(done[s.run_id]) >= s.n for s in runs)
     print(f"[bench] {complete} of {len(runs)} runs already complete")
@@ -245,7 +255,7 @@ def cmd_bench(args: argparse.Namespace, command: str) -> int:
         _score_quality([out / "runs" / s.run_id for s in runs], args.lm, 16, prefix="[bench] ")
     clean = _clean_tables(suite, model_dirs, out)
     md, html = write_report([out / "runs"], out, provenance={"suite": str(args.suite), "command": command},
-                            verdict_options=suite.verdict, clean=clean)
+                            verdict_options=suite.verdict, clean=clean, overwrite=args.overwrite)
     print(f"[bench] report: {md} and {html}")
     return 0
 
@@ -284,7 +294,7 @@ def cmd_aggregate(args: argparse.Namespace, command: str) -> int:
     quality = quality_table(runs)
     if not quality.empty:
         extra["quality"] = quality
-    paths = write_tables(summarize(runs), Path(args.out), extra=extra)
+    paths = write_tables(summarize(runs), Path(args.out), extra=extra, overwrite=args.overwrite)
     for path in paths.values():
         print(f"wrote {path}")
     return 0
@@ -301,7 +311,7 @@ def cmd_report(args: argparse.Namespace, command: str) -> int:
 
         clean = read_clean_tables([Path(p) for p in args.clean_eval])
     md, html = write_report([Path(r) for r in args.runs], Path(args.out), provenance={"command": command},
-                            verdict_options=options, clean=clean)
+                            verdict_options=options, clean=clean, overwrite=args.overwrite)
     print(f"wrote {md}\nwrote {html}")
     return 0
 
@@ -322,12 +332,14 @@ def _compared_run(selector: str, pool: str | None):
 
 def cmd_compare(args: argparse.Namespace, command: str) -> int:
     from robustness.analysis.compare import compare, format_comparison
+    from robustness.provenance import write_csv_atomic
 
+    if args.out:
+        _check_out_file(Path(args.out), args.overwrite)
     table = compare(_compared_run(args.a, args.source), _compared_run(args.b, args.source))
     print(format_comparison(table))
     if args.out:
-        _refuse_existing_file(Path(args.out), False)
-        table.to_csv(args.out, index=False)
+        write_csv_atomic(args.out, table)
         print(f"wrote {args.out}")
     return 0
 

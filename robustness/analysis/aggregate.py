@@ -6,7 +6,6 @@ Numbers stay unrounded in DataFrames and CSV; only the Markdown tables are round
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -18,6 +17,8 @@ import pandas as pd
 
 from robustness.analysis import metrics as m
 from robustness.attack.records import RECORD_FIELDS, read_records
+from robustness.outputs import write_outputs
+from robustness.provenance import read_json_object
 from robustness.suite.specs import parse_setting, setting_order
 
 #: What makes a setting: a stock-recipe run and an offline run of the same setting are two settings.
@@ -77,13 +78,7 @@ def spec_setting(spec: dict[str, Any]) -> str:
 def _read_json(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise ValueError(f"not a run directory (missing {path.name}): {path.parent}")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"invalid JSON in {path}: {exc}") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"{path} must hold a JSON object")
-    return data
+    return read_json_object(path)
 
 
 def load_run(run_dir: str | Path) -> Run:
@@ -98,7 +93,16 @@ def load_run(run_dir: str | Path) -> Run:
     records = pd.DataFrame(read_records(path / "records.jsonl"), columns=list(RECORD_FIELDS))
     if records["example_id"].duplicated().any():
         raise ValueError(f"{path / 'records.jsonl'} has duplicate example_id values")
+    _check_record_count(path, info, len(records))
     return Run(path=path, spec=spec, info=info, records=records)
+
+
+def _check_record_count(path: Path, info: dict[str, Any], found: int) -> None:
+    """A complete run must hold as many whole records as its run.json says (a torn or lost line is refused)."""
+    expected = info.get("num_records")
+    if info.get("status") == "complete" and isinstance(expected, int) and expected != found:
+        raise ValueError(f"{path / 'records.jsonl'} holds {found} whole records but {path / 'run.json'} says "
+                         f"{expected}: records were lost or torn; rerun the run with attack --overwrite")
 
 
 def find_runs(paths: str | Path | Iterable[str | Path]) -> list[Path]:
@@ -361,20 +365,22 @@ def markdown_table(df: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_tables(summary: pd.DataFrame, out_dir: str | Path, extra: dict[str, pd.DataFrame] | None = None
-                 ) -> dict[str, Path]:
-    """Write ``<out_dir>/tables/``: summary.csv (every column, unrounded) and summary/exits/overthinking .md
-    (rounded views), plus ``extra`` long tables (e.g. exit distributions) as CSV. Returns name → path."""
+def table_files(summary: pd.DataFrame, extra: dict[str, pd.DataFrame] | None = None) -> dict[str, bytes]:
+    """``tables/summary.csv`` (every column, unrounded), summary/exits/overthinking .md (rounded views) and
+    ``extra`` long tables (e.g. exit distributions) as CSV: relative path -> content."""
     if summary.empty:
         raise ValueError("summary table is empty")
-    tables = Path(out_dir) / "tables"
-    tables.mkdir(parents=True, exist_ok=True)
-    written = {"summary.csv": tables / "summary.csv"}
-    summary.to_csv(written["summary.csv"], index=False)
+    files = {"tables/summary.csv": summary.to_csv(index=False).encode()}
     for name in VIEWS:
-        written[f"{name}.md"] = tables / f"{name}.md"
-        written[f"{name}.md"].write_text(markdown_table(view(summary, name)), encoding="utf-8")
+        files[f"tables/{name}.md"] = markdown_table(view(summary, name)).encode()
     for name, table in (extra or {}).items():
-        written[f"{name}.csv"] = tables / f"{name}.csv"
-        table.to_csv(written[f"{name}.csv"], index=False)
-    return written
+        files[f"tables/{name}.csv"] = table.to_csv(index=False).encode()
+    return files
+
+
+def write_tables(summary: pd.DataFrame, out_dir: str | Path, extra: dict[str, pd.DataFrame] | None = None,
+                 overwrite: bool = False) -> dict[str, Path]:
+    """Write :func:`table_files` into ``out_dir`` (atomically; a foreign file is replaced only with
+    ``overwrite``). Returns file name -> path."""
+    written = write_outputs(out_dir, table_files(summary, extra), overwrite=overwrite)
+    return {Path(k).name: v for k, v in written.items()}

@@ -88,6 +88,8 @@ def compare(a: Run | str | Path, b: Run | str | Path) -> pd.DataFrame:
     """Metrics of runs ``a`` and ``b`` with ``delta = b − a``; rows with a paired outcome also carry the
     exact McNemar ``p_value`` and ``paired_n`` (examples in the test). Run ids are in ``df.attrs``."""
     run_a, run_b = _as_run(a), _as_run(b)
+    if run_a.path.resolve() == run_b.path.resolve():
+        raise ValueError(f"comparing run {run_a.path} with itself; give two different runs")
     if run_a.spec.get("dataset") != run_b.spec.get("dataset"):
         raise ValueError(f"runs use different datasets: {run_a.spec.get('dataset')} vs {run_b.spec.get('dataset')}")
     values_a = run_metrics(run_a.records, run_a.num_layers, seed=int(run_a.spec.get("seed") or 0))

@@ -110,3 +110,11 @@ def parse_setting(value: Any) -> Setting:
     return Setting(policy, number)
 
 
+
+
+def check_setting_reachable(setting: Setting, num_layers: int, where: str) -> None:
+    """``ValueError`` for a patience the model cannot reach: patience >= L never exits early (it would be
+    full depth under another name), so it is refused rather than labelled ``patience:P``."""
+    if setting.policy == "patience" and setting.value is not None and setting.value >= num_layers:
+        raise ValueError(f"{where}: setting {setting.label} needs patience < the model's {num_layers} layers; "
+                         "use 'full' for full depth")

@@ -216,6 +216,20 @@ _SUITE_KEYS = ({f.name for f in dataclasses.fields(SuiteSpec)} - {"models", "rec
 _DEFAULT_SETTINGS = ("patience:1", "patience:2", "patience:3", "full")
 
 
+#: A model id names a directory (``<out>/models/<id>``), run ids and plot labels: a safe slug.
+SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+#: [suite] keys that must be integers (``query_budget`` may be absent).
+_INT_KEYS = ("n", "seed", "query_budget", "batch_size", "max_length")
+
+
+def check_id(value: Any, where: str) -> str:
+    """``value`` is a safe slug (letters, digits, ``_.-``; no ``..``): ``ValueError`` otherwise."""
+    if not isinstance(value, str) or not SAFE_ID.match(value) or ".." in value:
+        raise ValueError(f"{where}: model id {value!r} must be 1-64 letters, digits, '_', '.' or '-' "
+                         "(starting with a letter or digit, no '..')")
+    return value
+
+
 def _settings(raw: dict[str, Any], default: tuple[Setting, ...], where: str) -> tuple[Setting, ...]:
     """``settings = [...]`` or its older form ``patience = [...]`` (both is an error); else ``default``."""
     if "settings" in raw and "patience" in raw:
@@ -238,6 +252,9 @@ def _model_spec(raw: dict[str, Any], default_settings: tuple[Setting, ...], wher
         raise ValueError(f"{where}: unknown model keys {sorted(unknown)}")
     if "id" not in raw:
         raise ValueError(f"{where}: every [[models]] entry needs an id")
+    check_id(raw["id"], where)
+    if not isinstance(raw.get("train", {}), dict) or not isinstance(raw.get("path", ""), str):
+        raise ValueError(f"{where}: model {raw['id']!r}: 'train' must be a table and 'path' a string")
     head = raw.get("head", "pabee")
     if head not in ("pabee", "full"):
         raise ValueError(f"{where}: model {raw['id']!r} head must be 'pabee' or 'full', got {head!r}")
@@ -257,8 +274,10 @@ def load_suite(path: str | Path) -> SuiteSpec:
         raise ValueError(f"suite file not found: {path}")
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ValueError(f"{path}: invalid TOML: {exc}") from None
+    if not isinstance(raw.get("suite", {}), dict) or not isinstance(raw.get("models", []), list):
+        raise ValueError(f"{path}: [suite] must be a table and [[models]] an array of tables")
     suite = dict(raw.get("suite", {}))
     unknown = set(suite) - _SUITE_KEYS
     if unknown:
@@ -266,9 +285,20 @@ def load_suite(path: str | Path) -> SuiteSpec:
     for key in ("name", "dataset", "recipes"):
         if key not in suite:
             raise ValueError(f"{path}: [suite] needs {key!r}")
+    for key in _INT_KEYS:
+        if key in suite and (isinstance(suite[key], bool) or not isinstance(suite[key], int)):
+            raise ValueError(f"{path}: [suite] {key} must be an integer, got {suite[key]!r}")
+    for key in ("name", "dataset", "split", "data_dir", "nltk_data"):
+        if key in suite and not isinstance(suite[key], str):
+            raise ValueError(f"{path}: [suite] {key} must be a string, got {suite[key]!r}")
+    if not isinstance(suite["recipes"], list) or not all(isinstance(r, str) for r in suite["recipes"]) \
+            or not suite["recipes"]:
+        raise ValueError(f"{path}: [suite] recipes must be a non-empty list of names, got {suite['recipes']!r}")
     default_settings = _settings(suite, tuple(parse_setting(x) for x in _DEFAULT_SETTINGS), f"{path}: [suite]")
     suite.pop("settings", None)
     suite.pop("patience", None)
+    if not all(isinstance(m, dict) for m in raw.get("models", [])):
+        raise ValueError(f"{path}: [[models]] must be an array of tables")
     models = tuple(_model_spec(m, default_settings, str(path)) for m in raw.get("models", []))
     if not models:
         raise ValueError(f"{path}: no [[models]] declared")
@@ -276,15 +306,20 @@ def load_suite(path: str | Path) -> SuiteSpec:
     if len(set(ids)) != len(ids):
         raise ValueError(f"{path}: duplicate model ids {ids}")
     recipes = tuple(suite.pop("recipes"))
+    if len(set(recipes)) != len(recipes):
+        raise ValueError(f"{path}: duplicate recipes {list(recipes)}")
     if "goals" in suite:
         if not isinstance(suite["goals"], list) or not suite["goals"]:
             raise ValueError(f"{path}: [suite] goals must be a non-empty list, got {suite['goals']!r}")
         suite["goals"] = tuple(dict.fromkeys(suite["goals"]))
     verdict = raw.get("verdict", {})
+    if not isinstance(verdict, dict):
+        raise ValueError(f"{path}: [verdict] must be a table")
     unknown = set(verdict) - {f.name for f in dataclasses.fields(VerdictOptions)}
     if unknown:
         raise ValueError(f"{path}: unknown [verdict] keys {sorted(unknown)}")
     try:
-        return SuiteSpec(models=models, recipes=recipes, verdict=VerdictOptions(**verdict), **suite)
-    except ValueError as exc:
+        options = VerdictOptions(**verdict)
+        return SuiteSpec(models=models, recipes=recipes, verdict=options, **suite)
+    except (ValueError, TypeError) as exc:
         raise ValueError(f"{path}: {exc}") from None

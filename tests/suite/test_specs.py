@@ -116,13 +116,14 @@ def test_suite_settings_list_and_per_model_override(tmp_path):
     [
         ('[suite]\nname="s"\ndataset="d"\n', "needs 'recipes'"),
         ('[suite]\nname="s"\ndataset="d"\nrecipes=[]\nbogus=1\n', "unknown \\[suite\\] keys"),
-        ('[suite]\nname="s"\ndataset="d"\nrecipes=[]\n', "no \\[\\[models\\]\\]"),
-        ('[suite]\nname="s"\ndataset="d"\nrecipes=[]\n[[models]]\nid="a"\nhead="x"\n', "head must be"),
+        ('[suite]\nname="s"\ndataset="d"\nrecipes=["pwws"]\n', "no \\[\\[models\\]\\]"),
+        ('[suite]\nname="s"\ndataset="d"\nrecipes=["pwws"]\n[[models]]\nid="a"\nhead="x"\n', "head must be"),
         ('[suite\n', "invalid TOML"),
-        ('[suite]\nname="s"\ndataset="d"\nrecipes=[]\nsettings=["x:1"]\n[[models]]\nid="a"\n', "a setting must be"),
-        ('[suite]\nname="s"\ndataset="d"\nrecipes=[]\nsettings=[1]\npatience=[1]\n[[models]]\nid="a"\n',
+        ('[suite]\nname="s"\ndataset="d"\nrecipes=["pwws"]\nsettings=["x:1"]\n[[models]]\nid="a"\n',
+         "a setting must be"),
+        ('[suite]\nname="s"\ndataset="d"\nrecipes=["pwws"]\nsettings=[1]\npatience=[1]\n[[models]]\nid="a"\n',
          "either 'settings' or 'patience'"),
-        ('[suite]\nname="s"\ndataset="d"\nrecipes=[]\n[[models]]\nid="a"\nsettings="full"\n', "must be a list"),
+        ('[suite]\nname="s"\ndataset="d"\nrecipes=["pwws"]\n[[models]]\nid="a"\nsettings="full"\n', "must be a list"),
     ],
 )
 def test_suite_errors(tmp_path, text, message):

@@ -32,7 +32,8 @@ from robustness.resources.mlm import mlm_head_problem
 from robustness.resources.textattack_compat import import_textattack, quiet_textattack
 from robustness.suite.specs import check_goal
 
-__all__ = ["RECIPES", "TEXTFOOLER_STOPWORDS", "RecipeInfo", "Resources", "build_attack", "import_textattack"]
+__all__ = ["RECIPES", "TEXTFOOLER_STOPWORDS", "RecipeInfo", "Resources", "build_attack", "check_recipe",
+           "import_textattack"]
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,19 @@ _BUILDERS: dict[str, Callable[[Any, BuildContext], tuple]] = {
 }
 
 
+def check_recipe(name: str, *, mlm: str | None = None, stock: bool = False) -> None:
+    """What can be checked about recipe ``name`` before building it (no TextAttack import): it is known, and
+    a recipe that needs a masked LM has one with a trained MLM head. ``ValueError`` otherwise."""
+    if name not in RECIPES:
+        raise ValueError(f"unknown recipe {name!r}; known: {_known()}")
+    if not stock and "mlm" in RECIPES[name].needs:
+        if not mlm:
+            raise ValueError(f"recipe {name!r} needs a masked language model: pass --mlm PATH")
+        problem = mlm_head_problem(mlm)
+        if problem:
+            raise ValueError(f"recipe {name!r}: {problem}")
+
+
 def _build_stock(textattack: Any, name: str, model_wrapper: Any) -> Any:
     """TextAttack's own recipe; a failed download becomes one line naming what it tried to fetch."""
     import requests
@@ -147,8 +161,7 @@ def build_attack(
     if goal != "accuracy" and stock:
         raise ValueError(f"--stock builds TextAttack's own recipe, whose goal is accuracy; goal {goal!r} needs the "
                          "offline recipe")
-    if name not in RECIPES:
-        raise ValueError(f"unknown recipe {name!r}; known: {_known()}")
+    check_recipe(name, mlm=mlm or (resources.mlm if resources else None), stock=stock)
     if query_budget is not None and (isinstance(query_budget, bool) or not isinstance(query_budget, int)
                                      or query_budget < 1):
         raise ValueError(f"query_budget must be a positive int, got {query_budget!r}")
@@ -159,12 +172,6 @@ def build_attack(
         if stock:
             attack = _build_stock(textattack, name, model_wrapper)
         else:
-            if "mlm" in RECIPES[name].needs:
-                if not mlm:
-                    raise ValueError(f"recipe {name!r} needs a masked language model: pass --mlm PATH")
-                problem = mlm_head_problem(mlm)
-                if problem:
-                    raise ValueError(f"recipe {name!r}: {problem}")
             objective, constraints, transformation, search = _BUILDERS[name](model_wrapper,
                                                                               BuildContext(resources, mlm))
             if goal == "slowdown":

@@ -285,9 +285,12 @@ def cmd_quality(args: argparse.Namespace, command: str) -> int:
 def cmd_aggregate(args: argparse.Namespace, command: str) -> int:
     from robustness.analysis.aggregate import exit_table, flip_table, load_runs, summarize, write_tables
 
-    runs = load_runs([Path(r) for r in args.runs])
+    found = load_runs([Path(r) for r in args.runs], include_incomplete=True)
+    runs = [r for r in found if r.complete]
     if not runs:
         raise ValueError(f"no complete runs under {' '.join(args.runs)}")
+    for run in (r for r in found if not r.complete):
+        print(f"left out {run.run_id}: status {run.info.get('status') or 'unknown'}, {len(run.records)} records")
     from robustness.analysis.quality import quality_table
 
     extra = {"exits": exit_table(runs), "flips": flip_table(runs)}

@@ -97,16 +97,25 @@ def cmd_evaluate(args: argparse.Namespace, command: str) -> int:
     examples = load_examples(args.dataset, args.split, data_dir=args.data_dir, limit=args.limit, seed=args.seed)
     model, tokenizer = load_model_and_tokenizer(args.model)
     bars = _StageBars(tqdm)
+    match = [*(parse_setting(x).label for x in args.match_patience or []), *(str(x) for x in args.match_speedup or [])]
     table = evaluate_model(model, tokenizer, examples.texts, examples.labels, batch_size=args.batch_size,
                            max_length=args.max_length, timing_repeats=args.timing_repeats,
                            progress=bars.counter("all-layer pass", len(examples), "ex"),
                            timing_progress=bars.counter("timing early exit vs full depth",
-                                                        timed_repetitions(model, args.timing_repeats), "rep"))
+                                                        timed_repetitions(model, args.timing_repeats, len(match)),
+                                                        "rep"), match=match)
     bars.close()
     out.parent.mkdir(parents=True, exist_ok=True)
     write_csv_atomic(out, table)
     print(table.to_string(index=False))
     print(f"wrote {out}")
+    if match:
+        from robustness.models.calibrate import write_calibration
+
+        where = {"dataset": args.dataset, "split": args.split, "n": len(examples), "seed": args.seed}
+        entries = [{"reference": ref, **row, **where} for _, row in table.iterrows()
+                   for ref in str(row["calibration"]).split() if ref]
+        print(f"wrote {write_calibration(args.model, entries)}")
     return 0
 
 
@@ -202,7 +211,8 @@ def _clean_tables(suite, model_dirs: dict[str, str], out: Path) -> pd.DataFrame 
         if not path.is_file():
             print(f"[bench] clean evaluation of {model.id} outside the attack sample")
             net, tokenizer = load_model_and_tokenizer(model_dirs[model.id])
-            table = off_sample_table(net, tokenizer, examples, sample.indices, model.settings,
+            settings = model.exit_settings(model_dirs[model.id])
+            table = off_sample_table(net, tokenizer, examples, sample.indices, settings,
                                      batch_size=suite.batch_size, max_length=suite.max_length)
             table.insert(0, "model_id", model.id)
             write_csv_atomic(path, table)

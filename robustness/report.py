@@ -47,10 +47,13 @@ FIGURES = [  # name, function input, function, caption
      "Attack cost: TextAttack queries (cache hits included; BCa bootstrap 95% CIs) and deployed layers per attacked "
      "example (Σ over its queried texts of their exit layer at the setting)."),
     ("tradeoff", "summary", plots.plot_tradeoff,
-     "Accuracy under attack against layer speed-up (L / mean exit layer) on clean and adversarial texts."),
-    ("exit_histograms", "exits", plots.plot_exit_histograms, "Exit-layer distributions, clean vs adversarial texts."),
+     "Accuracy under attack (over all n) against layer speed-up (L / mean exit layer) on the clean and the "
+     "adversarial texts of the attacked examples."),
+    ("exit_histograms", "exits", plots.plot_exit_histograms,
+     "Exit-layer distributions of the attacked examples, their clean vs their adversarial texts."),
     ("overthinking", "summary", plots.plot_overthinking,
-     "Destructive and wasteful overthinking (Kaya et al. 2019) on clean and adversarial texts."),
+     "Destructive and wasteful overthinking as Kaya et al. (2019) compute it, on clean and adversarial texts; on "
+     "adversarial texts a consequence of the attack optimising the exit prediction, not independent evidence."),
     ("flip_heatmap", "flips", plots.plot_flip_heatmap,
      "Per-layer flip rate: attacked examples whose layer-l prediction changes under the adversarial text."),
 ]

@@ -198,3 +198,11 @@ def test_suite_transfers_expand_to_every_source_run_and_target_setting(tmp_path)
                     '[[models]]\nid="p"\n')
     with pytest.raises(ValueError, match="s.toml: transfer selector 'x@full' must be MODEL@SETTING"):
         load_suite(path)
+
+
+def test_suite_resource_and_quality_keys(tmp_path):
+    path = tmp_path / "s.toml"
+    path.write_text('[suite]\nname = "s"\ndataset = "glue/sst2"\nrecipes = ["pwws"]\nresources = "../shared"\n'
+                    'lexicons = "lex"\nquality = true\nlm = "lm-dir"\n[[models]]\nid = "m"\npath = "m"\n')
+    suite = load_suite(path)
+    assert (suite.resources, suite.lexicons, suite.quality, suite.lm) == ("../shared", "lex", True, "lm-dir")

@@ -268,10 +268,34 @@ def cmd_bench(args: argparse.Namespace, command: str) -> int:
         print(f"[bench] part {part[0]}/{part[1]} done; once every part is, `robustness bench {args.suite} "
               f"--out {out}` writes the report")
         return 0
+    if suite.quality:  # the quality stage, once every run is complete: the report reads its quality.jsonl
+        _score_quality([out / "runs" / s.run_id for s in runs], args.lm, 16, prefix="[bench] ")
     clean = _clean_tables(suite, model_dirs, out)
     md, html = write_report([out / "runs"], out, provenance={"suite": str(args.suite), "command": command},
                             verdict_options=suite.verdict, clean=clean, overwrite=args.overwrite)
     print(f"[bench] report: {md} and {html}")
+    return 0
+
+
+def _score_quality(run_dirs: list[Path], lm: str | None, batch_size: int, prefix: str = "") -> None:
+    from robustness.quality import load_lm, score_run
+
+    if batch_size < 1:
+        raise ValueError(f"batch size must be >= 1, got {batch_size}")
+    model = load_lm(lm)
+    for run_dir in run_dirs:
+        added = score_run(run_dir, model, batch_size=batch_size)
+        print(f"{prefix}quality: {run_dir.name}: {added} adversarial texts scored")
+
+
+def cmd_quality(args: argparse.Namespace, command: str) -> int:
+    from robustness.analysis.aggregate import find_runs
+
+    args = _located(args)
+    runs = find_runs([Path(r) for r in args.runs])
+    if not runs:
+        raise ValueError(f"no runs under {' '.join(args.runs)}")
+    _score_quality(runs, args.lm, args.batch_size)
     return 0
 
 
@@ -284,8 +308,13 @@ def cmd_aggregate(args: argparse.Namespace, command: str) -> int:
         raise ValueError(f"no complete runs under {' '.join(args.runs)}")
     for run in (r for r in found if not r.complete):
         print(f"left out {run.run_id}: status {run.info.get('status') or 'unknown'}, {len(run.records)} records")
-    paths = write_tables(summarize(runs), Path(args.out), extra={"exits": exit_table(runs), "flips": flip_table(runs)},
-                         overwrite=args.overwrite)
+    from robustness.analysis.quality import quality_table
+
+    extra = {"exits": exit_table(runs), "flips": flip_table(runs)}
+    quality = quality_table(runs)
+    if not quality.empty:
+        extra["quality"] = quality
+    paths = write_tables(summarize(runs), Path(args.out), extra=extra, overwrite=args.overwrite)
     for path in paths.values():
         print(f"wrote {path}")
     return 0

@@ -30,6 +30,7 @@ from robustness.analysis.aggregate import (
     view,
 )
 from robustness.analysis.compare import findings, slowdown_findings
+from robustness.analysis.quality import quality_findings, quality_table
 from robustness.analysis.verdict import VerdictOptions, find_clean_tables, verdict_findings, verdict_tables
 from robustness.outputs import check_output_dir, refuse_foreign, write_outputs
 from robustness.provenance import figure_png
@@ -75,6 +76,8 @@ li{margin:4px 0;line-height:1.45}details{margin:8px 0}summary{cursor:pointer}
 
 #: The extra long tables of a report (beside summary.csv and the VIEWS' .md files).
 EXTRA_TABLES = ("exit_distribution", "flip_rates", "verdict", "verdict_candidates")
+#: Written when runs carry quality records (robustness quality).
+QUALITY_TABLE = "quality"
 #: Figures of the Slowdown section (beside FIGURES).
 SLOWDOWN_FIGURES = ("slowdown_exits", "efficiency_left")
 
@@ -82,7 +85,7 @@ SLOWDOWN_FIGURES = ("slowdown_exits", "efficiency_left")
 def report_outputs() -> list[str]:
     """Every file (relative to the output directory) a report may write."""
     tables = ["tables/summary.csv", *(f"tables/{name}.md" for name in VIEWS),
-              *(f"tables/{name}.csv" for name in EXTRA_TABLES)]
+              *(f"tables/{name}.csv" for name in (*EXTRA_TABLES, QUALITY_TABLE))]
     figures = [*(name for name, *_ in FIGURES), *SLOWDOWN_FIGURES]
     return [*tables, *(f"figures/{name}.png" for name in figures), "report.md", "report.html"]
 
@@ -244,6 +247,16 @@ def build_sections(runs: list[Run], summary: pd.DataFrame, figures: list[Block],
             ("Tables", tables), ("Figures", figures), ("Provenance", _provenance(runs, provenance))]
 
 
+def _quality_blocks(runs: list[Run], summary: pd.DataFrame, quality: pd.DataFrame) -> list[Block]:
+    intro = ("How natural the successful adversarial texts are (`robustness quality`): perplexity ratio = "
+             "adversarial / original perplexity under a local causal LM, averaged over examples (> 1: less "
+             "natural); similarity = sentence-encoder cosine of original and adversarial text. Offline recipes "
+             "drop their language-model constraints, so these numbers are what makes success rates comparable.")
+    shown = quality[["model_id", "setting", "recipe", "dataset", "quality_n", "ppl_ratio_mean", "similarity_mean",
+                     "orig_perplexity_mean", "adv_perplexity_mean"]]
+    return [("p", intro), ("list", quality_findings(runs, summary)), ("table", shown.map(format_value))]
+
+
 def render_markdown(title: str, sections: list[tuple[str, list[Block]]]) -> str:
     lines = [MARKER, f"# {title}", ""]
     for heading, blocks in sections:
@@ -328,12 +341,17 @@ def write_report(sources: str | Path | Iterable[str | Path], out_dir: str | Path
     accuracy = summary[summary["goal"] == "accuracy"] if (summary["goal"] == "accuracy").any() else summary
     main_runs = [r for r in runs if r.run_id in set(accuracy["run_id"])]
     verdict, candidates = verdict_tables(accuracy, main_runs, verdict_options, clean)
-    files = table_files(summary, extra=dict(zip(EXTRA_TABLES, (exits, flips, verdict, candidates), strict=True)))
+    quality = quality_table(runs)
+    tables = dict(zip(EXTRA_TABLES, (exits, flips, verdict, candidates), strict=True))
+    files = table_files(summary, extra={**tables, **({QUALITY_TABLE: quality} if not quality.empty else {})})
     left_out = [] if include_incomplete else [r for r in found if not r.complete]
     figures = _figures(accuracy, exits[exits["run_id"].isin(accuracy["run_id"])],
                        flips[flips["run_id"].isin(accuracy["run_id"])])
-    sections = build_sections(runs, accuracy, figures, provenance, verdict, verdict_options, left_out=left_out,
-                              extra=_slowdown_section(summary, exits), candidates=candidates)
+    extra = _slowdown_section(summary, exits)
+    if not quality.empty:
+        extra.append(("Quality of adversarial text", _quality_blocks(main_runs, accuracy, quality)))
+    sections = build_sections(runs, accuracy, figures, provenance, verdict, verdict_options,
+                              left_out=left_out, extra=extra, candidates=candidates)
     files.update({f"figures/{name}.png": png for _, blocks in sections for kind, content in blocks
                   if kind == "figure" for name, _, png in [content]})
     files["report.md"] = render_markdown(title, sections).encode()

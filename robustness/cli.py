@@ -69,6 +69,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--timing-repeats", type=int, default=3, help="0 skips the wall-clock measurement")
+    p.add_argument("--match-patience", action="append", metavar="SETTING",
+                   help="add entropy and max-probability rows at the thresholds matching this setting's clean "
+                        "layer speed-up (e.g. patience:2); recorded in <model>/calibration.json (repeatable)")
+    p.add_argument("--match-speedup", action="append", type=float, metavar="X",
+                   help="add entropy and max-probability rows at the thresholds matching layer speed-up X (repeatable)")
     p.add_argument("--overwrite", action="store_true")
     _add_data_args(p)
 

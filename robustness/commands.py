@@ -97,16 +97,25 @@ def cmd_evaluate(args: argparse.Namespace, command: str) -> int:
     examples = load_examples(args.dataset, args.split, data_dir=args.data_dir, limit=args.limit, seed=args.seed)
     model, tokenizer = load_model_and_tokenizer(args.model)
     bars = _StageBars(tqdm)
+    match = [*(parse_setting(x).label for x in args.match_patience or []), *(str(x) for x in args.match_speedup or [])]
     table = evaluate_model(model, tokenizer, examples.texts, examples.labels, batch_size=args.batch_size,
                            max_length=args.max_length, timing_repeats=args.timing_repeats,
                            progress=bars.counter("all-layer pass", len(examples), "ex"),
                            timing_progress=bars.counter("timing early exit vs full depth",
-                                                        timed_repetitions(model, args.timing_repeats), "rep"))
+                                                        timed_repetitions(model, args.timing_repeats, len(match)),
+                                                        "rep"), match=match)
     bars.close()
     out.parent.mkdir(parents=True, exist_ok=True)
     write_csv_atomic(out, table)
     print(table.to_string(index=False))
     print(f"wrote {out}")
+    if match:
+        from robustness.models.calibrate import write_calibration
+
+        where = {"dataset": args.dataset, "split": args.split, "n": len(examples), "seed": args.seed}
+        entries = [{"reference": ref, **row, **where} for _, row in table.iterrows()
+                   for ref in str(row["calibration"]).split() if ref]
+        print(f"wrote {write_calibration(args.model, entries)}")
     return 0
 
 
@@ -202,7 +211,8 @@ def _clean_tables(suite, model_dirs: dict[str, str], out: Path) -> pd.DataFrame 
         if not path.is_file():
             print(f"[bench] clean evaluation of {model.id} outside the attack sample")
             net, tokenizer = load_model_and_tokenizer(model_dirs[model.id])
-            table = off_sample_table(net, tokenizer, examples, sample.indices, model.settings,
+            settings = model.exit_settings(model_dirs[model.id])
+            table = off_sample_table(net, tokenizer, examples, sample.indices, settings,
                                      batch_size=suite.batch_size, max_length=suite.max_length)
             table.insert(0, "model_id", model.id)
             write_csv_atomic(path, table)
@@ -261,9 +271,12 @@ def cmd_bench(args: argparse.Namespace, command: str) -> int:
 def cmd_aggregate(args: argparse.Namespace, command: str) -> int:
     from robustness.analysis.aggregate import exit_table, flip_table, load_runs, summarize, write_tables
 
-    runs = load_runs([Path(r) for r in args.runs])
+    found = load_runs([Path(r) for r in args.runs], include_incomplete=True)
+    runs = [r for r in found if r.complete]
     if not runs:
         raise ValueError(f"no complete runs under {' '.join(args.runs)}")
+    for run in (r for r in found if not r.complete):
+        print(f"left out {run.run_id}: status {run.info.get('status') or 'unknown'}, {len(run.records)} records")
     paths = write_tables(summarize(runs), Path(args.out), extra={"exits": exit_table(runs), "flips": flip_table(runs)},
                          overwrite=args.overwrite)
     for path in paths.values():

@@ -151,6 +151,9 @@ def _provenance(runs: list[Run], provenance: dict[str, Any] | None) -> list[Bloc
     return blocks
 
 
+#: The summary lists at most this many verdict sentences; the verdict table below it has every row.
+MAX_SUMMARY_FINDINGS = 10
+
 #: Rounded view of the verdict table: (column, header).
 VERDICT_VIEW = [("dataset", "dataset"), ("recipe", "recipe"), ("model", "model"), ("baseline", "baseline"),
                 ("setting", "setting"), ("verdict", "verdict"), ("n", "n"),
@@ -210,7 +213,11 @@ def build_sections(runs: list[Run], summary: pd.DataFrame, figures: list[Block],
                     "adversarial texts all of these are consequences of the attack optimising the exit "
                     "prediction, not independent evidence. n/a for single-head baselines."),
               ("table", view(summary, "overthinking"))]
-    summary_blocks: list[Block] = [("p", intro), ("list", verdict_findings(verdict, options))]
+    lines = verdict_findings(verdict, options)
+    if len(lines) > MAX_SUMMARY_FINDINGS:
+        rest = len(lines) - MAX_SUMMARY_FINDINGS + 1
+        lines = [*lines[:MAX_SUMMARY_FINDINGS - 1], f"... and {rest} more comparisons: see the verdict table below."]
+    summary_blocks: list[Block] = [("p", intro), ("list", lines)]
     if not verdict.empty:
         summary_blocks.append(("table", _verdict_view(verdict)))
     summary_blocks += _left_out(left_out or [])
@@ -284,8 +291,9 @@ def write_report(sources: str | Path | Iterable[str | Path], out_dir: str | Path
     ``tables/``, ``figures/``, ``report.md`` and ``report.html`` into ``out_dir``. The run set is validated
     (:func:`~robustness.analysis.aggregate.validate_runs`) before anything is written; runs that are not
     complete are listed in the report (and included only with ``include_incomplete``). ``clean`` is the
-    verdict's clean evaluation off the attack sample (default: ``clean/*.csv`` beside the runs). Only those
-    names are written (each atomically); nothing is deleted, and a file not written by robustness is never
+    verdict's clean evaluation off the attack sample (default: ``clean/*.csv`` beside the runs). The whole
+    report is built in memory before the first file is written. Only those names are written (each
+    atomically); nothing is deleted, and a file not written by robustness is never
     replaced without ``overwrite`` (:func:`check_report_out`)."""
     out = Path(out_dir)
     check_report_out(out, overwrite)

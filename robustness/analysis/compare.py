@@ -18,9 +18,10 @@ from robustness.suite.specs import parse_setting, setting_order
 #: Metrics shown by :func:`compare`, in order.
 COMPARED = (
     "n", "original_accuracy", "accuracy_under_attack", "attack_success_rate", "skipped", "mean_queries",
-    "mean_forward_passes", "mean_layers_computed", "words_perturbed", "orig_mean_exit_layer",
-    "adv_mean_exit_layer", "exit_shift", "orig_speedup", "adv_speedup", "orig_efficacy", "adv_efficacy",
-    "clean_destructive", "clean_wasteful", "adv_destructive", "adv_wasteful", "rescued_rate", "hurt_rate",
+    "mean_forward_passes", "mean_layers_computed", "mean_layers_encoded", "mean_query_exit_layer",
+    "words_perturbed", "orig_mean_exit_layer", "adv_mean_exit_layer", "exit_shift", "orig_speedup", "adv_speedup",
+    "orig_efficacy", "adv_efficacy", "clean_destructive", "clean_destructive_of_wrong", "clean_wasteful",
+    "adv_destructive", "adv_destructive_of_wrong", "adv_wasteful", "rescued_rate", "hurt_rate",
 )
 
 #: Paired binary outcome per metric: (per-record outcome, restrict to examples attacked in both runs).

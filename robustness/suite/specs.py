@@ -21,7 +21,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-from robustness.models.settings import POLICIES, Setting, parse_setting
+from robustness.models.settings import POLICIES, Setting, calibrated_setting, parse_setting, resolve_calibrated
 
 __all__ = ["GOALS", "POLICIES", "ModelSpec", "RunSpec", "Setting", "SuiteSpec", "check_goal", "load_suite",
            "parse_setting", "setting_order"]
@@ -135,6 +135,12 @@ class ModelSpec:
     path: str | None = None
     train: dict[str, Any] = field(default_factory=dict)
     settings: tuple[Setting, ...] = ()
+    #: thresholds calibrated to a speed-up (``entropy@patience:2``), read from the model's calibration.json
+    calibrated: tuple[str, ...] = ()
+
+    def exit_settings(self, model_dir: str) -> tuple[Setting, ...]:
+        """``settings`` plus the ``calibrated`` references resolved in ``model_dir`` (no duplicates)."""
+        return tuple(dict.fromkeys([*self.settings, *(resolve_calibrated(r, model_dir) for r in self.calibrated)]))
 
 
 @dataclass(frozen=True)
@@ -191,7 +197,7 @@ class SuiteSpec:
         for early-exit settings: at ``full`` every text already exits at L."""
         runs = []
         for model in self.models:
-            for setting in model.settings:
+            for setting in model.exit_settings(model_dirs[model.id]):
                 for goal in self.goals:
                     if goal == "slowdown" and (setting.policy == "full" or model.head == "full"):
                         continue
@@ -245,7 +251,7 @@ def _settings(raw: dict[str, Any], default: tuple[Setting, ...], where: str) -> 
 
 
 def _model_spec(raw: dict[str, Any], default_settings: tuple[Setting, ...], where: str) -> ModelSpec:
-    unknown = set(raw) - {"id", "head", "path", "train", "patience", "settings"}
+    unknown = set(raw) - {"id", "head", "path", "train", "patience", "settings", "calibrated"}
     if unknown:
         raise ValueError(f"{where}: unknown model keys {sorted(unknown)}")
     if "id" not in raw:
@@ -262,7 +268,15 @@ def _model_spec(raw: dict[str, Any], default_settings: tuple[Setting, ...], wher
         settings = _settings(raw, default_settings, f"{where}: model {raw['id']!r}")
     if not settings:
         raise ValueError(f"{where}: model {raw['id']!r} has no exit settings")
-    return ModelSpec(id=raw["id"], head=head, path=raw.get("path"), train=dict(raw.get("train", {})), settings=settings)
+    calibrated = raw.get("calibrated", [])
+    if not isinstance(calibrated, list) or head == "full" and calibrated:
+        raise ValueError(f"{where}: model {raw['id']!r} calibrated must be a list (PABEE models only)")
+    try:
+        calibrated = [calibrated_setting(c) and c for c in calibrated]
+    except ValueError as exc:
+        raise ValueError(f"{where}: model {raw['id']!r}: {exc}") from None
+    return ModelSpec(id=raw["id"], head=head, path=raw.get("path"), train=dict(raw.get("train", {})), settings=settings,
+                     calibrated=tuple(calibrated))
 
 
 def load_suite(path: str | Path) -> SuiteSpec:

@@ -187,3 +187,29 @@ def test_runs_written_before_settings_still_summarise(suite_out):
         spec_path.write_text(json.dumps(spec))
     summary = summarize(load_runs(suite_out))
     assert sorted(set(summary["setting"])) == ["full", "patience:1", "patience:2"] and len(summary) == 8
+
+
+def test_summary_keeps_at_most_ten_verdict_sentences(suite_out):
+    from robustness.report import MAX_SUMMARY_FINDINGS, build_sections
+
+    runs = load_runs(suite_out)
+    summary = summarize(runs)
+    many = pd.concat([summary.assign(recipe=f"r{i:02d}") for i in range(12)], ignore_index=True)
+    verdict = pd.DataFrame([{"dataset": "sst2", "recipe": f"r{i:02d}", "model": "pabee", "baseline": "bert-base",
+                             "setting": "", "eligible": False, "reason_ineligible": "x", "n": 4,
+                             "verdict": "no_eligible_setting", "p_adjusted": float("nan"), "p_value": float("nan"),
+                             "clean_accuracy": 0.5, "baseline_clean_accuracy": 0.5, "accuracy_under_attack": 0.5,
+                             "baseline_accuracy_under_attack": 0.5} for i in range(12)])
+    sections = dict(build_sections(runs, many, [], None, verdict))
+    listed = next(content for kind, content in sections["Summary"] if kind == "list")
+    assert len(listed) == MAX_SUMMARY_FINDINGS and listed[-1].startswith("... and 4 more comparisons")
+    table = next(content for kind, content in sections["Summary"] if kind == "table")
+    assert len(table) == 12
+
+
+def test_aggregate_lists_runs_it_leaves_out(suite_out, tmp_path, capsys):
+    from robustness.cli import main
+
+    assert main(["aggregate", str(suite_out), "--out", str(tmp_path / "agg")]) == 0
+    out = capsys.readouterr().out
+    assert "left out pabee-unfinished-p1_textfooler_sst2_" in out and "status running, 2 records" in out

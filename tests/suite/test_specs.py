@@ -159,3 +159,23 @@ def test_suite_goals_make_slowdown_runs_for_early_exit_settings_only(tmp_path):
     path.write_text('[suite]\nname="s"\ndataset="sst2"\nrecipes=["pwws"]\ngoals=["speed"]\n[[models]]\nid="p"\n')
     with pytest.raises(ValueError, match="s.toml: goal must be one of"):
         load_suite(path)
+
+
+def test_calibrated_settings_resolve_from_the_models_calibration(tmp_path):
+    import json
+
+    path = tmp_path / "s.toml"
+    path.write_text('[suite]\nname="s"\ndataset="sst2"\nrecipes=["pwws"]\nsettings=["patience:2"]\n'
+                    '[[models]]\nid="p"\ncalibrated=["entropy@patience:2", "maxprob@1.5"]\n')
+    suite = load_suite(path)
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    with pytest.raises(ValueError, match="has no entropy@patience:2; run robustness evaluate .* --match-patience"):
+        suite.run_specs({"p": str(model_dir)})
+    (model_dir / "calibration.json").write_text(json.dumps({
+        "entropy@patience:2": {"setting": "entropy:0.3"}, "maxprob@1.5": {"setting": "maxprob:0.8"}}))
+    runs = suite.run_specs({"p": str(model_dir)})
+    assert [r.setting for r in runs] == ["patience:2", "entropy:0.3", "maxprob:0.8"]
+    path.write_text('[suite]\nname="s"\ndataset="sst2"\nrecipes=["pwws"]\n[[models]]\nid="p"\ncalibrated=["x@2"]\n')
+    with pytest.raises(ValueError, match="entropy@patience:2 or maxprob@1.86"):
+        load_suite(path)

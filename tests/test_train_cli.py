@@ -87,6 +87,7 @@ def test_training_is_reproducible(tmp_path, tiny_backbone_dir, tiny_data_dir):
         (["attack", "--model", "m", "--recipe", "pwws", "--setting", "full", "--patience", "2", "--out", "r"],
          "not both"),
         (["attack", "--model", "m", "--recipe", "pwws", "--patience", "entropy:0.2", "--out", "r"], "use --setting"),
+        (["attack", "--model", "m", "--recipe", "pwws", "--goal-target", "3", "--out", "r"], "only to the slowdown"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(argv, message, capsys, tmp_path, monkeypatch):

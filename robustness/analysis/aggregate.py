@@ -6,7 +6,6 @@ Numbers stay unrounded in DataFrames and CSV; only the Markdown tables are round
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -18,10 +17,12 @@ import pandas as pd
 
 from robustness.analysis import metrics as m
 from robustness.attack.records import RECORD_FIELDS, read_records
+from robustness.outputs import write_outputs
+from robustness.provenance import read_json_object
 from robustness.suite.specs import parse_setting, setting_order
 
 #: What makes a setting: a stock-recipe run and an offline run of the same setting are two settings.
-KEY = ["model_id", "head", "setting", "recipe", "dataset", "stock"]
+KEY = ["model_id", "head", "setting", "goal", "recipe", "dataset", "stock"]
 
 
 @dataclass
@@ -54,7 +55,19 @@ class Run:
     def label(self) -> str:
         """Short readable run name, e.g. ``pabee-minilm patience:2 textfooler`` (``(stock)`` appended)."""
         stock = " (stock)" if self.spec.get("stock") else ""
-        return f"{self.spec['model_id']} {self.setting} {self.spec['recipe']}{stock}"
+        goal = "" if self.goal == "accuracy" else f" {self.goal}"
+        return f"{self.spec['model_id']} {self.setting} {self.spec['recipe']}{goal}{stock}"
+
+    @property
+    def goal(self) -> str:
+        """``accuracy`` (also for runs made before goals existed) or ``slowdown``."""
+        return str(self.spec.get("goal") or "accuracy")
+
+    @property
+    def goal_target(self) -> int:
+        """The exit layer a slowdown run had to reach (L unless set); L for accuracy runs, where reaching L
+        is what the slowdown metrics measure."""
+        return int(self.spec.get("goal_target") or self.num_layers)
 
 
 def spec_setting(spec: dict[str, Any]) -> str:
@@ -65,13 +78,7 @@ def spec_setting(spec: dict[str, Any]) -> str:
 def _read_json(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise ValueError(f"not a run directory (missing {path.name}): {path.parent}")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"invalid JSON in {path}: {exc}") from None
-    if not isinstance(data, dict):
-        raise ValueError(f"{path} must hold a JSON object")
-    return data
+    return read_json_object(path)
 
 
 def load_run(run_dir: str | Path) -> Run:
@@ -86,7 +93,16 @@ def load_run(run_dir: str | Path) -> Run:
     records = pd.DataFrame(read_records(path / "records.jsonl"), columns=list(RECORD_FIELDS))
     if records["example_id"].duplicated().any():
         raise ValueError(f"{path / 'records.jsonl'} has duplicate example_id values")
+    _check_record_count(path, info, len(records))
     return Run(path=path, spec=spec, info=info, records=records)
+
+
+def _check_record_count(path: Path, info: dict[str, Any], found: int) -> None:
+    """A complete run must hold as many whole records as its run.json says (a torn or lost line is refused)."""
+    expected = info.get("num_records")
+    if info.get("status") == "complete" and isinstance(expected, int) and expected != found:
+        raise ValueError(f"{path / 'records.jsonl'} holds {found} whole records but {path / 'run.json'} says "
+                         f"{expected}: records were lost or torn; rerun the run with attack --overwrite")
 
 
 def find_runs(paths: str | Path | Iterable[str | Path]) -> list[Path]:
@@ -141,14 +157,15 @@ def validate_runs(runs: Sequence[Run]) -> None:
                 if seen[0] != int(index):
                     raise ValueError(f"runs {seen[1]} and {run.run_id} map example {example_id} to different "
                                      f"{dataset} examples ({seen[0]} vs {index})")
-    keys = pd.DataFrame([{**{k: r.spec.get(k) for k in KEY}, "setting": r.setting,
+    keys = pd.DataFrame([{**{k: r.spec.get(k) for k in KEY}, "setting": r.setting, "goal": r.goal,
                           "stock": bool(r.spec.get("stock", False)), "run_id": r.run_id} for r in runs])
     dup = keys[keys.astype(str).duplicated(KEY, keep=False)]
     if len(dup):
         raise ValueError(f"several runs share a setting, pass run directories explicitly: {', '.join(dup['run_id'])}")
 
 
-def run_metrics(records: pd.DataFrame, num_layers: int, seed: int = 0) -> dict[str, float]:
+def run_metrics(records: pd.DataFrame, num_layers: int, seed: int = 0, target: int | None = None
+                ) -> dict[str, float]:
     """Every metric of :mod:`robustness.analysis.metrics` for one run's records (unrounded).
 
     Proportions carry exact (Clopper-Pearson) 95% intervals, mean queries a BCa bootstrap interval. The exit
@@ -194,7 +211,24 @@ def run_metrics(records: pd.DataFrame, num_layers: int, seed: int = 0) -> dict[s
         row.update({f"{prefix}_{name}": value for name, value in rates.items()})
     row["rescued_rate"], row["hurt_rate"] = m.exit_vs_last_layer(
         list(attacked["adv_layer_preds"]), list(attacked["adv_pred"]), attacked_labels)
+    row.update(slowdown_metrics(records, num_layers, target or num_layers))
     return row
+
+
+def slowdown_metrics(records: pd.DataFrame, num_layers: int, target: int) -> dict[str, float]:
+    """Efficiency under attack over all n examples (any goal, so accuracy and slowdown attacks compare):
+    clean and final mean exit, mean exit increase, slowdown success rate (exit ≥ ``target``), efficiency
+    gain left and accuracy at the actual exit (:mod:`robustness.analysis.metrics`)."""
+    orig, adv = list(records["orig_exit_layer"]), list(records["adv_exit_layer"])
+    clean_mean, final_mean = m.mean_exit_layer(orig), m.mean_exit_layer(list(m.final_exits(orig, adv)))
+    return {
+        "goal_target": target, "clean_mean_exit_all": clean_mean, "final_mean_exit_all": final_mean,
+        "mean_exit_increase": m.mean_exit_increase(orig, adv),
+        "slowdown_success_rate": m.slowdown_success_rate(adv, target),
+        "efficiency_gain_left": m.efficiency_gain_left(num_layers, clean_mean, final_mean),
+        "accuracy_at_exit": m.accuracy_at_exit(list(records["orig_pred"]), list(records["adv_pred"]),
+                                               list(records["label"])),
+    }
 
 
 def summarize(runs: Sequence[Run]) -> pd.DataFrame:
@@ -210,23 +244,23 @@ def summarize(runs: Sequence[Run]) -> pd.DataFrame:
     for run in runs:
         spec = run.spec
         row: dict[str, Any] = {k: spec.get(k) for k in KEY}
-        row.update(setting=run.setting, stock=bool(spec.get("stock", False)), num_layers=run.num_layers,
+        row.update(setting=run.setting, goal=run.goal, stock=bool(spec.get("stock", False)), num_layers=run.num_layers,
                    split=spec.get("split"), seed=spec.get("seed"), n_requested=spec.get("n"),
                    query_budget=spec.get("query_budget"), run_id=run.run_id, complete=run.complete)
-        row.update(run_metrics(run.records, run.num_layers, seed=int(spec.get("seed") or 0)))
+        row.update(run_metrics(run.records, run.num_layers, seed=int(spec.get("seed") or 0), target=run.goal_target))
         timings = run.info.get("timings") or {}
         row.update(wall_time_s=timings.get("wall_time_s"), attack_time_s=timings.get("attack_time_s"))
         rows.append(row)
     df = pd.DataFrame(rows)
     ranks = {label: i for i, label in enumerate(setting_order(df["setting"]))}
     order = df.assign(_base=df["head"] != "full", _p=df["setting"].map(ranks))
-    order = order.sort_values(["dataset", "recipe", "_base", "model_id", "_p"])
+    order = order.sort_values(["dataset", "recipe", "_base", "model_id", "_p", "goal"])
     return df.loc[order.index].reset_index(drop=True)
 
 
 def exit_table(runs: Sequence[Run]) -> pd.DataFrame:
     """Long table of exit-layer distributions: run_id, run (readable run name), setting (exit setting label),
-    layer, clean_frac and adv_frac, both over the attacked examples (paired: the original and the adversarial
+    goal, layer, clean_frac and adv_frac, both over the attacked examples (paired: the original and the adversarial
     text of the same examples)."""
     rows = []
     for run in runs:
@@ -234,9 +268,9 @@ def exit_table(runs: Sequence[Run]) -> pd.DataFrame:
         clean = m.exit_distribution(list(attacked["orig_exit_layer"]), run.num_layers)
         adv = m.exit_distribution(list(attacked["adv_exit_layer"]), run.num_layers)
         for layer in range(run.num_layers):
-            rows.append({"run_id": run.run_id, "run": run.label, "setting": run.setting, "layer": layer + 1,
-                         "clean_frac": clean[layer], "adv_frac": adv[layer]})
-    return pd.DataFrame(rows, columns=["run_id", "run", "setting", "layer", "clean_frac", "adv_frac"])
+            rows.append({"run_id": run.run_id, "run": run.label, "setting": run.setting, "goal": run.goal,
+                         "layer": layer + 1, "clean_frac": clean[layer], "adv_frac": adv[layer]})
+    return pd.DataFrame(rows, columns=["run_id", "run", "setting", "goal", "layer", "clean_frac", "adv_frac"])
 
 
 def flip_table(runs: Sequence[Run]) -> pd.DataFrame:
@@ -255,8 +289,8 @@ def flip_table(runs: Sequence[Run]) -> pd.DataFrame:
 
 # --- tables ---------------------------------------------------------------------------------------------------
 
-_SETTING = [("model_id", "model"), ("head", "head"), ("setting", "setting"), ("recipe", "recipe"),
-            ("dataset", "dataset")]
+_SETTING = [("model_id", "model"), ("head", "head"), ("setting", "setting"), ("goal", "goal"),
+            ("recipe", "recipe"), ("dataset", "dataset")]
 _CI = ("original_accuracy", "accuracy_under_attack", "attack_success_rate")
 #: table name -> (column, header) pairs shown in the rounded Markdown / HTML views.
 VIEWS: dict[str, list[tuple[str, str]]] = {
@@ -271,6 +305,13 @@ VIEWS: dict[str, list[tuple[str, str]]] = {
         ("orig_mean_exit_layer", "clean exit"), ("adv_mean_exit_layer", "adv exit"), ("exit_shift", "shift"),
         ("orig_speedup", "clean speed-up"), ("adv_speedup", "adv speed-up"), ("orig_efficacy", "clean efficacy"),
         ("adv_efficacy", "adv efficacy"),
+    ],
+    "slowdown": _SETTING + [
+        ("n", "n"), ("num_layers", "L"), ("goal_target", "target"), ("clean_mean_exit_all", "clean exit"),
+        ("final_mean_exit_all", "exit under attack"), ("mean_exit_increase", "exit increase"),
+        ("slowdown_success_rate", "slowdown success"), ("efficiency_gain_left", "efficiency gain left"),
+        ("accuracy_at_exit", "acc at exit"), ("mean_query_exit_layer", "query exit layer"),
+        ("mean_layers_computed", "deployed layers"),
     ],
     "overthinking": _SETTING + [
         ("clean_destructive", "clean destructive"), ("clean_destructive_of_wrong", "clean destructive / wrong"),
@@ -324,20 +365,22 @@ def markdown_table(df: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_tables(summary: pd.DataFrame, out_dir: str | Path, extra: dict[str, pd.DataFrame] | None = None
-                 ) -> dict[str, Path]:
-    """Write ``<out_dir>/tables/``: summary.csv (every column, unrounded) and summary/exits/overthinking .md
-    (rounded views), plus ``extra`` long tables (e.g. exit distributions) as CSV. Returns name → path."""
+def table_files(summary: pd.DataFrame, extra: dict[str, pd.DataFrame] | None = None) -> dict[str, bytes]:
+    """``tables/summary.csv`` (every column, unrounded), summary/exits/overthinking .md (rounded views) and
+    ``extra`` long tables (e.g. exit distributions) as CSV: relative path -> content."""
     if summary.empty:
         raise ValueError("summary table is empty")
-    tables = Path(out_dir) / "tables"
-    tables.mkdir(parents=True, exist_ok=True)
-    written = {"summary.csv": tables / "summary.csv"}
-    summary.to_csv(written["summary.csv"], index=False)
+    files = {"tables/summary.csv": summary.to_csv(index=False).encode()}
     for name in VIEWS:
-        written[f"{name}.md"] = tables / f"{name}.md"
-        written[f"{name}.md"].write_text(markdown_table(view(summary, name)), encoding="utf-8")
+        files[f"tables/{name}.md"] = markdown_table(view(summary, name)).encode()
     for name, table in (extra or {}).items():
-        written[f"{name}.csv"] = tables / f"{name}.csv"
-        table.to_csv(written[f"{name}.csv"], index=False)
-    return written
+        files[f"tables/{name}.csv"] = table.to_csv(index=False).encode()
+    return files
+
+
+def write_tables(summary: pd.DataFrame, out_dir: str | Path, extra: dict[str, pd.DataFrame] | None = None,
+                 overwrite: bool = False) -> dict[str, Path]:
+    """Write :func:`table_files` into ``out_dir`` (atomically; a foreign file is replaced only with
+    ``overwrite``). Returns file name -> path."""
+    written = write_outputs(out_dir, table_files(summary, extra), overwrite=overwrite)
+    return {Path(k).name: v for k, v in written.items()}

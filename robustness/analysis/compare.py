@@ -18,9 +18,10 @@ from robustness.suite.specs import parse_setting, setting_order
 #: Metrics shown by :func:`compare`, in order.
 COMPARED = (
     "n", "original_accuracy", "accuracy_under_attack", "attack_success_rate", "skipped", "mean_queries",
-    "mean_forward_passes", "mean_layers_computed", "words_perturbed", "orig_mean_exit_layer",
-    "adv_mean_exit_layer", "exit_shift", "orig_speedup", "adv_speedup", "orig_efficacy", "adv_efficacy",
-    "clean_destructive", "clean_wasteful", "adv_destructive", "adv_wasteful", "rescued_rate", "hurt_rate",
+    "mean_forward_passes", "mean_layers_computed", "mean_layers_encoded", "mean_query_exit_layer",
+    "words_perturbed", "orig_mean_exit_layer", "adv_mean_exit_layer", "exit_shift", "orig_speedup", "adv_speedup",
+    "orig_efficacy", "adv_efficacy", "clean_destructive", "clean_destructive_of_wrong", "clean_wasteful",
+    "adv_destructive", "adv_destructive_of_wrong", "adv_wasteful", "rescued_rate", "hurt_rate",
 )
 
 #: Paired binary outcome per metric: (per-record outcome, restrict to examples attacked in both runs).
@@ -88,6 +89,8 @@ def compare(a: Run | str | Path, b: Run | str | Path) -> pd.DataFrame:
     """Metrics of runs ``a`` and ``b`` with ``delta = b − a``; rows with a paired outcome also carry the
     exact McNemar ``p_value`` and ``paired_n`` (examples in the test). Run ids are in ``df.attrs``."""
     run_a, run_b = _as_run(a), _as_run(b)
+    if run_a.path.resolve() == run_b.path.resolve():
+        raise ValueError(f"comparing run {run_a.path} with itself; give two different runs")
     if run_a.spec.get("dataset") != run_b.spec.get("dataset"):
         raise ValueError(f"runs use different datasets: {run_a.spec.get('dataset')} vs {run_b.spec.get('dataset')}")
     values_a = run_metrics(run_a.records, run_a.num_layers, seed=int(run_a.spec.get("seed") or 0))
@@ -208,4 +211,27 @@ def findings(summary: pd.DataFrame, runs: list[Run]) -> list[str]:
     if "complete" in summary and not summary["complete"].all():
         out.append(f"{int((~summary['complete']).sum())} run(s) are incomplete; their numbers cover only the "
                    "examples recorded so far.")
+    return out
+
+
+def slowdown_findings(summary: pd.DataFrame) -> list[str]:
+    """One sentence per slowdown run: success rate, exit increase, efficiency gain left and accuracy at the
+    exit, beside the accuracy attack's exit increase and gain left on the same model, setting and recipe."""
+    out = []
+    slow = summary[summary["goal"] == "slowdown"]
+    accuracy = summary[summary["goal"] == "accuracy"].set_index(["dataset", "recipe", "model_id", "setting"])
+    for _, row in slow.iterrows():
+        key = (row["dataset"], row["recipe"], row["model_id"], row["setting"])
+        text = (f"{row['recipe']} on {row['dataset']}, {row['model_id']} at {row['setting']}: the slowdown attack "
+                f"brings {_pct(row['slowdown_success_rate'])} of the attacked examples to layer "
+                f"{int(row['goal_target'])}; the mean exit over all {int(row['n'])} examples goes from "
+                f"{row['clean_mean_exit_all']:.2f} to {row['final_mean_exit_all']:.2f} "
+                f"({row['mean_exit_increase']:+.2f} layers), leaving {_pct(row['efficiency_gain_left'])} of the "
+                f"clean efficiency gain; accuracy at the actual exit {_pct(row['accuracy_at_exit'])}.")
+        if key in accuracy.index:
+            acc = accuracy.loc[key]
+            acc = acc.iloc[0] if isinstance(acc, pd.DataFrame) else acc
+            text += (f" The accuracy attack on the same setting moves the exit by {acc['mean_exit_increase']:+.2f} "
+                     f"layers and leaves {_pct(acc['efficiency_gain_left'])} of the gain.")
+        out.append(text)
     return out

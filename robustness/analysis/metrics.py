@@ -128,6 +128,51 @@ def efficacy(exits: Sequence[int], num_layers: int) -> float:
     return float(np.mean([np.mean(array <= layer) for layer in range(1, num_layers)]))
 
 
+# --- slowdown (efficiency) ------------------------------------------------------------------------------------
+# Over all n examples, an example's *final* exit is its adversarial text's exit when it was attacked and its
+# clean exit when it was skipped (already at the target, or already misclassified by an accuracy attack).
+
+
+def final_exits(orig_exits: Sequence[int], adv_exits: Sequence[int | None]) -> np.ndarray:
+    """Per example: ``adv_exit`` where the example was attacked (not None/NaN), else ``orig_exit``."""
+    adv = np.asarray([np.nan if a is None else a for a in adv_exits], dtype=float)
+    return np.where(np.isnan(adv), np.asarray(orig_exits, dtype=float), adv)
+
+
+def slowdown_success_rate(adv_exits: Sequence[int | None], target: int) -> float:
+    """WAFFLE's slowdown success rate: the share of attacked examples (``adv_exit`` not None) whose
+    adversarial exit layer reaches ``target`` (≥ target). NaN when none was attacked."""
+    attacked = [a for a in adv_exits if a is not None and not (isinstance(a, float) and math.isnan(a))]
+    return float(np.mean(np.asarray(attacked) >= target)) if attacked else NAN
+
+
+def mean_exit_increase(orig_exits: Sequence[int], adv_exits: Sequence[int | None]) -> float:
+    """Mean over all n examples of (final exit − clean exit); skipped examples add 0."""
+    finals = final_exits(orig_exits, adv_exits)
+    return float(np.mean(finals - np.asarray(orig_exits, dtype=float))) if finals.size else NAN
+
+
+def efficiency_gain_left(num_layers: int, clean_mean_exit: float, adv_mean_exit: float) -> float:
+    """Share of the clean early-exit saving that survives the attack:
+
+        (L / mean adversarial exit − 1) / (L / mean clean exit − 1)
+
+    1 = the attack cost nothing, 0 = every example runs all L layers (SAME's "efficiency reduced by 80%" is
+    1 − this = 0.8). Means over all n examples (final exits for the adversarial side). NaN when the clean
+    model saves nothing (mean clean exit = L)."""
+    gain = layer_speedup(num_layers, clean_mean_exit) - 1
+    if math.isnan(gain) or gain <= 0:
+        return NAN
+    return (layer_speedup(num_layers, adv_mean_exit) - 1) / gain
+
+
+def accuracy_at_exit(orig_preds: Sequence[int], adv_preds: Sequence[int | None], labels: Sequence[int]) -> float:
+    """Accuracy of the prediction at the actual exit over all n examples: the adversarial text's prediction
+    where the example was attacked, else the clean prediction (a pure slowdown keeps it)."""
+    finals = final_exits(orig_preds, adv_preds)
+    return float(np.mean(finals == np.asarray(labels, dtype=float))) if finals.size else NAN
+
+
 def _layer_matrix(layer_preds: Sequence[Sequence[int]]) -> np.ndarray | None:
     """``[n, L]`` int matrix, or None for single-head predictions (L = 1)."""
     lengths = {len(p) for p in layer_preds}

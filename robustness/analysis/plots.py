@@ -20,7 +20,8 @@ PRETTY = {
     "attack_success_rate": "attack success rate", "accuracy_under_attack": "accuracy under attack",
     "mean_queries": "TextAttack queries / example", "mean_layers_computed": "deployed layers / attacked example",
     "speedup": "layer speed-up (L / mean exit layer)",
-    "destructive": "destructive overthinking rate", "wasteful": "wasteful overthinking rate",
+    "destructive": "destructive overthinking rate",
+    "efficiency_gain_left": "efficiency gain left (1 = none lost)", "wasteful": "wasteful overthinking rate",
 }
 
 
@@ -125,6 +126,25 @@ def plot_cost_vs_setting(summary: pd.DataFrame) -> Figure:
                 ax.set_title(f"{recipe} on {dataset}")
             axes.append(ax)
     _legend(fig, axes)
+    return fig
+
+
+def plot_efficiency_left(summary: pd.DataFrame) -> Figure:
+    """Efficiency gain left after the attack, (L / mean exit under attack − 1) / (L / mean clean exit − 1),
+    against the exit setting, one panel per (dataset, recipe) and one line per (model, goal): a slowdown
+    attack drives it towards 0, an accuracy attack should leave it near 1. Early-exit settings only."""
+    _check(summary, ["dataset", "recipe", "head", "model_id", "setting", "goal", "efficiency_gain_left"])
+    rows_all = summary[(summary["head"] != "full") & summary["efficiency_gain_left"].notna()]
+    _check(rows_all, [])
+    order = setting_order(rows_all["setting"])
+    facets = _facets(rows_all)
+    fig, axes = _grid(len(facets))
+    for ax, (dataset, recipe) in zip(axes, facets, strict=True):
+        rows = rows_all[(rows_all["dataset"] == dataset) & (rows_all["recipe"] == recipe)]
+        _vs_setting(ax, rows, "efficiency_gain_left", order, ["model_id", "goal"])
+        ax.axhline(1.0, color="grey", linewidth=0.8, linestyle=":")
+        ax.set_ylim(min(-0.05, float(rows["efficiency_gain_left"].min()) - 0.05), 1.1)
+        ax.set_title(f"{recipe} on {dataset}")
     return fig
 
 

@@ -108,11 +108,17 @@ def read_records(path: str | Path) -> list[AttackRecord]:
     if not path.exists():
         return []
     records: list[AttackRecord] = []
-    with path.open("r", encoding="utf-8") as handle:
-        for line in handle:
-            if not line.endswith("\n"):
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, 1):
+            if not raw.endswith(b"\n"):
                 break  # torn tail of an interrupted write
-            records.append(validate_record(upgrade_record(json.loads(line))))
+            try:
+                record = json.loads(raw.decode("utf-8"))
+                if not isinstance(record, dict):
+                    raise ValueError(f"a JSON {type(record).__name__}, not an object")
+                records.append(validate_record(upgrade_record(record)))
+            except ValueError as exc:  # includes JSON and UTF-8 decoding errors
+                raise ValueError(f"{path}, line {number}: not a valid record: {exc}") from None
     return records
 
 

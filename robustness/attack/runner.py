@@ -28,27 +28,30 @@ import torch
 from tqdm.auto import tqdm
 
 from robustness.attack.records import SCHEMA_VERSION, AttackRecord, append_record, read_records, truncate_torn_tail
+from robustness.attack.rundir import (
+    RECORDS_FILE,
+    RUN_FILE,
+    SPEC_FILE,
+    check_run_dir,
+    check_same_model,
+)
 from robustness.data import load_examples
-from robustness.provenance import versions, write_json_atomic
+from robustness.models.fingerprint import model_fingerprint
+from robustness.models.pabee import check_model_dir
+from robustness.models.settings import check_setting_reachable, parse_setting
+from robustness.provenance import read_json_object, versions, write_json_atomic
 from robustness.resources.textattack_compat import import_textattack
+from robustness.signals import signal_name
 from robustness.suite.specs import RunSpec
 
 if TYPE_CHECKING:  # robustness.attack.wrapper imports textattack, which needs NLTK data: imported in run_attack
     from robustness.attack.wrapper import LayerLogitsCache, PabeeModelWrapper
 
-SPEC_FILE, RUN_FILE, RECORDS_FILE = "spec.json", "run.json", "records.jsonl"
 _MODEL_FIELDS = ("num_layers", "head", "label_names")
 
 
 def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"{path} is not valid JSON: {exc}") from None
 
 
 def example_seed(seed: int, example_id: int) -> int:
@@ -62,10 +65,11 @@ def _seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def spec_content(spec: RunSpec, model: Any) -> dict[str, Any]:
-    """What ``spec.json`` holds: the spec, its run id and the model facts a reader needs."""
+def spec_content(spec: RunSpec, model: Any, fingerprint: str | None = None) -> dict[str, Any]:
+    """What ``spec.json`` holds: the spec, its run id, the model facts a reader needs and the fingerprint of
+    the model's weights (:mod:`robustness.models.fingerprint`; None for an in-memory model without a dir)."""
     return {**spec.to_dict(), "run_id": spec.run_id, "num_layers": int(model.num_layers), "head": model.head,
-            "label_names": list(model.label_names)}
+            "label_names": list(model.label_names), "model_fingerprint": fingerprint}
 
 
 def check_or_write_spec(run_dir: Path, spec: RunSpec, content: dict[str, Any] | None) -> None:
@@ -76,7 +80,7 @@ def check_or_write_spec(run_dir: Path, spec: RunSpec, content: dict[str, Any] | 
         if content is not None:
             write_json_atomic(path, content)
         return
-    existing = _read_json(path)
+    existing = read_json_object(path)
     try:
         same = RunSpec.from_dict(existing).content_hash() == spec.content_hash()
     except (TypeError, ValueError):
@@ -91,7 +95,16 @@ def _build_attack(spec: RunSpec, wrapper: PabeeModelWrapper, resources: Any, sha
     from robustness.attack.recipes import build_attack
 
     return build_attack(spec.recipe, wrapper, resources=resources, stock=spec.stock,
-                        query_budget=spec.query_budget, mlm=getattr(resources, "mlm", None), shared=shared)
+                        query_budget=spec.query_budget, mlm=getattr(resources, "mlm", None), goal=spec.goal,
+                        goal_target=spec.goal_target, keep_prediction=spec.keep_prediction,
+                        shared=shared)
+
+
+def goal_target(spec: RunSpec, num_layers: int) -> int | None:
+    """The exit layer a slowdown run must reach (its ``goal_target``, else L); None for the accuracy goal."""
+    if spec.goal != "slowdown":
+        return None
+    return num_layers if spec.goal_target is None else spec.goal_target
 
 
 def _words_changed(original: Any, perturbed: Any) -> int:
@@ -103,10 +116,10 @@ def _words_changed(original: Any, perturbed: Any) -> int:
 
 
 def attack_example(attack: Any, wrapper: PabeeModelWrapper, columns: tuple[str, ...], text: Any, label: int,
-                    ids: tuple[int, int], seed: int) -> AttackRecord:
+                   ids: tuple[int, int], spec: RunSpec) -> AttackRecord:
     textattack = import_textattack()
     results = textattack.attack_results
-    _seed_everything(example_seed(seed, ids[0]))
+    _seed_everything(example_seed(spec.seed, ids[0]))
     attack.clear_cache()
     wrapper.start_example()
     before = wrapper.counters()
@@ -143,7 +156,7 @@ def attack_example(attack: Any, wrapper: PabeeModelWrapper, columns: tuple[str, 
         query_mean_exit_layer=deployed / passes if passes else None,
         orig_exit_layer=orig_exit, adv_exit_layer=adv["adv_exit_layer"], orig_layer_preds=orig_layers,
         adv_layer_preds=adv["adv_layer_preds"], words_changed=adv["words_changed"], words_total=len(original.words),
-        attack_time_s=elapsed, goal="accuracy", goal_target=None,
+        attack_time_s=elapsed, goal=spec.goal, goal_target=goal_target(spec, wrapper.num_layers),
     )
 
 
@@ -160,19 +173,29 @@ def _finished_ids(records: list[AttackRecord], indices: list[int], path: Path) -
 def run_attack(
     spec: RunSpec, out_dir: Path, *, resources: Any = None, progress: bool = True,
     cache: LayerLogitsCache | None = None, model: Any = None, tokenizer: Any = None, command: str | None = None,
-    on_record: Callable[[AttackRecord], None] | None = None,
+    on_record: Callable[[AttackRecord], None] | None = None, overwrite: bool = False,
 ) -> Path:
     """Attack ``spec.n`` examples into the run directory ``out_dir`` (resuming what is there); returns it.
 
     ``model``/``tokenizer`` (both or neither) skip loading ``spec.model_dir``; ``cache`` (that model's)
     shares all-layer logits with other runs of the same model. ``on_record`` is called after each record
-    is written."""
+    is written. Records made by other weights (another model fingerprint) are never resumed or reused;
+    ``overwrite`` starts afresh, replacing whatever run (or foreign run files) ``out_dir`` holds."""
     wall_start = time.perf_counter()
     out_dir = Path(out_dir)
     if (model is None) != (tokenizer is None):
         raise ValueError("pass both model and tokenizer, or neither")
     if cache is not None and model is None:
         raise ValueError("a shared cache needs the model object it belongs to (pass model and tokenizer)")
+    check_run_dir(out_dir, overwrite)
+    # the identity of the weights; an in-memory model passed without its saved directory (tests) has none
+    fingerprint = None
+    if model is None or Path(spec.model_dir).is_dir():
+        fingerprint = model_fingerprint(check_model_dir(spec.model_dir))
+    if overwrite:
+        _start_afresh(out_dir)
+    if fingerprint is not None:
+        check_same_model(out_dir, fingerprint, spec.model_dir)
     if run_is_complete(out_dir):  # nothing to do (but never for another run's directory)
         check_or_write_spec(out_dir, spec, None)
         return out_dir
@@ -186,7 +209,7 @@ def run_attack(
 
     out_dir.mkdir(parents=True, exist_ok=True)
     with exclusive(out_dir):
-        check_or_write_spec(out_dir, spec, spec_content(spec, model))
+        check_or_write_spec(out_dir, spec, spec_content(spec, model, fingerprint))
         _attack_all(spec, out_dir, wrapper, attack, examples, command=command, progress=progress,
                     on_record=on_record, wall_start=wall_start)
     return out_dir
@@ -206,6 +229,7 @@ def prepare_attack(spec: RunSpec, model: Any, tokenizer: Any, resources: Any, ca
     if model.head == "full" and spec.setting != "full":
         raise ValueError(f"model {spec.model_id} is a full-depth baseline; its setting must be 'full', "
                          f"got {spec.setting!r}")
+    check_setting_reachable(parse_setting(spec.setting), model.num_layers, spec.model_dir)
     if len(examples.label_names) != model.num_labels:
         raise ValueError(f"{spec.dataset} has {len(examples.label_names)} labels, the model {model.num_labels}")
     wrapper = PabeeModelWrapper(model, tokenizer, spec.setting, batch_size=spec.batch_size,
@@ -254,7 +278,7 @@ def _attack_all(spec: RunSpec, out_dir: Path, wrapper: PabeeModelWrapper, attack
         for eid, (text, label, index) in enumerate(zip(examples.texts, examples.labels, examples.indices, strict=True)):
             if eid in done:
                 continue
-            record = attack_example(attack, wrapper, columns, text, label, (eid, index), spec.seed)
+            record = attack_example(attack, wrapper, columns, text, label, (eid, index), spec)
             append_record(records_path, record)
             records.append(record)
             counts[record["result"]] += 1
@@ -262,6 +286,9 @@ def _attack_all(spec: RunSpec, out_dir: Path, wrapper: PabeeModelWrapper, attack
             bar.update(1)
             if on_record is not None:
                 on_record(record)
+    except KeyboardInterrupt as exc:  # SIGINT, or SIGTERM under the CLI (robustness.signals)
+        run_info.update(status="interrupted", signal=signal_name(exc), error=None)
+        raise
     except BaseException as exc:
         run_info.update(status="failed", error=f"{type(exc).__name__}: {exc}")
         raise
@@ -276,6 +303,12 @@ def _attack_all(spec: RunSpec, out_dir: Path, wrapper: PabeeModelWrapper, attack
             cache={**wrapper.cache.stats(), "num_encoded": wrapper.num_encoded},
         )
         write_json_atomic(out_dir / RUN_FILE, run_info)
+
+
+def _start_afresh(run_dir: Path) -> None:
+    """Remove a run's own files (spec, run, records) so the run starts afresh; nothing else is touched."""
+    for name in (SPEC_FILE, RUN_FILE, RECORDS_FILE):
+        (run_dir / name).unlink(missing_ok=True)
 
 
 def run_is_complete(run_dir: str | Path) -> bool:

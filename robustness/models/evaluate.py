@@ -15,7 +15,7 @@ from robustness.models.batching import encode, sorted_batches, token_lengths
 from robustness.models.settings import Setting, parse_setting
 
 EVAL_COLUMNS = ["setting", "accuracy", "min_class_recall", "max_pred_share", "mean_exit_layer", "layer_speedup",
-                "wall_speedup"]
+                "wall_speedup", "calibration"]
 
 
 def _batches(tokenizer, texts: Sequence[Text], batch_size: int, max_length: int) -> list[tuple[list[int], dict]]:
@@ -47,9 +47,29 @@ def patience_settings(model) -> list[Setting]:
     return [parse_setting(p) for p in ([*range(1, model.num_layers), None] if model.head == "pabee" else [None])]
 
 
-def timed_repetitions(model, repeats: int) -> int:
-    """How many timed repetitions :func:`wall_speedups` makes (full depth itself is not timed)."""
-    return sum(s.policy != "full" for s in patience_settings(model)) * max(repeats, 0)
+def timed_repetitions(model, repeats: int, matched: int = 0) -> int:
+    """How many timed repetitions :func:`evaluate_model` makes (full depth itself is not timed), with
+    ``matched`` speed-up targets (two threshold settings each)."""
+    return (sum(s.policy != "full" for s in patience_settings(model)) + 2 * matched) * max(repeats, 0)
+
+
+def calibrate(model, layer_logits: torch.Tensor, targets: Sequence[str]) -> dict[str, Setting]:
+    """For each target (a setting label such as ``patience:2``, or a layer speed-up such as ``1.86``), the
+    entropy and max-probability settings matching its clean layer speed-up on ``layer_logits``:
+    ``{"entropy@patience:2": Setting, "maxprob@patience:2": Setting, ...}``."""
+    from robustness.models.calibrate import THRESHOLD_POLICIES, calibrated_setting, match_threshold
+
+    out = {}
+    for target in targets:
+        for policy in THRESHOLD_POLICIES:
+            policy, label = calibrated_setting(f"{policy}@{target}")
+            try:
+                speedup = float(label)
+            except ValueError:
+                exit_layer, _ = model.exit_from_layer_logits(layer_logits, label)
+                speedup = model.num_layers / exit_layer.float().mean().item()
+            out[f"{policy}@{label}"] = match_threshold(model, layer_logits, policy, speedup)
+    return out
 
 
 def accuracy_table(model, layer_logits: torch.Tensor, labels: Sequence[int],
@@ -126,14 +146,14 @@ def paired_speedup(
 
 def wall_speedups(
     model, tokenizer, texts: Sequence[Text], *, batch_size: int = 32, max_length: int = 128, repeats: int = 3,
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[int], None] | None = None, settings: Sequence[Setting] | None = None,
 ) -> dict[str, float]:
     """Per setting, :func:`paired_speedup` of full depth against true early exit (same batches, length-sorted);
     1.0 for full depth itself. ``progress(1)`` after each timed repetition ((len(settings) − 1) × repeats)."""
     batches = [b for _, b in _batches(tokenizer, texts, batch_size, max_length)]
     time_early_exit(model, batches[:2], None)  # warm-up
     out = {}
-    for setting in patience_settings(model):
+    for setting in patience_settings(model) if settings is None else settings:
         out[setting.label] = 1.0 if setting.policy == "full" else paired_speedup(
             lambda: time_early_exit(model, batches, None),
             lambda s=setting: time_early_exit(model, batches, s), repeats=repeats, progress=progress)
@@ -143,17 +163,26 @@ def wall_speedups(
 def evaluate_model(
     model, tokenizer, texts: Sequence[Text], labels: Sequence[int], *, batch_size: int = 32, max_length: int = 128,
     timing_repeats: int = 3, progress: Callable[[int], None] | None = None,
-    timing_progress: Callable[[int], None] | None = None,
+    timing_progress: Callable[[int], None] | None = None, match: Sequence[str] = (),
 ) -> pd.DataFrame:
-    """The evaluation table (columns :data:`EVAL_COLUMNS`); ``timing_repeats=0`` leaves wall_speedup NaN.
-    ``progress`` counts texts of the all-layer pass, ``timing_progress`` timed repetitions."""
+    """The evaluation table (columns :data:`EVAL_COLUMNS`): every patience and full depth, plus for each target
+    of ``match`` (see :func:`calibrate`) an entropy and a max-probability row at the threshold matching its
+    clean speed-up (column ``calibration``, e.g. ``entropy@patience:2``). ``timing_repeats=0`` leaves
+    wall_speedup NaN. ``progress`` counts texts of the all-layer pass, ``timing_progress`` timed repetitions."""
     if len(texts) != len(labels):
         raise ValueError(f"{len(texts)} texts but {len(labels)} labels")
-    table = accuracy_table(model, all_layer_logits(model, tokenizer, texts, batch_size=batch_size,
-                                                   max_length=max_length, progress=progress), labels)
+    logits = all_layer_logits(model, tokenizer, texts, batch_size=batch_size, max_length=max_length,
+                              progress=progress)
+    matched = calibrate(model, logits, match)
+    settings = list(dict.fromkeys([*patience_settings(model), *matched.values()]))
+    table = accuracy_table(model, logits, labels, settings)
+    references: dict[str, list[str]] = {}
+    for reference, setting in matched.items():
+        references.setdefault(setting.label, []).append(reference)
+    table["calibration"] = [" ".join(references.get(label, [])) for label in table["setting"]]
     if timing_repeats > 0:
         speedups = wall_speedups(model, tokenizer, texts, batch_size=batch_size, max_length=max_length,
-                                 repeats=timing_repeats, progress=timing_progress)
+                                 repeats=timing_repeats, progress=timing_progress, settings=settings)
         table["wall_speedup"] = table["setting"].map(speedups)
     else:
         table["wall_speedup"] = float("nan")

@@ -18,21 +18,23 @@ The model is a Hugging Face ``PreTrainedModel`` (``model_type`` "pabee"), regist
 ``AutoModel`` and ``AutoModelForSequenceClassification`` when :mod:`robustness` is imported
 (:mod:`robustness.models.registry`). On disk it is ``config.json`` (a
 :class:`~robustness.models.config.PabeeConfig`, which embeds the backbone config so the backbone is rebuilt
-without the hub) and ``model.safetensors``, written by ``save_pretrained``; the caller saves the tokenizer
-beside. Directories written before (``"format": "robustness-pabee"``, no ``model_type``) load unchanged.
+without the hub), ``model.safetensors``, written by ``save_pretrained``, and ``fingerprint.json``
+(:mod:`robustness.models.fingerprint`); the caller saves the tokenizer beside. Directories written before
+(``"format": "robustness-pabee"``, no ``model_type``) load unchanged. Loading never runs code from the
+directory (``trust_remote_code=False``) and never unpickles (safetensors only).
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
-import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from torch import nn
 from torch.nn import functional as F
 from transformers import AutoModel, AutoTokenizer, PretrainedConfig, PreTrainedModel, PreTrainedTokenizerBase
@@ -41,6 +43,8 @@ from transformers.utils import ModelOutput
 from robustness.models.backbones import get_adapter
 from robustness.models.config import HEADS, LEGACY_FORMAT, PabeeConfig, default_dropout
 from robustness.models.exits import Setting, _check_patience, confident, parse_setting, setting_exit
+from robustness.models.fingerprint import write_fingerprint
+from robustness.provenance import PARTIAL_DIR, read_json_object
 
 __all__ = [
     "CONFIG_NAME",
@@ -50,7 +54,9 @@ __all__ = [
     "PabeeConfig",
     "PabeeModel",
     "PabeeOutput",
+    "check_model_dir",
     "load_model_and_tokenizer",
+    "load_tokenizer",
 ]
 
 CONFIG_NAME = "config.json"
@@ -122,7 +128,7 @@ class PabeeModel(PreTrainedModel):
         """Pretrained backbone weights (``AutoModel.from_pretrained``; offline for local dirs), new heads.
         ``attn_implementation`` None lets transformers choose ("sdpa" where supported, else "eager")."""
         source = str(backbone_name_or_path)
-        backbone = AutoModel.from_pretrained(source, attn_implementation=attn_implementation)
+        backbone = AutoModel.from_pretrained(source, attn_implementation=attn_implementation, trust_remote_code=False)
         return cls._with_backbone(backbone, head, num_labels, label_names, source, pooling)
 
     @classmethod
@@ -359,23 +365,59 @@ class PabeeModel(PreTrainedModel):
         exit_layer = torch.full((batch,), i + 1, dtype=torch.long, device=input_ids.device)
         return EarlyExitOutput(exit_layer, logits, layer_preds, batch * (i + 1))
 
-    # -- persistence (save_pretrained is transformers') -------------------------------------------------
+    # -- persistence (transformers' save_pretrained, plus the fingerprint) ---------------------------------
+    def save_pretrained(self, save_directory: str | Path, *args: Any, **kwargs: Any) -> None:
+        """transformers' ``save_pretrained`` (config.json, model.safetensors), then ``fingerprint.json``. To
+        make a whole model directory appear at once, save into :func:`~robustness.provenance.atomic_directory`."""
+        super().save_pretrained(save_directory, *args, **kwargs)
+        write_fingerprint(save_directory)
+
     @classmethod
     def from_pretrained(cls, path: str | Path, *args: Any, **kwargs: Any) -> PabeeModel:
         """Load a model saved by ``save_pretrained`` (or by versions before the model was a PreTrainedModel),
-        in eval mode. A local directory that holds no PABEE model is a one-line ``ValueError``."""
+        in eval mode. A local directory that holds no whole PABEE model (missing, half-saved, foreign config,
+        corrupt weights) is a one-line ``ValueError`` naming it."""
         folder = Path(path)
-        if folder.is_dir():
-            if not (folder / CONFIG_NAME).is_file() or not (folder / WEIGHTS_NAME).is_file():
-                raise ValueError(f"{path} is not a saved PABEE model (needs {CONFIG_NAME} and {WEIGHTS_NAME})")
-            values = json.loads((folder / CONFIG_NAME).read_text())
-            if values.get("model_type") != PabeeConfig.model_type and values.get("format") != LEGACY_FORMAT:
-                raise ValueError(f"{path} is not a saved PABEE model (its config.json has model_type "
-                                 f"{values.get('model_type')!r}, format {values.get('format')!r})")
-        return super().from_pretrained(path, *args, **kwargs).eval()
+        if not (folder.is_dir() or PARTIAL_DIR.match(folder.name)):
+            return super().from_pretrained(path, *args, **kwargs).eval()
+        check_model_dir(folder)
+        values = read_json_object(folder / CONFIG_NAME)
+        if values.get("model_type") != PabeeConfig.model_type and values.get("format") != LEGACY_FORMAT:
+            raise ValueError(f"{path} is not a saved PABEE model (its config.json has model_type "
+                             f"{values.get('model_type')!r}, format {values.get('format')!r})")
+        try:
+            return super().from_pretrained(path, *args, **kwargs).eval()
+        except (SafetensorError, OSError, RuntimeError, ValueError, KeyError, TypeError) as exc:
+            message = " ".join(str(exc).split())[:300]
+            raise ValueError(f"{path}: cannot load the model: {message}") from None
+
+
+def check_model_dir(path: str | Path) -> Path:
+    """``path`` holds a whole saved model: ``ValueError`` naming a missing or half-saved one."""
+    path = Path(path)
+    if PARTIAL_DIR.match(path.name):
+        raise ValueError(f"{path} is a half-saved model left by an interrupted save; train it again")
+    if not path.is_dir():
+        raise ValueError(f"no model at {path} (not a directory)")
+    has_config, has_weights = (path / CONFIG_NAME).is_file(), (path / WEIGHTS_NAME).is_file()
+    if not has_config and not has_weights:
+        raise ValueError(f"{path} is not a saved PABEE model (needs {CONFIG_NAME} and {WEIGHTS_NAME})")
+    if not has_config or not has_weights:
+        missing = WEIGHTS_NAME if has_config else CONFIG_NAME
+        raise ValueError(f"{path} is a half-saved model ({missing} missing); train it again with --overwrite")
+    return path
+
+
+def load_tokenizer(path: str | Path) -> PreTrainedTokenizerBase:
+    """The tokenizer saved in ``path``; never runs code from the directory (``trust_remote_code=False``)."""
+    try:
+        return AutoTokenizer.from_pretrained(str(path), trust_remote_code=False)
+    except (OSError, ValueError, TypeError, KeyError) as exc:
+        message = " ".join(str(exc).split())[:300]
+        raise ValueError(f"{path}: cannot load the tokenizer: {message}") from None
 
 
 def load_model_and_tokenizer(path: str | Path) -> tuple[PabeeModel, PreTrainedTokenizerBase]:
     """The model (eval mode, CPU) and the tokenizer saved beside it in ``path``."""
     model = PabeeModel.from_pretrained(path)
-    return model, AutoTokenizer.from_pretrained(str(path))
+    return model, load_tokenizer(path)

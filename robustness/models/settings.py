@@ -8,13 +8,19 @@ settings existed, plain integers (patience) and ``"full"``/``None`` (full depth)
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 POLICIES = ("patience", "entropy", "maxprob", "full")
+THRESHOLD_POLICIES = ("entropy", "maxprob")
+#: Where ``robustness evaluate --match-*`` records calibrated thresholds, in the model directory.
+CALIBRATION_FILE = "calibration.json"
 
-__all__ = ["POLICIES", "Setting", "parse_setting"]
+__all__ = ["CALIBRATION_FILE", "POLICIES", "THRESHOLD_POLICIES", "Setting", "calibrated_setting",
+           "check_setting_reachable", "parse_setting", "read_calibration", "resolve_calibrated"]
 
 
 def _check_patience(patience: int | None) -> None:
@@ -110,3 +116,44 @@ def parse_setting(value: Any) -> Setting:
     return Setting(policy, number)
 
 
+def calibrated_setting(reference: str) -> tuple[str, str]:
+    """``"entropy@patience:2"`` / ``"maxprob@1.86"`` -> ``(policy, target)``: a threshold policy calibrated to the
+    clean layer speed-up of a setting (label) or to a speed-up (a number). ValueError for anything else."""
+    policy, sep, target = str(reference).partition("@")
+    if not sep or policy not in THRESHOLD_POLICIES or not target:
+        raise ValueError(f"a calibrated setting looks like entropy@patience:2 or maxprob@1.86, got {reference!r}")
+    try:
+        return policy, str(float(target))
+    except ValueError:
+        return policy, parse_setting(target).label
+
+
+def read_calibration(model_dir: str | Path) -> dict[str, dict[str, Any]]:
+    """``<model_dir>/calibration.json`` (reference -> entry), empty when there is none."""
+    path = Path(model_dir) / CALIBRATION_FILE
+    if not path.is_file():
+        return {}
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path} is not valid JSON: {exc}") from None
+
+
+def resolve_calibrated(reference: str, model_dir: str | Path) -> Setting:
+    """The setting a calibration reference (``entropy@patience:2``) stands for in ``model_dir``'s calibration."""
+    policy, target = calibrated_setting(reference)
+    key = f"{policy}@{target}"
+    entry = read_calibration(model_dir).get(key)
+    if entry is None:
+        flag = f"--match-speedup {target}" if target[0].isdigit() else f"--match-patience {target}"
+        raise ValueError(f"{Path(model_dir) / CALIBRATION_FILE} has no {key}; run robustness evaluate --model "
+                         f"{model_dir} {flag} first")
+    return parse_setting(entry["setting"])
+
+
+def check_setting_reachable(setting: Setting, num_layers: int, where: str) -> None:
+    """``ValueError`` for a patience the model cannot reach: patience >= L never exits early (it would be
+    full depth under another name), so it is refused rather than labelled ``patience:P``."""
+    if setting.policy == "patience" and setting.value is not None and setting.value >= num_layers:
+        raise ValueError(f"{where}: setting {setting.label} needs patience < the model's {num_layers} layers; "
+                         "use 'full' for full depth")

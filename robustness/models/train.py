@@ -16,7 +16,8 @@ from transformers import AutoTokenizer, get_linear_schedule_with_warmup
 
 from robustness.data import load_examples
 from robustness.models.batching import bucketed_batches, encode, token_lengths
-from robustness.provenance import versions, write_json_atomic
+from robustness.outputs import check_output_dir
+from robustness.provenance import atomic_directory, versions, write_json_atomic
 
 
 def default_backbone() -> str:
@@ -72,16 +73,14 @@ def train_model(config: TrainConfig, *, progress: bool = True, overwrite: bool =
     from robustness.models.evaluate import accuracy_table, all_layer_logits
     from robustness.models.pabee import PabeeModel
 
-    out = Path(config.out)
-    if (out / "config.json").exists() and not overwrite:
-        raise ValueError(f"{out} already holds a model; choose another --out or pass --overwrite")
+    out = check_train_out(config.out, overwrite)
     backbone = config.backbone or default_backbone()
     train = load_examples(config.dataset, config.train_split, data_dir=config.data_dir, limit=config.limit,
                           seed=config.seed)
     val = load_examples(config.dataset, config.eval_split, data_dir=config.data_dir, limit=config.eval_limit,
                         seed=config.seed)
     seed_everything(config.seed)
-    tokenizer = AutoTokenizer.from_pretrained(backbone)
+    tokenizer = AutoTokenizer.from_pretrained(backbone, trust_remote_code=False)
     model = PabeeModel.from_backbone(backbone, head=config.head, num_labels=len(train.label_names),
                                      label_names=train.label_names, pooling=config.pooling)
     lengths = token_lengths(tokenizer, train.texts, config.max_length)
@@ -120,12 +119,28 @@ def train_model(config: TrainConfig, *, progress: bool = True, overwrite: bool =
             bar.write(f"epoch {epoch}: train loss {np.mean(losses):.4f}; validation " + ", ".join(
                 f"{r.setting} {r.accuracy:.2%} (x{r.layer_speedup:.2f})" for r in table.itertuples()))
     bar.close()
-    out.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(out)
-    tokenizer.save_pretrained(out)
     record = {"config": {**dataclasses.asdict(config), "backbone": backbone}, "num_train": len(train),
               "num_eval": len(val), "num_layers": model.num_layers, "history": history,
               "wall_time_s": time.perf_counter() - start, "torch_threads": torch.get_num_threads(),
               "versions": versions()}
-    write_json_atomic(out / "train.json", record)
+    # the directory appears whole or not at all; a killed save leaves ``.<name>.partial-<pid>``
+    with atomic_directory(out, replace=True) as tmp:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        write_json_atomic(tmp / "train.json", record)
+    return out
+
+
+def check_train_out(out: str | Path, overwrite: bool) -> Path:
+    """Where a model may be saved: nothing there, an empty directory, or (with ``overwrite``) a model
+    directory. A non-empty directory that holds no model is never replaced. ``ValueError`` otherwise."""
+    out = Path(out)
+    check_output_dir(out.parent)
+    if out.exists() and not out.is_dir():
+        raise ValueError(f"--out {out} is a file, not a model directory")
+    if out.is_dir() and any(out.iterdir()):
+        if not any((out / name).exists() for name in ("config.json", "model.safetensors", "train.json")):
+            raise ValueError(f"--out {out} is a non-empty directory that holds no model; choose another --out")
+        if not overwrite:
+            raise ValueError(f"{out} already holds a model; choose another --out or pass --overwrite")
     return out

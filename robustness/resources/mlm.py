@@ -35,7 +35,8 @@ def mlm_head_problem(path: str | os.PathLike[str]) -> str | None:
 
     try:
         with _quiet_transformers():
-            _, info = AutoModelForMaskedLM.from_pretrained(os.fspath(path), output_loading_info=True)
+            _, info = AutoModelForMaskedLM.from_pretrained(os.fspath(path), output_loading_info=True,
+                                                               trust_remote_code=False)
     except (OSError, ValueError, KeyError) as err:
         return f"{path} does not load as a masked language model: {str(err).strip().splitlines()[0]}"
     if info["missing_keys"]:

@@ -12,15 +12,16 @@ like one written by a sequential :func:`~robustness.attack.runner.run_attack`, r
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from robustness.attack.records import read_records, truncate_torn_tail, validate_record
+from robustness.attack.rundir import check_same_model
 from robustness.attack.runner import RECORDS_FILE, RUN_FILE, check_or_write_spec, exclusive, spec_content
-from robustness.provenance import versions, write_json_atomic
+from robustness.models.fingerprint import model_fingerprint
+from robustness.provenance import versions, write_json_atomic, write_text_atomic
 from robustness.suite.specs import RunSpec
 
 SHARD_DIR = "shards"
@@ -58,9 +59,11 @@ def done_ids(run_dir: Path) -> set[int]:
 def prepare_run(spec: RunSpec, run_dir: Path, command: str | None) -> set[int]:
     """Create ``run_dir`` with its ``spec.json`` (or check the one there) and a ``running`` run.json;
     returns the example ids already done."""
+    fingerprint = model_fingerprint(spec.model_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     with exclusive(run_dir, wait=True):
-        check_or_write_spec(run_dir, spec, spec_content(spec, _model_facts(spec.model_dir)))
+        check_same_model(run_dir, fingerprint, spec.model_dir)
+        check_or_write_spec(run_dir, spec, spec_content(spec, _model_facts(spec.model_dir), fingerprint))
         truncate_torn_tail(run_dir / RECORDS_FILE)
         if not (run_dir / RUN_FILE).is_file():
             write_json_atomic(run_dir / RUN_FILE, {"run_id": spec.run_id, "status": "running", "started_at": _now(),
@@ -82,12 +85,7 @@ def write_shard(run_dir: Path, result: dict[str, Any]) -> Path:
 
 
 def _write_records(path: Path, records: list[dict[str, Any]]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w", encoding="utf-8") as handle:
-        handle.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in records)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
+    write_text_atomic(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
 
 
 def finalize_run(spec: RunSpec, run_dir: Path, command: str | None) -> bool:

@@ -21,9 +21,13 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-from robustness.models.settings import POLICIES, Setting, parse_setting
+from robustness.models.settings import POLICIES, Setting, calibrated_setting, parse_setting, resolve_calibrated
 
-__all__ = ["POLICIES", "ModelSpec", "RunSpec", "Setting", "SuiteSpec", "load_suite", "parse_setting", "setting_order"]
+__all__ = ["GOALS", "POLICIES", "ModelSpec", "RunSpec", "Setting", "SuiteSpec", "check_goal", "load_suite",
+           "parse_setting", "setting_order"]
+
+#: What an attack optimises: flip the prediction at the exit, or push the exit deeper (robustness.attack.goals).
+GOALS = ("accuracy", "slowdown")
 
 #: Fields that say *where* things are, not *what* is computed: kept out of the run hash.
 _LOCATION_FIELDS = ("model_dir", "data_dir")
@@ -32,6 +36,17 @@ _LOCATION_FIELDS = ("model_dir", "data_dir")
 def setting_order(labels: Any) -> list[str]:
     """Unique setting labels in display order: patience ascending, entropy, maxprob, ``full`` last."""
     return sorted(set(labels), key=lambda label: parse_setting(label).sort_key())
+
+
+def check_goal(goal: str, goal_target: int | None = None, keep_prediction: bool = False) -> None:
+    """``ValueError`` for an unknown goal, or options that only the slowdown goal takes."""
+    if goal not in GOALS:
+        raise ValueError(f"goal must be one of {', '.join(GOALS)}, got {goal!r}")
+    if goal != "slowdown" and (goal_target is not None or keep_prediction):
+        raise ValueError("goal_target and keep_prediction apply only to the slowdown goal")
+    if goal_target is not None and (isinstance(goal_target, bool) or not isinstance(goal_target, int)
+                                    or goal_target < 1):
+        raise ValueError(f"goal_target must be an exit layer >= 1, got {goal_target!r}")
 
 
 def _slug(text: str) -> str:
@@ -56,9 +71,13 @@ class RunSpec:
     max_length: int = 128
     stock: bool = False
     data_dir: str | None = None
+    goal: str = "accuracy"
+    goal_target: int | None = None  # slowdown: the exit layer to reach (None = L)
+    keep_prediction: bool = False  # slowdown: the exit prediction must stay the original text's
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "setting", parse_setting(self.setting).label)
+        check_goal(self.goal, self.goal_target, self.keep_prediction)
         if self.n < 1:
             raise ValueError(f"n must be >= 1, got {self.n}")
         if self.batch_size < 1:
@@ -84,9 +103,13 @@ class RunSpec:
         return cls(**values)
 
     def content_hash(self) -> str:
-        """Hash of what is computed. Patience and full settings hash as the former ``patience`` field did,
-        so run ids made before settings existed stay the same."""
+        """Hash of what is computed. Patience and full settings hash as the former ``patience`` field did, and
+        the goal fields enter only when they differ from the accuracy goal, so run ids made before settings
+        and goals existed stay the same."""
         content = {k: v for k, v in self.to_dict().items() if k not in _LOCATION_FIELDS}
+        if self.goal == "accuracy":
+            for name in ("goal", "goal_target", "keep_prediction"):
+                del content[name]
         setting = self.exit_setting
         if setting.policy in ("patience", "full"):
             del content["setting"]
@@ -95,11 +118,12 @@ class RunSpec:
 
     @property
     def run_id(self) -> str:
-        """``<model>-<setting slug>_<recipe>_<dataset>_<hash>``, e.g. ``pabee-minilm-p3_textfooler_sst2_3f2a1c``
-        or ``pabee-minilm-ent0-35_textfooler_sst2_9b1e0d``."""
+        """``<model>-<setting slug>_<recipe>[-slowdown]_<dataset>_<hash>``, e.g.
+        ``pabee-minilm-p3_textfooler_sst2_3f2a1c`` or ``pabee-minilm-ent0-35_textfooler-slowdown_sst2_9b1e0d``."""
         dataset = _slug(self.dataset.split("/")[-1])
         model = f"{_slug(self.model_id)}-{_slug(self.exit_setting.slug)}"
-        return f"{model}_{_slug(self.recipe)}_{dataset}_{self.content_hash()}"
+        recipe = _slug(self.recipe) + ("" if self.goal == "accuracy" else f"-{self.goal}")
+        return f"{model}_{recipe}_{dataset}_{self.content_hash()}"
 
 
 @dataclass(frozen=True)
@@ -111,6 +135,12 @@ class ModelSpec:
     path: str | None = None
     train: dict[str, Any] = field(default_factory=dict)
     settings: tuple[Setting, ...] = ()
+    #: thresholds calibrated to a speed-up (``entropy@patience:2``), read from the model's calibration.json
+    calibrated: tuple[str, ...] = ()
+
+    def exit_settings(self, model_dir: str) -> tuple[Setting, ...]:
+        """``settings`` plus the ``calibrated`` references resolved in ``model_dir`` (no duplicates)."""
+        return tuple(dict.fromkeys([*self.settings, *(resolve_calibrated(r, model_dir) for r in self.calibrated)]))
 
 
 @dataclass(frozen=True)
@@ -151,28 +181,59 @@ class SuiteSpec:
     nltk_data: str | None = None
     lexicons: str | None = None
     resources: str | None = None  # a resource bundle (robustness.resources.bundle); the fields above override it
+    quality: bool = False  # bench also runs the quality stage (robustness.quality) on every run
+    lm: str | None = None  # its causal LM (default: the bundle's models/lm, else SmolLM2-135M)
     verdict: VerdictOptions = field(default_factory=VerdictOptions)
+    goals: tuple[str, ...] = ("accuracy",)
+    goal_target: int | None = None  # slowdown runs: the exit layer to reach (None = L)
+    keep_prediction: bool = False  # slowdown runs: pure slowdown (the prediction must not change)
+
+    def __post_init__(self) -> None:
+        for goal in self.goals:
+            check_goal(goal)
+        if self.goal_target is not None or self.keep_prediction:
+            check_goal("slowdown", self.goal_target, self.keep_prediction)
 
     def run_specs(self, model_dirs: dict[str, str]) -> list[RunSpec]:
-        """Every (model, setting, recipe) run, given where each model lives."""
+        """Every (model, setting, goal, recipe) run, given where each model lives. Slowdown runs are made only
+        for early-exit settings: at ``full`` every text already exits at L."""
         runs = []
         for model in self.models:
-            for setting in model.settings:
-                for recipe in self.recipes:
-                    runs.append(
-                        RunSpec(
-                            model_id=model.id, model_dir=model_dirs[model.id], recipe=recipe,
-                            dataset=self.dataset, setting=setting.label, split=self.split, n=self.n,
-                            seed=self.seed, query_budget=self.query_budget, batch_size=self.batch_size,
-                            max_length=self.max_length, data_dir=self.data_dir,
+            for setting in model.exit_settings(model_dirs[model.id]):
+                for goal in self.goals:
+                    if goal == "slowdown" and (setting.policy == "full" or model.head == "full"):
+                        continue
+                    slowdown = {"goal_target": self.goal_target, "keep_prediction": self.keep_prediction}
+                    for recipe in self.recipes:
+                        runs.append(
+                            RunSpec(
+                                model_id=model.id, model_dir=model_dirs[model.id], recipe=recipe,
+                                dataset=self.dataset, setting=setting.label, split=self.split, n=self.n,
+                                seed=self.seed, query_budget=self.query_budget, batch_size=self.batch_size,
+                                max_length=self.max_length, data_dir=self.data_dir, goal=goal,
+                                **(slowdown if goal == "slowdown" else {}),
+                            )
                         )
-                    )
         return runs
 
 
 _SUITE_KEYS = ({f.name for f in dataclasses.fields(SuiteSpec)} - {"models", "recipes", "verdict"}
                | {"recipes", "patience", "settings"})
 _DEFAULT_SETTINGS = ("patience:1", "patience:2", "patience:3", "full")
+
+
+#: A model id names a directory (``<out>/models/<id>``), run ids and plot labels: a safe slug.
+SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+#: [suite] keys that must be integers (``query_budget`` may be absent).
+_INT_KEYS = ("n", "seed", "query_budget", "batch_size", "max_length")
+
+
+def check_id(value: Any, where: str) -> str:
+    """``value`` is a safe slug (letters, digits, ``_.-``; no ``..``): ``ValueError`` otherwise."""
+    if not isinstance(value, str) or not SAFE_ID.match(value) or ".." in value:
+        raise ValueError(f"{where}: model id {value!r} must be 1-64 letters, digits, '_', '.' or '-' "
+                         "(starting with a letter or digit, no '..')")
+    return value
 
 
 def _settings(raw: dict[str, Any], default: tuple[Setting, ...], where: str) -> tuple[Setting, ...]:
@@ -192,11 +253,14 @@ def _settings(raw: dict[str, Any], default: tuple[Setting, ...], where: str) -> 
 
 
 def _model_spec(raw: dict[str, Any], default_settings: tuple[Setting, ...], where: str) -> ModelSpec:
-    unknown = set(raw) - {"id", "head", "path", "train", "patience", "settings"}
+    unknown = set(raw) - {"id", "head", "path", "train", "patience", "settings", "calibrated"}
     if unknown:
         raise ValueError(f"{where}: unknown model keys {sorted(unknown)}")
     if "id" not in raw:
         raise ValueError(f"{where}: every [[models]] entry needs an id")
+    check_id(raw["id"], where)
+    if not isinstance(raw.get("train", {}), dict) or not isinstance(raw.get("path", ""), str):
+        raise ValueError(f"{where}: model {raw['id']!r}: 'train' must be a table and 'path' a string")
     head = raw.get("head", "pabee")
     if head not in ("pabee", "full"):
         raise ValueError(f"{where}: model {raw['id']!r} head must be 'pabee' or 'full', got {head!r}")
@@ -206,7 +270,15 @@ def _model_spec(raw: dict[str, Any], default_settings: tuple[Setting, ...], wher
         settings = _settings(raw, default_settings, f"{where}: model {raw['id']!r}")
     if not settings:
         raise ValueError(f"{where}: model {raw['id']!r} has no exit settings")
-    return ModelSpec(id=raw["id"], head=head, path=raw.get("path"), train=dict(raw.get("train", {})), settings=settings)
+    calibrated = raw.get("calibrated", [])
+    if not isinstance(calibrated, list) or head == "full" and calibrated:
+        raise ValueError(f"{where}: model {raw['id']!r} calibrated must be a list (PABEE models only)")
+    try:
+        calibrated = [calibrated_setting(c) and c for c in calibrated]
+    except ValueError as exc:
+        raise ValueError(f"{where}: model {raw['id']!r}: {exc}") from None
+    return ModelSpec(id=raw["id"], head=head, path=raw.get("path"), train=dict(raw.get("train", {})), settings=settings,
+                     calibrated=tuple(calibrated))
 
 
 def load_suite(path: str | Path) -> SuiteSpec:
@@ -216,8 +288,10 @@ def load_suite(path: str | Path) -> SuiteSpec:
         raise ValueError(f"suite file not found: {path}")
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ValueError(f"{path}: invalid TOML: {exc}") from None
+    if not isinstance(raw.get("suite", {}), dict) or not isinstance(raw.get("models", []), list):
+        raise ValueError(f"{path}: [suite] must be a table and [[models]] an array of tables")
     suite = dict(raw.get("suite", {}))
     unknown = set(suite) - _SUITE_KEYS
     if unknown:
@@ -225,9 +299,20 @@ def load_suite(path: str | Path) -> SuiteSpec:
     for key in ("name", "dataset", "recipes"):
         if key not in suite:
             raise ValueError(f"{path}: [suite] needs {key!r}")
+    for key in _INT_KEYS:
+        if key in suite and (isinstance(suite[key], bool) or not isinstance(suite[key], int)):
+            raise ValueError(f"{path}: [suite] {key} must be an integer, got {suite[key]!r}")
+    for key in ("name", "dataset", "split", "data_dir", "nltk_data"):
+        if key in suite and not isinstance(suite[key], str):
+            raise ValueError(f"{path}: [suite] {key} must be a string, got {suite[key]!r}")
+    if not isinstance(suite["recipes"], list) or not all(isinstance(r, str) for r in suite["recipes"]) \
+            or not suite["recipes"]:
+        raise ValueError(f"{path}: [suite] recipes must be a non-empty list of names, got {suite['recipes']!r}")
     default_settings = _settings(suite, tuple(parse_setting(x) for x in _DEFAULT_SETTINGS), f"{path}: [suite]")
     suite.pop("settings", None)
     suite.pop("patience", None)
+    if not all(isinstance(m, dict) for m in raw.get("models", [])):
+        raise ValueError(f"{path}: [[models]] must be an array of tables")
     models = tuple(_model_spec(m, default_settings, str(path)) for m in raw.get("models", []))
     if not models:
         raise ValueError(f"{path}: no [[models]] declared")
@@ -235,12 +320,20 @@ def load_suite(path: str | Path) -> SuiteSpec:
     if len(set(ids)) != len(ids):
         raise ValueError(f"{path}: duplicate model ids {ids}")
     recipes = tuple(suite.pop("recipes"))
+    if len(set(recipes)) != len(recipes):
+        raise ValueError(f"{path}: duplicate recipes {list(recipes)}")
+    if "goals" in suite:
+        if not isinstance(suite["goals"], list) or not suite["goals"]:
+            raise ValueError(f"{path}: [suite] goals must be a non-empty list, got {suite['goals']!r}")
+        suite["goals"] = tuple(dict.fromkeys(suite["goals"]))
     verdict = raw.get("verdict", {})
+    if not isinstance(verdict, dict):
+        raise ValueError(f"{path}: [verdict] must be a table")
     unknown = set(verdict) - {f.name for f in dataclasses.fields(VerdictOptions)}
     if unknown:
         raise ValueError(f"{path}: unknown [verdict] keys {sorted(unknown)}")
     try:
         options = VerdictOptions(**verdict)
-    except ValueError as exc:
+        return SuiteSpec(models=models, recipes=recipes, verdict=options, **suite)
+    except (ValueError, TypeError) as exc:
         raise ValueError(f"{path}: {exc}") from None
-    return SuiteSpec(models=models, recipes=recipes, verdict=options, **suite)

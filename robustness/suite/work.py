@@ -92,7 +92,7 @@ def run_task(task: Task, resources: Any, report: Report | None = None, share_wor
                 continue
             wrapper, attack = group["attacks"][spec.run_id]
             record = attack_example(attack, wrapper, columns, examples.texts[eid], examples.labels[eid],
-                                    (eid, examples.indices[eid]), spec.seed)
+                                    (eid, examples.indices[eid]), spec)
             records[j].append(dict(record))
             if report is not None:
                 report("examples", 1)

@@ -72,16 +72,22 @@ def write_run(root: Path, model_id: str, head: str, patience: int | None, recipe
     full = {**spec.to_dict(), "run_id": spec.run_id, "num_layers": NUM_LAYERS, "head": head,
             "label_names": ["negative", "positive"]}
     (run_dir / "spec.json").write_text(json.dumps(full))
+    rows = records if records is not None else fake_records(patience, single_head=head == "full")
     info = {"status": status, "run_id": spec.run_id, "started_at": "2025-01-01T00:00:00Z",
             "finished_at": "2025-01-01T00:01:00Z", "seed": 7,
             "versions": {"robustness": "0.1.0", "torch": "2.13.0", "transformers": "4.57.6",
                          "textattack": "0.3.11", "python": "3.12"},
-            "timings": {"wall_time_s": 60.0, "attack_time_s": 2.0}, "num_records": len(EXAMPLES),
+            "timings": {"wall_time_s": 60.0, "attack_time_s": 2.0}, "num_records": len(rows),
             "command": f"robustness attack --model {model_id} --recipe {recipe}"}
     (run_dir / "run.json").write_text(json.dumps(info))
-    rows = records if records is not None else fake_records(patience, single_head=head == "full")
     (run_dir / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     return run_dir
+
+
+@pytest.fixture
+def make_records():
+    """The :func:`fake_records` helper."""
+    return fake_records
 
 
 @pytest.fixture

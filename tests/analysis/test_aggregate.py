@@ -151,3 +151,17 @@ def test_v1_runs_have_unknown_deployed_cost(tmp_path, make_run):
     row = summarize([load_run(make_run(tmp_path / "v1", "pabee", "pabee", 1, "textfooler", records=v1))]).iloc[0]
     assert row.mean_layers_encoded == 18
     assert math.isnan(row.mean_layers_computed) and math.isnan(row.mean_query_exit_layer)  # unknown, never 0
+
+
+def test_slowdown_runs_are_their_own_rows_with_hand_checked_metrics(tmp_path, make_run, make_records):
+    make_run(tmp_path, "pabee", "pabee", 1, "textfooler")
+    slowdown = [{**r, "goal": "slowdown", "goal_target": 3} for r in make_records(1)]
+    make_run(tmp_path, "pabee", "pabee", 1, "textfooler", records=slowdown, goal="slowdown")
+    summary = summarize(load_runs([tmp_path]))
+    assert list(summary["goal"]) == ["accuracy", "slowdown"]
+    slow = summary[summary["goal"] == "slowdown"].iloc[0]
+    # p=1 (L = 3): clean exits 2,2,2,2; attacked ex0, ex1, ex3 reach 2, 3, 2; ex2 skipped keeps 2
+    assert slow.goal_target == 3 and slow.slowdown_success_rate == pytest.approx(1 / 3)
+    assert slow.clean_mean_exit_all == 2 and slow.final_mean_exit_all == 2.25 and slow.mean_exit_increase == 0.25
+    assert slow.efficiency_gain_left == pytest.approx((3 / 2.25 - 1) / (3 / 2 - 1))  # 2/3
+    assert slow.accuracy_at_exit == pytest.approx(summary.iloc[0].accuracy_at_exit)  # same records, same finals

@@ -119,3 +119,19 @@ def test_mcnemar_exact():
     assert m.mcnemar_exact([True] * 3, [False] * 3).p_value == 0.25  # 2 · (1/2)^3
     scipy_stats = pytest.importorskip("scipy.stats")
     assert result.p_value == pytest.approx(scipy_stats.binomtest(1, 6, 0.5).pvalue)
+
+
+def test_slowdown_metrics_by_hand():
+    # L = 4; ex0 pushed from layer 2 to 4, ex1 from 2 to 3; ex2 and ex3 skipped (their clean exits count)
+    orig, adv = [2, 2, 3, 4], [4, 3, None, None]
+    assert list(m.final_exits(orig, adv)) == [4, 3, 3, 4]
+    assert m.slowdown_success_rate(adv, 4) == 0.5  # 1 of the 2 attacked reaches layer 4
+    assert m.slowdown_success_rate(adv, 3) == 1.0
+    assert math.isnan(m.slowdown_success_rate([None, None], 4))
+    assert m.mean_exit_increase(orig, adv) == 0.75  # (2 + 1 + 0 + 0) / 4
+    # clean mean 11/4, under attack 14/4: (4/3.5 − 1) / (4/2.75 − 1) = (1/7) / (5/11) = 11/35
+    assert m.efficiency_gain_left(4, 2.75, 3.5) == pytest.approx(11 / 35)
+    assert m.efficiency_gain_left(4, 2.0, 2.0) == 1.0 and m.efficiency_gain_left(4, 2.0, 4.0) == 0.0
+    assert math.isnan(m.efficiency_gain_left(4, 4.0, 4.0))  # nothing to lose at full depth
+    # finals: attacked ex0, ex1 take their adversarial prediction, skipped ex2, ex3 their clean one
+    assert m.accuracy_at_exit([1, 0, 1, 1], [0, 0, None, None], [1, 0, 0, 1]) == 0.5

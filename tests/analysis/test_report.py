@@ -159,6 +159,24 @@ def test_stock_is_part_of_the_setting(suite_out, tmp_path, make_run):
         summarize(load_runs([suite_out, suite_out / "again"]))
 
 
+def test_slowdown_runs_get_their_own_section_and_stay_out_of_the_verdict(tmp_path, make_run, make_records):
+    runs = tmp_path / "suite"
+    make_run(runs, "bert-base", "full", None, "textfooler")
+    make_run(runs, "pabee", "pabee", 1, "textfooler")
+    slowdown = [{**r, "goal": "slowdown", "goal_target": 3} for r in make_records(1)]
+    make_run(runs, "pabee", "pabee", 1, "textfooler", records=slowdown, goal="slowdown")
+    md, _ = write_report([runs], tmp_path / "out")
+    text = md.read_text()
+    assert text.index("## Summary") < text.index("## Slowdown") < text.index("## Findings")
+    assert "pabee at patience:1: the slowdown attack brings 33.3% of the attacked examples to layer 3" in text
+    assert "leaving 66.7% of the clean efficiency gain" in text
+    for name in ("figures/slowdown_exits.png", "figures/efficiency_left.png", "tables/slowdown.md"):
+        assert (tmp_path / "out" / name).is_file(), name
+    verdict = pd.read_csv(tmp_path / "out" / "tables" / "verdict.csv")
+    assert len(verdict) == 1  # pabee vs bert-base on textfooler: the slowdown run is not a candidate setting
+    assert len(pd.read_csv(tmp_path / "out" / "tables" / "verdict_candidates.csv")) == 1  # one candidate setting
+
+
 def test_runs_written_before_settings_still_summarise(suite_out):
     import json
 
@@ -169,3 +187,29 @@ def test_runs_written_before_settings_still_summarise(suite_out):
         spec_path.write_text(json.dumps(spec))
     summary = summarize(load_runs(suite_out))
     assert sorted(set(summary["setting"])) == ["full", "patience:1", "patience:2"] and len(summary) == 8
+
+
+def test_summary_keeps_at_most_ten_verdict_sentences(suite_out):
+    from robustness.report import MAX_SUMMARY_FINDINGS, build_sections
+
+    runs = load_runs(suite_out)
+    summary = summarize(runs)
+    many = pd.concat([summary.assign(recipe=f"r{i:02d}") for i in range(12)], ignore_index=True)
+    verdict = pd.DataFrame([{"dataset": "sst2", "recipe": f"r{i:02d}", "model": "pabee", "baseline": "bert-base",
+                             "setting": "", "eligible": False, "reason_ineligible": "x", "n": 4,
+                             "verdict": "no_eligible_setting", "p_adjusted": float("nan"), "p_value": float("nan"),
+                             "clean_accuracy": 0.5, "baseline_clean_accuracy": 0.5, "accuracy_under_attack": 0.5,
+                             "baseline_accuracy_under_attack": 0.5} for i in range(12)])
+    sections = dict(build_sections(runs, many, [], None, verdict))
+    listed = next(content for kind, content in sections["Summary"] if kind == "list")
+    assert len(listed) == MAX_SUMMARY_FINDINGS and listed[-1].startswith("... and 4 more comparisons")
+    table = next(content for kind, content in sections["Summary"] if kind == "table")
+    assert len(table) == 12
+
+
+def test_aggregate_lists_runs_it_leaves_out(suite_out, tmp_path, capsys):
+    from robustness.cli import main
+
+    assert main(["aggregate", str(suite_out), "--out", str(tmp_path / "agg")]) == 0
+    out = capsys.readouterr().out
+    assert "left out pabee-unfinished-p1_textfooler_sst2_" in out and "status running, 2 records" in out

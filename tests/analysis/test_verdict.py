@@ -161,3 +161,23 @@ def test_clean_table_is_used_only_with_the_baseline_in_it(tmp_path, make_run):
     row = verdict.iloc[0]
     assert row["clean_accuracy"] == 0.895 and row["clean_off_sample"] and row["verdict"] == "more_robust"
     assert "measured on the attacked sample" not in verdict_findings(verdict)[1]
+
+
+def test_no_baseline_means_no_verdict(tmp_path, make_run):
+    root = tmp_path / "suite"
+    make_run(root, "pabee", "pabee", 2, "pwws", records=records(WRONG, set()))
+    runs = load_runs(root)
+    verdict, candidates = verdict_tables(summarize(runs), runs)
+    assert verdict.empty and list(verdict.columns)[:5] == ["dataset", "recipe", "model", "baseline", "setting"]
+    assert verdict_findings(verdict)[0].startswith("No verdict: the runs hold no early-exit model with a full-depth")
+
+
+def test_stock_runs_are_compared_with_stock_baselines(tmp_path, make_run):
+    root = tmp_path / "suite"
+    for stock in (False, True):
+        make_run(root, "base", "full", None, "pwws", records=records(WRONG, BASE_FLIPPED), stock=stock)
+        make_run(root, "pabee", "pabee", 2, "pwws", records=records(WRONG, set(range(0, N, 4))), stock=stock)
+    runs = load_runs(root)
+    verdict, _ = verdict_tables(summarize(runs), runs)
+    assert sorted(verdict["recipe"]) == ["pwws", "pwws (stock)"] and set(verdict["verdict"]) == {"more_robust"}
+    assert set(verdict["p_adjusted"]) != set(verdict["p_value"])  # two tests: Holm doubles the smaller p

@@ -90,8 +90,10 @@ def test_records_are_complete_and_consistent(full_run):
 def test_run_and_spec_files(full_run, tiny_pabee_dir, data_dir):
     spec = make_spec(tiny_pabee_dir, data_dir)
     written = json.loads((full_run / "spec.json").read_text())
+    from robustness.models.fingerprint import model_fingerprint
+
     assert written == {**spec.to_dict(), "run_id": spec.run_id, "num_layers": 2, "head": "pabee",
-                       "label_names": ["negative", "positive"]}
+                       "label_names": ["negative", "positive"], "model_fingerprint": model_fingerprint(tiny_pabee_dir)}
     run = json.loads((full_run / "run.json").read_text())
     assert run["status"] == "complete" and run_is_complete(full_run)
     assert run["run_id"] == spec.run_id and run["seed"] == 0 and run["command"] == "pytest"
@@ -114,7 +116,8 @@ def test_resume_after_kill_gives_identical_records(full_run, tiny_pabee_dir, dat
     with pytest.raises(KeyboardInterrupt):
         run_attack(spec, out, progress=False, on_record=kill_after_three)
     run = json.loads((out / "run.json").read_text())
-    assert run["status"] == "failed" and run["error"].startswith("KeyboardInterrupt") and not run_is_complete(out)
+    assert run["status"] == "interrupted" and run["signal"] == "SIGINT" and run["error"] is None
+    assert run["num_records"] == 3 and not run_is_complete(out)
     assert len(read_records(out / "records.jsonl")) == 3
     with (out / "records.jsonl").open("a") as handle:
         handle.write('{"schema_version": 1, "example_id": 3, "dataset_in')  # torn line of a killed write
@@ -135,7 +138,7 @@ def test_complete_run_is_left_alone_and_other_specs_refused(full_run, tiny_pabee
     (full_run / "run.json").unlink()  # an unfinished run dir is refused as well
     try:
         with pytest.raises(ValueError, match="another run"):
-            run_attack(make_spec(tiny_pabee_dir, data_dir, setting=2), full_run, progress=False)
+            run_attack(make_spec(tiny_pabee_dir, data_dir, setting="full"), full_run, progress=False)
     finally:
         (full_run / "run.json").write_bytes(before[1])
 
@@ -258,3 +261,49 @@ def test_sigkill_then_rerun_gives_identical_records(full_run, tiny_pabee_dir, da
     spec_model_id = json.loads((out / "spec.json").read_text())["model_id"]
     assert spec_model_id == Path(tiny_pabee_dir).name
     assert without_time(read_records(records)) == without_time(read_records(full_run / "records.jsonl"))
+
+
+def test_records_of_other_weights_are_never_mixed(tiny_pabee_dir, data_dir, tmp_path, tiny_bert_config):
+    import shutil
+
+    from robustness.models.fingerprint import model_fingerprint
+
+    model_dir = tmp_path / "model"
+    shutil.copytree(tiny_pabee_dir, model_dir)
+    spec = make_spec(model_dir, data_dir, n=3)
+    out = tmp_path / "run"
+
+    def stop_after_one(record):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_attack(spec, out, progress=False, on_record=stop_after_one)
+    old = model_fingerprint(model_dir)
+    random_model(tiny_bert_config, "pabee", seed=7).save_pretrained(model_dir)  # retrained at the same path
+    new = model_fingerprint(model_dir)
+    before = (out / "records.jsonl").read_bytes()
+    with pytest.raises(ValueError, match=f"made by model {old}, but .* now holds model {new}"):
+        run_attack(spec, out, progress=False)
+    assert (out / "records.jsonl").read_bytes() == before
+    run_attack(spec, out, progress=False, overwrite=True)  # explicit: start afresh with the new weights
+    assert len(read_records(out / "records.jsonl")) == 3
+    assert json.loads((out / "spec.json").read_text())["model_fingerprint"] == new
+
+
+def test_foreign_directory_is_not_a_run(tiny_pabee_dir, data_dir, tmp_path):
+    out = tmp_path / "run"
+    out.mkdir()
+    (out / "run.json").write_text('{"mine": true}')
+    with pytest.raises(ValueError, match="no spec.json: not a run"):
+        run_attack(make_spec(tiny_pabee_dir, data_dir, n=1), out, progress=False)
+    assert (out / "run.json").read_text() == '{"mine": true}'
+
+
+def random_model(config, head: str, seed: int):
+    """A randomly initialised tiny model (the seed decides its weights)."""
+    import torch
+
+    from robustness.models.pabee import PabeeModel
+
+    torch.manual_seed(seed)
+    return PabeeModel.from_backbone_config(config, head, num_labels=2, label_names=["negative", "positive"])

@@ -333,10 +333,11 @@ def test_save_load_round_trip(tmp_path, kind: str, head: str) -> None:
     model = make_model(kind, head=head)
     model.config.label_names = ["a", "b", "c"]
     model.save_pretrained(tmp_path / "a")
-    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["config.json", "model.safetensors"]
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["config.json", "fingerprint.json",
+                                                                   "model.safetensors"]
     loaded = PabeeModel.from_pretrained(tmp_path / "a")
     loaded.save_pretrained(tmp_path / "b")  # save -> load -> save writes the same bytes
-    for name in ("config.json", "model.safetensors"):
+    for name in ("config.json", "model.safetensors", "fingerprint.json"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
     assert loaded.config.to_dict() == {**model.config.to_dict(), "_name_or_path": str(tmp_path / "a")}
     assert loaded.config.backbone_attn_implementation == model.config.backbone_attn_implementation

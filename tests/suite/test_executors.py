@@ -29,7 +29,7 @@ def suite(tmp_path_factory, tiny_pabee_dir, tiny_full_dir):
     path = root / "tiny.toml"
     path.write_text(
         '[suite]\nname = "tiny"\ndataset = "glue/sst2"\nn = 6\nquery_budget = 12\nbatch_size = 4\n'
-        'recipes = ["deepwordbug"]\npatience = [1, 2, "full"]\n'
+        'recipes = ["deepwordbug"]\nsettings = [1, "maxprob:0.9", "full"]\n'
         f'[[models]]\nid = "tp"\nhead = "pabee"\npath = "{tiny_pabee_dir}"\n'
         f'[[models]]\nid = "tf"\nhead = "full"\npath = "{tiny_full_dir}"\n'
     )

@@ -116,13 +116,14 @@ def test_suite_settings_list_and_per_model_override(tmp_path):
     [
         ('[suite]\nname="s"\ndataset="d"\n', "needs 'recipes'"),
         ('[suite]\nname="s"\ndataset="d"\nrecipes=[]\nbogus=1\n', "unknown \\[suite\\] keys"),
-        ('[suite]\nname="s"\ndataset="d"\nrecipes=[]\n', "no \\[\\[models\\]\\]"),
-        ('[suite]\nname="s"\ndataset="d"\nrecipes=[]\n[[models]]\nid="a"\nhead="x"\n', "head must be"),
+        ('[suite]\nname="s"\ndataset="d"\nrecipes=["pwws"]\n', "no \\[\\[models\\]\\]"),
+        ('[suite]\nname="s"\ndataset="d"\nrecipes=["pwws"]\n[[models]]\nid="a"\nhead="x"\n', "head must be"),
         ('[suite\n', "invalid TOML"),
-        ('[suite]\nname="s"\ndataset="d"\nrecipes=[]\nsettings=["x:1"]\n[[models]]\nid="a"\n', "a setting must be"),
-        ('[suite]\nname="s"\ndataset="d"\nrecipes=[]\nsettings=[1]\npatience=[1]\n[[models]]\nid="a"\n',
+        ('[suite]\nname="s"\ndataset="d"\nrecipes=["pwws"]\nsettings=["x:1"]\n[[models]]\nid="a"\n',
+         "a setting must be"),
+        ('[suite]\nname="s"\ndataset="d"\nrecipes=["pwws"]\nsettings=[1]\npatience=[1]\n[[models]]\nid="a"\n',
          "either 'settings' or 'patience'"),
-        ('[suite]\nname="s"\ndataset="d"\nrecipes=[]\n[[models]]\nid="a"\nsettings="full"\n', "must be a list"),
+        ('[suite]\nname="s"\ndataset="d"\nrecipes=["pwws"]\n[[models]]\nid="a"\nsettings="full"\n', "must be a list"),
     ],
 )
 def test_suite_errors(tmp_path, text, message):
@@ -130,3 +131,59 @@ def test_suite_errors(tmp_path, text, message):
     path.write_text(text)
     with pytest.raises(ValueError, match=message):
         load_suite(path)
+
+
+def test_goal_fields_keep_accuracy_run_ids_and_name_slowdown_runs():
+    assert spec(goal="accuracy").run_id == spec().run_id  # accuracy is the default and hashes as before
+    slow = spec(goal="slowdown")
+    assert "_textfooler-slowdown_sst2_" in slow.run_id and slow.run_id != spec().run_id
+    assert spec(goal="slowdown", goal_target=5).run_id != slow.run_id
+    assert spec(goal="slowdown", keep_prediction=True).run_id != slow.run_id
+    assert RunSpec.from_dict(slow.to_dict()) == slow
+    for bad, message in ((dict(goal="speed"), "goal must be one of"), (dict(goal_target=3), "only to the slowdown"),
+                         (dict(goal="slowdown", goal_target=0), "goal_target must be")):
+        with pytest.raises(ValueError, match=message):
+            spec(**bad)
+
+
+def test_suite_goals_make_slowdown_runs_for_early_exit_settings_only(tmp_path):
+    path = tmp_path / "s.toml"
+    path.write_text(
+        '[suite]\nname="s"\ndataset="sst2"\nrecipes=["pwws"]\nsettings=["patience:2","full"]\n'
+        'goals=["accuracy","slowdown"]\ngoal_target=5\n[[models]]\nid="p"\n[[models]]\nid="b"\nhead="full"\n'
+    )
+    runs = load_suite(path).run_specs({"p": "/p", "b": "/b"})
+    assert [(r.model_id, r.setting, r.goal, r.goal_target) for r in runs] == [
+        ("p", "patience:2", "accuracy", None), ("p", "patience:2", "slowdown", 5), ("p", "full", "accuracy", None),
+        ("b", "full", "accuracy", None)]
+    path.write_text('[suite]\nname="s"\ndataset="sst2"\nrecipes=["pwws"]\ngoals=["speed"]\n[[models]]\nid="p"\n')
+    with pytest.raises(ValueError, match="s.toml: goal must be one of"):
+        load_suite(path)
+
+
+def test_calibrated_settings_resolve_from_the_models_calibration(tmp_path):
+    import json
+
+    path = tmp_path / "s.toml"
+    path.write_text('[suite]\nname="s"\ndataset="sst2"\nrecipes=["pwws"]\nsettings=["patience:2"]\n'
+                    '[[models]]\nid="p"\ncalibrated=["entropy@patience:2", "maxprob@1.5"]\n')
+    suite = load_suite(path)
+    model_dir = tmp_path / "model"
+    model_dir.mkdir()
+    with pytest.raises(ValueError, match="has no entropy@patience:2; run robustness evaluate .* --match-patience"):
+        suite.run_specs({"p": str(model_dir)})
+    (model_dir / "calibration.json").write_text(json.dumps({
+        "entropy@patience:2": {"setting": "entropy:0.3"}, "maxprob@1.5": {"setting": "maxprob:0.8"}}))
+    runs = suite.run_specs({"p": str(model_dir)})
+    assert [r.setting for r in runs] == ["patience:2", "entropy:0.3", "maxprob:0.8"]
+    path.write_text('[suite]\nname="s"\ndataset="sst2"\nrecipes=["pwws"]\n[[models]]\nid="p"\ncalibrated=["x@2"]\n')
+    with pytest.raises(ValueError, match="entropy@patience:2 or maxprob@1.86"):
+        load_suite(path)
+
+
+def test_suite_resource_and_quality_keys(tmp_path):
+    path = tmp_path / "s.toml"
+    path.write_text('[suite]\nname = "s"\ndataset = "glue/sst2"\nrecipes = ["pwws"]\nresources = "../shared"\n'
+                    'lexicons = "lex"\nquality = true\nlm = "lm-dir"\n[[models]]\nid = "m"\npath = "m"\n')
+    suite = load_suite(path)
+    assert (suite.resources, suite.lexicons, suite.quality, suite.lm) == ("../shared", "lex", True, "lm-dir")

@@ -30,8 +30,10 @@ from robustness.attack.recipes.context import BuildContext, Resources
 from robustness.attack.recipes.greedy import TEXTFOOLER_STOPWORDS
 from robustness.resources.mlm import mlm_head_problem
 from robustness.resources.textattack_compat import import_textattack, quiet_textattack
+from robustness.suite.specs import check_goal
 
-__all__ = ["RECIPES", "TEXTFOOLER_STOPWORDS", "RecipeInfo", "Resources", "build_attack", "import_textattack"]
+__all__ = ["RECIPES", "TEXTFOOLER_STOPWORDS", "RecipeInfo", "Resources", "build_attack", "check_recipe",
+           "import_textattack"]
 
 
 @dataclass(frozen=True)
@@ -106,6 +108,19 @@ _BUILDERS: dict[str, Callable[[Any, BuildContext], tuple]] = {
 }
 
 
+def check_recipe(name: str, *, mlm: str | None = None, stock: bool = False) -> None:
+    """What can be checked about recipe ``name`` before building it (no TextAttack import): it is known, and
+    a recipe that needs a masked LM has one with a trained MLM head. ``ValueError`` otherwise."""
+    if name not in RECIPES:
+        raise ValueError(f"unknown recipe {name!r}; known: {_known()}")
+    if not stock and "mlm" in RECIPES[name].needs:
+        if not mlm:
+            raise ValueError(f"recipe {name!r} needs a masked language model: pass --mlm PATH")
+        problem = mlm_head_problem(mlm)
+        if problem:
+            raise ValueError(f"recipe {name!r}: {problem}")
+
+
 def _build_stock(textattack: Any, name: str, model_wrapper: Any) -> Any:
     """TextAttack's own recipe; a failed download becomes one line naming what it tried to fetch."""
     import requests
@@ -127,6 +142,9 @@ def build_attack(
     stock: bool = False,
     query_budget: int | None = None,
     mlm: str | None = None,
+    goal: str = "accuracy",
+    goal_target: int | None = None,
+    keep_prediction: bool = False,
     shared: Any = None,
 ) -> Any:
     """Build recipe ``name`` as a ``textattack.Attack`` against ``model_wrapper``.
@@ -138,9 +156,16 @@ def build_attack(
     sets ``goal_function.query_budget`` (TextAttack counts cache hits as queries). ``bae`` and
     ``bert-attack`` need ``mlm``, a local masked-LM dir with trained MLM-head weights. Prints nothing
     (TextAttack's model-compatibility warnings are silenced for the build).
+
+    ``goal="slowdown"`` keeps the recipe's transformation, constraints and search and replaces its goal
+    function by :class:`robustness.attack.goals.SlowdownGoalFunction` (exit at ``goal_target``, default L;
+    ``keep_prediction`` for a pure slowdown), with the recipe goal's query budget and batch size.
     """
-    if name not in RECIPES:
-        raise ValueError(f"unknown recipe {name!r}; known: {_known()}")
+    check_goal(goal, goal_target, keep_prediction)
+    if goal != "accuracy" and stock:
+        raise ValueError(f"--stock builds TextAttack's own recipe, whose goal is accuracy; goal {goal!r} needs the "
+                         "offline recipe")
+    check_recipe(name, mlm=mlm or (resources.mlm if resources else None), stock=stock)
     if query_budget is not None and (isinstance(query_budget, bool) or not isinstance(query_budget, int)
                                      or query_budget < 1):
         raise ValueError(f"query_budget must be a positive int, got {query_budget!r}")
@@ -151,19 +176,20 @@ def build_attack(
         if stock:
             attack = _build_stock(textattack, name, model_wrapper)
         else:
-            if "mlm" in RECIPES[name].needs:
-                if not mlm:
-                    raise ValueError(f"recipe {name!r} needs a masked language model: pass --mlm PATH")
-                problem = mlm_head_problem(mlm)
-                if problem:
-                    raise ValueError(f"recipe {name!r}: {problem}")
-            goal, constraints, transformation, search = _BUILDERS[name](model_wrapper, BuildContext(resources, mlm))
+            objective, constraints, transformation, search = _BUILDERS[name](model_wrapper,
+                                                                              BuildContext(resources, mlm))
+            if goal == "slowdown":
+                from robustness.attack.goals import SlowdownGoalFunction
+
+                objective = SlowdownGoalFunction(model_wrapper, goal_target, keep_prediction,
+                                                 query_budget=objective.query_budget,
+                                                 model_batch_size=objective.batch_size)
             if shared is None:
-                attack = textattack.Attack(goal, constraints, transformation, search)
+                attack = textattack.Attack(objective, constraints, transformation, search)
             else:
                 from robustness.attack.shared_caches import SharedWorkAttack
 
-                attack = SharedWorkAttack(goal, constraints, transformation, search, shared)
+                attack = SharedWorkAttack(objective, constraints, transformation, search, shared)
     if query_budget is not None:
         attack.goal_function.query_budget = query_budget
     return attack

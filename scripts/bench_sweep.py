@@ -34,6 +34,19 @@ def _strip(results: list[dict]) -> dict[str, list[dict]]:
             for r in results}
 
 
+def bundle_resources(parser: argparse.ArgumentParser, path: str | None):
+    """``(Resources, data dir)`` of the offline bundle at ``path`` (else $ROBUSTNESS_RESOURCES)."""
+    from robustness.attack.recipes import Resources
+    from robustness.resources.bundle import find_bundle
+
+    bundle = find_bundle(path)
+    if bundle is None:
+        parser.error("needs --resources DIR (or ROBUSTNESS_RESOURCES)")
+    resources = Resources.from_args(nltk_data=bundle.part("nltk_data"), lexicons_dir=bundle.part("lexicons"),
+                                    offline=True)
+    return resources, bundle.part("data_dir")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", required=True, help="saved PABEE model directory")
@@ -51,22 +64,16 @@ def main() -> int:
     parser.add_argument("--json", help="also write the summary here")
     args = parser.parse_args()
 
-    from robustness.attack.recipes import Resources
-    from robustness.resources.bundle import find_bundle
     from robustness.suite import work
     from robustness.suite.plan import plan_tasks
     from robustness.suite.specs import RunSpec
 
-    bundle = find_bundle(args.resources)  # --resources, else $ROBUSTNESS_RESOURCES
-    if bundle is None:
-        parser.error("needs --resources DIR (or ROBUSTNESS_RESOURCES)")
-    resources = Resources.from_args(nltk_data=bundle.part("nltk_data"), lexicons_dir=bundle.part("lexicons"),
-                                    offline=True)
+    resources, data_dir = bundle_resources(parser, args.resources)
     work.init_worker(resources)
     specs = [RunSpec(model_id=Path(args.model).name, model_dir=str(args.model), recipe=args.recipe,
                      dataset=args.dataset, setting=s, split=args.split, n=args.n, seed=args.seed,
                      query_budget=args.query_budget, batch_size=args.batch_size,
-                     data_dir=bundle.part("data_dir")) for s in args.settings]
+                     data_dir=data_dir) for s in args.settings]
     (sweep_task,) = plan_tasks(specs, shard_size=args.n)
     alone_tasks = {s.setting: plan_tasks([s], shard_size=args.n)[0] for s in specs}
     work._model(args.model)  # load once, outside the timings

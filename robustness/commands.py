@@ -189,12 +189,13 @@ def _suite_model_dirs(suite, out: Path, train: bool = True) -> dict[str, str]:
 
 def _clean_tables(suite, model_dirs: dict[str, str], out: Path) -> pd.DataFrame | None:
     """Each model's clean accuracy at its suite settings on the split's examples outside the attack sample,
-    written once to ``<out>/clean/<model_id>.csv`` (the verdict's eligibility reads them); None when the
-    sample is the whole split."""
+    written to ``<out>/clean/<model_id>.csv`` with the model's fingerprint and the excluded sample, and reused
+    while both match (the verdict's eligibility reads them); None when the sample is the whole split."""
     import pandas as pd
 
     from robustness.data import load_examples
     from robustness.models.evaluate import off_sample_table
+    from robustness.models.fingerprint import model_fingerprint
     from robustness.models.pabee import load_model_and_tokenizer
     from robustness.provenance import write_csv_atomic
 
@@ -208,15 +209,21 @@ def _clean_tables(suite, model_dirs: dict[str, str], out: Path) -> pd.DataFrame 
     tables = []
     for model in suite.models:
         path = folder / f"{model.id}.csv"
-        if not path.is_file():
+        # reused only for the same weights, the same excluded sample and every setting of the suite
+        key = {"model_fingerprint": model_fingerprint(model_dirs[model.id]),
+               "excluded_sample": f"{suite.split} n={suite.n} seed={suite.seed}"}
+        cached = pd.read_csv(path, dtype={"model_fingerprint": str}) if path.is_file() else pd.DataFrame()
+        fresh = (all(c in cached and set(cached[c]) == {v} for c, v in key.items())
+                 and {s.label for s in model.settings} <= set(cached.get("setting", [])))
+        if not fresh:
             print(f"[bench] clean evaluation of {model.id} outside the attack sample")
             net, tokenizer = load_model_and_tokenizer(model_dirs[model.id])
-            settings = model.exit_settings(model_dirs[model.id])
-            table = off_sample_table(net, tokenizer, examples, sample.indices, settings,
-                                     batch_size=suite.batch_size, max_length=suite.max_length)
-            table.insert(0, "model_id", model.id)
-            write_csv_atomic(path, table)
-        tables.append(pd.read_csv(path))
+            cached = off_sample_table(net, tokenizer, examples, sample.indices, model.settings,
+                                      batch_size=suite.batch_size, max_length=suite.max_length)
+            cached.insert(0, "model_id", model.id)
+            cached = cached.assign(**key)
+            write_csv_atomic(path, cached)
+        tables.append(cached)
     return pd.concat(tables, ignore_index=True)
 
 

@@ -169,13 +169,22 @@ VERDICT_VIEW = [("dataset", "dataset"), ("recipe", "recipe"), ("model", "model")
                 ("baseline_clean_accuracy", "baseline clean acc"), ("reason_ineligible", "why not eligible")]
 
 
-def _verdict_view(verdict: pd.DataFrame) -> pd.DataFrame:
-    shown = verdict[[c for c, _ in VERDICT_VIEW]].copy()
+#: Rounded view of the candidates table (every setting's eligibility and test).
+CANDIDATES_VIEW = [("dataset", "dataset"), ("recipe", "recipe"), ("model", "model"), ("baseline", "baseline"),
+                   ("setting", "setting"), ("eligible", "eligible"), ("reason_ineligible", "why not eligible"),
+                   ("clean_accuracy", "clean acc"), ("baseline_clean_accuracy", "baseline clean acc"),
+                   ("clean_off_sample", "clean off sample"), ("n", "n"), ("accuracy_under_attack", "acc under attack"),
+                   ("baseline_accuracy_under_attack", "baseline acc under attack"), ("p_value", "p"),
+                   ("p_adjusted", "p (Holm)")]
+
+
+def _verdict_view(verdict: pd.DataFrame, columns: list[tuple[str, str]] = VERDICT_VIEW) -> pd.DataFrame:
+    shown = verdict[[c for c, _ in columns]].copy()
     for column in ("p_value", "p_adjusted"):
         shown[column] = ["n/a" if v != v else f"{v:.3g}" for v in shown[column]]
-    shown["reason_ineligible"] = shown["reason_ineligible"].fillna("")
-    shown["setting"] = shown["setting"].fillna("")
-    return shown.set_axis([h for _, h in VERDICT_VIEW], axis=1)
+    for column in ("reason_ineligible", "setting"):
+        shown[column] = shown[column].fillna("")
+    return shown.set_axis([h for _, h in columns], axis=1)
 
 
 def _left_out(runs: list[Run]) -> list[Block]:
@@ -193,11 +202,13 @@ def _left_out(runs: list[Run]) -> list[Block]:
 def build_sections(runs: list[Run], summary: pd.DataFrame, figures: list[Block],
                    provenance: dict[str, Any] | None, verdict: pd.DataFrame | None = None,
                    options: VerdictOptions | None = None, left_out: list[Run] | None = None,
-                   extra: list[tuple[str, list[Block]]] | None = None) -> list[tuple[str, list[Block]]]:
+                   extra: list[tuple[str, list[Block]]] | None = None, candidates: pd.DataFrame | None = None,
+                   ) -> list[tuple[str, list[Block]]]:
     """The report's content: (section title, blocks) pairs; the summary (verdict, runs left out) comes first,
     then the ``extra`` sections (e.g. slowdown)."""
     if verdict is None:
-        verdict = verdict_tables(summary, runs, options)[0]
+        verdict, candidates = verdict_tables(summary, runs, options)
+    candidates = pd.DataFrame() if candidates is None else candidates
     datasets = ", ".join(sorted(set(summary["dataset"])))
     low, high = int(summary["n"].min()), int(summary["n"].max())
     sizes = f"{low} examples each" if low == high else f"{low} to {high} examples each"
@@ -219,6 +230,11 @@ def build_sections(runs: list[Run], summary: pd.DataFrame, figures: list[Block],
                     "adversarial texts all of these are consequences of the attack optimising the exit "
                     "prediction, not independent evidence. n/a for single-head baselines."),
               ("table", view(summary, "overthinking"))]
+    if not candidates.empty:
+        tables += [("p", "Every setting behind the verdict: eligibility (decided without attack outcomes), and the "
+                         "exact McNemar test of accuracy under attack for the eligible ones, Holm-adjusted over all "
+                         "tests (tables/verdict_candidates.csv)."),
+                   ("table", _verdict_view(candidates, CANDIDATES_VIEW))]
     lines = verdict_findings(verdict, options)
     if len(lines) > MAX_SUMMARY_FINDINGS:
         rest = len(lines) - MAX_SUMMARY_FINDINGS + 1
@@ -335,7 +351,7 @@ def write_report(sources: str | Path | Iterable[str | Path], out_dir: str | Path
     if not quality.empty:
         extra.append(("Quality of adversarial text", _quality_blocks(main_runs, accuracy, quality)))
     sections = build_sections(runs, accuracy, figures, provenance, verdict, verdict_options,
-                              left_out=left_out, extra=extra)
+                              left_out=left_out, extra=extra, candidates=candidates)
     files.update({f"figures/{name}.png": png for _, blocks in sections for kind, content in blocks
                   if kind == "figure" for name, _, png in [content]})
     files["report.md"] = render_markdown(title, sections).encode()

@@ -1,8 +1,8 @@
 """Shared fixtures: the MiniLM tokenizer and tiny random PABEE / full-depth BERT models saved to disk.
 
 Fixture names are stable (other test modules use them): ``minilm_tokenizer``, ``tiny_bert_config``,
-``tiny_texts``, ``tiny_pabee_dir``, ``tiny_full_dir``. Heavy imports happen inside the fixtures so
-test modules that need no model stay fast.
+``tiny_texts``, ``tiny_pabee_dir``, ``tiny_full_dir``, ``tiny_backbone_dir``. Heavy imports happen inside the
+fixtures so test modules that need no model stay fast.
 """
 
 from __future__ import annotations
@@ -116,5 +116,18 @@ def tiny_full_dir(tmp_path_factory, tiny_bert_config, minilm_tokenizer):
     model = _varied_tiny_model(tiny_bert_config, minilm_tokenizer, "full")
     path = tmp_path_factory.mktemp("tiny_full")
     model.save_pretrained(path)
+    minilm_tokenizer.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_backbone_dir(tmp_path_factory, tiny_bert_config, minilm_tokenizer):
+    """A saved random tiny BERT backbone (no classifiers) + MiniLM tokenizer: what ``train --backbone`` takes."""
+    import torch
+    from transformers import AutoModel
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("backbone")
+    AutoModel.from_config(tiny_bert_config).save_pretrained(path)
     minilm_tokenizer.save_pretrained(path)
     return path

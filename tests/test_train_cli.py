@@ -10,18 +10,6 @@ from robustness.models.pabee import load_model_and_tokenizer
 
 
 @pytest.fixture(scope="module")
-def tiny_backbone_dir(tmp_path_factory, tiny_bert_config, minilm_tokenizer):
-    import torch
-    from transformers import AutoModel
-
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("backbone")
-    AutoModel.from_config(tiny_bert_config).save_pretrained(path)
-    minilm_tokenizer.save_pretrained(path)
-    return path
-
-
-@pytest.fixture(scope="module")
 def tiny_data_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("data")
     (root / "sst2").mkdir()

@@ -1,0 +1,144 @@
+"""Kills and interruptions: of `bench` in its report stage, of `train` while saving, and SIGTERM during an
+attack. Each leaves either the old output or the new one (never half a file or half a model), names what it
+left, and the next run completes."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+SHARED = Path(os.environ.get("ROBUSTNESS_SHARED", Path(__file__).resolve().parents[1].parent / "shared"))
+if not (SHARED / "nltk_data").is_dir():
+    pytest.skip(f"offline NLTK data not found under {SHARED} (set ROBUSTNESS_SHARED)", allow_module_level=True)
+
+from robustness.cli import main  # noqa: E402
+
+SENTENCES = ["a gripping , beautifully acted film", "dull and lifeless", "an instant classic", "so bored",
+             "warm and funny", "terrible"]
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("data")
+    (root / "sst2").mkdir()
+    frame = pd.DataFrame({"sentence": SENTENCES, "label": [1, 0, 1, 0, 1, 0], "idx": range(6)})
+    frame.to_parquet(root / "sst2" / "validation.parquet")
+    frame.to_parquet(root / "sst2" / "train.parquet")
+    return root
+
+
+@pytest.fixture(scope="module")
+def long_data_dir(tmp_path_factory) -> Path:
+    """60 sentences: an attack on them runs long enough to be stopped in the middle."""
+    root = tmp_path_factory.mktemp("long")
+    (root / "sst2").mkdir()
+    words = ["good", "bad", "fine", "awful", "great", "poor"]
+    sentences = [f"the {w} film number {i} was a {words[(i + 1) % 6]} and long evening at the cinema"
+                 for i, w in enumerate(words * 10)]
+    pd.DataFrame({"sentence": sentences, "label": [i % 2 for i in range(60)], "idx": range(60)}).to_parquet(
+        root / "sst2" / "validation.parquet")
+    return root
+
+
+def _suite(tmp_path: Path, model_dir: Path) -> Path:
+    path = tmp_path / "tiny.toml"
+    path.write_text('[suite]\nname = "tiny"\ndataset = "glue/sst2"\nn = 3\nquery_budget = 5\nbatch_size = 4\n'
+                    f'recipes = ["deepwordbug"]\n[[models]]\nid = "tp"\npath = "{model_dir}"\nsettings = [1]\n')
+    return path
+
+
+def test_bench_killed_in_report_stage_resumes(tmp_path, tiny_pabee_dir, data_dir, monkeypatch):
+    from robustness import outputs
+
+    argv = ["bench", str(_suite(tmp_path, tiny_pabee_dir)), "--out", str(tmp_path / "out"), "--data-dir",
+            str(data_dir), "--nltk-data", str(SHARED / "nltk_data"), "--workers", "1"]
+    real = outputs.write_bytes_atomic
+
+    def killed_at_html(path, data):
+        if Path(path).name == "report.html":
+            real(Path(path).with_name(f".{Path(path).name}.x1.tmp"), data[:10])  # a tmp file, as a kill leaves
+            raise KeyboardInterrupt
+        return real(path, data)
+
+    monkeypatch.setattr(outputs, "write_bytes_atomic", killed_at_html)
+    assert main(argv) == 130
+    out = tmp_path / "out"
+    assert not (out / "report.html").exists() and (out / "report.md").read_text().startswith("<!--")
+    monkeypatch.setattr(outputs, "write_bytes_atomic", real)
+    (out / "report.md").write_text("")  # what a non-atomic writer killed at its first byte left
+    assert main(argv) == 0  # our own interrupted writes are recognised: nothing blocks the out dir
+    assert "data:image/png;base64" in (out / "report.html").read_text()
+    assert (out / "report.md").read_text().startswith("<!--")
+
+
+def test_train_killed_while_saving_leaves_no_model(tmp_path, tiny_backbone_dir, data_dir, monkeypatch, capsys):
+    from robustness.models import pabee
+
+    out = tmp_path / "model"
+    argv = ["train", "--backbone", str(tiny_backbone_dir), "--data-dir", str(data_dir), "--out", str(out),
+            "--batch-size", "4"]
+
+    def killed(self, *args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(pabee.PabeeModel, "save_pretrained", killed)
+    assert main(argv) == 130
+    assert not out.exists() and os.listdir(tmp_path) == []  # the half-saved temporary directory is gone
+    monkeypatch.undo()
+    assert main(argv) == 0 and json.loads((out / "train.json").read_text())["num_train"] == 6
+
+
+def test_train_sigkill_leaves_old_model_or_new_one(tmp_path, tiny_backbone_dir, data_dir):
+    """SIGKILL (no cleanup) at several moments: the target is always absent or a whole model; a leftover
+    temporary directory is named as a half-saved model."""
+    from robustness.models.pabee import check_model_dir, load_model_and_tokenizer
+
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    out = tmp_path / "model"
+    cmd = [sys.executable, "-m", "robustness.cli", "train", "--backbone", str(tiny_backbone_dir), "--data-dir",
+           str(data_dir), "--out", str(out), "--batch-size", "4", "--overwrite"]
+    for delay in (2.0, 6.0, 9.0):
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        time.sleep(delay)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        if out.exists():
+            model, _ = load_model_and_tokenizer(out)  # whole, or it would not be there
+            assert (out / "train.json").is_file() and model.head == "pabee"
+        for partial in tmp_path.glob(".model.partial-*"):
+            with pytest.raises(ValueError, match="half-saved"):
+                check_model_dir(partial)
+    assert subprocess.run(cmd, env=env, capture_output=True, timeout=300).returncode == 0
+    load_model_and_tokenizer(out)
+    shutil.rmtree(out)
+
+
+def test_sigterm_records_interrupted_with_true_count(tmp_path, tiny_pabee_dir, long_data_dir):
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    out = tmp_path / "run"
+    cmd = [sys.executable, "-m", "robustness.cli", "attack", "--model", str(tiny_pabee_dir), "--recipe", "deepwordbug",
+           "--patience", "1", "--n", "60", "--query-budget", "400", "--batch-size", "1",
+           "--data-dir", str(long_data_dir),
+           "--nltk-data", str(SHARED / "nltk_data"), "--out", str(out)]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    records = out / "records.jsonl"
+    deadline = time.time() + 240
+    while time.time() < deadline and not (records.is_file() and records.read_text().count("\n") >= 1):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    info = json.loads((out / "run.json").read_text())
+    if proc.returncode == 0:
+        pytest.skip("the run finished before SIGTERM arrived")
+    assert proc.returncode == 143 and "interrupted by SIGTERM" in err
+    assert info["status"] == "interrupted" and info["signal"] == "SIGTERM"
+    assert info["num_records"] == records.read_text().count("\n") >= 1

@@ -101,6 +101,15 @@ def _parser() -> argparse.ArgumentParser:
     _add_data_args(p)
     _add_resource_args(p)
 
+    p = sub.add_parser("transfer", help="replay a finished run's final texts against another model or setting")
+    p.add_argument("run", help="a complete attack run directory (the source)")
+    p.add_argument("--model", required=True, help="the target model directory")
+    p.add_argument("--setting", default="full", help="target exit setting: patience:P, entropy:T, maxprob:T, full")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--max-length", type=int, default=128)
+    p.add_argument("--out", required=True, help="transfer run directory (resumed if it exists)")
+    _add_resource_args(p)
+
     p = sub.add_parser("bench", help="train what is missing, run every attack of a suite, aggregate, report")
     p.add_argument("suite", help="attacks/<suite>.toml")
     p.add_argument("--out", required=True)

@@ -162,6 +162,22 @@ def cmd_attack(args: argparse.Namespace, command: str) -> int:
     return 0
 
 
+def cmd_transfer(args: argparse.Namespace, command: str) -> int:
+    args = _located(args)
+    _resources(args)
+    from robustness.attack.transfer import TransferSpec, run_transfer
+    from robustness.provenance import read_json_object
+
+    source = Path(args.run)
+    if not (source / "spec.json").is_file():
+        raise ValueError(f"{source} is not a run directory (spec.json missing)")
+    spec = TransferSpec(source_run=str(source), source_run_id=str(read_json_object(source / "spec.json").get(
+        "run_id", source.name)), model_id=Path(args.model).name, model_dir=str(args.model), setting=args.setting,
+        batch_size=args.batch_size, max_length=args.max_length)
+    print(f"transfer complete: {run_transfer(spec, Path(args.out), command=command)}")
+    return 0
+
+
 def _suite_model_dirs(suite, out: Path, train: bool = True) -> dict[str, str]:
     """Where each model of the suite lives, training the missing ones into ``<out>/models/<id>`` (with
     ``train`` False, a missing model is a ValueError: parts of a job array must not train concurrently). The
@@ -227,6 +243,23 @@ def _clean_tables(suite, model_dirs: dict[str, str], out: Path) -> pd.DataFrame 
     return pd.concat(tables, ignore_index=True)
 
 
+def _suite_transfers(suite, model_dirs: dict[str, str], out: Path, command: str) -> None:
+    """Run the suite's transfers (each resumable) into ``<out>/transfers/<id>``, one model load per target."""
+    from robustness.attack.runner import run_is_complete
+    from robustness.attack.transfer import run_transfer
+    from robustness.models.pabee import load_model_and_tokenizer
+
+    specs = [t for t in suite.transfer_specs(model_dirs, out / "runs")
+             if not run_is_complete(out / "transfers" / t.run_id)]
+    loaded: dict[str, tuple] = {}
+    for i, spec in enumerate(specs, 1):
+        if spec.model_dir not in loaded:
+            loaded[spec.model_dir] = load_model_and_tokenizer(spec.model_dir)
+        print(f"[bench] transfer {i}/{len(specs)}: {spec.run_id}")
+        run_transfer(spec, out / "transfers" / spec.run_id, model=loaded[spec.model_dir][0],
+                     tokenizer=loaded[spec.model_dir][1], command=command)
+
+
 def cmd_bench(args: argparse.Namespace, command: str) -> int:
     from robustness.attack.rundir import reconcile_changed
     from robustness.models.fingerprint import model_fingerprint
@@ -268,10 +301,12 @@ def cmd_bench(args: argparse.Namespace, command: str) -> int:
         print(f"[bench] part {part[0]}/{part[1]} done; once every part is, `robustness bench {args.suite} "
               f"--out {out}` writes the report")
         return 0
+    _suite_transfers(suite, model_dirs, out, command)
     if suite.quality:  # the quality stage, once every run is complete: the report reads its quality.jsonl
         _score_quality([out / "runs" / s.run_id for s in runs], args.lm, 16, prefix="[bench] ")
     clean = _clean_tables(suite, model_dirs, out)
-    md, html = write_report([out / "runs"], out, provenance={"suite": str(args.suite), "command": command},
+    sources = [out / "runs", *([out / "transfers"] if (out / "transfers").is_dir() else [])]
+    md, html = write_report(sources, out, provenance={"suite": str(args.suite), "command": command},
                             verdict_options=suite.verdict, clean=clean, overwrite=args.overwrite)
     print(f"[bench] report: {md} and {html}")
     return 0

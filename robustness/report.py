@@ -31,6 +31,7 @@ from robustness.analysis.aggregate import (
 )
 from robustness.analysis.compare import findings, slowdown_findings
 from robustness.analysis.quality import quality_findings, quality_table
+from robustness.analysis.transfer import transfer_table
 from robustness.analysis.verdict import VerdictOptions, find_clean_tables, verdict_findings, verdict_tables
 from robustness.outputs import check_output_dir, refuse_foreign, write_outputs
 from robustness.provenance import figure_png
@@ -86,8 +87,8 @@ SLOWDOWN_FIGURES = ("slowdown_exits", "efficiency_left")
 def report_outputs() -> list[str]:
     """Every file (relative to the output directory) a report may write."""
     tables = ["tables/summary.csv", *(f"tables/{name}.md" for name in VIEWS),
-              *(f"tables/{name}.csv" for name in (*EXTRA_TABLES, QUALITY_TABLE))]
-    figures = [*(name for name, *_ in FIGURES), *SLOWDOWN_FIGURES]
+              *(f"tables/{name}.csv" for name in (*EXTRA_TABLES, QUALITY_TABLE, "transfer"))]
+    figures = [*(name for name, *_ in FIGURES), *SLOWDOWN_FIGURES, "transfer_matrix"]
     return [*tables, *(f"figures/{name}.png" for name in figures), "report.md", "report.html"]
 
 
@@ -136,6 +137,24 @@ def _slowdown_section(summary: pd.DataFrame, exits: pd.DataFrame) -> list[tuple[
                               "per goal (1: none lost, 0: every example runs all L layers).",
                               plots.plot_efficiency_left(summary)))
     return [("Slowdown", blocks)]
+
+
+def _transfer_section(transfers: pd.DataFrame) -> list[tuple[str, list[Block]]]:
+    """The "Transfer" section when there are complete transfer runs: the success matrix as a table and heatmap."""
+    if transfers.empty:
+        return []
+    shown = transfers.drop(columns=["run_id", "complete", "source_run_id"]).copy()
+    shown["success_rate"] = [f"{format_value(v)} [{format_value(lo)}, {format_value(hi)}]" for v, lo, hi in zip(
+        transfers["success_rate"], transfers["success_rate_ci_low"], transfers["success_rate_ci_high"], strict=True)]
+    shown = shown.drop(columns=["success_rate_ci_low", "success_rate_ci_high"])
+    return [("Transfer", [
+        ("p", "Final texts of finished attack runs replayed, without search, against another model or setting. "
+              "Accuracy goal: success = the target classifies the original right and the adversarial text wrong, "
+              "over the source's successful attacks that the target classifies right (replayed); slowdown goal: "
+              "success = the final text exits at the target's last layer. Exact 95% intervals."),
+        ("table", shown),
+        _figure("transfer_matrix", "Transfer success rate, source setting × target setting.",
+                plots.plot_transfer_matrix(transfers))])]
 
 
 def _provenance(runs: list[Run], provenance: dict[str, Any] | None) -> list[Block]:
@@ -352,11 +371,15 @@ def write_report(sources: str | Path | Iterable[str | Path], out_dir: str | Path
     left_out = [] if include_incomplete else [r for r in found if not r.complete]
     figures = _figures(accuracy, exits[exits["run_id"].isin(accuracy["run_id"])],
                        flips[flips["run_id"].isin(accuracy["run_id"])])
+    transfers = transfer_table([sources] if isinstance(sources, str | Path) else sources)
+    if not transfers.empty:
+        files["tables/transfer.csv"] = transfers.to_csv(index=False).encode()
     extra = _slowdown_section(summary, exits)
     if not quality.empty:
         extra.append(("Quality of adversarial text", _quality_blocks(main_runs, accuracy, quality)))
     sections = build_sections(runs, accuracy, figures, provenance, verdict, verdict_options,
-                              left_out=left_out, extra=extra, candidates=candidates)
+                              left_out=left_out, extra=[*extra, *_transfer_section(transfers)],
+                              candidates=candidates)
     files.update({f"figures/{name}.png": png for _, blocks in sections for kind, content in blocks
                   if kind == "figure" for name, _, png in [content]})
     files["report.md"] = render_markdown(title, sections).encode()

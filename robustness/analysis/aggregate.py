@@ -132,6 +132,7 @@ def load_runs(paths: str | Path | Iterable[str | Path], include_incomplete: bool
     """Load every run under ``paths``; runs whose status is not ``complete`` are dropped unless
     ``include_incomplete`` (summaries then flag them in the ``complete`` column)."""
     runs = [load_run(p) for p in find_runs(paths)]
+    runs = [r for r in runs if r.spec.get("kind") != "transfer"]  # replays: robustness.analysis.transfer
     kept = [r for r in runs if include_incomplete or r.complete]
     if not kept:
         raise ValueError(f"none of the {len(runs)} runs is complete (pass include_incomplete to see them)")

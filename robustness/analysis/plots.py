@@ -243,3 +243,28 @@ def plot_flip_heatmap(flips: pd.DataFrame) -> Figure:
                         color="white" if value < 0.6 else "black")
     fig.colorbar(image, ax=ax, label="flip rate (adv vs clean, same layer)")
     return fig
+
+
+def plot_transfer_matrix(transfers: pd.DataFrame) -> Figure:
+    """Transfer success rate, source (rows: model@setting) × target (columns: model@setting), one heatmap per
+    (dataset, recipe, goal) of :func:`robustness.analysis.transfer.transfer_table`; blank: not transferred."""
+    _check(transfers, ["dataset", "recipe", "goal", "source_model", "source_setting", "target_model",
+                       "target_setting", "success_rate"])
+    table = transfers.assign(source=transfers["source_model"] + "@" + transfers["source_setting"],
+                             target=transfers["target_model"] + "@" + transfers["target_setting"])
+    facets = sorted(set(zip(table["dataset"], table["recipe"], table["goal"], strict=True)))
+    fig, axes = _grid(len(facets), width=5.5, height=4.0)
+    for ax, (dataset, recipe, goal) in zip(axes, facets, strict=True):
+        rows = table[(table["dataset"] == dataset) & (table["recipe"] == recipe) & (table["goal"] == goal)]
+        grid = rows.pivot_table(index="source", columns="target", values="success_rate", aggfunc="first")
+        values = grid.to_numpy(float)
+        ax.imshow(np.ma.masked_invalid(values), vmin=0, vmax=1, cmap="viridis", aspect="auto")
+        ax.set_xticks(range(grid.shape[1]), list(grid.columns), rotation=30, ha="right", fontsize="small")
+        ax.set_yticks(range(grid.shape[0]), list(grid.index), fontsize="small")
+        for (r, c), value in np.ndenumerate(values):
+            if not math.isnan(value):
+                ax.text(c, r, f"{value:.2f}", ha="center", va="center", color="white" if value < 0.6 else "black")
+        ax.set_xlabel("target")
+        ax.set_ylabel("source")
+        ax.set_title(f"{recipe} ({goal}) on {dataset}")
+    return fig

@@ -185,6 +185,9 @@ class SuiteSpec:
     lm: str | None = None  # its causal LM (default: the bundle's models/lm, else SmolLM2-135M)
     verdict: VerdictOptions = field(default_factory=VerdictOptions)
     goals: tuple[str, ...] = ("accuracy",)
+    #: (source, target) selectors ``MODEL@SETTING`` (target setting ``*``: every setting of the model): the
+    #: final texts of every run of the source setting are replayed against the target (robustness transfer)
+    transfers: tuple[tuple[str, str], ...] = ()
     goal_target: int | None = None  # slowdown runs: the exit layer to reach (None = L)
     keep_prediction: bool = False  # slowdown runs: pure slowdown (the prediction must not change)
 
@@ -193,6 +196,26 @@ class SuiteSpec:
             check_goal(goal)
         if self.goal_target is not None or self.keep_prediction:
             check_goal("slowdown", self.goal_target, self.keep_prediction)
+
+    def transfer_specs(self, model_dirs: dict[str, str], runs_root: str | Path) -> list[Any]:
+        """Every transfer the suite declares: each run (any recipe and goal) of a source ``MODEL@SETTING`` replayed
+        against each target setting (``MODEL@*``: all of the model's settings), never against itself."""
+        from robustness.attack.transfer import TransferSpec
+
+        models = {m.id: m for m in self.models}
+        runs = self.run_specs(model_dirs)
+        out = []
+        for source, target in self.transfers:
+            (src_model, src_setting), (dst_model, dst_setting) = (_selector(source, models),
+                                                                  _selector(target, models))
+            settings = (models[dst_model].exit_settings(model_dirs[dst_model]) if dst_setting == "*"
+                        else (parse_setting(dst_setting),))
+            for run in (r for r in runs if r.model_id == src_model and r.setting == parse_setting(src_setting).label):
+                out += [TransferSpec(source_run=str(Path(runs_root) / run.run_id), source_run_id=run.run_id,
+                                     model_id=dst_model, model_dir=model_dirs[dst_model], setting=s.label,
+                                     batch_size=self.batch_size, max_length=self.max_length)
+                        for s in settings if (dst_model, s.label) != (src_model, run.setting)]
+        return out
 
     def run_specs(self, model_dirs: dict[str, str]) -> list[RunSpec]:
         """Every (model, setting, goal, recipe) run, given where each model lives. Slowdown runs are made only
@@ -215,6 +238,15 @@ class SuiteSpec:
                             )
                         )
         return runs
+
+
+def _selector(text: str, models: dict[str, Any]) -> tuple[str, str]:
+    """``MODEL@SETTING`` -> (model id, setting label or ``*``); ValueError for an unknown model or setting."""
+    model, sep, setting = str(text).partition("@")
+    if not sep or model not in models or not setting:
+        raise ValueError(f"transfer selector {text!r} must be MODEL@SETTING with a model of the suite "
+                         f"({', '.join(models)}) and a setting or *")
+    return model, setting if setting == "*" else parse_setting(setting).label
 
 
 _SUITE_KEYS = ({f.name for f in dataclasses.fields(SuiteSpec)} - {"models", "recipes", "verdict"}
@@ -322,6 +354,17 @@ def load_suite(path: str | Path) -> SuiteSpec:
     recipes = tuple(suite.pop("recipes"))
     if len(set(recipes)) != len(recipes):
         raise ValueError(f"{path}: duplicate recipes {list(recipes)}")
+    if "transfers" in suite:
+        pairs = suite["transfers"]
+        if not isinstance(pairs, list) or not all(isinstance(p, list) and len(p) == 2 for p in pairs):
+            raise ValueError(f"{path}: [suite] transfers must be a list of [source, target] pairs, got {pairs!r}")
+        try:
+            for pair in pairs:
+                for selector in pair:
+                    _selector(selector, {m.id: m for m in models})
+        except ValueError as exc:
+            raise ValueError(f"{path}: {exc}") from None
+        suite["transfers"] = tuple(tuple(p) for p in pairs)
     if "goals" in suite:
         if not isinstance(suite["goals"], list) or not suite["goals"]:
             raise ValueError(f"{path}: [suite] goals must be a non-empty list, got {suite['goals']!r}")

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from robustness.suite.specs import RunSpec, Setting, VerdictOptions, load_suite, parse_setting
@@ -178,6 +180,23 @@ def test_calibrated_settings_resolve_from_the_models_calibration(tmp_path):
     assert [r.setting for r in runs] == ["patience:2", "entropy:0.3", "maxprob:0.8"]
     path.write_text('[suite]\nname="s"\ndataset="sst2"\nrecipes=["pwws"]\n[[models]]\nid="p"\ncalibrated=["x@2"]\n')
     with pytest.raises(ValueError, match="entropy@patience:2 or maxprob@1.86"):
+        load_suite(path)
+
+
+def test_suite_transfers_expand_to_every_source_run_and_target_setting(tmp_path):
+    path = tmp_path / "s.toml"
+    path.write_text(
+        '[suite]\nname="s"\ndataset="sst2"\nrecipes=["pwws","deepwordbug"]\nsettings=["patience:2","patience:5"]\n'
+        'transfers=[["b@full","p@*"],["p@patience:2","p@patience:5"]]\n'
+        '[[models]]\nid="p"\n[[models]]\nid="b"\nhead="full"\n')
+    specs = load_suite(path).transfer_specs({"p": "/p", "b": "/b"}, tmp_path / "runs")
+    pairs = [(Path(t.source_run).name.split("_")[0], t.model_id, t.setting) for t in specs]
+    assert pairs == [("b-pfull", "p", "patience:2"), ("b-pfull", "p", "patience:5")] * 2 + [
+        ("p-p2", "p", "patience:5")] * 2  # per recipe
+    assert all(Path(t.source_run).parent == tmp_path / "runs" for t in specs)
+    path.write_text('[suite]\nname="s"\ndataset="sst2"\nrecipes=["pwws"]\ntransfers=[["x@full","p@*"]]\n'
+                    '[[models]]\nid="p"\n')
+    with pytest.raises(ValueError, match="s.toml: transfer selector 'x@full' must be MODEL@SETTING"):
         load_suite(path)
 
 

@@ -1,0 +1,97 @@
+"""Transfer: replaying a run against itself reproduces its successes; records, resume, the matrix, the CLI."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+import pytest
+
+SHARED = Path(os.environ.get("ROBUSTNESS_SHARED", Path(__file__).resolve().parents[2].parent / "shared"))
+if not (SHARED / "nltk_data").is_dir():
+    pytest.skip(f"offline NLTK data not found under {SHARED} (set ROBUSTNESS_SHARED)", allow_module_level=True)
+os.environ.setdefault("NLTK_DATA", str(SHARED / "nltk_data"))
+
+from robustness.attack.records import read_records  # noqa: E402
+from robustness.attack.runner import run_attack  # noqa: E402
+from robustness.attack.transfer import TransferSpec, run_transfer  # noqa: E402
+from robustness.suite.specs import RunSpec  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def source_run(tmp_path_factory, tiny_pabee_dir, tiny_texts) -> Path:
+    """A finished deepwordbug run of the tiny PABEE model at patience 1 on the tiny texts."""
+    import pandas as pd
+
+    root = tmp_path_factory.mktemp("transfer")
+    (root / "data" / "sst2").mkdir(parents=True)
+    pd.DataFrame({"sentence": tiny_texts, "label": [i % 2 for i in range(len(tiny_texts))],
+                  "idx": range(len(tiny_texts))}).to_parquet(root / "data" / "sst2" / "validation.parquet")
+    spec = RunSpec(model_id="tiny", model_dir=str(tiny_pabee_dir), recipe="deepwordbug", dataset="sst2",
+                   setting="patience:1", n=len(tiny_texts), query_budget=30, batch_size=4,
+                   data_dir=str(root / "data"))
+    return run_attack(spec, root / "runs" / spec.run_id, progress=False)
+
+
+def transfer_spec(source: Path, model_dir: Path, setting: str) -> TransferSpec:
+    return TransferSpec(source_run=str(source), source_run_id=source.name, model_id="tiny", model_dir=str(model_dir),
+                        setting=setting)
+
+
+def test_self_transfer_reproduces_every_success(source_run, tiny_pabee_dir, tmp_path):
+    spec = transfer_spec(source_run, tiny_pabee_dir, "patience:1")
+    out = run_transfer(spec, tmp_path / "self")
+    source = {r["example_id"]: r for r in read_records(source_run / "records.jsonl")}
+    records = read_records(out / "records.jsonl")
+    assert [r["example_id"] for r in records] == sorted(source)
+    assert any(r["result"] == "succeeded" for r in source.values())  # the check below is not vacuous
+    for r in records:
+        src = source[r["example_id"]]
+        assert r["source_run_id"] == source_run.name and r["goal"] == "accuracy"
+        assert (r["orig_pred"], r["orig_exit_layer"]) == (src["orig_pred"], src["orig_exit_layer"])
+        # same model and setting: the source's successes transfer, everything else is skipped
+        assert r["result"] == ("succeeded" if src["result"] == "succeeded" else "skipped")
+        if r["result"] == "succeeded":
+            assert (r["adv_pred"], r["adv_exit_layer"]) == (src["adv_pred"], src["adv_exit_layer"])
+            assert r["num_forward_passes"] == 2 and r["layers_computed"] == r["orig_exit_layer"] + r["adv_exit_layer"]
+    written = json.loads((out / "spec.json").read_text())
+    assert written["kind"] == "transfer" and written["source_setting"] == "patience:1"
+    assert written["recipe"] == "deepwordbug" and spec.run_id.startswith(f"tiny-p1_from_{source_run.name}_")
+
+
+def test_transfer_resumes_and_feeds_the_matrix(source_run, tiny_pabee_dir, tmp_path):
+    from robustness.analysis.plots import plot_transfer_matrix
+    from robustness.analysis.transfer import transfer_table
+
+    spec = transfer_spec(source_run, tiny_pabee_dir, "full")
+    out = run_transfer(spec, tmp_path / "transfers" / spec.run_id)
+    whole = (out / "records.jsonl").read_text().splitlines(keepends=True)
+    (out / "records.jsonl").write_text("".join(whole[:2]) + whole[2][:10])  # killed mid-write
+    run_transfer(spec, out)
+    strip = [{k: v for k, v in json.loads(line).items() if k != "attack_time_s"} for line in whole]
+    assert [{k: v for k, v in r.items() if k != "attack_time_s"} for r in read_records(out / "records.jsonl")] == strip
+    table = transfer_table([tmp_path])
+    row = table.iloc[0]
+    assert len(table) == 1 and (row["source_setting"], row["target_setting"]) == ("patience:1", "full")
+    results = [r["result"] for r in read_records(out / "records.jsonl")]
+    replayed = results.count("succeeded") + results.count("failed")
+    assert table.loc[0, "replayed"] == replayed and table.loc[0, "succeeded"] == results.count("succeeded")
+    assert math.isnan(table.loc[0, "success_rate"]) if not replayed else 0 <= table.loc[0, "success_rate"] <= 1
+    assert len(plot_transfer_matrix(table).axes) == 1
+    with pytest.raises(ValueError, match="describes another run"):
+        run_transfer(transfer_spec(source_run, tiny_pabee_dir, "patience:1"), out)
+
+
+def test_transfer_cli_and_refusals(source_run, tiny_pabee_dir, tiny_full_dir, tmp_path, capsys):
+    from robustness.cli import main
+
+    out = tmp_path / "cli"
+    assert main(["transfer", str(source_run), "--model", str(tiny_full_dir), "--out", str(out)]) == 0
+    assert json.loads((out / "run.json").read_text())["status"] == "complete"
+    assert main(["transfer", str(source_run), "--model", str(tiny_full_dir), "--setting", "patience:1",
+                 "--out", str(tmp_path / "bad")]) == 2
+    assert "full-depth baseline" in capsys.readouterr().err
+    assert main(["transfer", str(out), "--model", str(tiny_pabee_dir), "--out", str(tmp_path / "again")]) == 2
+    assert "is a transfer, not an attack run" in capsys.readouterr().err

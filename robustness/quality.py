@@ -165,6 +165,7 @@ def score_run(run_dir: str | os.PathLike[str], lm: CausalLM, *, encoder: Any = N
     todo = [r for r in read_records(run_dir / "records.jsonl")
             if r["result"] == "succeeded" and r["adv_text"] is not None and r["example_id"] not in seen]
     truncate_torn_tail(path)
+    path.touch()  # a run without succeeded examples is scored too: an empty file
     for start in range(0, len(todo), batch_size):
         chunk = todo[start:start + batch_size]
         orig = perplexities(lm, [r["orig_text"] for r in chunk], batch_size)

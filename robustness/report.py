@@ -271,7 +271,7 @@ def _quality_blocks(runs: list[Run], summary: pd.DataFrame, quality: pd.DataFram
     intro = ("How natural the successful adversarial texts are (`robustness quality`): perplexity ratio = "
              "adversarial / original perplexity under a local causal LM, averaged over examples (> 1: less "
              "natural); similarity = sentence-encoder cosine of original and adversarial text. Offline recipes "
-             "drop their language-model constraints, so these numbers are what makes success rates comparable.")
+             "drop their language-model constraints: read success rates next to these numbers.")
     shown = quality[["model_id", "setting", "recipe", "dataset", "quality_n", "ppl_ratio_mean", "similarity_mean",
                      "orig_perplexity_mean", "adv_perplexity_mean"]]
     return [("p", intro), ("list", quality_findings(runs, summary)), ("table", shown.map(format_value))]

@@ -1,8 +1,8 @@
 """Shared fixtures: the MiniLM tokenizer and tiny random PABEE / full-depth BERT models saved to disk.
 
 Fixture names are stable (other test modules use them): ``minilm_tokenizer``, ``tiny_bert_config``,
-``tiny_texts``, ``tiny_pabee_dir``, ``tiny_full_dir``, ``tiny_backbone_dir``. Heavy imports happen inside the
-fixtures so test modules that need no model stay fast.
+``tiny_texts``, ``tiny_pabee_dir``, ``tiny_full_dir``, ``tiny_backbone_dir``, ``tiny_gpt2_dir``. Heavy imports
+happen inside the fixtures so test modules that need no model stay fast.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 # keep the library's defaults under test the same with and without it.
 _BUNDLE = os.environ.pop("ROBUSTNESS_RESOURCES", None)
 if _BUNDLE:
+    _BUNDLE = os.path.abspath(_BUNDLE)  # tests change directory
     os.environ.setdefault("ROBUSTNESS_SHARED", _BUNDLE)
     if os.path.isdir(os.path.join(_BUNDLE, "nltk_data")):
         os.environ.setdefault("NLTK_DATA", os.path.join(_BUNDLE, "nltk_data"))
@@ -129,5 +130,19 @@ def tiny_backbone_dir(tmp_path_factory, tiny_bert_config, minilm_tokenizer):
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("backbone")
     AutoModel.from_config(tiny_bert_config).save_pretrained(path)
+    minilm_tokenizer.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_gpt2_dir(tmp_path_factory, minilm_tokenizer):
+    """A saved random tiny GPT-2 causal LM (2 layers, hidden 32) with the MiniLM tokenizer (quality stage)."""
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    torch.manual_seed(TINY_SEED)
+    config = GPT2Config(n_layer=2, n_embd=32, n_head=2, vocab_size=minilm_tokenizer.vocab_size, n_positions=128)
+    path = tmp_path_factory.mktemp("tiny_gpt2")
+    GPT2LMHeadModel(config).save_pretrained(path)
     minilm_tokenizer.save_pretrained(path)
     return path

@@ -103,3 +103,19 @@ def test_missing_nltk_data_is_one_line(tmp_path, capsys):
     assert proc.stderr.strip().splitlines()[-1] == (
         "robustness attack: error: TextAttack needs NLTK data (stopwords, wordnet, tagger): pass --nltk-data DIR or "
         "set NLTK_DATA")
+
+
+def test_bench_runs_the_quality_stage_when_the_suite_asks(suite_out, tiny_gpt2_dir, tmp_path):
+    suite, out, argv = suite_out
+    asking = tmp_path / "quality.toml"
+    asking.write_text(suite.read_text().replace("[suite]\n", f'[suite]\nquality = true\nlm = "{tiny_gpt2_dir}"\n', 1))
+    assert main(["bench", str(asking), *argv[2:]]) == 0  # the runs are complete: only the stage and the report
+    scored = 0
+    for run in (out / "runs").iterdir():
+        records = [json.loads(line) for line in (run / "records.jsonl").read_text().splitlines()]
+        quality = [json.loads(line) for line in (run / "quality.jsonl").read_text().splitlines()]
+        assert [q["example_id"] for q in quality] == [r["example_id"] for r in records if r["result"] == "succeeded"]
+        scored += len(quality)
+    assert scored > 0
+    assert "## Quality of adversarial text" in (out / "report.md").read_text()
+    assert len(pd.read_csv(out / "tables" / "quality.csv")) >= 1

@@ -16,15 +16,8 @@ TEXTS = ["a gripping , beautifully acted film", "dull", "the plot is thin but th
 
 
 @pytest.fixture(scope="module")
-def tiny_lm_dir(tmp_path_factory, minilm_tokenizer) -> Path:
-    from transformers import GPT2Config, GPT2LMHeadModel
-
-    torch.manual_seed(0)
-    config = GPT2Config(n_layer=2, n_embd=32, n_head=2, vocab_size=minilm_tokenizer.vocab_size, n_positions=128)
-    path = tmp_path_factory.mktemp("tiny_gpt2")
-    GPT2LMHeadModel(config).save_pretrained(path)
-    minilm_tokenizer.save_pretrained(path)
-    return path
+def tiny_lm_dir(tiny_gpt2_dir) -> Path:
+    return tiny_gpt2_dir
 
 
 @pytest.fixture(scope="module")

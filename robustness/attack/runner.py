@@ -294,6 +294,10 @@ def _attack_all(spec: RunSpec, out_dir: Path, wrapper: PabeeModelWrapper, attack
         run_info["status"] = "complete"
     finally:
         bar.close()
+        # the true count: a signal can land between a record's append and the list's (whole lines count)
+        with contextlib.suppress(ValueError, OSError):
+            records = read_records(records_path)
+        counts = {k: sum(r["result"] == k for r in records) for k in ("succeeded", "failed", "skipped")}
         run_info.update(
             finished_at=_now(), num_records=len(records), counts=counts,
             timings={"wall_time_s": time.perf_counter() - wall_start, "setup_time_s": setup_s,

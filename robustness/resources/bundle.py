@@ -41,7 +41,7 @@ class ResourceBundle:
 
     @classmethod
     def open(cls, path: str | os.PathLike[str]) -> ResourceBundle:
-        root = Path(path).expanduser()
+        root = Path(path).expanduser().absolute()  # workers and tests may change directory
         if not root.is_dir():
             raise ValueError(f"resource bundle {root} is not a directory")
         present = [name for name in PARTS if (root / PARTS[name]).is_dir()]

@@ -91,12 +91,13 @@ def check_or_write_spec(run_dir: Path, spec: RunSpec, content: dict[str, Any] | 
         raise ValueError(f"{path} describes another run ({existing.get('run_id')}); refusing to mix records")
 
 
-def _build_attack(spec: RunSpec, wrapper: PabeeModelWrapper, resources: Any) -> Any:
+def _build_attack(spec: RunSpec, wrapper: PabeeModelWrapper, resources: Any, shared: Any = None) -> Any:
     from robustness.attack.recipes import build_attack
 
     return build_attack(spec.recipe, wrapper, resources=resources, stock=spec.stock,
                         query_budget=spec.query_budget, mlm=getattr(resources, "mlm", None), goal=spec.goal,
-                        goal_target=spec.goal_target, keep_prediction=spec.keep_prediction)
+                        goal_target=spec.goal_target, keep_prediction=spec.keep_prediction,
+                        shared=shared)
 
 
 def goal_target(spec: RunSpec, num_layers: int) -> int | None:
@@ -220,8 +221,9 @@ def load_run_examples(spec: RunSpec) -> Any:
 
 
 def prepare_attack(spec: RunSpec, model: Any, tokenizer: Any, resources: Any, cache: LayerLogitsCache | None,
-                   examples: Any) -> tuple[PabeeModelWrapper, Any]:
-    """Check ``spec`` against the model and its examples; the wrapper (sharing ``cache``) and the attack."""
+                   examples: Any, shared: Any = None) -> tuple[PabeeModelWrapper, Any]:
+    """Check ``spec`` against the model and its examples; the wrapper (sharing ``cache``) and the attack
+    (sharing model-independent work through ``shared``, a ``SharedWork``, when given)."""
     from robustness.attack.wrapper import PabeeModelWrapper
 
     if model.head == "full" and spec.setting != "full":
@@ -232,7 +234,7 @@ def prepare_attack(spec: RunSpec, model: Any, tokenizer: Any, resources: Any, ca
         raise ValueError(f"{spec.dataset} has {len(examples.label_names)} labels, the model {model.num_labels}")
     wrapper = PabeeModelWrapper(model, tokenizer, spec.setting, batch_size=spec.batch_size,
                                 max_length=spec.max_length, cache=cache)
-    attack = _build_attack(spec, wrapper, resources)
+    attack = _build_attack(spec, wrapper, resources, shared)
     # the wrapper batches (spec.batch_size) and length-sorts whatever the goal function hands it at once
     attack.goal_function.batch_size = max(attack.goal_function.batch_size, 8 * spec.batch_size)
     return wrapper, attack

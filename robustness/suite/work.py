@@ -48,32 +48,36 @@ def _model(model_dir: str) -> tuple[Any, Any]:
     return _MODELS[model_dir]
 
 
-def _prepared(task: Task, resources: Any) -> dict[str, Any]:
+def _prepared(task: Task, resources: Any, share_work: bool) -> dict[str, Any]:
     """The group's examples, one wrapper and attack per run (sharing one all-layer cache); reused by the
     next task of the same group in this process."""
     key = group_key(task.specs[0])
-    if _GROUP.get("key") != key or set(_GROUP["attacks"]) != {s.run_id for s in task.specs}:
+    if _GROUP.get("key") != (key, share_work) or set(_GROUP["attacks"]) != {s.run_id for s in task.specs}:
         from robustness.attack.runner import load_run_examples, prepare_attack
+        from robustness.attack.shared_caches import SharedWork
         from robustness.attack.wrapper import LayerLogitsCache
 
         model, tokenizer = _model(task.specs[0].model_dir)
-        cache = LayerLogitsCache()
+        cache, shared = LayerLogitsCache(), (SharedWork() if share_work else None)
         examples = load_run_examples(task.specs[0])
-        attacks = {s.run_id: prepare_attack(s, model, tokenizer, resources, cache, examples) for s in task.specs}
+        attacks = {s.run_id: prepare_attack(s, model, tokenizer, resources, cache, examples, shared)
+                   for s in task.specs}
         _GROUP.clear()
-        _GROUP.update(key=key, examples=examples, attacks=attacks, cache=cache)
+        _GROUP.update(key=(key, share_work), examples=examples, attacks=attacks, cache=cache, shared=shared)
     return _GROUP
 
 
-def run_task(task: Task, resources: Any, report: Report | None = None) -> list[dict[str, Any]]:
+def run_task(task: Task, resources: Any, report: Report | None = None, share_work: bool = True
+             ) -> list[dict[str, Any]]:
     """Attack the task's pending examples; one shard result per run that had any (same order as
-    ``task.specs``): ``{"run_id", "records", "wall_time_s", "setup_time_s", "num_encoded", "worker"}``."""
+    ``task.specs``): ``{"run_id", "records", "wall_time_s", "setup_time_s", "num_encoded", "worker"}``.
+    ``share_work`` False gives each setting its own TextAttack caches (same records, more work)."""
     from robustness.attack.runner import attack_example
 
     start = time.perf_counter()
     if report is not None:
         report("task", task.label)
-    group = _prepared(task, resources)
+    group = _prepared(task, resources, share_work)
     examples = group["examples"]
     columns = tuple(examples.info.text_columns)
     pending = [set(ids) for ids in task.todo]
@@ -81,6 +85,8 @@ def run_task(task: Task, resources: Any, report: Report | None = None) -> list[d
     records: list[list[dict[str, Any]]] = [[] for _ in task.specs]
     encoded = {s.run_id: group["attacks"][s.run_id][0].num_encoded for s in task.specs}
     for eid in task.ids:
+        if group["shared"] is not None:
+            group["shared"].clear()  # cached TextAttack work holds for one original text
         for j, spec in enumerate(task.specs):
             if eid not in pending[j]:
                 continue

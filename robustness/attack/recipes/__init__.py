@@ -145,8 +145,12 @@ def build_attack(
     goal: str = "accuracy",
     goal_target: int | None = None,
     keep_prediction: bool = False,
+    shared: Any = None,
 ) -> Any:
     """Build recipe ``name`` as a ``textattack.Attack`` against ``model_wrapper``.
+
+    ``shared`` (a :class:`robustness.attack.shared_caches.SharedWork`) makes the attack share its
+    transformation, constraints and their caches with the other attacks built with it (not for ``stock``).
 
     ``stock=True`` returns TextAttack's own recipe unchanged (downloads its resources). ``query_budget``
     sets ``goal_function.query_budget`` (TextAttack counts cache hits as queries). ``bae`` and
@@ -180,7 +184,12 @@ def build_attack(
                 objective = SlowdownGoalFunction(model_wrapper, goal_target, keep_prediction,
                                                  query_budget=objective.query_budget,
                                                  model_batch_size=objective.batch_size)
-            attack = textattack.Attack(objective, constraints, transformation, search)
+            if shared is None:
+                attack = textattack.Attack(objective, constraints, transformation, search)
+            else:
+                from robustness.attack.shared_caches import SharedWorkAttack
+
+                attack = SharedWorkAttack(objective, constraints, transformation, search, shared)
     if query_budget is not None:
         attack.goal_function.query_budget = query_budget
     return attack

@@ -138,9 +138,10 @@ class ModelSpec:
     #: thresholds calibrated to a speed-up (``entropy@patience:2``), read from the model's calibration.json
     calibrated: tuple[str, ...] = ()
 
-    def exit_settings(self, model_dir: str) -> tuple[Setting, ...]:
-        """``settings`` plus the ``calibrated`` references resolved in ``model_dir`` (no duplicates)."""
-        return tuple(dict.fromkeys([*self.settings, *(resolve_calibrated(r, model_dir) for r in self.calibrated)]))
+    def exit_settings(self, model_dir: str, calibrated: bool = True) -> tuple[Setting, ...]:
+        """``settings`` plus (with ``calibrated``) the ``calibrated`` references resolved in ``model_dir``."""
+        resolved = [resolve_calibrated(r, model_dir) for r in self.calibrated] if calibrated else []
+        return tuple(dict.fromkeys([*self.settings, *resolved]))
 
 
 @dataclass(frozen=True)
@@ -217,12 +218,13 @@ class SuiteSpec:
                         for s in settings if (dst_model, s.label) != (src_model, run.setting)]
         return out
 
-    def run_specs(self, model_dirs: dict[str, str]) -> list[RunSpec]:
+    def run_specs(self, model_dirs: dict[str, str], calibrated: bool = True) -> list[RunSpec]:
         """Every (model, setting, goal, recipe) run, given where each model lives. Slowdown runs are made only
-        for early-exit settings: at ``full`` every text already exits at L."""
+        for early-exit settings: at ``full`` every text already exits at L. ``calibrated=False`` leaves out the
+        calibrated settings (before the models exist, e.g. to validate the suite)."""
         runs = []
         for model in self.models:
-            for setting in model.exit_settings(model_dirs[model.id]):
+            for setting in model.exit_settings(model_dirs[model.id], calibrated):
                 for goal in self.goals:
                     if goal == "slowdown" and (setting.policy == "full" or model.head == "full"):
                         continue

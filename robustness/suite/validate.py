@@ -97,6 +97,6 @@ def validate_suite(suite: SuiteSpec, out: str | Path, *, overwrite: bool = False
         load_examples(config.dataset, config.eval_split, data_dir=config.data_dir, limit=config.eval_limit,
                       seed=config.seed)
         _check_patience(model, _num_layers_of_backbone(config.backbone))
-    suite.run_specs({m.id: m.path or str(out / "models" / m.id) for m in suite.models})  # RunSpec checks
+    suite.run_specs({m.id: m.path or str(out / "models" / m.id) for m in suite.models}, calibrated=False)
     load_examples(suite.dataset, suite.split, data_dir=suite.data_dir, limit=suite.n, seed=suite.seed)
     check_report_out(out, overwrite)

@@ -264,9 +264,10 @@ def cmd_bench(args: argparse.Namespace, command: str) -> int:
     from robustness.attack.rundir import reconcile_changed
     from robustness.models.fingerprint import model_fingerprint
     from robustness.report import write_report
+    from robustness.signals import signal_name
     from robustness.suite.executors import Driver, default_workers, execute
     from robustness.suite.plan import parse_part, plan_tasks, select_part
-    from robustness.suite.shards import prepare_run
+    from robustness.suite.shards import mark_interrupted, prepare_run
     from robustness.suite.specs import load_suite
     from robustness.suite.validate import validate_suite
 
@@ -295,8 +296,13 @@ def cmd_bench(args: argparse.Namespace, command: str) -> int:
     todo = [t for t in tasks if t.size]
     print(f"[bench] {len(todo)} tasks ({sum(t.size for t in todo)} examples) on {args.engine}"
           + (f", part {part[0]}/{part[1]}" if part else ""))
-    execute(todo, driver, resources, workers=args.workers or default_workers(), engine=args.engine,
-            address=args.address)
+    try:
+        execute(todo, driver, resources, workers=args.workers or default_workers(), engine=args.engine,
+                address=args.address)
+    except KeyboardInterrupt as exc:  # SIGINT/SIGTERM: unfinished runs say so, with their true record count
+        for spec in runs:
+            mark_interrupted(out / "runs" / spec.run_id, signal_name(exc))
+        raise
     if part is not None:
         print(f"[bench] part {part[0]}/{part[1]} done; once every part is, `robustness bench {args.suite} "
               f"--out {out}` writes the report")

@@ -91,16 +91,17 @@ def report_outputs() -> list[str]:
     return [*tables, *(f"figures/{name}.png" for name in figures), "report.md", "report.html"]
 
 
-def check_report_out(out: str | Path, overwrite: bool = False) -> None:
-    """Before any work: ``out`` can hold a report, and no file a report writes there is foreign (written by
-    something else, or edited since; a report.md/html carrying our marker counts as ours). ``ValueError``."""
+def check_report_out(out: str | Path, overwrite: bool = False, names: Iterable[str] | None = None) -> None:
+    """``out`` can hold a report, and none of ``names`` (default: every file a report may write) is foreign
+    there (written by something else, or edited since; a report.md/html carrying our marker counts as ours).
+    Called before any work, and again with the exact files just before writing them. ``ValueError``."""
     out = Path(out)
     if overwrite:
         check_output_dir(out)
         return
     ours = {name for name in ("report.md", "report.html")
             if (out / name).is_file() and MARKER in (out / name).read_text(encoding="utf-8", errors="replace")[:2000]}
-    refuse_foreign(out, [name for name in report_outputs() if name not in ours], overwrite=False)
+    refuse_foreign(out, [name for name in (names or report_outputs()) if name not in ours], overwrite=False)
 
 
 def _figure(name: str, caption: str, figure: Any) -> Block:
@@ -379,5 +380,6 @@ def write_report(sources: str | Path | Iterable[str | Path], out_dir: str | Path
                   if kind == "figure" for name, _, png in [content]})
     files["report.md"] = render_markdown(title, sections).encode()
     files["report.html"] = render_html(title, sections).encode()
-    written = write_outputs(out, files, overwrite=True)  # checked above, before any work
+    check_report_out(out, overwrite, files)  # the exact files (sections other stages add included)
+    written = write_outputs(out, files, overwrite=True)
     return written["report.md"], written["report.html"]

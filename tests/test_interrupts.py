@@ -142,3 +142,27 @@ def test_sigterm_records_interrupted_with_true_count(tmp_path, tiny_pabee_dir, l
     assert proc.returncode == 143 and "interrupted by SIGTERM" in err
     assert info["status"] == "interrupted" and info["signal"] == "SIGTERM"
     assert info["num_records"] == records.read_text().count("\n") >= 1
+
+
+def test_bench_interrupted_runs_say_so(tmp_path, tiny_pabee_dir, data_dir, monkeypatch):
+    from robustness.suite import executors
+
+    argv = ["bench", str(_suite(tmp_path, tiny_pabee_dir)), "--out", str(tmp_path / "out"), "--data-dir",
+            str(data_dir), "--nltk-data", str(SHARED / "nltk_data"), "--workers", "1", "--shard-size", "1"]
+    real = executors.Driver.accept
+    calls = []
+
+    def stopped_after_two_shards(self, results):
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        calls.append(1)
+        return real(self, results)
+
+    monkeypatch.setattr(executors.Driver, "accept", stopped_after_two_shards)
+    assert main(argv) == 130
+    (run,) = (tmp_path / "out" / "runs").iterdir()
+    info = json.loads((run / "run.json").read_text())
+    assert info["status"] == "interrupted" and info["signal"] == "SIGINT" and info["num_records"] == 2
+    monkeypatch.undo()
+    assert main(argv) == 0
+    assert json.loads((run / "run.json").read_text())["status"] == "complete"

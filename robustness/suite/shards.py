@@ -118,3 +118,16 @@ def finalize_run(spec: RunSpec, run_dir: Path, command: str | None) -> bool:
         write_json_atomic(run_dir / RUN_FILE, info)
         shutil.rmtree(run_dir / SHARD_DIR, ignore_errors=True)
     return True
+
+
+def mark_interrupted(run_dir: Path, signal: str) -> None:
+    """A run that is not complete when the suite is stopped: ``run.json`` says ``interrupted``, by which
+    signal, and how many examples have a record (in records.jsonl or shard files)."""
+    path = run_dir / RUN_FILE
+    if not path.is_file():
+        return
+    info = json.loads(path.read_text(encoding="utf-8"))
+    if info.get("status") == "complete":
+        return
+    info.update(status="interrupted", signal=signal, finished_at=_now(), num_records=len(done_ids(run_dir)))
+    write_json_atomic(path, info)

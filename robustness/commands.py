@@ -436,7 +436,8 @@ def cmd_doctor(args: argparse.Namespace, command: str) -> int:
         lacks = f" lacks {', '.join(missing)}" if missing else ""
         print(f"[{'--' if missing else 'ok'}] bundle: {bundle.root}{lacks}")
     args = _located(args)
-    for status in doctor(nltk_data=args.nltk_data, lexicons_dir=args.lexicons, mlm=args.mlm):
+    lm = bundle.part("lm") if bundle is not None else None
+    for status in doctor(nltk_data=args.nltk_data, lexicons_dir=args.lexicons, mlm=args.mlm, lm=lm):
         print(f"[{'ok' if status.available else '--'}] {status.name}: {status.detail}")
     print()
     for recipe in recipe_availability(nltk_data=args.nltk_data, lexicons_dir=args.lexicons, mlm=args.mlm):

@@ -67,6 +67,7 @@ h1{font-size:1.7em;margin-top:0}h2{border-bottom:2px solid #e3e6ea;padding-botto
 table{border-collapse:collapse;font-size:12.5px;font-variant-numeric:tabular-nums}
 th,td{border:1px solid #d8dce1;padding:4px 8px;text-align:right;white-space:nowrap}
 th{background:#eef1f4;text-align:center;white-space:normal;vertical-align:bottom}td:nth-child(-n+6){text-align:left}
+td.text{text-align:left;white-space:normal;min-width:18em}
 tbody tr:nth-child(even){background:#fafbfc}
 figure{margin:18px 0}figure img{max-width:100%;height:auto;border:1px solid #e3e6ea}
 figcaption{font-size:13px;color:#4a5560;margin-top:4px}
@@ -302,7 +303,11 @@ def render_markdown(title: str, sections: list[tuple[str, list[Block]]]) -> str:
 def _html_table(df: pd.DataFrame) -> str:
     head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
     cells = [[v if isinstance(v, str) else format_value(v) for v in row] for row in df.itertuples(index=False)]
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(v)}</td>" for v in row) + "</tr>" for row in cells)
+    # columns of prose (any cell over 40 characters) wrap and align left
+    prose = [any(len(row[i]) > 40 for row in cells) for i in range(len(df.columns))]
+    body = "".join("<tr>" + "".join(
+        f'<td class="text">{html.escape(v)}</td>' if wide else f"<td>{html.escape(v)}</td>"
+        for v, wide in zip(row, prose, strict=True)) + "</tr>" for row in cells)
     return f'<div class="scroll"><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>'
 
 

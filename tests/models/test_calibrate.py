@@ -82,3 +82,29 @@ def test_evaluate_adds_matched_threshold_rows(tiny_pabee_dir, tiny_texts):
     target = table.loc[table["setting"] == "patience:1", "layer_speedup"].item()
     for speedup in rows["layer_speedup"]:  # L = 2 and 8 texts: mean exits move in steps of 1/8
         assert math.isclose(speedup, target, rel_tol=0.25)
+
+
+def test_bench_calibrates_what_a_suite_references(tiny_pabee_dir, tiny_texts, tmp_path):
+    import shutil
+
+    import pandas as pd
+
+    from robustness.commands import _suite_calibrations
+    from robustness.suite.specs import load_suite
+
+    (tmp_path / "data" / "sst2").mkdir(parents=True)
+    pd.DataFrame({"sentence": tiny_texts, "label": [i % 2 for i in range(len(tiny_texts))],
+                  "idx": range(len(tiny_texts))}).to_parquet(tmp_path / "data" / "sst2" / "validation.parquet")
+    model_dir = tmp_path / "model"
+    shutil.copytree(tiny_pabee_dir, model_dir)
+    path = tmp_path / "s.toml"
+    path.write_text(f'[suite]\nname="s"\ndataset="sst2"\nrecipes=["pwws"]\nn=3\nsettings=["patience:1"]\n'
+                    f'data_dir="{tmp_path / "data"}"\n[[models]]\nid="p"\npath="{model_dir}"\n'
+                    'calibrated=["entropy@patience:1", "maxprob@patience:1"]\n')
+    suite = load_suite(path)
+    _suite_calibrations(suite, {"p": str(model_dir)})
+    calibration = read_calibration(model_dir)
+    assert set(calibration) == {"entropy@patience:1", "maxprob@patience:1"}
+    assert all(e["n"] == len(tiny_texts) - 3 and e["excludes_attack_sample"] for e in calibration.values())
+    settings = [r.setting for r in suite.run_specs({"p": str(model_dir)})]
+    assert settings[0] == "patience:1" and [s.split(":")[0] for s in settings[1:]] == ["entropy", "maxprob"]

@@ -15,6 +15,9 @@ Builders, grouped by search: :mod:`~robustness.attack.recipes.characters` (chara
 :mod:`~robustness.attack.recipes.population` (genetic algorithms, PSO); what they read is in
 :mod:`~robustness.attack.recipes.context`.
 
+Not offered: input-reduction (Feng et al. 2018). Its goal function maximises (TextAttack returns a
+``MaximizedAttackResult``, neither success nor failure), which the record schema has no outcome for.
+
 ``stock=True`` builds ``textattack.attack_recipes.<Recipe>.build(model_wrapper)`` unchanged (needs internet
 for the resources above).
 """
@@ -70,8 +73,6 @@ RECIPES: dict[str, RecipeInfo] = {
                    "GeneticAlgorithmAlzantot2018"),
         RecipeInfo("a2t", "Yoo & Qi 2021, arXiv:2109.00544", _EMB | {"sentence_encoder", "pos_tagger"},
                    "embedding swaps, gradient word-importance ranking", "A2TYoo2021"),
-        RecipeInfo("input-reduction", "Feng et al. 2018, arXiv:1804.07781", _BASIC,
-                   "deletes words while the prediction stays the same", "InputReductionFeng2018"),
         RecipeInfo("kuleshov", "Kuleshov et al. 2018, OpenReview r1QZ3zbAZ", _EMB,
                    "embedding swaps, thought-vector constraint (GPT-2 constraint dropped offline)", "Kuleshov2017"),
         RecipeInfo("pso", "Zang et al. 2020, ACL 2020.acl-main.540", frozenset({"stopwords", "wordnet"}),
@@ -100,7 +101,6 @@ _BUILDERS: dict[str, Callable[[Any, BuildContext], tuple]] = {
     "faster-alzantot": lambda w, ctx: population.genetic(w, ctx, faster=True),
     "alzantot": lambda w, ctx: population.genetic(w, ctx, faster=False),
     "a2t": greedy.a2t,
-    "input-reduction": greedy.input_reduction,
     "kuleshov": greedy.kuleshov,
     "pso": population.pso,
     "bae": lambda w, ctx: greedy.masked_lm(w, ctx, method="bae"),

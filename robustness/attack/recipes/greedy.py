@@ -1,4 +1,4 @@
-"""Word-substitution recipes with greedy search: PWWS, TextFooler, A2T, input reduction, Kuleshov, BAE,
+"""Word-substitution recipes with greedy search: PWWS, TextFooler, A2T, Kuleshov, BAE,
 BERT-Attack."""
 
 from __future__ import annotations
@@ -98,16 +98,6 @@ def a2t(w: Any, ctx: BuildContext) -> tuple:
     )
     search = GreedyWordSwapWIR(wir_method="gradient", truncate_words_to=max_len)
     return UntargetedClassification(w, model_batch_size=32), constraints, transformation, search
-
-
-def input_reduction(w: Any, ctx: BuildContext) -> tuple:
-    from textattack.constraints.pre_transformation import RepeatModification, StopwordModification
-    from textattack.goal_functions import InputReduction
-    from textattack.search_methods import GreedyWordSwapWIR
-    from textattack.transformations import WordDeletion
-
-    constraints = [RepeatModification(), StopwordModification()]
-    return InputReduction(w, maximizable=True), constraints, WordDeletion(), GreedyWordSwapWIR(wir_method="delete")
 
 
 def kuleshov(w: Any, ctx: BuildContext) -> tuple:

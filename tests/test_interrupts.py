@@ -166,3 +166,27 @@ def test_bench_interrupted_runs_say_so(tmp_path, tiny_pabee_dir, data_dir, monke
     monkeypatch.undo()
     assert main(argv) == 0
     assert json.loads((run / "run.json").read_text())["status"] == "complete"
+
+
+def test_bench_rerun_changed_moves_old_runs_aside(tmp_path, tiny_pabee_dir, data_dir, capsys):
+    model_dir = tmp_path / "model"
+    shutil.copytree(tiny_pabee_dir, model_dir)
+    argv = ["bench", str(_suite(tmp_path, model_dir)), "--out", str(tmp_path / "out"), "--data-dir",
+            str(data_dir), "--nltk-data", str(SHARED / "nltk_data"), "--workers", "1"]
+    assert main(argv) == 0
+    (run,) = (tmp_path / "out" / "runs").glob("tp-*")
+    old = json.loads((run / "spec.json").read_text())["model_fingerprint"]
+    old_records = (run / "records.jsonl").read_bytes()
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    weights = load_file(model_dir / "model.safetensors")  # the model is retrained at the same path
+    save_file({k: v * 2 if v.dtype == torch.float32 else v for k, v in weights.items()},
+              model_dir / "model.safetensors", metadata={"format": "pt"})
+    capsys.readouterr()
+    assert main(argv) == 2 and "--rerun-changed" in capsys.readouterr().err
+    assert main([*argv, "--rerun-changed"]) == 0
+    new = json.loads((run / "spec.json").read_text())["model_fingerprint"]
+    assert new != old and json.loads((run / "run.json").read_text())["status"] == "complete"
+    (kept,) = (tmp_path / "out" / "runs" / ".replaced").iterdir()
+    assert kept.name == f"{run.name}-{old}" and (kept / "records.jsonl").read_bytes() == old_records

@@ -146,3 +146,19 @@ def tiny_gpt2_dir(tmp_path_factory, minilm_tokenizer):
     GPT2LMHeadModel(config).save_pretrained(path)
     minilm_tokenizer.save_pretrained(path)
     return path
+
+
+@pytest.fixture(scope="session")
+def write_sst2():
+    """A function writing ``<root>/data/sst2/validation.parquet`` with the hub's columns (labels 1, 0, 1, ...)."""
+
+    def write(root, sentences: list[str]) -> None:
+        import pandas as pd
+
+        folder = root / "data" / "sst2"
+        folder.mkdir(parents=True)
+        labels = [(i + 1) % 2 for i in range(len(sentences))]
+        pd.DataFrame({"sentence": sentences, "label": labels, "idx": range(len(sentences))}).to_parquet(
+            folder / "validation.parquet")
+
+    return write

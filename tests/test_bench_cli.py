@@ -17,13 +17,10 @@ from robustness.cli import main  # noqa: E402
 
 
 @pytest.fixture(scope="module")
-def suite_out(tmp_path_factory, tiny_pabee_dir, tiny_full_dir):
+def suite_out(tmp_path_factory, tiny_pabee_dir, tiny_full_dir, write_sst2):
     root = tmp_path_factory.mktemp("bench")
-    (root / "data" / "sst2").mkdir(parents=True)
-    sentences = ["a gripping , beautifully acted film", "dull and lifeless", "an instant classic",
-                 "i have never been so bored", "warm and funny", "a tedious mess"]
-    pd.DataFrame({"sentence": sentences, "label": [1, 0, 1, 0, 1, 0], "idx": range(6)}).to_parquet(
-        root / "data" / "sst2" / "validation.parquet")
+    write_sst2(root, ["a gripping , beautifully acted film", "dull and lifeless", "an instant classic",
+                      "i have never been so bored", "warm and funny", "a tedious mess"])
     suite = root / "tiny.toml"
     suite.write_text(
         '[suite]\nname = "tiny"\ndataset = "glue/sst2"\nn = 4\nquery_budget = 10\nbatch_size = 4\n'

@@ -21,11 +21,9 @@ SENTENCES = ["a gripping , beautifully acted film", "dull and lifeless", "an ins
 
 
 @pytest.fixture(scope="module")
-def suite(tmp_path_factory, tiny_pabee_dir, tiny_full_dir):
+def suite(tmp_path_factory, tiny_pabee_dir, tiny_full_dir, write_sst2):
     root = tmp_path_factory.mktemp("suite")
-    (root / "data" / "sst2").mkdir(parents=True)
-    pd.DataFrame({"sentence": SENTENCES, "label": [1, 0, 1, 0, 1, 0], "idx": range(6)}).to_parquet(
-        root / "data" / "sst2" / "validation.parquet")
+    write_sst2(root, SENTENCES)
     path = root / "tiny.toml"
     path.write_text(
         '[suite]\nname = "tiny"\ndataset = "glue/sst2"\nn = 6\nquery_budget = 12\nbatch_size = 4\n'

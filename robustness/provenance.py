@@ -17,6 +17,7 @@ import re
 import shutil
 import tempfile
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,11 @@ def versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:  # pragma: no cover
             found[package] = "unknown"
     return found
+
+
+def utc_now() -> str:
+    """The current UTC time, ISO 8601 to the second (run.json's started_at/finished_at)."""
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def read_json_object(path: Path) -> dict[str, Any]:

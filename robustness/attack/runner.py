@@ -15,16 +15,12 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
-import random
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import torch
 from tqdm.auto import tqdm
 
 from robustness.attack.records import SCHEMA_VERSION, AttackRecord, append_record, read_records, truncate_torn_tail
@@ -39,7 +35,8 @@ from robustness.data import load_examples
 from robustness.models.fingerprint import model_fingerprint
 from robustness.models.pabee import check_model_dir
 from robustness.models.settings import check_setting_reachable, parse_setting
-from robustness.provenance import read_json_object, versions, write_json_atomic
+from robustness.models.train import seed_everything
+from robustness.provenance import read_json_object, utc_now, versions, write_json_atomic
 from robustness.resources.textattack_compat import import_textattack
 from robustness.signals import signal_name
 from robustness.suite.specs import RunSpec
@@ -50,19 +47,11 @@ if TYPE_CHECKING:  # robustness.attack.wrapper imports textattack, which needs N
 _MODEL_FIELDS = ("num_layers", "head", "label_names")
 
 
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
 
 def example_seed(seed: int, example_id: int) -> int:
     """The seed of one example: the first 4 bytes of ``sha256(f"{seed}:{example_id}")``."""
     return int.from_bytes(hashlib.sha256(f"{seed}:{example_id}".encode()).digest()[:4], "big")
 
-
-def _seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
 
 
 def spec_content(spec: RunSpec, model: Any, fingerprint: str | None = None) -> dict[str, Any]:
@@ -119,7 +108,7 @@ def attack_example(attack: Any, wrapper: PabeeModelWrapper, columns: tuple[str, 
                    ids: tuple[int, int], spec: RunSpec) -> AttackRecord:
     textattack = import_textattack()
     results = textattack.attack_results
-    _seed_everything(example_seed(spec.seed, ids[0]))
+    seed_everything(example_seed(spec.seed, ids[0]))
     attack.clear_cache()
     wrapper.start_example()
     before = wrapper.counters()
@@ -265,7 +254,7 @@ def _attack_all(spec: RunSpec, out_dir: Path, wrapper: PabeeModelWrapper, attack
     records = read_records(records_path)
     done = _finished_ids(records, examples.indices, records_path)
     run_info: dict[str, Any] = {
-        "run_id": spec.run_id, "status": "running", "started_at": _now(), "finished_at": None, "seed": spec.seed,
+        "run_id": spec.run_id, "status": "running", "started_at": utc_now(), "finished_at": None, "seed": spec.seed,
         "versions": versions(), "command": command, "num_examples": len(examples), "resumed_records": len(done),
         "num_records": len(done), "error": None,
     }
@@ -301,7 +290,7 @@ def _attack_all(spec: RunSpec, out_dir: Path, wrapper: PabeeModelWrapper, attack
             records = read_records(records_path)
         counts = {k: sum(r["result"] == k for r in records) for k in ("succeeded", "failed", "skipped")}
         run_info.update(
-            finished_at=_now(), num_records=len(records), counts=counts,
+            finished_at=utc_now(), num_records=len(records), counts=counts,
             timings={"wall_time_s": time.perf_counter() - wall_start, "setup_time_s": setup_s,
                      "attack_time_s": sum(r["attack_time_s"] for r in records)},
             cache={**wrapper.cache.stats(), "num_encoded": wrapper.num_encoded},

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -21,14 +20,11 @@ from robustness.attack.records import read_records, truncate_torn_tail, validate
 from robustness.attack.rundir import check_same_model
 from robustness.attack.runner import RECORDS_FILE, RUN_FILE, check_or_write_spec, exclusive, spec_content
 from robustness.models.fingerprint import model_fingerprint
-from robustness.provenance import versions, write_json_atomic, write_text_atomic
+from robustness.provenance import read_json_object, utc_now, versions, write_json_atomic, write_text_atomic
 from robustness.suite.specs import RunSpec
 
 SHARD_DIR = "shards"
 
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
 def _model_facts(model_dir: str) -> Any:
@@ -66,7 +62,7 @@ def prepare_run(spec: RunSpec, run_dir: Path, command: str | None) -> set[int]:
         check_or_write_spec(run_dir, spec, spec_content(spec, _model_facts(spec.model_dir), fingerprint))
         truncate_torn_tail(run_dir / RECORDS_FILE)
         if not (run_dir / RUN_FILE).is_file():
-            write_json_atomic(run_dir / RUN_FILE, {"run_id": spec.run_id, "status": "running", "started_at": _now(),
+            write_json_atomic(run_dir / RUN_FILE, {"run_id": spec.run_id, "status": "running", "started_at": utc_now(),
                                                    "seed": spec.seed, "command": command, "num_examples": spec.n})
         return done_ids(run_dir)
 
@@ -92,7 +88,7 @@ def finalize_run(spec: RunSpec, run_dir: Path, command: str | None) -> bool:
     """If every example of the run has a record, merge them into ``records.jsonl`` in example order, write
     ``run.json`` (complete) and remove the shard files; returns whether the run is complete."""
     with exclusive(run_dir, wait=True):
-        info = json.loads((run_dir / RUN_FILE).read_text(encoding="utf-8"))
+        info = read_json_object(run_dir / RUN_FILE)
         if info.get("status") == "complete":
             return True
         earlier = read_records(run_dir / RECORDS_FILE)
@@ -105,7 +101,7 @@ def finalize_run(spec: RunSpec, run_dir: Path, command: str | None) -> bool:
         records = [by_id[i] for i in range(spec.n)]
         counts = {k: sum(r["result"] == k for r in records) for k in ("succeeded", "failed", "skipped")}
         info.update(
-            status="complete", finished_at=_now(), versions=versions(), command=command, num_examples=spec.n,
+            status="complete", finished_at=utc_now(), versions=versions(), command=command, num_examples=spec.n,
             resumed_records=len(earlier), num_records=len(records), counts=counts, error=None,
             cache={"num_encoded": sum(s["num_encoded"] for s in shards)},
             # a task attacks several runs: each run is charged its own examples' time plus its share of setup
@@ -126,8 +122,8 @@ def mark_interrupted(run_dir: Path, signal: str) -> None:
     path = run_dir / RUN_FILE
     if not path.is_file():
         return
-    info = json.loads(path.read_text(encoding="utf-8"))
+    info = read_json_object(path)
     if info.get("status") == "complete":
         return
-    info.update(status="interrupted", signal=signal, finished_at=_now(), num_records=len(done_ids(run_dir)))
+    info.update(status="interrupted", signal=signal, finished_at=utc_now(), num_records=len(done_ids(run_dir)))
     write_json_atomic(path, info)

@@ -190,3 +190,63 @@ def test_bench_rerun_changed_moves_old_runs_aside(tmp_path, tiny_pabee_dir, data
     assert new != old and json.loads((run / "run.json").read_text())["status"] == "complete"
     (kept,) = (tmp_path / "out" / "runs" / ".replaced").iterdir()
     assert kept.name == f"{run.name}-{old}" and (kept / "records.jsonl").read_bytes() == old_records
+
+
+def _group_alive(pgid: int) -> list[int]:
+    """Processes of process group ``pgid`` that still run (zombies count as gone)."""
+    alive = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) == pgid and fields[0] != "Z":
+            alive.append(int(stat.parent.name))
+    return alive
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").is_file(), reason="needs /proc to list a process group")
+def test_ctrl_c_stops_every_worker_keeps_shards_and_resumes(tmp_path, tiny_pabee_dir, long_data_dir):
+    """Ctrl-C (SIGINT to the terminal's process group) during a 2-worker bench: exit 130, no process of the
+    group left, the shards written so far kept; the rerun resumes from them and completes."""
+    suite = tmp_path / "long.toml"
+    suite.write_text('[suite]\nname = "long"\ndataset = "glue/sst2"\nn = 12\nquery_budget = 400\nbatch_size = 1\n'
+                     f'recipes = ["deepwordbug"]\n[[models]]\nid = "tp"\npath = "{tiny_pabee_dir}"\n'
+                     'settings = [1, "full"]\n')
+    out = tmp_path / "out"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    cmd = [sys.executable, "-m", "robustness.cli", "bench", str(suite), "--out", str(out), "--data-dir",
+           str(long_data_dir), "--nltk-data", str(SHARED / "nltk_data"), "--workers", "2", "--shard-size", "1"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)  # its own process group, as a terminal job has
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None and not any(out.glob("runs/*/shards/*.json")):
+        time.sleep(0.1)
+    if proc.poll() is not None:
+        pytest.fail(f"bench ended (exit {proc.returncode}) before a shard was written: {proc.stderr.read()}")
+    os.killpg(proc.pid, signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    gone = time.time() + 30
+    while _group_alive(proc.pid) and time.time() < gone:
+        time.sleep(0.2)
+    assert _group_alive(proc.pid) == []
+    if proc.returncode == 0:
+        pytest.skip("the suite finished before SIGINT arrived")
+    assert proc.returncode == 130, err
+    kept = {}
+    for shard in out.glob("runs/*/shards/*.json"):
+        for record in json.loads(shard.read_text())["records"]:
+            kept[(shard.parent.parent.name, record["example_id"])] = record
+    assert kept
+    for run_json in out.glob("runs/*/run.json"):
+        info = json.loads(run_json.read_text())
+        assert info["status"] in ("interrupted", "complete") and info.get("signal", "SIGINT") == "SIGINT"
+    assert subprocess.run(cmd, env=env, capture_output=True, timeout=600).returncode == 0
+    final = {}
+    for run in out.glob("runs/*"):
+        assert json.loads((run / "run.json").read_text())["status"] == "complete"
+        for line in (run / "records.jsonl").read_text().splitlines():
+            record = json.loads(line)
+            final[(run.name, record["example_id"])] = record
+    assert len(final) == 24
+    assert all(final[key] == record for key, record in kept.items())  # kept, not redone (same attack_time_s)

@@ -5,8 +5,13 @@ back to the driver (this process), which writes them (:mod:`robustness.suite.sha
 soon as all its examples have records. Workers write nothing: with Ray, only the driver needs the output
 directory; the workers need the models, the data and the resources at the same paths as the driver.
 
-* ``local`` (default): ``workers`` processes (spawned; one torch thread each), or this process when
-  ``workers == 1``. Ctrl-C terminates every worker; finished tasks are kept, the rest run on the next call.
+* ``local`` (default): ``workers`` processes (one torch thread each), or this process when ``workers == 1``.
+  On Linux the workers are forked from the driver once it has imported what they need
+  (:func:`robustness.suite.work.preload`), so a worker starts without importing torch, transformers or
+  TextAttack again; elsewhere they are spawned. A fork must not use the thread pools the driver may have
+  started: :func:`_pool_init` pins one torch thread (OpenMP) and turns off the tokenizers' parallelism
+  (Rust threads; TextAttack turns it on at import).
+  Ctrl-C terminates every worker; finished tasks are kept, the rest run on the next call.
 * ``ray``: one Ray task per task (``num_cpus=1``) on the cluster at ``address``, or on a local Ray instance
   with ``workers`` CPUs when no address is given (``pip install -e ".[ray]"``).
 
@@ -22,6 +27,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 import queue as queue_module
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -99,13 +105,16 @@ def _in_process(tasks: Sequence[Task], resources: Any, progress: Progress) -> It
 
 
 _EVENTS: Any = None  # a worker process's queue to the driver
+START_METHOD = "fork" if sys.platform == "linux" else "spawn"  # how local workers start
 
 
 def _pool_init(events: Any, resources: Any) -> None:
     import signal
 
     global _EVENTS
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"  # a fork's copy of the driver's Rust thread pool would hang
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle: it terminates the pool
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a fork inherits the driver's handler; terminate() must kill
     _EVENTS = events
     work.init_worker(resources)
 
@@ -126,7 +135,9 @@ def _drain(events: Any, progress: Progress, wait_s: float) -> None:
 
 
 def _local_pool(tasks: Sequence[Task], resources: Any, progress: Progress, workers: int) -> Iterator[Outcome]:
-    context = multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context(START_METHOD)
+    if START_METHOD == "fork":
+        work.preload(resources)
     events = context.Queue()
     pool = context.Pool(workers, initializer=_pool_init, initargs=(events, resources))
     try:

@@ -40,6 +40,18 @@ def init_worker(resources: Any, threads: int = 1) -> None:
     import_textattack(getattr(resources, "nltk_data", None), offline=getattr(resources, "offline", None))
 
 
+def preload(resources: Any) -> None:
+    """Import what a worker imports (TextAttack offline-safely, the attack stack) without changing this
+    process's torch threads: workers forked from this process then start with it."""
+    import importlib
+
+    from robustness.resources.textattack_compat import import_textattack
+
+    import_textattack(getattr(resources, "nltk_data", None), offline=getattr(resources, "offline", None))
+    for module in ("recipes", "runner", "shared_caches", "wrapper"):
+        importlib.import_module(f"robustness.attack.{module}")
+
+
 def _model(model_dir: str) -> tuple[Any, Any]:
     if model_dir not in _MODELS:
         from robustness.models.pabee import load_model_and_tokenizer

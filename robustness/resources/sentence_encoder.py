@@ -127,6 +127,24 @@ def _define_encoder_class() -> type:
         def encode(self, sentences: Sequence[str]) -> Any:
             return self.model.encode(list(sentences))
 
+        def _check_constraint_many(self, transformed_texts: list[Any], reference_text: Any) -> Any:
+            """TextAttack's filter, without encoding the texts whose score it then discards: with
+            ``skip_text_shorter_than_window``, a text shorter than the window scores 1 whatever its
+            similarity (TextAttack encodes its windows all the same). Same scores, same verdicts."""
+            import torch
+
+            if not (self.window_size and self.skip_text_shorter_than_window):
+                return super()._check_constraint_many(transformed_texts, reference_text)
+            scored = [i for i, t in enumerate(transformed_texts) if len(t.words) >= self.window_size]
+            scores = torch.ones(len(transformed_texts))
+            if scored:
+                scores[scored] = self._score_list(reference_text, [transformed_texts[i] for i in scored]).to(
+                    scores.dtype)
+            for text, score in zip(transformed_texts, scores, strict=True):
+                text.attack_attrs["similarity_score"] = score.item()
+            mask = (scores >= self.threshold).cpu().numpy().nonzero()
+            return np.array(transformed_texts)[mask]
+
         def extra_repr_keys(self) -> list[str]:
             return ["model_path", *super().extra_repr_keys()]
 

@@ -10,6 +10,9 @@ directory; the workers need the models, the data and the resources at the same p
 * ``ray``: one Ray task per task (``num_cpus=1``) on the cluster at ``address``, or on a local Ray instance
   with ``workers`` CPUs when no address is given (``pip install -e ".[ray]"``).
 
+With several workers the largest tasks go first (:func:`balanced_order`), which shortens the tail where one
+worker finishes a big task while the others idle.
+
 Progress: one bar over examples (runs x examples) for the whole suite, with its ETA, and each worker's
 current task in the bar's status line.
 """
@@ -179,6 +182,13 @@ def _ray(tasks: Sequence[Task], resources: Any, progress: Progress, workers: int
             ray.shutdown()
 
 
+def balanced_order(tasks: Sequence[Task], workers: int) -> list[Task]:
+    """The order tasks are handed out: the plan's with one worker (recipe-major, so an interrupted suite
+    leaves whole recipes); with several, largest first (examples to attack, ties in plan order), so that
+    the tasks left when workers start to fall idle are small ones."""
+    return list(tasks) if workers == 1 else sorted(tasks, key=lambda t: -t.size)
+
+
 def execute(tasks: Sequence[Task], driver: Driver, resources: Any, *, workers: int = 1, engine: str = "local",
             address: str | None = None, progress: bool = True) -> None:
     """Run ``tasks`` on ``engine`` and let ``driver`` write every result as it arrives."""
@@ -188,7 +198,7 @@ def execute(tasks: Sequence[Task], driver: Driver, resources: Any, *, workers: i
         raise ValueError(f"--workers must be >= 1, got {workers}")
     if address and engine != "ray":
         raise ValueError("--address is for --engine ray")
-    tasks = [t for t in tasks if t.size]
+    tasks = balanced_order([t for t in tasks if t.size], workers)
     bar = Progress(sum(t.size for t in tasks), progress)
     runners: dict[str, Callable[[], Iterator[Outcome]]] = {
         "ray": lambda: _ray(tasks, resources, bar, workers, address),

@@ -144,3 +144,33 @@ def test_import_textattack_offline_keeps_hf_cache_and_no_network(tmp_path: Path)
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "OK textattack" in out.stdout
+
+
+@needs_shared
+def test_windowed_encoder_does_not_encode_texts_it_skips(monkeypatch: pytest.MonkeyPatch) -> None:
+    from textattack.constraints.semantics.sentence_encoders import SentenceEncoder
+    from textattack.shared import AttackedText
+
+    constraint = enc.local_sentence_encoder(threshold=0.88, metric="angular", window_size=15,
+                                            skip_text_shorter_than_window=True)
+    long = AttackedText("the plot of this film was thin , the acting was even worse and the music was loud and dull")
+    short = AttackedText("a good movie")
+    candidates = [long.replace_word_at_index(i, w) for i, w in ((1, "story"), (6, "lousy"), (18, "cheerful"))]
+    candidates += [short.replace_word_at_index(1, w) for w in ("bad", "fine")]
+    reference = AttackedText(long.text)
+
+    def verdicts(method):
+        texts = [AttackedText(t.text) for t in candidates]
+        for text, original in zip(texts, candidates, strict=True):
+            text.attack_attrs.update(original.attack_attrs)
+        kept = method(constraint, texts, reference)
+        return [t.text for t in kept], [t.attack_attrs["similarity_score"] for t in texts]
+
+    stock = verdicts(SentenceEncoder._check_constraint_many)
+    encoded: list[str] = []
+    encode = constraint.model.encode
+    monkeypatch.setattr(constraint.model, "encode", lambda texts: encoded.extend(texts) or encode(texts))
+    ours = verdicts(type(constraint)._check_constraint_many)
+    assert ours == stock
+    assert 0 < len(stock[0]) < len(candidates) and stock[1][3:] == [1.0, 1.0]
+    assert len(encoded) == 6 and not any("good" in t or "bad" in t for t in encoded)  # 3 windows + 3 starts

@@ -46,3 +46,16 @@ def test_parts_are_deterministic_disjoint_and_cover_the_plan():
     for bad in ("0/3", "4/3", "1", "a/b"):
         with pytest.raises(ValueError, match="i/k"):
             parse_part(bad)
+
+
+def test_several_workers_take_the_largest_tasks_first_one_worker_the_plan_order():
+    from robustness.suite.executors import balanced_order
+
+    specs = _specs(n=7)
+    tasks = plan_tasks(specs, {specs[0].run_id: {0, 1, 2}}, shard_size=3)
+    assert balanced_order(tasks, 1) == tasks
+    ordered = balanced_order(tasks, 2)
+    sizes = [t.size for t in ordered]
+    assert sizes == sorted(sizes, reverse=True) and sizes[0] > sizes[-1]
+    assert sorted(map(id, ordered)) == sorted(map(id, tasks))
+    assert [t.label for t in ordered[:2]] == ["a/deepwordbug[3:6]", "a/pwws[0:3]"]  # ties: plan order

@@ -229,12 +229,13 @@ def _clean_tables(suite, model_dirs: dict[str, str], out: Path) -> pd.DataFrame 
         key = {"model_fingerprint": model_fingerprint(model_dirs[model.id]),
                "excluded_sample": f"{suite.split} n={suite.n} seed={suite.seed}"}
         cached = pd.read_csv(path, dtype={"model_fingerprint": str}) if path.is_file() else pd.DataFrame()
+        settings = model.exit_settings(model_dirs[model.id])  # calibrated thresholds included
         fresh = (all(c in cached and set(cached[c]) == {v} for c, v in key.items())
-                 and {s.label for s in model.settings} <= set(cached.get("setting", [])))
+                 and {s.label for s in settings} <= set(cached.get("setting", [])))
         if not fresh:
             print(f"[bench] clean evaluation of {model.id} outside the attack sample")
             net, tokenizer = load_model_and_tokenizer(model_dirs[model.id])
-            cached = off_sample_table(net, tokenizer, examples, sample.indices, model.settings,
+            cached = off_sample_table(net, tokenizer, examples, sample.indices, settings,
                                       batch_size=suite.batch_size, max_length=suite.max_length)
             cached.insert(0, "model_id", model.id)
             cached = cached.assign(**key)

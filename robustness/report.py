@@ -32,7 +32,13 @@ from robustness.analysis.aggregate import (
 from robustness.analysis.compare import findings, slowdown_findings
 from robustness.analysis.quality import quality_findings, quality_table
 from robustness.analysis.transfer import transfer_table
-from robustness.analysis.verdict import VerdictOptions, find_clean_tables, verdict_findings, verdict_tables
+from robustness.analysis.verdict import (
+    VerdictOptions,
+    exploratory_finding,
+    find_clean_tables,
+    verdict_findings,
+    verdict_tables,
+)
 from robustness.outputs import check_output_dir, refuse_foreign, write_outputs
 from robustness.provenance import figure_png
 
@@ -192,7 +198,8 @@ VERDICT_VIEW = [("dataset", "dataset"), ("recipe", "recipe"), ("model", "model")
 
 #: Rounded view of the candidates table (every setting's eligibility and test).
 CANDIDATES_VIEW = [("dataset", "dataset"), ("recipe", "recipe"), ("model", "model"), ("baseline", "baseline"),
-                   ("setting", "setting"), ("eligible", "eligible"), ("reason_ineligible", "why not eligible"),
+                   ("setting", "setting"), ("role", "role"), ("eligible", "eligible"),
+                   ("reason_ineligible", "why not eligible"),
                    ("clean_accuracy", "clean acc"), ("baseline_clean_accuracy", "baseline clean acc"),
                    ("clean_off_sample", "clean off sample"), ("n", "n"), ("accuracy_under_attack", "acc under attack"),
                    ("baseline_accuracy_under_attack", "baseline acc under attack"), ("p_value", "p"),
@@ -252,14 +259,19 @@ def build_sections(runs: list[Run], summary: pd.DataFrame, figures: list[Block],
                     "prediction, not independent evidence. n/a for single-head baselines."),
               ("table", view(summary, "overthinking"))]
     if not candidates.empty:
-        tables += [("p", "Every setting behind the verdict: eligibility (decided without attack outcomes), and the "
-                         "exact McNemar test of accuracy under attack for the eligible ones, Holm-adjusted over all "
-                         "tests (tables/verdict_candidates.csv)."),
+        tables += [("p", "Every setting behind the verdict: eligibility (decided without attack outcomes) and the "
+                         "exact McNemar test of accuracy under attack. Confirmatory tests (the pre-registered "
+                         "setting's, else every eligible setting's) are Holm-adjusted as one family; with a "
+                         "pre-registered setting every other comparison is exploratory, Holm-adjusted as a second "
+                         "family, and never decides the verdict (tables/verdict_candidates.csv)."),
                    ("table", _verdict_view(candidates, CANDIDATES_VIEW))]
     lines = verdict_findings(verdict, options)
-    if len(lines) > MAX_SUMMARY_FINDINGS:
-        rest = len(lines) - MAX_SUMMARY_FINDINGS + 1
-        lines = [*lines[:MAX_SUMMARY_FINDINGS - 1], f"... and {rest} more comparisons: see the verdict table below."]
+    explored = exploratory_finding(candidates, options)
+    room = MAX_SUMMARY_FINDINGS - len(explored)
+    if len(lines) > room:
+        rest = len(lines) - room + 1
+        lines = [*lines[:room - 1], f"... and {rest} more comparisons: see the verdict table below."]
+    lines += explored
     summary_blocks: list[Block] = [("p", intro), ("list", lines)]
     if not verdict.empty:
         summary_blocks.append(("table", _verdict_view(verdict)))

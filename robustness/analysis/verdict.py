@@ -10,8 +10,12 @@ baseline?
   examples are paired with the baseline. (a) and (b) are measured on a clean evaluation table off the attack
   sample when one is given (``clean``), else on the clean texts of the attack sample, with a caveat.
 * Choice of setting: pre-registered (``options.setting``, e.g. from the suite's ``[verdict] setting``), else
-  the eligible setting with the highest accuracy under attack; either way every p-value is Holm-adjusted over
-  all the tests made (every eligible setting x recipe x model x baseline), so picking the best costs power.
+  the eligible setting with the highest accuracy under attack. The confirmatory family -- the pre-registered
+  setting's tests, else every eligible setting's (so picking the best costs power) -- x recipe x model x
+  baseline is Holm-adjusted as one family.
+* Exploratory: every other comparison with at least ``min_n`` paired examples (ineligible settings, and with a
+  pre-registered setting every other one) is still tested and Holm-adjusted as a second family (``role`` =
+  ``exploratory``); it never enters the verdict.
 """
 
 from __future__ import annotations
@@ -35,8 +39,8 @@ MIN_RECALL = 0.20
 MAX_SHARE = 0.95
 
 VERDICTS = ("more_robust", "less_robust", "no_significant_difference", "no_eligible_setting", "insufficient_n")
-__all__ = ["COLUMNS", "VERDICTS", "VerdictOptions", "find_clean_tables", "read_clean_tables", "verdict_findings",
-           "verdict_tables"]
+__all__ = ["COLUMNS", "VERDICTS", "VerdictOptions", "exploratory_finding", "find_clean_tables", "read_clean_tables",
+           "verdict_findings", "verdict_tables"]
 COLUMNS = ["dataset", "recipe", "model", "baseline", "setting", "eligible", "reason_ineligible", "clean_accuracy",
            "baseline_clean_accuracy", "n", "accuracy_under_attack", "baseline_accuracy_under_attack", "p_value",
            "p_adjusted", "verdict"]
@@ -128,11 +132,19 @@ def _candidate(run: Run, setting: str, base: Run, options: VerdictOptions, clean
            "clean_accuracy": q.accuracy, "baseline_clean_accuracy": base_q.accuracy, "n": len(both),
            "accuracy_under_attack": m.proportion(kept), "baseline_accuracy_under_attack": m.proportion(kept_base),
            "p_value": np.nan, "clean_off_sample": q.off_sample and base_q.off_sample}
-    if not reasons and len(both) < options.min_n:
-        row.update(eligible=False, reason_ineligible=f"n = {len(both)} < minimum {options.min_n}")
-    elif not reasons:
+    if len(both) < options.min_n:
+        if not reasons:
+            row.update(eligible=False, reason_ineligible=f"n = {len(both)} < minimum {options.min_n}")
+    else:  # the ineligible and the not pre-registered are tested too, as exploratory comparisons
         row["p_value"] = m.mcnemar_exact(kept, kept_base).p_value
     return row
+
+
+def _role(candidate: dict, options: VerdictOptions) -> str:
+    """``confirmatory`` (a test behind the verdict), ``exploratory`` (tested, never the verdict) or empty."""
+    if candidate["eligible"] and options.setting in (None, candidate["setting"]):
+        return "confirmatory"
+    return "exploratory" if candidate["p_value"] == candidate["p_value"] else ""
 
 
 def _pick(candidates: list[dict], options: VerdictOptions) -> dict:
@@ -176,21 +188,22 @@ def verdict_tables(summary: pd.DataFrame, runs: Sequence[Run], options: VerdictO
                 where = {"dataset": dataset, "recipe": recipe, "model": model_id, "baseline": base["model_id"]}
                 candidates = [_candidate(by_id[row["run_id"]], row["setting"], base_run, options, clean)
                               for _, row in group.iterrows()]
-                every += [{**where, **c, "tested": c["eligible"] and options.setting in (None, c["setting"])}
-                          for c in candidates]
+                every += [{**where, **c, "role": _role(c, options)} for c in candidates]
                 picked.append({**where, **_pick(candidates, options)})
     every_df = pd.DataFrame(every)
     if every_df.empty:
         return pd.DataFrame(columns=COLUMNS), every_df
     every_df["p_adjusted"] = np.nan
-    tested = every_df["tested"]
-    if tested.any():
-        every_df.loc[tested, "p_adjusted"] = multipletests(every_df.loc[tested, "p_value"], method="holm")[1]
+    for role in ("confirmatory", "exploratory"):  # two families, each Holm-adjusted on its own
+        family = every_df["role"] == role
+        if family.any():
+            every_df.loc[family, "p_adjusted"] = multipletests(every_df.loc[family, "p_value"], method="holm")[1]
     keys = ["dataset", "recipe", "model", "baseline", "setting"]
+    confirmatory = every_df[every_df["role"] == "confirmatory"]
     verdict = pd.DataFrame(picked).drop(columns="p_adjusted", errors="ignore").merge(
-        every_df[[*keys, "p_adjusted"]], on=keys, how="left").reindex(columns=[*COLUMNS, "clean_off_sample"])
+        confirmatory[[*keys, "p_adjusted"]], on=keys, how="left").reindex(columns=[*COLUMNS, "clean_off_sample"])
     verdict["verdict"] = [_outcome(r, options) for _, r in verdict.iterrows()]
-    return verdict, every_df.drop(columns="tested")
+    return verdict, every_df
 
 
 def _outcome(row: pd.Series, options: VerdictOptions) -> str:
@@ -204,6 +217,22 @@ def _outcome(row: pd.Series, options: VerdictOptions) -> str:
 
 def _pct(value: float) -> str:
     return "n/a" if value != value else f"{100 * value:.1f}%"
+
+
+def exploratory_finding(candidates: pd.DataFrame, options: VerdictOptions | None = None) -> list[str]:
+    """One sentence on the exploratory family (empty without one): how many of its Holm-adjusted tests find the
+    setting more or less robust than the baseline. It never changes the verdict."""
+    options = options or VerdictOptions()
+    if candidates.empty or "role" not in candidates:
+        return []
+    rows = candidates[candidates["role"] == "exploratory"]
+    if rows.empty:
+        return []
+    significant = rows[rows["p_adjusted"] < options.alpha]
+    more = int((significant["accuracy_under_attack"] > significant["baseline_accuracy_under_attack"]).sum())
+    return [f"Exploratory (every comparison outside the verdict; Holm-adjusted over its {len(rows)} tests, "
+            f"never the verdict): more robust in {more}, less robust in {len(significant) - more}, no significant "
+            f"difference in {len(rows) - len(significant)} (tables/verdict_candidates.csv)."]
 
 
 def verdict_findings(verdict: pd.DataFrame, options: VerdictOptions | None = None) -> list[str]:

@@ -87,7 +87,7 @@ def test_write_report(report):
     assert text.index("## Summary") < text.index("## Findings") < text.index("## Tables")
     assert text.split("## Summary")[1].split("\n- ")[1].startswith("Verdict (endpoint: accuracy under attack")
     assert "no verdict, too few examples" in text and "no verdict, too few examples" in page
-    assert "Every setting behind the verdict" in text and "| pabee | bert-base | patience:2 | no |" in text
+    assert "Every setting behind the verdict" in text and "| pabee | bert-base | patience:2 |  | no |" in text
     # the unfinished run is listed, not silently dropped
     summary_part = text.split("## Summary")[1].split("## Findings")[0]
     assert "1 run(s) are not complete and are left out" in summary_part and "pabee-unfinished-p1" in summary_part

@@ -7,7 +7,7 @@ from statsmodels.stats.multitest import multipletests
 
 from robustness.analysis.aggregate import load_runs, summarize
 from robustness.analysis.metrics import mcnemar_exact
-from robustness.analysis.verdict import VerdictOptions, verdict_findings, verdict_tables
+from robustness.analysis.verdict import VerdictOptions, exploratory_finding, verdict_findings, verdict_tables
 
 N = 200
 LABELS = [i % 2 for i in range(N)]
@@ -93,10 +93,17 @@ def test_picking_the_best_of_five_settings_adjusts_p(tmp_path, make_run):
     best = verdict.iloc[0]
     assert best["setting"] == "full"  # fewest flips: highest accuracy under attack
     assert best["p_adjusted"] > best["p_value"]
-    # Pre-registered: only that setting is tested, nothing to adjust for.
+    # Pre-registered: only that setting is confirmatory, nothing to adjust it for; the other four are an
+    # exploratory family of their own, Holm-adjusted among themselves, that never decides the verdict.
     fixed, fixed_candidates = verdict_tables(*_runs_summary(tmp_path), VerdictOptions(setting="patience:1"))
-    assert fixed.iloc[0]["setting"] == "patience:1" and fixed_candidates["p_adjusted"].notna().sum() == 1
+    assert fixed.iloc[0]["setting"] == "patience:1"
     assert fixed.iloc[0]["p_adjusted"] == fixed.iloc[0]["p_value"]
+    roles = fixed_candidates.set_index("setting")["role"]
+    assert roles["patience:1"] == "confirmatory" and (roles.drop("patience:1") == "exploratory").all()
+    explored = fixed_candidates[fixed_candidates["role"] == "exploratory"]
+    assert list(explored["p_adjusted"]) == pytest.approx(
+        list(multipletests(list(explored["p_value"]), method="holm")[1]))
+    assert fixed.iloc[0]["p_value"] == fixed_candidates.set_index("setting").loc["patience:1", "p_adjusted"]
     missing, _ = verdict_tables(*_runs_summary(tmp_path), VerdictOptions(setting="patience:9"))
     assert missing.iloc[0]["verdict"] == "no_eligible_setting"
     assert "patience:9 was not run" in missing.iloc[0]["reason_ineligible"]
@@ -181,3 +188,28 @@ def test_stock_runs_are_compared_with_stock_baselines(tmp_path, make_run):
     verdict, _ = verdict_tables(summarize(runs), runs)
     assert sorted(verdict["recipe"]) == ["pwws", "pwws (stock)"] and set(verdict["verdict"]) == {"more_robust"}
     assert set(verdict["p_adjusted"]) != set(verdict["p_value"])  # two tests: Holm doubles the smaller p
+
+
+def test_exploratory_comparisons_never_decide_the_verdict(tmp_path, make_run):
+    # Pre-registered patience:1 is 3 points below the baseline (ineligible): no verdict, even though the
+    # exploratory patience:2 is far more robust; patience:2's test is reported in the exploratory family.
+    worse = WRONG | {1, 3, 5, 7, 9, 11}
+    verdict, candidates = _verdict(tmp_path, make_run, {1: records(worse, set(range(0, N, 4))),
+                                                        2: records(WRONG, set(range(0, N, 4)))},
+                                   VerdictOptions(setting="patience:1"))
+    row = verdict.iloc[0]
+    assert row["verdict"] == "no_eligible_setting" and row["p_adjusted"] != row["p_adjusted"]  # NaN: no test
+    by_setting = candidates.set_index("setting")
+    assert by_setting.loc["patience:1", "role"] == "exploratory"  # ineligible: tested, but only exploratory
+    assert by_setting.loc["patience:2", "role"] == "exploratory" and by_setting.loc["patience:2", "eligible"]
+    assert by_setting.loc["patience:2", "p_adjusted"] < 1e-6
+    lines = exploratory_finding(candidates, VerdictOptions(setting="patience:1"))
+    assert lines == ["Exploratory (every comparison outside the verdict; Holm-adjusted over its 2 tests, never "
+                     "the verdict): more robust in 2, less robust in 0, no significant difference in 0 "
+                     "(tables/verdict_candidates.csv)."]
+    # Without pre-registration the eligible patience:2 is confirmatory and decides; patience:1 stays exploratory.
+    plain_verdict, plain = verdict_tables(*_runs_summary(tmp_path))
+    assert dict(zip(plain["setting"], plain["role"], strict=True)) == {"patience:1": "exploratory",
+                                                                       "patience:2": "confirmatory"}
+    assert plain_verdict.iloc[0]["setting"] == "patience:2" and plain_verdict.iloc[0]["verdict"] == "more_robust"
+    assert len(exploratory_finding(plain)) == 1

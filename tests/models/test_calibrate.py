@@ -108,3 +108,8 @@ def test_bench_calibrates_what_a_suite_references(tiny_pabee_dir, tiny_texts, tm
     assert all(e["n"] == len(tiny_texts) - 3 and e["excludes_attack_sample"] for e in calibration.values())
     settings = [r.setting for r in suite.run_specs({"p": str(model_dir)})]
     assert settings[0] == "patience:1" and [s.split(":")[0] for s in settings[1:]] == ["entropy", "maxprob"]
+    # the clean evaluation off the attack sample (the verdict's eligibility) covers the calibrated settings too
+    from robustness.commands import _clean_tables
+
+    clean = _clean_tables(suite, {"p": str(model_dir)}, tmp_path / "out")
+    assert list(clean["setting"]) == settings and set(clean["n"]) == {len(tiny_texts) - 3}

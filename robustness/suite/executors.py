@@ -12,8 +12,9 @@ directory; the workers need the models, the data and the resources at the same p
   started: :func:`_pool_init` pins one torch thread (OpenMP) and turns off the tokenizers' parallelism
   (Rust threads; TextAttack turns it on at import).
   Ctrl-C terminates every worker; finished tasks are kept, the rest run on the next call.
-* ``ray``: one Ray task per task (``num_cpus=1``) on the cluster at ``address``, or on a local Ray instance
-  with ``workers`` CPUs when no address is given (``pip install -e ".[ray]"``).
+* ``ray``: one Ray actor per CPU (``num_cpus=1``) runs tasks one after another, keeping its models and
+  attacks like a local worker: ``workers`` actors on a local Ray instance with ``workers`` CPUs when no
+  address is given, one per CPU of the cluster at ``address`` otherwise (``pip install -e ".[ray]"``).
 
 With several workers the largest tasks go first (:func:`balanced_order`), which shortens the tail where one
 worker finishes a big task while the others idle.
@@ -154,6 +155,19 @@ def _local_pool(tasks: Sequence[Task], resources: Any, progress: Progress, worke
         pool.join()
 
 
+class _RayWorker:
+    """A Ray actor: one worker process that runs tasks one after another and keeps its models and prepared
+    attacks between them, as a local worker does (a Ray task per task could land on a new process and pay the
+    imports and set-up again)."""
+
+    def __init__(self, resources: Any, events: Any) -> None:
+        work.init_worker(resources)
+        self.resources, self.events, self.name = resources, events, work.worker_name()
+
+    def run(self, task: Task) -> list[dict[str, Any]]:
+        return work.run_task(task, self.resources, lambda event, value: self.events.put((self.name, event, value)))
+
+
 def _ray(tasks: Sequence[Task], resources: Any, progress: Progress, workers: int,
          address: str | None) -> Iterator[Outcome]:
     try:
@@ -167,28 +181,36 @@ def _ray(tasks: Sequence[Task], resources: Any, progress: Progress, workers: int
         ray.init(**options, include_dashboard=False, log_to_driver=False,
                  runtime_env={"env_vars": {k: v for k, v in os.environ.items()
                                            if k in _RAY_ENV or k.startswith("ROBUSTNESS_")}})
-    events = Queue()
+    if address:
+        workers = int(ray.cluster_resources().get("CPU", workers))
+    events = Queue(actor_options={"num_cpus": 0})
+    actor = ray.remote(num_cpus=1, max_restarts=0)(_RayWorker)
+    actors = [actor.remote(resources, events) for _ in range(max(1, min(workers, len(tasks))))]
+    todo, running = list(tasks), {}
 
-    def run(task: Task) -> list[dict[str, Any]]:
-        work.init_worker(resources)
-        name = work.worker_name()
-        return work.run_task(task, resources, lambda event, value: events.put((name, event, value)))
+    def submit(worker: Any) -> None:
+        if todo:
+            task = todo.pop(0)
+            running[worker.run.remote(task)] = (worker, task)
 
-    remote = ray.remote(num_cpus=1, max_retries=0)(run)
-    refs = {remote.remote(task): task for task in tasks}
     try:
-        while refs:
-            ready, _ = ray.wait(list(refs), num_returns=1, timeout=0.2)
+        for worker in actors:
+            submit(worker)
+        while running:
+            ready, _ = ray.wait(list(running), num_returns=1, timeout=0.2)
             try:
                 for item in events.get_nowait_batch(events.qsize()):
                     progress.event(*item)
             except Empty:
                 pass
             for ref in ready:
-                yield refs.pop(ref), ray.get(ref)
+                worker, task = running.pop(ref)
+                results = ray.get(ref)
+                submit(worker)
+                yield task, results
     finally:
-        for ref in refs:
-            ray.cancel(ref, force=True)
+        for worker in actors:
+            ray.kill(worker)
         if started:
             ray.shutdown()
 

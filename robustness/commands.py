@@ -341,9 +341,9 @@ def cmd_bench(args: argparse.Namespace, command: str) -> int:
               f"--out {out}` writes the report")
         return 0
     _suite_transfers(suite, model_dirs, out, command)
+    clean = _clean_tables(suite, model_dirs, out)  # seconds: before the slow quality stage, so it survives a stop
     if suite.quality:  # the quality stage, once every run is complete: the report reads its quality.jsonl
         _score_quality([out / "runs" / s.run_id for s in runs], args.lm, 16, prefix="[bench] ")
-    clean = _clean_tables(suite, model_dirs, out)
     sources = [out / "runs", *([out / "transfers"] if (out / "transfers").is_dir() else [])]
     md, html = write_report(sources, out, provenance={"suite": str(args.suite), "command": command},
                             verdict_options=suite.verdict, clean=clean, overwrite=args.overwrite)

@@ -276,9 +276,11 @@ def _suite_calibrations(suite, model_dirs: dict[str, str]) -> None:
 
 
 def _suite_transfers(suite, model_dirs: dict[str, str], out: Path, command: str) -> None:
-    """Run the suite's transfers (each resumable) into ``<out>/transfers/<id>``, one model load per target."""
+    """Run the suite's transfers (each resumable) into ``<out>/transfers/<id>``, one model load and one all-layer
+    cache per target model: the settings of a model replay the same texts, which are encoded once."""
     from robustness.attack.runner import run_is_complete
     from robustness.attack.transfer import run_transfer
+    from robustness.attack.wrapper import LayerLogitsCache
     from robustness.models.pabee import load_model_and_tokenizer
 
     specs = [t for t in suite.transfer_specs(model_dirs, out / "runs")
@@ -286,10 +288,11 @@ def _suite_transfers(suite, model_dirs: dict[str, str], out: Path, command: str)
     loaded: dict[str, tuple] = {}
     for i, spec in enumerate(specs, 1):
         if spec.model_dir not in loaded:
-            loaded[spec.model_dir] = load_model_and_tokenizer(spec.model_dir)
+            loaded[spec.model_dir] = (*load_model_and_tokenizer(spec.model_dir), LayerLogitsCache())
+        model, tokenizer, cache = loaded[spec.model_dir]
         print(f"[bench] transfer {i}/{len(specs)}: {spec.run_id}")
-        run_transfer(spec, out / "transfers" / spec.run_id, model=loaded[spec.model_dir][0],
-                     tokenizer=loaded[spec.model_dir][1], command=command)
+        run_transfer(spec, out / "transfers" / spec.run_id, model=model, tokenizer=tokenizer, cache=cache,
+                     command=command)
 
 
 def cmd_bench(args: argparse.Namespace, command: str) -> int:

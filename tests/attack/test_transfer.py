@@ -95,3 +95,25 @@ def test_transfer_cli_and_refusals(source_run, tiny_pabee_dir, tiny_full_dir, tm
     assert "full-depth baseline" in capsys.readouterr().err
     assert main(["transfer", str(out), "--model", str(tiny_pabee_dir), "--out", str(tmp_path / "again")]) == 2
     assert "is a transfer, not an attack run" in capsys.readouterr().err
+
+
+def test_shared_cache_encodes_each_text_once_and_changes_no_record(source_run, tiny_pabee_dir, tmp_path):
+    from robustness.attack.wrapper import LayerLogitsCache
+
+    def strip(out: Path) -> list[dict]:
+        return [{k: v for k, v in r.items() if k != "attack_time_s"} for r in read_records(out / "records.jsonl")]
+
+    from robustness.models.pabee import load_model_and_tokenizer
+
+    model, tokenizer = load_model_and_tokenizer(tiny_pabee_dir)  # as bench does: one load, one cache per model
+    cache, settings = LayerLogitsCache(), ("patience:1", "entropy:0.5", "full")
+    shared = [run_transfer(transfer_spec(source_run, tiny_pabee_dir, settings[0]), tmp_path / "shared" / "0",
+                           model=model, tokenizer=tokenizer, cache=cache)]
+    first = cache.misses
+    shared += [run_transfer(transfer_spec(source_run, tiny_pabee_dir, s), tmp_path / "shared" / str(i), model=model,
+                            tokenizer=tokenizer, cache=cache) for i, s in enumerate(settings[1:], 1)]
+    alone = [run_transfer(transfer_spec(source_run, tiny_pabee_dir, s), tmp_path / "alone" / str(i))
+             for i, s in enumerate(settings)]
+    assert [strip(a) for a in shared] == [strip(a) for a in alone]
+    # the other settings replay the same texts: nothing more is encoded, every lookup is a hit
+    assert first > 0 and cache.misses == first and cache.hits >= 2 * first

@@ -359,9 +359,9 @@ def _score_quality(run_dirs: list[Path], lm: str | None, batch_size: int, prefix
 
     if batch_size < 1:
         raise ValueError(f"batch size must be >= 1, got {batch_size}")
-    model = load_lm(lm)
+    model, known = load_lm(lm), {}  # a text's perplexity is computed once for all runs
     for run_dir in run_dirs:
-        added = score_run(run_dir, model, batch_size=batch_size)
+        added = score_run(run_dir, model, batch_size=batch_size, known=known)
         print(f"{prefix}quality: {run_dir.name}: {added} adversarial texts scored")
 
 

@@ -153,8 +153,21 @@ def read_quality(path: str | os.PathLike[str]) -> list[QualityRecord]:
     return [json.loads(line) for line in lines if line]
 
 
-def score_run(run_dir: str | os.PathLike[str], lm: CausalLM, *, encoder: Any = None, batch_size: int = 16) -> int:
-    """Append quality records for the run's succeeded examples not scored yet; returns how many were added."""
+def _known_perplexities(lm: CausalLM, texts: Sequence[str], batch_size: int, known: dict[str, float] | None
+                        ) -> list[float]:
+    """:func:`perplexities`, computing only the texts not in ``known`` (which it then holds): a suite's runs share
+    their original texts, and settings that make the same exits produce the same adversarial texts."""
+    if known is None:
+        return perplexities(lm, texts, batch_size)
+    todo = [t for t in dict.fromkeys(texts) if t not in known]
+    known.update(zip(todo, perplexities(lm, todo, batch_size), strict=True))
+    return [known[t] for t in texts]
+
+
+def score_run(run_dir: str | os.PathLike[str], lm: CausalLM, *, encoder: Any = None, batch_size: int = 16,
+              known: dict[str, float] | None = None) -> int:
+    """Append quality records for the run's succeeded examples not scored yet; returns how many were added.
+    ``known``: perplexities already computed with ``lm`` (text -> perplexity), shared across the runs scored."""
     run_dir = Path(run_dir)
     path = run_dir / QUALITY_FILE
     done = read_quality(path)
@@ -168,8 +181,8 @@ def score_run(run_dir: str | os.PathLike[str], lm: CausalLM, *, encoder: Any = N
     path.touch()  # a run without succeeded examples is scored too: an empty file
     for start in range(0, len(todo), batch_size):
         chunk = todo[start:start + batch_size]
-        orig = perplexities(lm, [r["orig_text"] for r in chunk], batch_size)
-        adv = perplexities(lm, [r["adv_text"] for r in chunk], batch_size)
+        orig = _known_perplexities(lm, [r["orig_text"] for r in chunk], batch_size, known)
+        adv = _known_perplexities(lm, [r["adv_text"] for r in chunk], batch_size, known)
         sims = similarities([r["orig_text"] for r in chunk], [r["adv_text"] for r in chunk], encoder)
         lines = [json.dumps(QualityRecord(schema_version=QUALITY_SCHEMA_VERSION, example_id=r["example_id"],
                                           orig_perplexity=o, adv_perplexity=a, similarity=s, lm=lm.name))

@@ -82,6 +82,27 @@ def test_score_run_scores_succeeded_examples_and_resumes(tiny_lm, run_dir) -> No
 
 
 
+def test_known_perplexities_are_not_computed_again(tiny_lm, run_dir, tmp_path) -> None:
+    import shutil
+
+    runs = [shutil.copytree(run_dir, tmp_path / name) for name in ("first", "second", "alone")]
+    known: dict[str, float] = {}
+    assert score_run(runs[0], tiny_lm, batch_size=2, known=known) == 2
+    assert set(known) == {TEXTS[0], "a gripping , beautifully acted movie", TEXTS[2]}
+
+    class Refuses:  # every perplexity of the second run is known: the LM must not run
+        def __call__(self, *args, **kwargs):
+            raise AssertionError("the LM ran for a known text")
+
+    silent = type(tiny_lm)(name=tiny_lm.name, model=Refuses(), tokenizer=tiny_lm.tokenizer)
+    assert score_run(runs[1], silent, batch_size=2, known=known) == 2
+    assert score_run(runs[2], tiny_lm, batch_size=2) == 2  # without the shared dict
+    first, second, alone = (read_quality(r / QUALITY_FILE) for r in runs)
+    assert first == second
+    for key in ("orig_perplexity", "adv_perplexity", "similarity"):
+        assert [r[key] for r in first] == pytest.approx([r[key] for r in alone], rel=1e-5)
+
+
 def test_quality_cli(tiny_lm_dir, run_dir, capsys) -> None:
     (run_dir / "spec.json").write_text(json.dumps({"run_id": run_dir.name}))  # what makes it a run directory
     assert main(["quality", str(run_dir.parent), "--lm", str(tiny_lm_dir)]) == 0

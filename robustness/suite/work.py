@@ -31,13 +31,11 @@ def worker_name() -> str:
 
 
 def init_worker(resources: Any, threads: int = 1) -> None:
-    """Per-process set-up: one torch thread, TextAttack imported offline-safely."""
+    """Per-process set-up: one torch thread, then :func:`preload` (TextAttack offline-safely, the attack stack)."""
     import torch
 
-    from robustness.resources.textattack_compat import import_textattack
-
     torch.set_num_threads(threads)
-    import_textattack(getattr(resources, "nltk_data", None), offline=getattr(resources, "offline", None))
+    preload(resources)
 
 
 def preload(resources: Any) -> None:

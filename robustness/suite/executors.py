@@ -29,6 +29,7 @@ import multiprocessing
 import os
 import queue as queue_module
 import sys
+import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -158,21 +159,41 @@ def _local_pool(tasks: Sequence[Task], resources: Any, progress: Progress, worke
 class _RayWorker:
     """A Ray actor: one worker process that runs tasks one after another and keeps its models and prepared
     attacks between them, as a local worker does (a Ray task per task could land on a new process and pay the
-    imports and set-up again)."""
+    imports and set-up again). Progress events go to the driver's queue in batches, at most every
+    ``FLUSH_S`` seconds and at the end of each task: every put is a round trip to the queue's actor, which
+    per example would cost the worker more than a fast example."""
+
+    FLUSH_S = 0.5
 
     def __init__(self, resources: Any, events: Any) -> None:
         work.init_worker(resources)
         self.resources, self.events, self.name = resources, events, work.worker_name()
+        self._pending: list[tuple[str, str, Any]] = []
+        self._flushed = time.monotonic()
+
+    def _flush(self) -> None:
+        if self._pending:
+            self.events.put_nowait_batch(self._pending)
+            self._pending = []
+        self._flushed = time.monotonic()
+
+    def _report(self, event: str, value: Any) -> None:
+        self._pending.append((self.name, event, value))
+        if time.monotonic() - self._flushed >= self.FLUSH_S:
+            self._flush()
 
     def run(self, task: Task) -> list[dict[str, Any]]:
-        return work.run_task(task, self.resources, lambda event, value: self.events.put((self.name, event, value)))
+        try:
+            return work.run_task(task, self.resources, self._report)
+        finally:
+            self._flush()
 
 
 def _ray(tasks: Sequence[Task], resources: Any, progress: Progress, workers: int,
          address: str | None) -> Iterator[Outcome]:
     try:
         import ray
-        from ray.util.queue import Empty, Queue
+        from ray.util.queue import Queue
     except ImportError:
         raise ValueError('--engine ray needs Ray: pip install -e ".[ray]"') from None
     started = not ray.is_initialized()
@@ -188,6 +209,12 @@ def _ray(tasks: Sequence[Task], resources: Any, progress: Progress, workers: int
     actors = [actor.remote(resources, events) for _ in range(max(1, min(workers, len(tasks))))]
     todo, running = list(tasks), {}
 
+    def drain() -> None:
+        waiting = events.qsize()
+        if waiting:
+            for item in events.get_nowait_batch(waiting):
+                progress.event(*item)
+
     def submit(worker: Any) -> None:
         if todo:
             task = todo.pop(0)
@@ -197,12 +224,8 @@ def _ray(tasks: Sequence[Task], resources: Any, progress: Progress, workers: int
         for worker in actors:
             submit(worker)
         while running:
-            ready, _ = ray.wait(list(running), num_returns=1, timeout=0.2)
-            try:
-                for item in events.get_nowait_batch(events.qsize()):
-                    progress.event(*item)
-            except Empty:
-                pass
+            ready, _ = ray.wait(list(running), num_returns=1, timeout=0.5)
+            drain()
             for ref in ready:
                 worker, task = running.pop(ref)
                 results = ray.get(ref)

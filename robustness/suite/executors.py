@@ -198,10 +198,13 @@ def _ray(tasks: Sequence[Task], resources: Any, progress: Progress, workers: int
         raise ValueError('--engine ray needs Ray: pip install -e ".[ray]"') from None
     started = not ray.is_initialized()
     if started:
-        options = {"address": address} if address else {"num_cpus": workers}
-        ray.init(**options, include_dashboard=False, log_to_driver=False,
-                 runtime_env={"env_vars": {k: v for k, v in os.environ.items()
-                                           if k in _RAY_ENV or k.startswith("ROBUSTNESS_")}})
+        # A local instance started here inherits this environment (its worker processes are started, and
+        # prestarted, by a raylet forked from this process); a cluster gets the variables that matter through
+        # a runtime env, which makes Ray start workers of their own for it.
+        options = ({"address": address, "runtime_env": {"env_vars": {
+            k: v for k, v in os.environ.items() if k in _RAY_ENV or k.startswith("ROBUSTNESS_")}}}
+            if address else {"num_cpus": workers})
+        ray.init(**options, include_dashboard=False, log_to_driver=False)
     if address:
         workers = int(ray.cluster_resources().get("CPU", workers))
     events = Queue(actor_options={"num_cpus": 0})

@@ -170,7 +170,7 @@ def run_attack(
     shares all-layer logits with other runs of the same model. ``on_record`` is called after each record
     is written. Records made by other weights (another model fingerprint) are never resumed or reused;
     ``overwrite`` starts afresh, replacing whatever run (or foreign run files) ``out_dir`` holds."""
-    wall_start = time.perf_counter()
+    wall_start, cpu_start = time.perf_counter(), time.process_time()
     out_dir = Path(out_dir)
     if (model is None) != (tokenizer is None):
         raise ValueError("pass both model and tokenizer, or neither")
@@ -200,7 +200,7 @@ def run_attack(
     with exclusive(out_dir):
         check_or_write_spec(out_dir, spec, spec_content(spec, model, fingerprint))
         _attack_all(spec, out_dir, wrapper, attack, examples, command=command, progress=progress,
-                    on_record=on_record, wall_start=wall_start)
+                    on_record=on_record, wall_start=wall_start, cpu_start=cpu_start)
     return out_dir
 
 
@@ -248,7 +248,7 @@ def exclusive(run_dir: Path, wait: bool = False) -> Iterator[None]:
 
 def _attack_all(spec: RunSpec, out_dir: Path, wrapper: PabeeModelWrapper, attack: Any, examples: Any, *,
                 command: str | None, progress: bool, on_record: Callable[[AttackRecord], None] | None,
-                wall_start: float) -> None:
+                wall_start: float, cpu_start: float) -> None:
     records_path = out_dir / RECORDS_FILE
     truncate_torn_tail(records_path)
     records = read_records(records_path)
@@ -292,7 +292,8 @@ def _attack_all(spec: RunSpec, out_dir: Path, wrapper: PabeeModelWrapper, attack
         run_info.update(
             finished_at=utc_now(), num_records=len(records), counts=counts,
             timings={"wall_time_s": time.perf_counter() - wall_start, "setup_time_s": setup_s,
-                     "attack_time_s": sum(r["attack_time_s"] for r in records)},
+                     "attack_time_s": sum(r["attack_time_s"] for r in records),
+                     "cpu_time_s": time.process_time() - cpu_start},  # this process, all threads
             cache={**wrapper.cache.stats(), "num_encoded": wrapper.num_encoded},
         )
         write_json_atomic(out_dir / RUN_FILE, run_info)

@@ -107,7 +107,10 @@ def finalize_run(spec: RunSpec, run_dir: Path, command: str | None) -> bool:
             # a task attacks several runs: each run is charged its own examples' time plus its share of setup
             timings={"wall_time_s": sum(s["wall_time_s"] for s in shards),
                      "setup_time_s": sum(s["setup_time_s"] for s in shards),
-                     "attack_time_s": sum(r["attack_time_s"] for r in records)},
+                     "attack_time_s": sum(r["attack_time_s"] for r in records),
+                     # CPU seconds of the worker processes for this run's shards (None if a shard predates it)
+                     "cpu_time_s": (sum(s["cpu_time_s"] for s in shards)
+                                    if all("cpu_time_s" in s for s in shards) else None)},
             executor={"shards": len(shards), "workers": sorted({s["worker"] for s in shards})},
         )
         _write_records(run_dir / RECORDS_FILE, records)

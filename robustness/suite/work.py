@@ -80,19 +80,23 @@ def _prepared(task: Task, resources: Any, share_work: bool) -> dict[str, Any]:
 def run_task(task: Task, resources: Any, report: Report | None = None, share_work: bool = True
              ) -> list[dict[str, Any]]:
     """Attack the task's pending examples; one shard result per run that had any (same order as
-    ``task.specs``): ``{"run_id", "records", "wall_time_s", "setup_time_s", "num_encoded", "worker"}``.
+    ``task.specs``): ``{"run_id", "records", "wall_time_s", "setup_time_s", "cpu_time_s", "num_encoded",
+    "worker"}``.
     ``share_work`` False gives each setting its own TextAttack caches (same records, more work)."""
     from robustness.attack.runner import attack_example
 
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     if report is not None:
         report("task", task.label)
     group = _prepared(task, resources, share_work)
     examples = group["examples"]
     columns = tuple(examples.info.text_columns)
     pending = [set(ids) for ids in task.todo]
-    setup_s = (time.perf_counter() - start) / max(1, sum(bool(p) for p in pending))
+    runs_with_work = max(1, sum(bool(p) for p in pending))
+    setup_s = (time.perf_counter() - start) / runs_with_work
+    setup_cpu_s = (time.process_time() - cpu_start) / runs_with_work
     records: list[list[dict[str, Any]]] = [[] for _ in task.specs]
+    cpu_s = [setup_cpu_s] * len(task.specs)  # this process's CPU time (all its threads) charged to each run
     encoded = {s.run_id: group["attacks"][s.run_id][0].num_encoded for s in task.specs}
     for eid in task.ids:
         if group["shared"] is not None:
@@ -101,8 +105,10 @@ def run_task(task: Task, resources: Any, report: Report | None = None, share_wor
             if eid not in pending[j]:
                 continue
             wrapper, attack = group["attacks"][spec.run_id]
+            example_cpu_start = time.process_time()
             record = attack_example(attack, wrapper, columns, examples.texts[eid], examples.labels[eid],
                                     (eid, examples.indices[eid]), spec)
+            cpu_s[j] += time.process_time() - example_cpu_start
             records[j].append(dict(record))
             if report is not None:
                 report("examples", 1)
@@ -114,6 +120,7 @@ def run_task(task: Task, resources: Any, report: Report | None = None, share_wor
         results.append({
             "run_id": spec.run_id, "records": records[j], "worker": worker_name(),
             "wall_time_s": setup_s + sum(r["attack_time_s"] for r in records[j]), "setup_time_s": setup_s,
+            "cpu_time_s": cpu_s[j],
             # texts this run's wrapper encoded (the group's runs share one cache: a text is encoded once)
             "num_encoded": wrapper.num_encoded - encoded[spec.run_id],
         })

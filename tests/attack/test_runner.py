@@ -100,6 +100,7 @@ def test_run_and_spec_files(full_run, tiny_pabee_dir, data_dir):
     assert run["num_records"] == len(SENTENCES) and run["error"] is None
     assert set(run["versions"]) == {"robustness", "torch", "transformers", "textattack", "python"}
     assert run["timings"]["wall_time_s"] >= run["timings"]["attack_time_s"] > 0
+    assert run["timings"]["cpu_time_s"] > 0
     assert run["started_at"] <= run["finished_at"]
     assert run["cache"]["misses"] == run["cache"]["num_encoded"] > 0
     assert not list(full_run.glob(".*.tmp"))

@@ -109,3 +109,16 @@ def test_ray_equals_one_worker(sequential, suite, tmp_path):
     pytest.importorskip("ray")
     _bench(suite, tmp_path, "--engine", "ray", "--workers", "2")
     _same(sequential, tmp_path)
+
+
+def test_runs_are_charged_their_cpu_time_unknown_when_a_shard_predates_it(suite, tmp_path):
+    _bench(suite, tmp_path, "--workers", "1", "--part", "1/3")
+    older = sorted((tmp_path / "runs").glob("*/shards/*.json"))[0]
+    shard = json.loads(older.read_text())
+    assert shard["cpu_time_s"] > 0
+    del shard["cpu_time_s"]  # as written before runs recorded CPU time
+    older.write_text(json.dumps(shard))
+    _bench(suite, tmp_path, "--workers", "1")
+    timings = {run.name: json.loads((run / "run.json").read_text())["timings"] for run in (tmp_path / "runs").iterdir()}
+    assert timings.pop(older.parent.parent.name)["cpu_time_s"] is None
+    assert timings and all(t["cpu_time_s"] > 0 for t in timings.values())

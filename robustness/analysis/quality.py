@@ -5,9 +5,9 @@ stage, :mod:`robustness.quality`; nothing here runs a model).
   (> 1: the attack made the text less natural to the LM);
 * ``similarity_mean``: mean sentence-encoder cosine similarity of original and adversarial text.
 
-Findings compare every early-exit setting with the full-depth baseline of the same recipe and dataset: the
-success rates side by side, and whether the adversarial texts differ in quality (two-sided Mann-Whitney U
-tests on the per-example perplexity ratios and similarities, scipy; unadjusted, at 0.05).
+Findings compare every early-exit setting with the full-depth baseline of the same recipe and dataset: whether
+the adversarial texts differ in quality (two-sided Mann-Whitney U tests on the per-example perplexity ratios and
+similarities, scipy; unadjusted, at 0.05), with the success rates beside the settings that do.
 """
 
 from __future__ import annotations
@@ -61,8 +61,10 @@ def _p_value(a: pd.Series, b: pd.Series) -> float:
 
 
 def quality_findings(runs: Sequence[Run], summary: pd.DataFrame) -> list[str]:
-    """Per early-exit setting with quality records, against the baseline of its recipe and dataset: success
-    rates, mean perplexity ratio and similarity, and whether the texts' quality differs significantly."""
+    """Per recipe, dataset and baseline: one line for each early-exit setting whose adversarial texts differ
+    significantly in quality from the baseline's (success rates, mean perplexity ratio and similarity, p-values),
+    one line naming the settings too few texts leave untested, and one line gathering the settings whose texts
+    do not differ (with the range of their means), so that a long sweep stays readable."""
     by_id = {run.run_id: run for run in runs}
     success = dict(zip(summary["run_id"], summary["attack_success_rate"], strict=True))
     table = quality_table(runs)
@@ -71,21 +73,37 @@ def quality_findings(runs: Sequence[Run], summary: pd.DataFrame) -> list[str]:
         bases = rows[rows["head"] == "full"]
         for _, base in bases.iterrows():
             b = run_quality(by_id[base["run_id"]])
+            where = f"{recipe} on {dataset}, vs {base['model_id']}"
+            same: list[pd.Series] = []
             for _, row in rows[rows["head"] != "full"].iterrows():
                 a = run_quality(by_id[row["run_id"]])
-                where = f"{recipe} on {dataset}, {row['model_id']} {row['setting']} vs {base['model_id']}"
                 if len(a) < 2 or len(b) < 2:
-                    out.append(f"{where}: too few scored adversarial texts ({len(a)} and {len(b)}) to compare "
-                               "their quality.")
+                    out.append(f"{where}: {row['model_id']} {row['setting']} has too few scored adversarial texts "
+                               f"({len(a)} and {len(b)}) to compare their quality.")
                     continue
                 p_ratio, p_sim = _p_value(a["ppl_ratio"], b["ppl_ratio"]), _p_value(a["similarity"], b["similarity"])
-                differs = min(p_ratio, p_sim) < ALPHA
+                if min(p_ratio, p_sim) >= ALPHA:
+                    same.append(row)
+                    continue
                 out.append(
-                    f"{where}: success rate {success[row['run_id']]:.1%} vs {success[base['run_id']]:.1%}; their "
-                    f"adversarial texts have mean perplexity ratio {row['ppl_ratio_mean']:.2f} vs "
-                    f"{base['ppl_ratio_mean']:.2f} (Mann-Whitney p = {p_ratio:.2g}) and similarity "
-                    f"{row['similarity_mean']:.3f} vs {base['similarity_mean']:.3f} (p = {p_sim:.2g}): the "
-                    f"robustness difference comes with {'a significant' if differs else 'no significant'} "
-                    f"difference in text quality (unadjusted, at {ALPHA})."
+                    f"{where}: {row['model_id']} {row['setting']}'s adversarial texts differ in quality (success rate "
+                    f"{success[row['run_id']]:.1%} vs {success[base['run_id']]:.1%}; mean perplexity ratio "
+                    f"{row['ppl_ratio_mean']:.2f} vs {base['ppl_ratio_mean']:.2f}, Mann-Whitney p = {p_ratio:.2g}; "
+                    f"similarity {row['similarity_mean']:.3f} vs {base['similarity_mean']:.3f}, p = {p_sim:.2g}; "
+                    f"unadjusted, at {ALPHA})."
+                )
+            if same:
+                ratios = [float(r["ppl_ratio_mean"]) for r in same]
+                sims = [float(r["similarity_mean"]) for r in same]
+                names = ", ".join(f"{r['model_id']} {r['setting']}" for r in same)
+                out.append(
+                    f"{where}: no significant difference in text quality for {names} (mean perplexity ratio "
+                    f"{_span(ratios, '.2f')} vs {base['ppl_ratio_mean']:.2f}, similarity {_span(sims, '.3f')} vs "
+                    f"{base['similarity_mean']:.3f}; Mann-Whitney, unadjusted, at {ALPHA})."
                 )
     return out
+
+
+def _span(values: list[float], spec: str) -> str:
+    low, high = format(min(values), spec), format(max(values), spec)
+    return low if low == high else f"{low}–{high}"

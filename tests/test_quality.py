@@ -111,3 +111,12 @@ def test_quality_cli(tiny_lm_dir, run_dir, capsys) -> None:
     assert main(["quality", str(run_dir), "--lm", str(run_dir)]) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "no config.json and 0 .gguf files" in err
+
+
+def test_perplexities_keep_the_given_order_whatever_the_lengths(tiny_lm) -> None:
+    texts = ["a much longer sentence than the others , with many more words in it", "short", "", "mid length text"]
+    assert perplexities(tiny_lm, [], batch_size=2) == []
+    together = perplexities(tiny_lm, texts, batch_size=2)  # batched by length: short+empty, mid+long
+    alone = [perplexities(tiny_lm, [t], batch_size=1)[0] for t in texts]
+    assert together == pytest.approx(alone, rel=1e-5, nan_ok=True)
+    assert together[0] != pytest.approx(together[1], rel=1e-3)

@@ -126,13 +126,13 @@ def perplexities(lm: CausalLM, texts: Sequence[str], batch_size: int = 16, max_l
 
     if not texts:
         return []
-    encoded = lm.tokenizer(list(texts), truncation=True, max_length=max_length)
-    order = sorted(range(len(texts)), key=lambda i: len(encoded["input_ids"][i]))
+    lengths = [len(ids) for ids in lm.tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]]
+    order = sorted(range(len(texts)), key=lambda i: lengths[i])
     out = [math.nan] * len(texts)
     for start in range(0, len(order), batch_size):
         rows = order[start:start + batch_size]
-        batch = lm.tokenizer.pad({name: [encoded[name][i] for i in rows] for name in ("input_ids", "attention_mask")},
-                                 padding=True, return_tensors="pt")
+        batch = lm.tokenizer([texts[i] for i in rows], padding=True, truncation=True, max_length=max_length,
+                             return_tensors="pt")
         with torch.no_grad():  # only ids and mask: GPT-2 would embed a BERT tokenizer's token_type_ids
             logits = lm.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits.float()
         targets, mask = batch["input_ids"][:, 1:], batch["attention_mask"][:, 1:].float()

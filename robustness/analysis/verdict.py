@@ -94,8 +94,23 @@ def read_clean_tables(paths: Sequence[Path]) -> pd.DataFrame:
         missing = [c for c in CLEAN_COLUMNS if c not in table]
         if missing:
             raise ValueError(f"{path} lacks columns {', '.join(missing)}")
-        tables.append(table)
-    return pd.concat(tables, ignore_index=True)
+        tables.append(table.assign(_file=str(path)))
+    return _one_row_per_setting(pd.concat(tables, ignore_index=True))
+
+
+def _one_row_per_setting(table: pd.DataFrame) -> pd.DataFrame:
+    """Several suite outputs of one study hold the same clean evaluation (same model, same excluded sample): keep
+    one copy; two different measurements of one model and setting are a ``ValueError`` naming their files (the
+    verdict must not pick one silently)."""
+    values = [c for c in table.columns if c != "_file"]
+    unique = table.drop_duplicates(subset=values)
+    clash = unique[unique.duplicated(subset=["model_id", "setting"], keep=False)]
+    if len(clash):
+        first = clash.iloc[0]
+        files = clash[(clash["model_id"] == first["model_id"]) & (clash["setting"] == first["setting"])]["_file"]
+        raise ValueError(f"clean evaluation tables disagree on {first['model_id']} {first['setting']}: "
+                         f"{' vs '.join(sorted(set(files)))}")
+    return unique.drop(columns="_file").reset_index(drop=True)
 
 
 def find_clean_tables(sources: str | Path | Iterable[str | Path]) -> pd.DataFrame | None:

@@ -213,3 +213,23 @@ def test_exploratory_comparisons_never_decide_the_verdict(tmp_path, make_run):
                                                                        "patience:2": "confirmatory"}
     assert plain_verdict.iloc[0]["setting"] == "patience:2" and plain_verdict.iloc[0]["verdict"] == "more_robust"
     assert len(exploratory_finding(plain)) == 1
+
+
+def test_clean_tables_of_several_suites_merge_and_conflicts_are_refused(tmp_path):
+    import pandas as pd
+
+    from robustness.analysis.verdict import find_clean_tables
+
+    columns = ["model_id", "setting", "n", "accuracy", "min_class_recall", "max_pred_share", "excluded_sample"]
+    rows = [["pabee", "patience:2", 372, 0.88, 0.85, 0.51, "validation n=500 seed=0"],
+            ["base", "full", 372, 0.88, 0.86, 0.50, "validation n=500 seed=0"]]
+    for suite in ("a", "b"):  # two suites of one study: the same clean evaluation twice
+        (tmp_path / suite / "clean").mkdir(parents=True)
+        pd.DataFrame(rows, columns=columns).to_csv(tmp_path / suite / "clean" / "all.csv", index=False)
+    found = find_clean_tables([tmp_path / "a" / "runs", tmp_path / "b" / "runs"])
+    assert found.values.tolist() == rows
+    (tmp_path / "c" / "clean").mkdir(parents=True)  # another sample: another measurement of the same setting
+    other = [["pabee", "patience:2", 400, 0.90, 0.85, 0.51, "validation n=472 seed=1"]]
+    pd.DataFrame(other, columns=columns).to_csv(tmp_path / "c" / "clean" / "all.csv", index=False)
+    with pytest.raises(ValueError, match=r"disagree on pabee patience:2: .*a/clean/all.csv vs .*c/clean/all.csv"):
+        find_clean_tables([tmp_path / "a", tmp_path / "c"])

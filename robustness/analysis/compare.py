@@ -222,7 +222,12 @@ def slowdown_findings(summary: pd.DataFrame) -> list[str]:
     accuracy = summary[summary["goal"] == "accuracy"].set_index(["dataset", "recipe", "model_id", "setting"])
     for _, row in slow.iterrows():
         key = (row["dataset"], row["recipe"], row["model_id"], row["setting"])
-        text = (f"{row['recipe']} on {row['dataset']}, {row['model_id']} at {row['setting']}: the slowdown attack "
+        where = f"{row['recipe']} on {row['dataset']}, {row['model_id']} at {row['setting']}"
+        if row["clean_mean_exit_all"] >= row["goal_target"]:  # e.g. patience L-1: the last layer anyway
+            out.append(f"{where}: every example exits at layer {int(row['goal_target'])} or later on clean text "
+                       f"already (mean {row['clean_mean_exit_all']:.2f}): there is no efficiency gain to attack.")
+            continue
+        text = (f"{where}: the slowdown attack "
                 f"brings {_pct(row['slowdown_success_rate'])} of the attacked examples to layer "
                 f"{int(row['goal_target'])}; the mean exit over all {int(row['n'])} examples goes from "
                 f"{row['clean_mean_exit_all']:.2f} to {row['final_mean_exit_all']:.2f} "

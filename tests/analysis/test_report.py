@@ -214,3 +214,17 @@ def test_aggregate_lists_runs_it_leaves_out(suite_out, tmp_path, capsys):
     assert main(["aggregate", str(suite_out), "--out", str(tmp_path / "agg")]) == 0
     out = capsys.readouterr().out
     assert "left out pabee-unfinished-p1_textfooler_sst2_" in out and "status running, 2 records" in out
+
+
+def test_slowdown_finding_of_a_setting_without_gain_says_so():
+    from robustness.analysis.compare import slowdown_findings
+
+    row = {"dataset": "sst2", "recipe": "deepwordbug", "model_id": "pabee", "goal": "slowdown", "n": 500,
+           "goal_target": 6, "clean_mean_exit_all": 6.0, "final_mean_exit_all": 6.0, "mean_exit_increase": 0.0,
+           "slowdown_success_rate": float("nan"), "efficiency_gain_left": float("nan"), "accuracy_at_exit": 0.9}
+    gain = {**row, "setting": "patience:2", "clean_mean_exit_all": 3.0, "final_mean_exit_all": 4.5,
+            "mean_exit_increase": 1.5, "slowdown_success_rate": 0.5, "efficiency_gain_left": 1 / 3}
+    lines = slowdown_findings(pd.DataFrame([{**row, "setting": "patience:5"}, gain]))
+    assert lines[0] == ("deepwordbug on sst2, pabee at patience:5: every example exits at layer 6 or later on clean "
+                        "text already (mean 6.00): there is no efficiency gain to attack.")
+    assert "n/a" not in lines[0] and "leaving 33.3% of the clean efficiency gain" in lines[1]

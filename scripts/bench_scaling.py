@@ -1,12 +1,13 @@
-"""Executor benchmark: a suite's attacks with 1 local worker, 2 local workers and 2 Ray workers, each into a fresh
-output directory and each in a fresh ``python`` process, as ``robustness bench`` runs them. Models must already
-be trained (``--models DIR`` holding the suite's model ids).
+"""Executor benchmark: a suite's attacks with 1 local worker, 2 local workers and 2 Ray workers, each a fresh
+``robustness bench SUITE --part 1/1`` process (every task of the suite, as a user runs it, without the
+transfers, the quality stage and the report, which do not depend on the engine) into a fresh output directory
+holding the trained models (``--models DIR``, hard-linked in).
 
 Every measurement is a new process, so that each configuration pays its own start-up (imports, TextAttack,
-WordNet, models) exactly once, as a user's ``robustness bench`` does: measuring one worker inside a benchmark
-process that an earlier measurement had already warmed would hand it those costs for free. Two times per
-measurement: *process* (interpreter start to exit, what a user waits for) and *attack phase* (plan ->
-records inside that process, the driver's imports excluded, the workers' start-up included).
+WordNet, models; Ray's start) exactly once, as a user's ``robustness bench`` does. Two times per measurement:
+*process* (the command from start to exit: the figure the goals use) and *attack phase* (from the command's
+``[bench] N tasks`` line to its ``part 1/1 done`` line: the engine's work; with Ray, part of Ray's start
+happens before it, while the command prepares the runs).
 
 Configurations: ``local-1``, ``local-2``; ``ray-2`` starts a local Ray instance inside the measurement (and
 stops it), ``ray-2-running`` submits to a local Ray instance started (``ray start --head``, 2 CPUs) before that
@@ -23,9 +24,9 @@ without Ray's start, and whether records (timings aside) and summary tables are 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -36,47 +37,43 @@ from pathlib import Path
 CONFIGS = {"local-1": ("local", 1), "local-2": ("local", 2), "ray-2": ("ray", 2), "ray-2-running": ("ray", 2)}
 
 
-def _attack_phase(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
-    """One measurement, in this (fresh) process: the suite's attacks into ``args.out``; writes the attack
-    phase's seconds to ``args.out/phase.json``."""
-    from bench_sweep import bundle_resources  # scripts/ is on sys.path when a script runs
+def _link_models(models: Path, out: Path) -> None:
+    """``out/models/<id>``: hard links to the trained models (copies across file systems)."""
+    def link(src: str, dst: str) -> None:
+        try:
+            os.link(src, dst)
+        except OSError:
+            shutil.copy2(src, dst)
 
-    from robustness.suite.executors import Driver, execute
-    from robustness.suite.plan import plan_tasks
-    from robustness.suite.shards import prepare_run
-    from robustness.suite.specs import load_suite
-
-    resources, data_dir = bundle_resources(parser, args.resources)
-    suite = load_suite(args.suite)
-    suite = dataclasses.replace(suite, data_dir=data_dir, n=args.n or suite.n)
-    model_dirs = {m.id: str(Path(args.models) / m.id) for m in suite.models}
-    engine, workers = CONFIGS[args.one]
-    out = Path(args.out)
-    runs = sorted(suite.run_specs(model_dirs), key=lambda s: suite.recipes.index(s.recipe))
-    start = time.perf_counter()
-    done = {s.run_id: prepare_run(s, out / "runs" / s.run_id, None) for s in runs}
-    driver = Driver(runs, out / "runs", done, None)
-    execute(plan_tasks(runs, done, shard_size=args.shard_size), driver, resources, workers=workers, engine=engine,
-            address="auto" if args.one == "ray-2-running" else None, progress=False)
-    (out / "phase.json").write_text(json.dumps({"attack_phase_s": time.perf_counter() - start}))
+    shutil.copytree(models, out / "models", copy_function=link)
 
 
 def _measure(args: argparse.Namespace, name: str, out: Path) -> tuple[float, float]:
-    """``(process seconds, attack-phase seconds)`` of one configuration in a fresh process."""
-    command = [sys.executable, __file__, args.suite, "--models", args.models, "--shard-size", str(args.shard_size),
-               "--one", name, "--out", str(out)]
+    """``(process seconds, attack-phase seconds)`` of one configuration: ``robustness bench`` in a fresh process."""
+    engine, workers = CONFIGS[name]
+    _link_models(Path(args.models), out)
+    command = [sys.executable, "-m", "robustness.cli", "bench", args.suite, "--out", str(out), "--part", "1/1",
+               "--workers", str(workers), "--engine", engine, "--shard-size", str(args.shard_size)]
     command += ["--resources", args.resources] if args.resources else []
-    command += ["--n", str(args.n)] if args.n else []
+    command += ["--address", "auto"] if name == "ray-2-running" else []
     if name == "ray-2-running":
         _ray_cluster(start=True)  # not timed: the cluster is up before the suite is submitted
     try:
+        marks: dict[str, float] = {}
         start = time.perf_counter()
-        subprocess.run(command, check=True)
+        with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as process:
+            for line in process.stdout:
+                if line.startswith("[bench]") and " tasks (" in line:
+                    marks["tasks"] = time.perf_counter()
+                elif line.startswith("[bench] part 1/1 done"):
+                    marks["done"] = time.perf_counter()
         process_s = time.perf_counter() - start
+        if process.returncode != 0 or len(marks) != 2:
+            raise SystemExit(f"{name}: `{' '.join(command)}` failed (exit code {process.returncode})")
     finally:
         if name == "ray-2-running":
             _ray_cluster(start=False)
-    return process_s, json.loads((out / "phase.json").read_text())["attack_phase_s"]
+    return process_s, marks["done"] - marks["tasks"]
 
 
 def _outputs(out: Path) -> tuple[dict, str]:
@@ -102,17 +99,11 @@ def main() -> int:
     parser.add_argument("suite", help="suite TOML (e.g. attacks/quickstart.toml)")
     parser.add_argument("--models", required=True, help="directory holding a trained model per suite model id")
     parser.add_argument("--resources", help="offline resource bundle (default: $ROBUSTNESS_RESOURCES)")
-    parser.add_argument("--n", type=int, help="override the suite's n")
     parser.add_argument("--shard-size", type=int, default=5)
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--configs", nargs="+", default=list(CONFIGS), choices=list(CONFIGS))
     parser.add_argument("--json", help="also write the summary here")
-    parser.add_argument("--one", choices=list(CONFIGS), help=argparse.SUPPRESS)  # one measurement (internal)
-    parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.one:
-        _attack_phase(args, parser)
-        return 0
 
     times: dict[str, dict[str, list[float]]] = {c: {"process": [], "phase": []} for c in args.configs}
     outputs = {}
@@ -131,7 +122,7 @@ def main() -> int:
     from robustness.suite.specs import load_suite
 
     suite = load_suite(args.suite)
-    examples = (args.n or suite.n) * len(suite.run_specs({m.id: str(Path(args.models) / m.id) for m in suite.models}))
+    examples = suite.n * len(suite.run_specs({m.id: str(Path(args.models) / m.id) for m in suite.models}))
     print(f"{args.suite}: {examples} examples (runs x n), shard size {args.shard_size}, medians of {args.reps} reps, "
           "each in a fresh process:")
     for name, m in median.items():

@@ -4,9 +4,11 @@ task: its own caches). Same process, one torch thread, fresh caches and attacks 
 model is loaded once and one untimed warm-up run goes first).
 
 Prints, as medians over ``--reps`` (order alternating): the sweep's wall time, each run alone, the ratio
-sweep / mean run alone (goal <= 2.0), texts encoded, and whether the sweep's records equal the runs alone.
+sweep / mean run alone (goal <= 2.0), the texts and tokens encoded (the sweep's distinct tokens over a mean run
+alone's: the model forward's part of the ratio, which no sharing of TextAttack's work can lower), and whether
+the sweep's records equal the runs alone.
 
-    python scripts/bench_sweep.py --model out/sst2-minilm/models/pabee-minilm --resources ../shared \
+    python scripts/bench_sweep.py --model out/v2/models/pabee-minilm-sst2 --resources ../shared \
         --recipe deepwordbug --n 100 --reps 3
 """
 
@@ -20,13 +22,15 @@ import time
 from pathlib import Path
 
 
-def _timed(task, resources) -> tuple[float, list[dict]]:
+def _timed(task, resources) -> tuple[float, list[dict], int]:
+    """``(seconds, shard results, tokens the task's wrappers encoded)``."""
     from robustness.suite import work
 
     work._GROUP.clear()  # fresh attacks and caches: set-up is part of every measurement
     start = time.perf_counter()
     results = work.run_task(task, resources)
-    return time.perf_counter() - start, results
+    seconds = time.perf_counter() - start
+    return seconds, results, sum(wrapper.tokens_encoded for wrapper, _ in work._GROUP["attacks"].values())
 
 
 def _strip(results: list[dict]) -> dict[str, list[dict]]:
@@ -81,34 +85,40 @@ def main() -> int:
 
     sweep_s: list[float] = []
     alone_s: dict[str, list[float]] = {s: [] for s in alone_tasks}
-    same, encoded = True, {}
+    same, encoded, tokens = True, {}, {}
     for rep in range(args.reps):
         order = ["sweep", "alone"] if rep % 2 == 0 else ["alone", "sweep"]
         for mode in order:
             if mode == "sweep":
-                seconds, results = _timed(sweep_task, resources)
+                seconds, results, tokens["sweep"] = _timed(sweep_task, resources)
                 sweep_s.append(seconds)
                 sweep_records = _strip(results)
                 encoded["sweep"] = sum(r["num_encoded"] for r in results)
             else:
-                alone_records, encoded["alone"] = {}, 0
+                alone_records, encoded["alone"], tokens["alone"] = {}, 0, 0
                 for setting, task in alone_tasks.items():
-                    seconds, results = _timed(task, resources)
+                    seconds, results, task_tokens = _timed(task, resources)
                     alone_s[setting].append(seconds)
                     alone_records.update(_strip(results))
                     encoded["alone"] += sum(r["num_encoded"] for r in results)
+                    tokens["alone"] += task_tokens
         same = same and sweep_records == alone_records
     sweep = statistics.median(sweep_s)
     alone = {s: statistics.median(v) for s, v in alone_s.items()}
     mean_alone = statistics.mean(alone.values())
     summary = {"sweep_s": sweep, "alone_s": alone, "sweep_over_mean_alone": sweep / mean_alone,
                "sweep_over_each_alone": {s: sweep / v for s, v in alone.items()}, "texts_encoded": encoded,
+               "tokens_encoded": tokens,
+               # the model's work: the sweep's distinct tokens over a mean run alone's (all-layer passes)
+               "tokens_sweep_over_mean_alone": tokens["sweep"] / (tokens["alone"] / len(alone)),
                "identical_records": same, "reps": {"sweep_s": sweep_s, "alone_s": alone_s}}
     print(f"{args.recipe}, {len(specs)} settings x {args.n} examples, medians of {args.reps} reps:")
     print(f"  sweep (one task) {sweep:.1f}s; alone: {', '.join(f'{k} {v:.1f}s' for k, v in alone.items())}")
     print(f"  RATIO sweep / mean run alone = {summary['sweep_over_mean_alone']:.2f}  (goal <= 2.0)")
-    print(f"  texts encoded: sweep {encoded['sweep']}, all runs alone {encoded['alone']}; "
-          f"identical records: {same}")
+    print(f"  texts encoded: sweep {encoded['sweep']}, all runs alone {encoded['alone']}; tokens encoded: sweep "
+          f"{tokens['sweep']}, all runs alone {tokens['alone']} -> sweep / mean run alone "
+          f"{summary['tokens_sweep_over_mean_alone']:.2f} (the model's share of the work)")
+    print(f"  identical records: {same}")
     if args.json:
         Path(args.json).write_text(json.dumps({"args": vars(args), "results": summary}, indent=2) + "\n")
     return 0 if same else 1

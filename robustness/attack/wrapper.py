@@ -18,7 +18,8 @@ which runs happened to share it or on where a run was resumed:
 * ``layers_encoded`` -- what this wrapper's inference mode costs for those texts: ``L`` per text for an
   all-layer pass (whatever the setting), the real exit layer per text with ``true_early_exit=True``
   (``model.early_exit``, the latency path), plus ``L`` per :meth:`get_grad` call;
-* ``num_encoded`` and the cache's ``hits``/``misses`` -- what this process really encoded.
+* ``num_encoded`` (texts), ``tokens_encoded`` (their tokens, padding excluded) and the cache's
+  ``hits``/``misses`` -- what this process really encoded.
 """
 
 from __future__ import annotations
@@ -125,6 +126,7 @@ class PabeeModelWrapper(ModelWrapper):
         self.layers_computed = 0  # deployed: Σ exit layers of the distinct texts queried
         self.layers_encoded = 0  # this inference mode's cost for them
         self.num_encoded = 0
+        self.tokens_encoded = 0  # real tokens (padding excluded) of the texts this wrapper encoded
         self._seen: set[Hashable] = set()
         self._exits: dict[Hashable, tuple[int, np.ndarray]] = {}  # true-early-exit answers of this example
 
@@ -175,6 +177,7 @@ class PabeeModelWrapper(ModelWrapper):
         out: list[np.ndarray | None] = [None] * len(keys)
         with torch.inference_mode():
             for positions, batch in self._batches(keys):
+                self.tokens_encoded += int(batch["attention_mask"].sum())
                 logits = self.model.all_layer_logits(**batch).float().cpu().numpy()  # [H, B, C]
                 for j, i in enumerate(positions):
                     out[i] = np.ascontiguousarray(logits[:, j])
@@ -213,6 +216,7 @@ class PabeeModelWrapper(ModelWrapper):
         if todo:
             with torch.inference_mode():
                 for positions, batch in self._batches(todo):
+                    self.tokens_encoded += int(batch["attention_mask"].sum())
                     out = self.model.early_exit(**batch, setting=self.setting)
                     probs = out.logits.float().softmax(dim=-1).cpu().numpy()
                     for j, i in enumerate(positions):
@@ -275,6 +279,7 @@ class PabeeModelWrapper(ModelWrapper):
         gradient = captured["embeddings"].grad[0].detach().cpu().numpy()
         self.model.zero_grad(set_to_none=True)
         self.num_encoded += 1
+        self.tokens_encoded += int(batch["attention_mask"].sum())
         self._first_query(key, int(exit_layer[0]))
         self.layers_encoded += self.num_layers  # the gradient pass runs every layer
         return {"ids": batch["input_ids"].cpu(), "gradient": gradient}

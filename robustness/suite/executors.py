@@ -15,6 +15,9 @@ directory; the workers need the models, the data and the resources at the same p
 * ``ray``: one Ray actor per CPU (``num_cpus=1``) runs tasks one after another, keeping its models and
   attacks like a local worker: ``workers`` actors on a local Ray instance with ``workers`` CPUs when no
   address is given, one per CPU of the cluster at ``address`` otherwise (``pip install -e ".[ray]"``).
+  :class:`RayWorkers` brings the instance and the actors up in a background thread, so that ``bench`` can
+  start them before it prepares the runs; each task is a streaming generator that sends its progress
+  events and then its results to the driver.
 
 With several workers the largest tasks go first (:func:`balanced_order`), which shortens the tail where one
 worker finishes a big task while the others idle.
@@ -25,10 +28,13 @@ current task in the bar's status line.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import multiprocessing
 import os
 import queue as queue_module
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -114,7 +120,6 @@ def _pool_init(events: Any, resources: Any) -> None:
     import signal
 
     global _EVENTS
-    os.environ["TOKENIZERS_PARALLELISM"] = "false"  # a fork's copy of the driver's Rust thread pool would hang
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle: it terminates the pool
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a fork inherits the driver's handler; terminate() must kill
     _EVENTS = events
@@ -159,86 +164,142 @@ def _local_pool(tasks: Sequence[Task], resources: Any, progress: Progress, worke
 class _RayWorker:
     """A Ray actor: one worker process that runs tasks one after another and keeps its models and prepared
     attacks between them, as a local worker does (a Ray task per task could land on a new process and pay the
-    imports and set-up again). Progress events go to the driver's queue in batches, at most every
-    ``FLUSH_S`` seconds and at the end of each task: every put is a round trip to the queue's actor, which
-    per example would cost the worker more than a fast example."""
+    imports and set-up again). :meth:`run` is a streaming generator: it yields ``("events", [event, ...])``,
+    the progress events of at most ``FLUSH_S`` seconds, and finally ``("results", shard results)``; each
+    yield is an object sent to the driver, so progress needs no queue actor and no polling round trips."""
 
     FLUSH_S = 0.5
 
-    def __init__(self, resources: Any, events: Any) -> None:
+    def __init__(self, resources: Any) -> None:
         work.init_worker(resources)
-        self.resources, self.events, self.name = resources, events, work.worker_name()
-        self._pending: list[tuple[str, str, Any]] = []
-        self._flushed = time.monotonic()
+        self.resources, self.name = resources, work.worker_name()
 
-    def _flush(self) -> None:
-        if self._pending:
-            self.events.put_nowait_batch(self._pending)
-            self._pending = []
-        self._flushed = time.monotonic()
+    def run(self, task: Task) -> Iterator[tuple[str, Any]]:
+        pending: list[Event] = []
+        flushed = time.monotonic()
+        steps = work.task_events(task, self.resources)
+        while True:
+            try:
+                event, value = next(steps)
+            except StopIteration as stop:
+                if pending:
+                    yield "events", pending
+                yield "results", stop.value
+                return
+            except Exception:
+                if pending:  # the driver hears what was done before the failure, then the failure
+                    yield "events", pending
+                raise
+            pending.append((self.name, event, value))
+            if time.monotonic() - flushed >= self.FLUSH_S:
+                yield "events", pending
+                pending, flushed = [], time.monotonic()
 
-    def _report(self, event: str, value: Any) -> None:
-        self._pending.append((self.name, event, value))
-        if time.monotonic() - self._flushed >= self.FLUSH_S:
-            self._flush()
 
-    def run(self, task: Task) -> list[dict[str, Any]]:
+class RayWorkers:
+    """The Ray side of ``--engine ray``: the instance (a local one with ``workers`` CPUs, or the cluster at
+    ``address``) and one :class:`_RayWorker` actor per CPU. They come up in a background thread from the
+    moment this object is made, so that Ray's start (a local instance: seven processes, ~3 s) and the actors'
+    imports (~5 s each) overlap whatever the driver does meanwhile (``bench`` makes it right after validating
+    the suite, before planning). A missing Ray is a ValueError here; a failure to start is raised by
+    :meth:`actors`. :meth:`close` kills the actors and stops an instance it started."""
+
+    def __init__(self, resources: Any, workers: int, address: str | None = None) -> None:
         try:
-            return work.run_task(task, self.resources, self._report)
+            import ray
+        except ImportError:
+            raise ValueError('--engine ray needs Ray: pip install -e ".[ray]"') from None
+        self._ray, self._workers, self._address, self._resources = ray, workers, address, resources
+        self._actors: list[Any] = []
+        self._started = False
+        self._error: BaseException | None = None
+        self._up, self._release = threading.Event(), threading.Event()
+        self._thread = threading.Thread(target=self._start, name="ray-start", daemon=True)
+        self._thread.start()
+
+    def _start(self) -> None:
+        ray = self._ray
+        try:
+            if not ray.is_initialized():
+                # A local instance started here inherits this environment (its worker processes are started,
+                # and prestarted, by a raylet forked from this process); a cluster gets the variables that
+                # matter through a runtime env, which makes Ray start workers of their own for it.
+                options = ({"address": self._address, "runtime_env": {"env_vars": {
+                    k: v for k, v in os.environ.items() if k in _RAY_ENV or k.startswith("ROBUSTNESS_")}}}
+                    if self._address else {"num_cpus": self._workers})
+                with _quiet_ray_start():
+                    ray.init(**options, include_dashboard=False, log_to_driver=False)
+                self._started = True
+            workers = int(ray.cluster_resources().get("CPU", self._workers)) if self._address else self._workers
+            actor = ray.remote(num_cpus=1, max_restarts=0)(_RayWorker)
+            self._actors = [actor.remote(self._resources) for _ in range(max(1, workers))]
+        except BaseException as exc:  # raised in the driver's thread by actors()
+            self._error = exc
         finally:
-            self._flush()
+            self._up.set()
+        # Ray's processes die with the thread that started them (their parent-death signal is per thread):
+        # this one lives until close() has stopped them.
+        self._release.wait()
+
+    def actors(self) -> list[Any]:
+        self._up.wait()
+        if self._error is not None:
+            raise self._error
+        return self._actors
+
+    def close(self) -> None:
+        self._up.wait()
+        try:
+            for worker in self._actors:
+                self._ray.kill(worker)
+            self._actors = []
+            if self._started:
+                self._ray.shutdown()
+                self._started = False
+        finally:
+            self._release.set()
+            self._thread.join()
 
 
-def _ray(tasks: Sequence[Task], resources: Any, progress: Progress, workers: int,
-         address: str | None) -> Iterator[Outcome]:
+@contextlib.contextmanager
+def _quiet_ray_start() -> Iterator[None]:
+    """Keep Ray's start-up warning about its SIGTERM handler off the console: the CLI handles SIGTERM itself
+    (it stops the workers through :meth:`RayWorkers.close`)."""
+
+    def not_the_sigterm_warning(record: logging.LogRecord) -> bool:
+        return "SIGTERM handler is not set" not in record.getMessage()
+
+    logger = logging.getLogger("ray._private.worker")
+    logger.addFilter(not_the_sigterm_warning)
     try:
-        import ray
-        from ray.util.queue import Queue
-    except ImportError:
-        raise ValueError('--engine ray needs Ray: pip install -e ".[ray]"') from None
-    started = not ray.is_initialized()
-    if started:
-        # A local instance started here inherits this environment (its worker processes are started, and
-        # prestarted, by a raylet forked from this process); a cluster gets the variables that matter through
-        # a runtime env, which makes Ray start workers of their own for it.
-        options = ({"address": address, "runtime_env": {"env_vars": {
-            k: v for k, v in os.environ.items() if k in _RAY_ENV or k.startswith("ROBUSTNESS_")}}}
-            if address else {"num_cpus": workers})
-        ray.init(**options, include_dashboard=False, log_to_driver=False)
-    if address:
-        workers = int(ray.cluster_resources().get("CPU", workers))
-    events = Queue(actor_options={"num_cpus": 0})
-    actor = ray.remote(num_cpus=1, max_restarts=0)(_RayWorker)
-    actors = [actor.remote(resources, events) for _ in range(max(1, min(workers, len(tasks))))]
-    todo, running = list(tasks), {}
+        yield
+    finally:
+        logger.removeFilter(not_the_sigterm_warning)
 
-    def drain() -> None:
-        waiting = events.qsize()
-        if waiting:
-            for item in events.get_nowait_batch(waiting):
-                progress.event(*item)
+
+def _ray(tasks: Sequence[Task], progress: Progress, workers: RayWorkers) -> Iterator[Outcome]:
+    ray = workers._ray
+    actors = workers.actors()
+    todo, running = list(tasks), {}
 
     def submit(worker: Any) -> None:
         if todo:
             task = todo.pop(0)
             running[worker.run.remote(task)] = (worker, task)
 
-    try:
-        for worker in actors:
+    for worker in actors:
+        submit(worker)
+    while running:
+        ready, _ = ray.wait(list(running), num_returns=1, timeout=1.0)  # a timeout: Ctrl-C gets through
+        for stream in ready:
+            kind, payload = ray.get(next(stream))  # re-raises a worker's exception here
+            if kind == "events":
+                for item in payload:
+                    progress.event(*item)
+                continue
+            worker, task = running.pop(stream)
             submit(worker)
-        while running:
-            ready, _ = ray.wait(list(running), num_returns=1, timeout=0.5)
-            drain()
-            for ref in ready:
-                worker, task = running.pop(ref)
-                results = ray.get(ref)
-                submit(worker)
-                yield task, results
-    finally:
-        for worker in actors:
-            ray.kill(worker)
-        if started:
-            ray.shutdown()
+            yield task, payload
 
 
 def balanced_order(tasks: Sequence[Task], workers: int) -> list[Task]:
@@ -249,8 +310,9 @@ def balanced_order(tasks: Sequence[Task], workers: int) -> list[Task]:
 
 
 def execute(tasks: Sequence[Task], driver: Driver, resources: Any, *, workers: int = 1, engine: str = "local",
-            address: str | None = None, progress: bool = True) -> None:
-    """Run ``tasks`` on ``engine`` and let ``driver`` write every result as it arrives."""
+            address: str | None = None, progress: bool = True, ray_workers: RayWorkers | None = None) -> None:
+    """Run ``tasks`` on ``engine`` and let ``driver`` write every result as it arrives. With ``engine="ray"``,
+    ``ray_workers`` are Ray workers already starting (the caller closes them); else they start here."""
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}; known: {', '.join(ENGINES)}")
     if workers < 1:
@@ -258,14 +320,20 @@ def execute(tasks: Sequence[Task], driver: Driver, resources: Any, *, workers: i
     if address and engine != "ray":
         raise ValueError("--address is for --engine ray")
     tasks = balanced_order([t for t in tasks if t.size], workers)
+    own_ray = engine == "ray" and ray_workers is None and bool(tasks)
+    if own_ray:
+        ray_workers = RayWorkers(resources, min(workers, len(tasks)) if not address else workers, address)
     bar = Progress(sum(t.size for t in tasks), progress)
     runners: dict[str, Callable[[], Iterator[Outcome]]] = {
-        "ray": lambda: _ray(tasks, resources, bar, workers, address),
+        "ray": lambda: _ray(tasks, bar, ray_workers),
         "local": lambda: (_in_process(tasks, resources, bar) if workers == 1 or len(tasks) <= 1
                           else _local_pool(tasks, resources, bar, min(workers, len(tasks)))),
     }
     try:
-        for _task, results in runners[engine]():
-            driver.accept(results)
+        if tasks:
+            for _task, results in runners[engine]():
+                driver.accept(results)
     finally:
         bar.close()
+        if own_ray:
+            ray_workers.close()

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from typing import Any
 
 from robustness.suite.plan import Task, group_key
@@ -31,11 +31,15 @@ def worker_name() -> str:
 
 
 def init_worker(resources: Any, threads: int = 1) -> None:
-    """Per-process set-up: one torch thread, then :func:`preload` (TextAttack offline-safely, the attack stack)."""
+    """Per-process set-up: one torch thread, :func:`preload` (TextAttack offline-safely, the attack stack), and
+    no tokenizer thread pool: TextAttack turns the tokenizers' parallelism on at import, which would give
+    every worker a Rust thread per core (and a forked worker a copy of the driver's pool, which hangs)."""
     import torch
 
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"
     torch.set_num_threads(threads)
     preload(resources)
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"
 
 
 def preload(resources: Any) -> None:
@@ -81,13 +85,26 @@ def run_task(task: Task, resources: Any, report: Report | None = None, share_wor
              ) -> list[dict[str, Any]]:
     """Attack the task's pending examples; one shard result per run that had any (same order as
     ``task.specs``): ``{"run_id", "records", "wall_time_s", "setup_time_s", "cpu_time_s", "num_encoded",
-    "worker"}``.
+    "worker"}``. ``report(event, value)`` hears :func:`task_events`' events as they happen.
     ``share_work`` False gives each setting its own TextAttack caches (same records, more work)."""
+    steps = task_events(task, resources, share_work)
+    while True:
+        try:
+            event = next(steps)
+        except StopIteration as stop:
+            return stop.value
+        if report is not None:
+            report(*event)
+
+
+def task_events(task: Task, resources: Any, share_work: bool = True
+                ) -> Generator[tuple[str, Any], None, list[dict[str, Any]]]:
+    """:func:`run_task` as a generator: yields ``("task", label)`` before the set-up and ``("examples", 1)``
+    after each example's record, and returns the shard results (``StopIteration.value``)."""
     from robustness.attack.runner import attack_example
 
     start, cpu_start = time.perf_counter(), time.process_time()
-    if report is not None:
-        report("task", task.label)
+    yield "task", task.label
     group = _prepared(task, resources, share_work)
     examples = group["examples"]
     columns = tuple(examples.info.text_columns)
@@ -110,8 +127,7 @@ def run_task(task: Task, resources: Any, report: Report | None = None, share_wor
                                     (eid, examples.indices[eid]), spec)
             cpu_s[j] += time.process_time() - example_cpu_start
             records[j].append(dict(record))
-            if report is not None:
-                report("examples", 1)
+            yield "examples", 1
     results = []
     for j, spec in enumerate(task.specs):
         if not records[j]:

@@ -169,6 +169,8 @@ def test_cache_shared_across_patience_encodes_each_text_once(model, tokenizer, m
     assert sum(calls) == len(TEXTS)  # 8 texts encoded once for 4 patience settings, queried twice
     assert cache.stats() == {"hits": 3 * 8 + 4 * 3, "misses": 8, "size": 8, "max_size": None}
     assert [w.num_encoded for w in wrappers] == [8, 0, 0, 0]
+    tokens = sum(len(tokenizer(t)["input_ids"]) for t in TEXTS)  # padding is not counted
+    assert [w.tokens_encoded for w in wrappers] == [tokens, 0, 0, 0]
     # per-example accounting does not depend on the shared cache: every wrapper "computed" its 8 texts
     assert [w.num_forward_passes for w in wrappers] == [8, 8, 8, 8]
     assert [w.layers_encoded for w in wrappers] == [32, 32, 32, 32]  # an all-layer pass costs L = 4 per text
@@ -229,6 +231,7 @@ def test_true_early_exit_matches_and_counts_real_layers(model, tokenizer):
     assert cached.layers_computed == real.layers_computed  # the deployed cost does not depend on the mode
     real(TEXTS)  # same example scope: answered again without recomputation or recounting
     assert real.num_encoded == len(TEXTS) and real.num_forward_passes == len(TEXTS)
+    assert real.tokens_encoded == cached.tokens_encoded == sum(len(tokenizer(t)["input_ids"]) for t in TEXTS)
 
 
 def test_invalid_inputs(model, tokenizer):

@@ -122,3 +122,71 @@ def test_runs_are_charged_their_cpu_time_unknown_when_a_shard_predates_it(suite,
     timings = {run.name: json.loads((run / "run.json").read_text())["timings"] for run in (tmp_path / "runs").iterdir()}
     assert timings.pop(older.parent.parent.name)["cpu_time_s"] is None
     assert timings and all(t["cpu_time_s"] > 0 for t in timings.values())
+
+
+class FakeRayWorkers:
+    """Stands in for :class:`robustness.suite.executors.RayWorkers`: logs when it starts and closes."""
+
+    log: list[str] = []
+
+    def __init__(self, resources, workers, address=None) -> None:
+        self.log.append(f"ray start ({workers} workers)")
+
+    def close(self) -> None:
+        self.log.append("ray closed")
+
+
+def _fake_ray(monkeypatch, execute=None) -> list[str]:
+    from robustness.suite import executors, shards
+
+    log = FakeRayWorkers.log = []
+    prepare_run = shards.prepare_run
+
+    def logged_prepare_run(*args, **kwargs):
+        log.append("prepare run")
+        return prepare_run(*args, **kwargs)
+
+    def fake_execute(tasks, driver, resources, *, ray_workers, **options):
+        assert isinstance(ray_workers, FakeRayWorkers)
+        log.append("execute")
+        if execute is not None:
+            execute()
+
+    monkeypatch.setattr(executors, "RayWorkers", FakeRayWorkers)
+    monkeypatch.setattr(executors, "execute", fake_execute)
+    monkeypatch.setattr(shards, "prepare_run", logged_prepare_run)
+    return log
+
+
+def test_ray_starts_before_the_runs_are_prepared_and_stops_before_the_report(suite, tmp_path, monkeypatch):
+    log = _fake_ray(monkeypatch)
+    _bench(suite, tmp_path, "--engine", "ray", "--workers", "2", "--part", "1/1")
+    assert log[0] == "ray start (2 workers)" and log[-2:] == ["execute", "ray closed"]
+    assert log.count("prepare run") == 4
+
+
+def test_ray_is_stopped_when_the_attacks_fail(suite, tmp_path, monkeypatch):
+    def boom() -> None:
+        raise RuntimeError("a worker failed")
+
+    log = _fake_ray(monkeypatch, execute=boom)
+    path, root = suite
+    with pytest.raises(RuntimeError, match="a worker failed"):
+        main(["bench", str(path), "--out", str(tmp_path), "--data-dir", str(root / "data"),
+              "--nltk-data", str(SHARED / "nltk_data"), "--engine", "ray", "--workers", "2"])
+    assert log[-2:] == ["execute", "ray closed"]
+
+
+def test_untrained_models_are_the_ones_bench_would_train(tmp_path):
+    from robustness.commands import _untrained
+    from robustness.suite.specs import load_suite
+
+    path = tmp_path / "s.toml"
+    path.write_text('[suite]\nname = "s"\ndataset = "glue/sst2"\nn = 2\nrecipes = ["deepwordbug"]\nsettings = [1]\n'
+                    '[[models]]\nid = "a"\nhead = "pabee"\n[[models]]\nid = "b"\nhead = "full"\n'
+                    '[[models]]\nid = "c"\nhead = "full"\npath = "/somewhere/else"\n')
+    suite = load_suite(path)
+    assert _untrained(suite, tmp_path) == ["a", "b"]
+    (tmp_path / "models" / "b").mkdir(parents=True)
+    (tmp_path / "models" / "b" / "train.json").write_text("{}")
+    assert _untrained(suite, tmp_path) == ["a"]

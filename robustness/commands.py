@@ -178,11 +178,6 @@ def cmd_transfer(args: argparse.Namespace, command: str) -> int:
     return 0
 
 
-def _untrained(suite, out: Path) -> list[str]:
-    """The ids of the suite's models that :func:`_suite_model_dirs` would train."""
-    return [m.id for m in suite.models if m.path is None and not (out / "models" / m.id / "train.json").is_file()]
-
-
 def _suite_model_dirs(suite, out: Path, train: bool = True) -> dict[str, str]:
     """Where each model of the suite lives, training the missing ones into ``<out>/models/<id>`` (with
     ``train`` False, a missing model is a ValueError: parts of a job array must not train concurrently). The
@@ -195,7 +190,7 @@ def _suite_model_dirs(suite, out: Path, train: bool = True) -> dict[str, str]:
             dirs[model.id] = model.path
             continue
         target = out / "models" / model.id
-        if model.id not in _untrained(suite, out):
+        if (target / "train.json").is_file():
             print(f"[bench] model {model.id}: already trained at {target}")
         elif not train:
             raise ValueError(f"model {model.id!r} is not trained yet; run `robustness bench SUITE --out {out} "
@@ -303,8 +298,9 @@ def _suite_transfers(suite, model_dirs: dict[str, str], out: Path, command: str)
 def cmd_bench(args: argparse.Namespace, command: str) -> int:
     from robustness.attack.rundir import reconcile_changed
     from robustness.models.fingerprint import model_fingerprint
+    from robustness.report import write_report
     from robustness.signals import signal_name
-    from robustness.suite.executors import Driver, RayWorkers, default_workers, execute
+    from robustness.suite.executors import Driver, default_workers, execute
     from robustness.suite.plan import parse_part, plan_tasks, select_part
     from robustness.suite.shards import mark_interrupted, prepare_run
     from robustness.suite.specs import load_suite
@@ -317,50 +313,36 @@ def cmd_bench(args: argparse.Namespace, command: str) -> int:
     out = Path(args.out)
     validate_suite(suite, out, overwrite=args.overwrite, mlm=args.mlm)
     resources = _resources(args)
-    workers = args.workers or default_workers()
-    ray_workers: RayWorkers | None = None
-    # With --engine ray, Ray and its workers come up in the background while this process prepares the runs
-    # (once the models exist: workers must not sit idle through training).
-    if args.engine == "ray" and not args.train_only and not _untrained(suite, out):
-        ray_workers = RayWorkers(resources, workers, args.address)
+    model_dirs = _suite_model_dirs(suite, out, train=part is None)
+    if args.train_only:
+        return 0
+    _suite_calibrations(suite, model_dirs)
+    fingerprints = {model_id: model_fingerprint(path) for model_id, path in model_dirs.items()}
+    # Recipe-major order: an interrupted suite leaves whole recipes compared across every setting.
+    runs = sorted(suite.run_specs(model_dirs), key=lambda s: suite.recipes.index(s.recipe))
+    for moved in reconcile_changed(out / "runs", {s.run_id: fingerprints[s.model_id] for s in runs},
+                                   args.rerun_changed):
+        print(f"[bench] model changed: old run moved to {moved}")
+    done = {s.run_id: prepare_run(s, out / "runs" / s.run_id, command) for s in runs}
+    complete = sum(len(done[s.run_id]) >= s.n for s in runs)
+    print(f"[bench] {complete} of {len(runs)} runs already complete")
+    tasks = select_part(plan_tasks(runs, done, shard_size=args.shard_size), part)
+    driver = Driver(runs, out / "runs", done, command)
+    driver.complete_finished()
+    todo = [t for t in tasks if t.size]
+    print(f"[bench] {len(todo)} tasks ({sum(t.size for t in todo)} examples) on {args.engine}"
+          + (f", part {part[0]}/{part[1]}" if part else ""))
     try:
-        model_dirs = _suite_model_dirs(suite, out, train=part is None)
-        if args.train_only:
-            return 0
-        if args.engine == "ray" and ray_workers is None:
-            ray_workers = RayWorkers(resources, workers, args.address)
-        _suite_calibrations(suite, model_dirs)
-        fingerprints = {model_id: model_fingerprint(path) for model_id, path in model_dirs.items()}
-        # Recipe-major order: an interrupted suite leaves whole recipes compared across every setting.
-        runs = sorted(suite.run_specs(model_dirs), key=lambda s: suite.recipes.index(s.recipe))
-        for moved in reconcile_changed(out / "runs", {s.run_id: fingerprints[s.model_id] for s in runs},
-                                       args.rerun_changed):
-            print(f"[bench] model changed: old run moved to {moved}")
-        done = {s.run_id: prepare_run(s, out / "runs" / s.run_id, command) for s in runs}
-        complete = sum(len(done[s.run_id]) >= s.n for s in runs)
-        print(f"[bench] {complete} of {len(runs)} runs already complete")
-        tasks = select_part(plan_tasks(runs, done, shard_size=args.shard_size), part)
-        driver = Driver(runs, out / "runs", done, command)
-        driver.complete_finished()
-        todo = [t for t in tasks if t.size]
-        print(f"[bench] {len(todo)} tasks ({sum(t.size for t in todo)} examples) on {args.engine}"
-              + (f", part {part[0]}/{part[1]}" if part else ""))
-        try:
-            execute(todo, driver, resources, workers=workers, engine=args.engine, address=args.address,
-                    ray_workers=ray_workers)
-        except KeyboardInterrupt as exc:  # SIGINT/SIGTERM: unfinished runs say so, with their true record count
-            for spec in runs:
-                mark_interrupted(out / "runs" / spec.run_id, signal_name(exc))
-            raise
-    finally:
-        if ray_workers is not None:  # before the single-process stages: nothing left for Ray to do
-            ray_workers.close()
+        execute(todo, driver, resources, workers=args.workers or default_workers(), engine=args.engine,
+                address=args.address)
+    except KeyboardInterrupt as exc:  # SIGINT/SIGTERM: unfinished runs say so, with their true record count
+        for spec in runs:
+            mark_interrupted(out / "runs" / spec.run_id, signal_name(exc))
+        raise
     if part is not None:
         print(f"[bench] part {part[0]}/{part[1]} done; once every part is, `robustness bench {args.suite} "
               f"--out {out}` writes the report")
         return 0
-    from robustness.report import write_report
-
     _suite_transfers(suite, model_dirs, out, command)
     clean = _clean_tables(suite, model_dirs, out)  # seconds: before the slow quality stage, so it survives a stop
     if suite.quality:  # the quality stage, once every run is complete: the report reads its quality.jsonl

@@ -15,9 +15,7 @@ directory; the workers need the models, the data and the resources at the same p
 * ``ray``: one Ray actor per CPU (``num_cpus=1``) runs tasks one after another, keeping its models and
   attacks like a local worker: ``workers`` actors on a local Ray instance with ``workers`` CPUs when no
   address is given, one per CPU of the cluster at ``address`` otherwise (``pip install -e ".[ray]"``).
-  :class:`RayWorkers` brings the instance and the actors up in a background thread, so that ``bench`` can
-  start them before it prepares the runs; each task is a streaming generator that sends its progress
-  events and then its results to the driver.
+  Each task is a streaming generator that sends its progress events and then its results to the driver.
 
 With several workers the largest tasks go first (:func:`balanced_order`), which shortens the tail where one
 worker finishes a big task while the others idle.
@@ -28,13 +26,10 @@ current task in the bar's status line.
 
 from __future__ import annotations
 
-import contextlib
-import logging
 import multiprocessing
 import os
 import queue as queue_module
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -196,90 +191,25 @@ class _RayWorker:
                 pending, flushed = [], time.monotonic()
 
 
-class RayWorkers:
-    """The Ray side of ``--engine ray``: the instance (a local one with ``workers`` CPUs, or the cluster at
-    ``address``) and one :class:`_RayWorker` actor per CPU. They come up in a background thread from the
-    moment this object is made, so that Ray's start (a local instance: seven processes, ~3 s) and the actors'
-    imports (~5 s each) overlap whatever the driver does meanwhile (``bench`` makes it right after validating
-    the suite, before planning). A missing Ray is a ValueError here; a failure to start is raised by
-    :meth:`actors`. :meth:`close` kills the actors and stops an instance it started."""
-
-    def __init__(self, resources: Any, workers: int, address: str | None = None) -> None:
-        try:
-            import ray
-        except ImportError:
-            raise ValueError('--engine ray needs Ray: pip install -e ".[ray]"') from None
-        self._ray, self._workers, self._address, self._resources = ray, workers, address, resources
-        self._actors: list[Any] = []
-        self._started = False
-        self._error: BaseException | None = None
-        self._up, self._release = threading.Event(), threading.Event()
-        self._thread = threading.Thread(target=self._start, name="ray-start", daemon=True)
-        self._thread.start()
-
-    def _start(self) -> None:
-        ray = self._ray
-        try:
-            if not ray.is_initialized():
-                # A local instance started here inherits this environment (its worker processes are started,
-                # and prestarted, by a raylet forked from this process); a cluster gets the variables that
-                # matter through a runtime env, which makes Ray start workers of their own for it.
-                options = ({"address": self._address, "runtime_env": {"env_vars": {
-                    k: v for k, v in os.environ.items() if k in _RAY_ENV or k.startswith("ROBUSTNESS_")}}}
-                    if self._address else {"num_cpus": self._workers})
-                with _quiet_ray_start():
-                    ray.init(**options, include_dashboard=False, log_to_driver=False)
-                self._started = True
-            workers = int(ray.cluster_resources().get("CPU", self._workers)) if self._address else self._workers
-            actor = ray.remote(num_cpus=1, max_restarts=0)(_RayWorker)
-            self._actors = [actor.remote(self._resources) for _ in range(max(1, workers))]
-        except BaseException as exc:  # raised in the driver's thread by actors()
-            self._error = exc
-        finally:
-            self._up.set()
-        # Ray's processes die with the thread that started them (their parent-death signal is per thread):
-        # this one lives until close() has stopped them.
-        self._release.wait()
-
-    def actors(self) -> list[Any]:
-        self._up.wait()
-        if self._error is not None:
-            raise self._error
-        return self._actors
-
-    def close(self) -> None:
-        self._up.wait()
-        try:
-            for worker in self._actors:
-                self._ray.kill(worker)
-            self._actors = []
-            if self._started:
-                self._ray.shutdown()
-                self._started = False
-        finally:
-            self._release.set()
-            self._thread.join()
-
-
-@contextlib.contextmanager
-def _quiet_ray_start() -> Iterator[None]:
-    """Keep Ray's start-up warning about its SIGTERM handler off the console: the CLI handles SIGTERM itself
-    (it stops the workers through :meth:`RayWorkers.close`)."""
-
-    def not_the_sigterm_warning(record: logging.LogRecord) -> bool:
-        return "SIGTERM handler is not set" not in record.getMessage()
-
-    logger = logging.getLogger("ray._private.worker")
-    logger.addFilter(not_the_sigterm_warning)
+def _ray(tasks: Sequence[Task], resources: Any, progress: Progress, workers: int,
+         address: str | None) -> Iterator[Outcome]:
     try:
-        yield
-    finally:
-        logger.removeFilter(not_the_sigterm_warning)
-
-
-def _ray(tasks: Sequence[Task], progress: Progress, workers: RayWorkers) -> Iterator[Outcome]:
-    ray = workers._ray
-    actors = workers.actors()
+        import ray
+    except ImportError:
+        raise ValueError('--engine ray needs Ray: pip install -e ".[ray]"') from None
+    started = not ray.is_initialized()
+    if started:
+        # A local instance started here inherits this environment (its worker processes are started, and
+        # prestarted, by a raylet forked from this process); a cluster gets the variables that matter through
+        # a runtime env, which makes Ray start workers of their own for it.
+        options = ({"address": address, "runtime_env": {"env_vars": {
+            k: v for k, v in os.environ.items() if k in _RAY_ENV or k.startswith("ROBUSTNESS_")}}}
+            if address else {"num_cpus": workers})
+        ray.init(**options, include_dashboard=False, log_to_driver=False)
+    if address:
+        workers = int(ray.cluster_resources().get("CPU", workers))
+    actor = ray.remote(num_cpus=1, max_restarts=0)(_RayWorker)
+    actors = [actor.remote(resources) for _ in range(max(1, min(workers, len(tasks))))]
     todo, running = list(tasks), {}
 
     def submit(worker: Any) -> None:
@@ -287,19 +217,25 @@ def _ray(tasks: Sequence[Task], progress: Progress, workers: RayWorkers) -> Iter
             task = todo.pop(0)
             running[worker.run.remote(task)] = (worker, task)
 
-    for worker in actors:
-        submit(worker)
-    while running:
-        ready, _ = ray.wait(list(running), num_returns=1, timeout=1.0)  # a timeout: Ctrl-C gets through
-        for stream in ready:
-            kind, payload = ray.get(next(stream))  # re-raises a worker's exception here
-            if kind == "events":
-                for item in payload:
-                    progress.event(*item)
-                continue
-            worker, task = running.pop(stream)
+    try:
+        for worker in actors:
             submit(worker)
-            yield task, payload
+        while running:
+            ready, _ = ray.wait(list(running), num_returns=1, timeout=1.0)  # a timeout: Ctrl-C gets through
+            for stream in ready:
+                kind, payload = ray.get(next(stream))  # re-raises a worker's exception here
+                if kind == "events":
+                    for item in payload:
+                        progress.event(*item)
+                    continue
+                worker, task = running.pop(stream)
+                submit(worker)
+                yield task, payload
+    finally:
+        for worker in actors:
+            ray.kill(worker)
+        if started:
+            ray.shutdown()
 
 
 def balanced_order(tasks: Sequence[Task], workers: int) -> list[Task]:
@@ -310,9 +246,8 @@ def balanced_order(tasks: Sequence[Task], workers: int) -> list[Task]:
 
 
 def execute(tasks: Sequence[Task], driver: Driver, resources: Any, *, workers: int = 1, engine: str = "local",
-            address: str | None = None, progress: bool = True, ray_workers: RayWorkers | None = None) -> None:
-    """Run ``tasks`` on ``engine`` and let ``driver`` write every result as it arrives. With ``engine="ray"``,
-    ``ray_workers`` are Ray workers already starting (the caller closes them); else they start here."""
+            address: str | None = None, progress: bool = True) -> None:
+    """Run ``tasks`` on ``engine`` and let ``driver`` write every result as it arrives."""
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}; known: {', '.join(ENGINES)}")
     if workers < 1:
@@ -320,12 +255,9 @@ def execute(tasks: Sequence[Task], driver: Driver, resources: Any, *, workers: i
     if address and engine != "ray":
         raise ValueError("--address is for --engine ray")
     tasks = balanced_order([t for t in tasks if t.size], workers)
-    own_ray = engine == "ray" and ray_workers is None and bool(tasks)
-    if own_ray:
-        ray_workers = RayWorkers(resources, min(workers, len(tasks)) if not address else workers, address)
     bar = Progress(sum(t.size for t in tasks), progress)
     runners: dict[str, Callable[[], Iterator[Outcome]]] = {
-        "ray": lambda: _ray(tasks, bar, ray_workers),
+        "ray": lambda: _ray(tasks, resources, bar, workers, address),
         "local": lambda: (_in_process(tasks, resources, bar) if workers == 1 or len(tasks) <= 1
                           else _local_pool(tasks, resources, bar, min(workers, len(tasks)))),
     }
@@ -335,5 +267,3 @@ def execute(tasks: Sequence[Task], driver: Driver, resources: Any, *, workers: i
                 driver.accept(results)
     finally:
         bar.close()
-        if own_ray:
-            ray_workers.close()

@@ -122,4 +122,3 @@ def test_runs_are_charged_their_cpu_time_unknown_when_a_shard_predates_it(suite,
     timings = {run.name: json.loads((run / "run.json").read_text())["timings"] for run in (tmp_path / "runs").iterdir()}
     assert timings.pop(older.parent.parent.name)["cpu_time_s"] is None
     assert timings and all(t["cpu_time_s"] > 0 for t in timings.values())
-

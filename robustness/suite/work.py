@@ -36,10 +36,9 @@ def init_worker(resources: Any, threads: int = 1) -> None:
     every worker a Rust thread per core (and a forked worker a copy of the driver's pool, which hangs)."""
     import torch
 
-    os.environ["TOKENIZERS_PARALLELISM"] = "false"
     torch.set_num_threads(threads)
     preload(resources)
-    os.environ["TOKENIZERS_PARALLELISM"] = "false"
+    os.environ["TOKENIZERS_PARALLELISM"] = "false"  # after the import, which sets it; read when a batch is encoded
 
 
 def preload(resources: Any) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import os
 from pathlib import Path
@@ -119,16 +120,23 @@ def cmd_evaluate(args: argparse.Namespace, command: str) -> int:
     return 0
 
 
-def _resources(args: argparse.Namespace):
+def _resources(args: argparse.Namespace, import_attack: bool = True):
     """Resources from located flags (:func:`_located`; else env vars), with TextAttack imported offline-safely
-    *before* any module that imports it at load time (the wrapper, the runner)."""
+    *before* any module that imports it at load time (the wrapper, the runner); ``import_attack=False`` leaves
+    that import to :func:`_import_attack`, later."""
     from robustness.attack.recipes import Resources
-    from robustness.resources.textattack_compat import import_textattack
 
     resources = Resources.from_args(nltk_data=args.nltk_data, lexicons_dir=args.lexicons,
                                     cache_dir=args.cache_dir, mlm=args.mlm, offline=args.offline)
-    import_textattack(resources.nltk_data, offline=resources.offline)
+    if import_attack:
+        _import_attack(resources)
     return resources
+
+
+def _import_attack(resources) -> None:
+    from robustness.resources.textattack_compat import import_textattack
+
+    import_textattack(resources.nltk_data, offline=resources.offline)
 
 
 def _setting_arg(args: argparse.Namespace):
@@ -312,37 +320,48 @@ def cmd_bench(args: argparse.Namespace, command: str) -> int:
     suite = dataclasses.replace(suite, data_dir=args.data_dir)
     out = Path(args.out)
     validate_suite(suite, out, overwrite=args.overwrite, mlm=args.mlm)
-    resources = _resources(args)
-    model_dirs = _suite_model_dirs(suite, out, train=part is None)
-    if args.train_only:
-        return 0
-    _suite_calibrations(suite, model_dirs)
-    fingerprints = {model_id: model_fingerprint(path) for model_id, path in model_dirs.items()}
-    # Recipe-major order: an interrupted suite leaves whole recipes compared across every setting.
-    runs = sorted(suite.run_specs(model_dirs), key=lambda s: suite.recipes.index(s.recipe))
-    for moved in reconcile_changed(out / "runs", {s.run_id: fingerprints[s.model_id] for s in runs},
-                                   args.rerun_changed):
-        print(f"[bench] model changed: old run moved to {moved}")
-    done = {s.run_id: prepare_run(s, out / "runs" / s.run_id, command) for s in runs}
-    complete = sum(len(done[s.run_id]) >= s.n for s in runs)
-    print(f"[bench] {complete} of {len(runs)} runs already complete")
-    tasks = select_part(plan_tasks(runs, done, shard_size=args.shard_size), part)
-    driver = Driver(runs, out / "runs", done, command)
-    driver.complete_finished()
-    todo = [t for t in tasks if t.size]
-    print(f"[bench] {len(todo)} tasks ({sum(t.size for t in todo)} examples) on {args.engine}"
-          + (f", part {part[0]}/{part[1]}" if part else ""))
-    try:
-        execute(todo, driver, resources, workers=args.workers or default_workers(), engine=args.engine,
-                address=args.address)
-    except KeyboardInterrupt as exc:  # SIGINT/SIGTERM: unfinished runs say so, with their true record count
-        for spec in runs:
-            mark_interrupted(out / "runs" / spec.run_id, signal_name(exc))
-        raise
+    workers = args.workers or default_workers()
+    # With Ray the driver attacks nothing: TextAttack waits until the transfers need it, and the pool starts
+    # now, so that its actors' imports overlap the preparation below (training, fingerprints, the plan).
+    resources = _resources(args, import_attack=args.engine != "ray")
+    with contextlib.ExitStack() as stack:
+        pool = None
+        if args.engine == "ray" and not args.train_only:
+            from robustness.suite.executors import RayPool
+            from robustness.suite.plan import max_tasks
+
+            bound = max_tasks(len(suite.models), len(suite.recipes), suite.n, args.shard_size, part)
+            pool = stack.enter_context(RayPool(resources, workers, args.address, max_actors=bound))
+        model_dirs = _suite_model_dirs(suite, out, train=part is None)
+        if args.train_only:
+            return 0
+        _suite_calibrations(suite, model_dirs)
+        fingerprints = {model_id: model_fingerprint(path) for model_id, path in model_dirs.items()}
+        # Recipe-major order: an interrupted suite leaves whole recipes compared across every setting.
+        runs = sorted(suite.run_specs(model_dirs), key=lambda s: suite.recipes.index(s.recipe))
+        for moved in reconcile_changed(out / "runs", {s.run_id: fingerprints[s.model_id] for s in runs},
+                                       args.rerun_changed):
+            print(f"[bench] model changed: old run moved to {moved}")
+        done = {s.run_id: prepare_run(s, out / "runs" / s.run_id, command) for s in runs}
+        complete = sum(len(done[s.run_id]) >= s.n for s in runs)
+        print(f"[bench] {complete} of {len(runs)} runs already complete")
+        tasks = select_part(plan_tasks(runs, done, shard_size=args.shard_size), part)
+        driver = Driver(runs, out / "runs", done, command)
+        driver.complete_finished()
+        todo = [t for t in tasks if t.size]
+        print(f"[bench] {len(todo)} tasks ({sum(t.size for t in todo)} examples) on {args.engine}"
+              + (f", part {part[0]}/{part[1]}" if part else ""))
+        try:
+            execute(todo, driver, resources, workers=workers, engine=args.engine, address=args.address, pool=pool)
+        except KeyboardInterrupt as exc:  # SIGINT/SIGTERM: unfinished runs say so, with their true record count
+            for spec in runs:
+                mark_interrupted(out / "runs" / spec.run_id, signal_name(exc))
+            raise
     if part is not None:
         print(f"[bench] part {part[0]}/{part[1]} done; once every part is, `robustness bench {args.suite} "
               f"--out {out}` writes the report")
         return 0
+    _import_attack(resources)
     _suite_transfers(suite, model_dirs, out, command)
     clean = _clean_tables(suite, model_dirs, out)  # seconds: before the slow quality stage, so it survives a stop
     if suite.quality:  # the quality stage, once every run is complete: the report reads its quality.jsonl

@@ -16,6 +16,8 @@ directory; the workers need the models, the data and the resources at the same p
   attacks like a local worker: ``workers`` actors on a local Ray instance with ``workers`` CPUs when no
   address is given, one per CPU of the cluster at ``address`` otherwise (``pip install -e ".[ray]"``).
   Each task is a streaming generator that sends its progress events and then its results to the driver.
+  ``robustness bench`` makes the :class:`RayPool` before it prepares the runs, so that the actors' start (a
+  fresh process importing torch, transformers and TextAttack) overlaps the driver's work.
 
 With several workers the largest tasks go first (:func:`balanced_order`), which shortens the tail where one
 worker finishes a big task while the others idle.
@@ -26,6 +28,7 @@ current task in the bar's status line.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import queue as queue_module
@@ -191,25 +194,68 @@ class _RayWorker:
                 pending, flushed = [], time.monotonic()
 
 
-def _ray(tasks: Sequence[Task], resources: Any, progress: Progress, workers: int,
-         address: str | None) -> Iterator[Outcome]:
-    try:
-        import ray
-    except ImportError:
-        raise ValueError('--engine ray needs Ray: pip install -e ".[ray]"') from None
-    started = not ray.is_initialized()
-    if started:
-        # A local instance started here inherits this environment (its worker processes are started, and
-        # prestarted, by a raylet forked from this process); a cluster gets the variables that matter through
-        # a runtime env, which makes Ray start workers of their own for it.
-        options = ({"address": address, "runtime_env": {"env_vars": {
-            k: v for k, v in os.environ.items() if k in _RAY_ENV or k.startswith("ROBUSTNESS_")}}}
-            if address else {"num_cpus": workers})
-        ray.init(**options, include_dashboard=False, log_to_driver=False)
-    if address:
-        workers = int(ray.cluster_resources().get("CPU", workers))
-    actor = ray.remote(num_cpus=1, max_restarts=0)(_RayWorker)
-    actors = [actor.remote(resources) for _ in range(max(1, min(workers, len(tasks))))]
+class RayPool:
+    """Ray and its actors, ``with RayPool(...) as pool``: ``workers`` actors (``num_cpus=1``) on a local instance
+    with ``workers`` CPUs, or one per CPU of the cluster at ``address``; never more than ``max_actors``.
+
+    Made before the driver prepares the runs (``robustness bench`` makes it right after validating the
+    suite), the pool's actors import torch, transformers and TextAttack while the driver trains, fingerprints
+    and plans: an actor is a fresh process and its imports are most of its start. :meth:`trim` then kills the
+    actors the plan has no task for. Leaving the pool kills the actors and disconnects from Ray if the pool
+    connected (which stops a local instance it started; a cluster keeps running)."""
+
+    def __init__(self, resources: Any, workers: int, address: str | None = None,
+                 max_actors: int | None = None) -> None:
+        try:
+            import ray
+        except ImportError:
+            raise ValueError('--engine ray needs Ray: pip install -e ".[ray]"') from None
+        if workers < 1:
+            raise ValueError(f"--workers must be >= 1, got {workers}")
+        self.ray, self.actors = ray, []
+        self.started = not ray.is_initialized()
+        if self.started:
+            # A local instance started here inherits this environment (its worker processes are started, and
+            # prestarted, by a raylet forked from this process); a cluster gets the variables that matter
+            # through a runtime env, which makes Ray start workers of their own for it.
+            options = ({"address": address, "runtime_env": {"env_vars": {
+                k: v for k, v in os.environ.items() if k in _RAY_ENV or k.startswith("ROBUSTNESS_")}}}
+                if address else {"num_cpus": workers})
+            ray.init(**options, include_dashboard=False, log_to_driver=False)
+        try:
+            if address:
+                workers = int(ray.cluster_resources().get("CPU", workers))
+            actor = ray.remote(num_cpus=1, max_restarts=0)(_RayWorker)
+            count = max(1, min(workers, max_actors if max_actors is not None else workers))
+            self.actors = [actor.remote(resources) for _ in range(count)]
+        except BaseException:
+            self.close()
+            raise
+
+    def trim(self, count: int) -> None:
+        """Keep ``max(1, count)`` actors; kill the rest."""
+        keep = max(1, count)
+        for worker in self.actors[keep:]:
+            self.ray.kill(worker)
+        del self.actors[keep:]
+
+    def close(self) -> None:
+        for worker in self.actors:
+            self.ray.kill(worker)
+        self.actors = []
+        if self.started and self.ray.is_initialized():
+            self.ray.shutdown()
+
+    def __enter__(self) -> RayPool:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _ray(tasks: Sequence[Task], pool: RayPool, progress: Progress) -> Iterator[Outcome]:
+    ray = pool.ray
+    pool.trim(len(tasks))
     todo, running = list(tasks), {}
 
     def submit(worker: Any) -> None:
@@ -217,25 +263,25 @@ def _ray(tasks: Sequence[Task], resources: Any, progress: Progress, workers: int
             task = todo.pop(0)
             running[worker.run.remote(task)] = (worker, task)
 
-    try:
-        for worker in actors:
+    for worker in pool.actors:
+        submit(worker)
+    while running:
+        ready, _ = ray.wait(list(running), num_returns=1, timeout=1.0)  # a timeout: Ctrl-C gets through
+        for stream in ready:
+            kind, payload = ray.get(next(stream))  # re-raises a worker's exception here
+            if kind == "events":
+                for item in payload:
+                    progress.event(*item)
+                continue
+            worker, task = running.pop(stream)
             submit(worker)
-        while running:
-            ready, _ = ray.wait(list(running), num_returns=1, timeout=1.0)  # a timeout: Ctrl-C gets through
-            for stream in ready:
-                kind, payload = ray.get(next(stream))  # re-raises a worker's exception here
-                if kind == "events":
-                    for item in payload:
-                        progress.event(*item)
-                    continue
-                worker, task = running.pop(stream)
-                submit(worker)
-                yield task, payload
-    finally:
-        for worker in actors:
-            ray.kill(worker)
-        if started:
-            ray.shutdown()
+            yield task, payload
+
+
+def _own_ray_pool(tasks: Sequence[Task], resources: Any, progress: Progress, workers: int,
+                  address: str | None) -> Iterator[Outcome]:
+    with RayPool(resources, workers, address, max_actors=len(tasks)) as pool:
+        yield from _ray(tasks, pool, progress)
 
 
 def balanced_order(tasks: Sequence[Task], workers: int) -> list[Task]:
@@ -246,8 +292,9 @@ def balanced_order(tasks: Sequence[Task], workers: int) -> list[Task]:
 
 
 def execute(tasks: Sequence[Task], driver: Driver, resources: Any, *, workers: int = 1, engine: str = "local",
-            address: str | None = None, progress: bool = True) -> None:
-    """Run ``tasks`` on ``engine`` and let ``driver`` write every result as it arrives."""
+            address: str | None = None, progress: bool = True, pool: RayPool | None = None) -> None:
+    """Run ``tasks`` on ``engine`` and let ``driver`` write every result as it arrives. With ``engine="ray"``
+    the tasks go to ``pool`` if given (the caller closes it), else to a pool made and closed here."""
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}; known: {', '.join(ENGINES)}")
     if workers < 1:
@@ -257,13 +304,15 @@ def execute(tasks: Sequence[Task], driver: Driver, resources: Any, *, workers: i
     tasks = balanced_order([t for t in tasks if t.size], workers)
     bar = Progress(sum(t.size for t in tasks), progress)
     runners: dict[str, Callable[[], Iterator[Outcome]]] = {
-        "ray": lambda: _ray(tasks, resources, bar, workers, address),
+        "ray": lambda: (_ray(tasks, pool, bar) if pool is not None
+                        else _own_ray_pool(tasks, resources, bar, workers, address)),
         "local": lambda: (_in_process(tasks, resources, bar) if workers == 1 or len(tasks) <= 1
                           else _local_pool(tasks, resources, bar, min(workers, len(tasks)))),
     }
     try:
         if tasks:
-            for _task, results in runners[engine]():
-                driver.accept(results)
+            with contextlib.closing(runners[engine]()) as outcomes:  # an error here stops the engine at once
+                for _task, results in outcomes:
+                    driver.accept(results)
     finally:
         bar.close()

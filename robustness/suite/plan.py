@@ -18,6 +18,7 @@ import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from robustness.suite.specs import RunSpec
 
@@ -25,6 +26,7 @@ from robustness.suite.specs import RunSpec
 #: share a task. (Fields a RunSpec lacks are ignored, so the grouping follows the spec as it grows.)
 SWEEP_FIELDS = ("patience", "setting", "goal", "goal_target", "keep_prediction")
 DEFAULT_SHARD_SIZE = 25
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -86,6 +88,13 @@ def plan_tasks(specs: Sequence[RunSpec], done: dict[str, set[int]] | None = None
     return tasks
 
 
+def max_tasks(models: int, recipes: int, n: int, shard_size: int, part: tuple[int, int] | None) -> int:
+    """The most tasks ``part`` of a suite's plan can hold, known before its models exist: the suite's runs
+    differ only in model, recipe and :data:`SWEEP_FIELDS`, so every (model, recipe) is at most one group, cut
+    into the shards of ``n`` examples (fewer when a model has no run)."""
+    return len(select_part(range(models * recipes * len(shards(n, shard_size))), part))
+
+
 def parse_part(text: str) -> tuple[int, int]:
     """``"i/k"`` -> ``(i, k)`` with 1 <= i <= k; anything else is a ValueError."""
     match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", text)
@@ -94,7 +103,7 @@ def parse_part(text: str) -> tuple[int, int]:
     return int(match.group(1)), int(match.group(2))
 
 
-def select_part(tasks: Sequence[Task], part: tuple[int, int] | None) -> list[Task]:
+def select_part(tasks: Sequence[T], part: tuple[int, int] | None) -> list[T]:
     """Part ``i`` of ``k`` of a plan (every k-th task from the i-th: neighbouring shards go to different
     parts, which balances them); ``None`` is the whole plan."""
     if part is None:

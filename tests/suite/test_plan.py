@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from robustness.suite.plan import parse_part, plan_tasks, select_part, shards
+from robustness.suite.plan import max_tasks, parse_part, plan_tasks, select_part, shards
 from robustness.suite.specs import RunSpec
 
 
@@ -46,6 +46,16 @@ def test_parts_are_deterministic_disjoint_and_cover_the_plan():
     for bad in ("0/3", "4/3", "1", "a/b"):
         with pytest.raises(ValueError, match="i/k"):
             parse_part(bad)
+
+
+@pytest.mark.parametrize("part", [None, (1, 1), (1, 3), (2, 3), (3, 3), (5, 20)])
+@pytest.mark.parametrize("shard_size", [1, 2, 5, 25])
+def test_max_tasks_is_the_size_of_the_part_of_a_fresh_plan(part, shard_size):
+    plan = plan_tasks(_specs(), shard_size=shard_size)
+    assert max_tasks(2, 2, 5, shard_size, part) == len(select_part(plan, part))
+    # a model without a run (its settings not calibrated yet) makes fewer tasks, never more
+    fewer = plan_tasks([s for s in _specs() if s.model_id == "a"], shard_size=shard_size)
+    assert len(select_part(fewer, part)) <= max_tasks(2, 2, 5, shard_size, part)
 
 
 def test_several_workers_take_the_largest_tasks_first_one_worker_the_plan_order():

@@ -303,65 +303,80 @@ def _suite_transfers(suite, model_dirs: dict[str, str], out: Path, command: str)
                      command=command)
 
 
-def cmd_bench(args: argparse.Namespace, command: str) -> int:
+def _bench_attacks(args: argparse.Namespace, suite, part: tuple[int, int] | None, out: Path, workers: int,
+                   resources, pool, command: str):
+    """``bench`` up to the attacks: validate, train (unless a part), calibrate, plan, execute. ``(runs,
+    model_dirs)``, or None with ``--train-only``."""
     from robustness.attack.rundir import reconcile_changed
     from robustness.models.fingerprint import model_fingerprint
-    from robustness.report import write_report
     from robustness.signals import signal_name
-    from robustness.suite.executors import Driver, default_workers, execute
-    from robustness.suite.plan import parse_part, plan_tasks, select_part
+    from robustness.suite.executors import Driver, execute
+    from robustness.suite.plan import plan_tasks, select_part
     from robustness.suite.shards import mark_interrupted, prepare_run
-    from robustness.suite.specs import load_suite
     from robustness.suite.validate import validate_suite
+
+    validate_suite(suite, out, overwrite=args.overwrite, mlm=args.mlm)
+    if args.engine != "ray":  # local workers are forked from this process; a Ray driver attacks nothing
+        _import_attack(resources)
+    model_dirs = _suite_model_dirs(suite, out, train=part is None)
+    if args.train_only:
+        return None
+    _suite_calibrations(suite, model_dirs)
+    fingerprints = {model_id: model_fingerprint(path) for model_id, path in model_dirs.items()}
+    # Recipe-major order: an interrupted suite leaves whole recipes compared across every setting.
+    runs = sorted(suite.run_specs(model_dirs), key=lambda s: suite.recipes.index(s.recipe))
+    for moved in reconcile_changed(out / "runs", {s.run_id: fingerprints[s.model_id] for s in runs},
+                                   args.rerun_changed):
+        print(f"[bench] model changed: old run moved to {moved}")
+    done = {s.run_id: prepare_run(s, out / "runs" / s.run_id, command) for s in runs}
+    complete = sum(len(done[s.run_id]) >= s.n for s in runs)
+    print(f"[bench] {complete} of {len(runs)} runs already complete")
+    tasks = select_part(plan_tasks(runs, done, shard_size=args.shard_size), part)
+    driver = Driver(runs, out / "runs", done, command)
+    driver.complete_finished()
+    todo = [t for t in tasks if t.size]
+    print(f"[bench] {len(todo)} tasks ({sum(t.size for t in todo)} examples) on {args.engine}"
+          + (f", part {part[0]}/{part[1]}" if part else ""))
+    try:
+        execute(todo, driver, resources, workers=workers, engine=args.engine, address=args.address, pool=pool)
+    except KeyboardInterrupt as exc:  # SIGINT/SIGTERM: unfinished runs say so, with their true record count
+        for spec in runs:
+            mark_interrupted(out / "runs" / spec.run_id, signal_name(exc))
+        raise
+    return runs, model_dirs
+
+
+def cmd_bench(args: argparse.Namespace, command: str) -> int:
+    from robustness.suite.executors import RayPool, default_workers
+    from robustness.suite.plan import max_tasks, parse_part
+    from robustness.suite.specs import load_suite
 
     suite = load_suite(args.suite)
     part = parse_part(args.part) if args.part else None
     args = _located(args, suite)
     suite = dataclasses.replace(suite, data_dir=args.data_dir)
     out = Path(args.out)
-    validate_suite(suite, out, overwrite=args.overwrite, mlm=args.mlm)
     workers = args.workers or default_workers()
-    # With Ray the driver attacks nothing: TextAttack waits until the transfers need it, and the pool starts
-    # now, so that its actors' imports overlap the preparation below (training, fingerprints, the plan).
-    resources = _resources(args, import_attack=args.engine != "ray")
+    # With Ray, Ray starts first: its actors (fresh processes) import torch, transformers and TextAttack while
+    # this process imports what it needs, validates the suite, trains and plans. The pool closes when the
+    # attacks end.
+    resources = _resources(args, import_attack=False)
     with contextlib.ExitStack() as stack:
         pool = None
         if args.engine == "ray" and not args.train_only:
-            from robustness.suite.executors import RayPool
-            from robustness.suite.plan import max_tasks
-
             bound = max_tasks(len(suite.models), len(suite.recipes), suite.n, args.shard_size, part)
             pool = stack.enter_context(RayPool(resources, workers, args.address, max_actors=bound))
-        model_dirs = _suite_model_dirs(suite, out, train=part is None)
-        if args.train_only:
-            return 0
-        _suite_calibrations(suite, model_dirs)
-        fingerprints = {model_id: model_fingerprint(path) for model_id, path in model_dirs.items()}
-        # Recipe-major order: an interrupted suite leaves whole recipes compared across every setting.
-        runs = sorted(suite.run_specs(model_dirs), key=lambda s: suite.recipes.index(s.recipe))
-        for moved in reconcile_changed(out / "runs", {s.run_id: fingerprints[s.model_id] for s in runs},
-                                       args.rerun_changed):
-            print(f"[bench] model changed: old run moved to {moved}")
-        done = {s.run_id: prepare_run(s, out / "runs" / s.run_id, command) for s in runs}
-        complete = sum(len(done[s.run_id]) >= s.n for s in runs)
-        print(f"[bench] {complete} of {len(runs)} runs already complete")
-        tasks = select_part(plan_tasks(runs, done, shard_size=args.shard_size), part)
-        driver = Driver(runs, out / "runs", done, command)
-        driver.complete_finished()
-        todo = [t for t in tasks if t.size]
-        print(f"[bench] {len(todo)} tasks ({sum(t.size for t in todo)} examples) on {args.engine}"
-              + (f", part {part[0]}/{part[1]}" if part else ""))
-        try:
-            execute(todo, driver, resources, workers=workers, engine=args.engine, address=args.address, pool=pool)
-        except KeyboardInterrupt as exc:  # SIGINT/SIGTERM: unfinished runs say so, with their true record count
-            for spec in runs:
-                mark_interrupted(out / "runs" / spec.run_id, signal_name(exc))
-            raise
+        attacked = _bench_attacks(args, suite, part, out, workers, resources, pool, command)
+    if attacked is None:  # --train-only
+        return 0
+    runs, model_dirs = attacked
     if part is not None:
         print(f"[bench] part {part[0]}/{part[1]} done; once every part is, `robustness bench {args.suite} "
               f"--out {out}` writes the report")
         return 0
-    _import_attack(resources)
+    from robustness.report import write_report
+
+    _import_attack(resources)  # the transfers attack in this process
     _suite_transfers(suite, model_dirs, out, command)
     clean = _clean_tables(suite, model_dirs, out)  # seconds: before the slow quality stage, so it survives a stop
     if suite.quality:  # the quality stage, once every run is complete: the report reads its quality.jsonl

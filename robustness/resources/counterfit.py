@@ -33,7 +33,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 
 LEXICON_FILES = {
     "vocabulary": "vocabulary.txt",
@@ -139,6 +138,8 @@ def top_k_neighbours(vectors: np.ndarray, k: int, chunk_size: int = 1024) -> tup
     Returns (indices (N, k+1) int64, cosine similarities (N, k+1) float32). Chunked matrix products keep
     memory at ``chunk_size × N`` floats.
     """
+    import torch  # here: importing this module (for the resource paths) stays light
+
     x = normalise_rows(vectors)
     x_t = np.ascontiguousarray(x.T)  # numpy matmul on a contiguous transpose: fastest here (memory-bound)
     n = x.shape[0]
@@ -183,6 +184,8 @@ def counter_fit(
     config: CounterFitConfig | None = None,
 ) -> np.ndarray:
     """Counter-fit ``vectors`` (N, D) to synonym/antonym index pairs; returns unit-normalised float32 rows."""
+    import torch
+
     config = config or CounterFitConfig()
     v0 = normalise_rows(vectors)
     n = len(v0)

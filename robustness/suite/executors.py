@@ -29,10 +29,12 @@ current task in the bar's status line.
 from __future__ import annotations
 
 import contextlib
+import logging
 import multiprocessing
 import os
 import queue as queue_module
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -40,7 +42,6 @@ from typing import Any
 
 from robustness.suite import work
 from robustness.suite.plan import Task
-from robustness.suite.shards import finalize_run, write_shard
 from robustness.suite.specs import RunSpec
 
 ENGINES = ("local", "ray")
@@ -84,6 +85,8 @@ class Driver:
         self.completed: list[str] = []
 
     def accept(self, results: list[dict[str, Any]]) -> None:
+        from robustness.suite.shards import write_shard
+
         for result in results:
             run_id = result["run_id"]
             write_shard(self.runs_dir / run_id, result)
@@ -97,6 +100,8 @@ class Driver:
             self._complete(run_id)
 
     def _complete(self, run_id: str) -> None:
+        from robustness.suite.shards import finalize_run
+
         spec = self.specs[run_id]
         if len(self.done[run_id]) >= spec.n and finalize_run(spec, self.runs_dir / run_id, self.command):
             self.completed.append(run_id)
@@ -194,63 +199,116 @@ class _RayWorker:
                 pending, flushed = [], time.monotonic()
 
 
+def _import_ray() -> Any:
+    """``import ray`` for a driver, without Ray's C++ failure-signal handler in this process: that handler also
+    catches SIGTERM and, racing the command line's own handler, sometimes aborts the process (exit code 134
+    instead of 143, seen with Ray 2.60). Ray reads ``RAY_DISABLE_FAILURE_SIGNAL_HANDLER`` when it is imported;
+    the variable is set for that import only (unless the user set it), so Ray's workers keep their crash traces."""
+    if sys.modules.get("ray") is not None:
+        return sys.modules["ray"]
+    user = os.environ.get("RAY_DISABLE_FAILURE_SIGNAL_HANDLER")
+    os.environ["RAY_DISABLE_FAILURE_SIGNAL_HANDLER"] = user if user is not None else "1"
+    try:
+        import ray
+    except ImportError:
+        raise ValueError('--engine ray needs Ray: pip install -e ".[ray]"') from None
+    finally:
+        if user is None:
+            del os.environ["RAY_DISABLE_FAILURE_SIGNAL_HANDLER"]
+    return ray
+
+
+class _NoThreadSigtermNote(logging.Filter):
+    """Drops Ray's note that ``ray.init`` outside the main thread sets no SIGTERM handler: the command line
+    handles SIGTERM itself (runs marked interrupted, exit code 143), which Ray's handler would replace."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "SIGTERM handler is not set" not in record.getMessage()
+
+
 class RayPool:
     """Ray and its actors, ``with RayPool(...) as pool``: ``workers`` actors (``num_cpus=1``) on a local instance
     with ``workers`` CPUs, or one per CPU of the cluster at ``address``; never more than ``max_actors``.
 
-    Made before the driver prepares the runs (``robustness bench`` makes it right after validating the
-    suite), the pool's actors import torch, transformers and TextAttack while the driver trains, fingerprints
-    and plans: an actor is a fresh process and its imports are most of its start. :meth:`trim` then kills the
-    actors the plan has no task for. Leaving the pool kills the actors and disconnects from Ray if the pool
-    connected (which stops a local instance it started; a cluster keeps running)."""
+    Made before the driver prepares the runs (``robustness bench`` makes it first), the pool starts in a thread
+    of its own, so that Ray's start (seconds of waiting for its processes) overlaps the driver's imports and
+    its actors' imports (a fresh process importing torch, transformers and TextAttack) overlap the driver's
+    preparation. The thread lives until the pool closes: Ray's processes get a parent-death signal, which
+    fires when the *thread* that started them ends. :meth:`wait` waits for the actors (re-raising a failed
+    start); :meth:`trim` kills those the plan has no task for. Leaving the pool kills the actors and
+    disconnects from Ray if the pool connected (which stops a local instance it started; a cluster keeps
+    running)."""
 
     def __init__(self, resources: Any, workers: int, address: str | None = None,
                  max_actors: int | None = None) -> None:
-        try:
-            import ray
-        except ImportError:
-            raise ValueError('--engine ray needs Ray: pip install -e ".[ray]"') from None
         if workers < 1:
             raise ValueError(f"--workers must be >= 1, got {workers}")
-        self.ray, self.actors = ray, []
-        self.started = not ray.is_initialized()
-        if self.started:
-            # A local instance started here inherits this environment (its worker processes are started, and
-            # prestarted, by a raylet forked from this process); a cluster gets the variables that matter
-            # through a runtime env, which makes Ray start workers of their own for it.
-            options = ({"address": address, "runtime_env": {"env_vars": {
-                k: v for k, v in os.environ.items() if k in _RAY_ENV or k.startswith("ROBUSTNESS_")}}}
-                if address else {"num_cpus": workers})
-            ray.init(**options, include_dashboard=False, log_to_driver=False)
+        self.ray, self.actors = _import_ray(), []
+        self._error: BaseException | None = None
+        self._ready, self._closing = threading.Event(), threading.Event()
+        self._thread = threading.Thread(target=self._serve, args=(resources, workers, address, max_actors),
+                                        name="ray-pool", daemon=True)
+        self._thread.start()
+
+    def _serve(self, resources: Any, workers: int, address: str | None, max_actors: int | None) -> None:
+        ray, started = self.ray, False
         try:
+            if not ray.is_initialized():
+                # A local instance started here inherits this environment (its worker processes are started,
+                # and prestarted, by a raylet forked from this process); a cluster gets the variables that
+                # matter through a runtime env, which makes Ray start workers of their own for it.
+                options = ({"address": address, "runtime_env": {"env_vars": {
+                    k: v for k, v in os.environ.items() if k in _RAY_ENV or k.startswith("ROBUSTNESS_")}}}
+                    if address else {"num_cpus": workers})
+                started = True
+                quiet = _NoThreadSigtermNote()
+                logging.getLogger("ray._private.worker").addFilter(quiet)
+                try:
+                    ray.init(**options, include_dashboard=False, log_to_driver=False)
+                finally:
+                    logging.getLogger("ray._private.worker").removeFilter(quiet)
             if address:
                 workers = int(ray.cluster_resources().get("CPU", workers))
             actor = ray.remote(num_cpus=1, max_restarts=0)(_RayWorker)
             count = max(1, min(workers, max_actors if max_actors is not None else workers))
             self.actors = [actor.remote(resources) for _ in range(count)]
-        except BaseException:
-            self.close()
-            raise
+        except BaseException as exc:  # handed to the driver by wait()
+            self._error = exc
+        finally:
+            self._ready.set()
+        self._closing.wait()
+        for worker in self.actors:
+            ray.kill(worker)
+        self.actors = []
+        if started and ray.is_initialized():
+            ray.shutdown()
+
+    def wait(self) -> list[Any]:
+        """The actors, once started (a timeout per wait, so that Ctrl-C gets through)."""
+        while not self._ready.wait(timeout=0.5):
+            pass
+        if self._error is not None:
+            raise self._error
+        return self.actors
 
     def trim(self, count: int) -> None:
         """Keep ``max(1, count)`` actors; kill the rest."""
         keep = max(1, count)
-        for worker in self.actors[keep:]:
+        for worker in self.wait()[keep:]:
             self.ray.kill(worker)
         del self.actors[keep:]
 
     def close(self) -> None:
-        for worker in self.actors:
-            self.ray.kill(worker)
-        self.actors = []
-        if self.started and self.ray.is_initialized():
-            self.ray.shutdown()
+        self._closing.set()
+        self._thread.join()
 
     def __enter__(self) -> RayPool:
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
         self.close()
+        if exc_type is None and self._error is not None:  # a failed start the driver never waited for
+            raise self._error
 
 
 def _ray(tasks: Sequence[Task], pool: RayPool, progress: Progress) -> Iterator[Outcome]:

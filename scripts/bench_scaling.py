@@ -6,8 +6,8 @@ holding the trained models (``--models DIR``, hard-linked in).
 Every measurement is a new process, so that each configuration pays its own start-up (imports, TextAttack,
 WordNet, models; Ray's start) exactly once, as a user's ``robustness bench`` does. Two times per measurement:
 *process* (the command from start to exit: the figure the goals use) and *attack phase* (from the command's
-``[bench] N tasks`` line to its ``part 1/1 done`` line: the engine's work, the workers' start and Ray's
-included).
+``[bench] N tasks`` line to its ``part 1/1 done`` line: the engine's work and the local workers' start; Ray and
+its actors start before that line, while the driver prepares, so for Ray only the process time compares).
 
 Configurations: ``local-1``, ``local-2``; ``ray-2`` starts a local Ray instance inside the measurement (and
 stops it), ``ray-2-running`` submits to a local Ray instance started (``ray start --head``, 2 CPUs) before that

@@ -210,7 +210,7 @@ def test_ctrl_c_stops_every_worker_keeps_shards_and_resumes(tmp_path, tiny_pabee
     """Ctrl-C (SIGINT to the terminal's process group) during a 2-worker bench: exit 130, no process of the
     group left, the shards written so far kept; the rerun resumes from them and completes."""
     suite = tmp_path / "long.toml"
-    suite.write_text('[suite]\nname = "long"\ndataset = "glue/sst2"\nn = 12\nquery_budget = 400\nbatch_size = 1\n'
+    suite.write_text('[suite]\nname = "long"\ndataset = "glue/sst2"\nn = 24\nquery_budget = 400\nbatch_size = 1\n'
                      f'recipes = ["deepwordbug"]\n[[models]]\nid = "tp"\npath = "{tiny_pabee_dir}"\n'
                      'settings = [1, "full"]\n')
     out = tmp_path / "out"
@@ -248,5 +248,5 @@ def test_ctrl_c_stops_every_worker_keeps_shards_and_resumes(tmp_path, tiny_pabee
         for line in (run / "records.jsonl").read_text().splitlines():
             record = json.loads(line)
             final[(run.name, record["example_id"])] = record
-    assert len(final) == 24
+    assert len(final) == 48  # 24 examples x 2 settings
     assert all(final[key] == record for key, record in kept.items())  # kept, not redone (same attack_time_s)

@@ -316,6 +316,8 @@ def _bench_attacks(args: argparse.Namespace, suite, part: tuple[int, int] | None
     from robustness.suite.validate import validate_suite
 
     validate_suite(suite, out, overwrite=args.overwrite, mlm=args.mlm)
+    if pool is not None:  # Ray is up (it started while this process validated) before anything is trained or written
+        pool.wait()
     if args.engine != "ray":  # local workers are forked from this process; a Ray driver attacks nothing
         _import_attack(resources)
     model_dirs = _suite_model_dirs(suite, out, train=part is None)

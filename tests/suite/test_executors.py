@@ -122,3 +122,27 @@ def test_runs_are_charged_their_cpu_time_unknown_when_a_shard_predates_it(suite,
     timings = {run.name: json.loads((run / "run.json").read_text())["timings"] for run in (tmp_path / "runs").iterdir()}
     assert timings.pop(older.parent.parent.name)["cpu_time_s"] is None
     assert timings and all(t["cpu_time_s"] > 0 for t in timings.values())
+
+
+def test_a_ray_that_cannot_start_fails_bench_before_any_run_is_written(suite, tmp_path, monkeypatch, capsys):
+    from robustness.suite import executors
+
+    class UnreachableRay:
+        def __init__(self, resources, workers, address=None, max_actors=None) -> None:
+            self.closed = False
+
+        def wait(self):
+            raise ConnectionError("Could not find any running Ray instance.")
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc) -> None:
+            self.closed = True
+
+    monkeypatch.setattr(executors, "RayPool", UnreachableRay)
+    path, root = suite
+    code = main(["bench", str(path), "--out", str(tmp_path), "--data-dir", str(root / "data"),
+                 "--nltk-data", str(SHARED / "nltk_data"), "--engine", "ray", "--address", "auto"])
+    assert code == 2 and "Could not find any running Ray instance" in capsys.readouterr().err
+    assert not (tmp_path / "runs").exists()

@@ -207,7 +207,8 @@ def _import_ray() -> Any:
     if sys.modules.get("ray") is not None:
         return sys.modules["ray"]
     user = os.environ.get("RAY_DISABLE_FAILURE_SIGNAL_HANDLER")
-    os.environ["RAY_DISABLE_FAILURE_SIGNAL_HANDLER"] = user if user is not None else "1"
+    if user is None:
+        os.environ["RAY_DISABLE_FAILURE_SIGNAL_HANDLER"] = "1"
     try:
         import ray
     except ImportError:

@@ -284,7 +284,7 @@ def _suite_calibrations(suite, model_dirs: dict[str, str]) -> None:
 
 
 def _suite_transfers(suite, model_dirs: dict[str, str], out: Path, command: str) -> None:
-    """Run the suite's transfers (each resumable) into ``<out>/transfers/<id>``, one model load and one all-layer
+    """Run the suite's transfers (each resumable) into ``<out>/transfers/<id>``, one model load and one layer
     cache per target model: the settings of a model replay the same texts, which are encoded once."""
     from robustness.attack.runner import run_is_complete
     from robustness.attack.transfer import run_transfer

@@ -1,12 +1,12 @@
 """Sweep benchmark: one PABEE model at several exit settings on one recipe, as ONE task (the settings share the
-all-layer cache and TextAttack's model-independent work, example by example), vs each setting alone (its own
+layer cache and TextAttack's model-independent work, example by example), vs each setting alone (its own
 task: its own caches). Same process, one torch thread, fresh caches and attacks for every measurement (the
 model is loaded once and one untimed warm-up run goes first).
 
-Prints, as medians over ``--reps`` (order alternating): the sweep's wall time, each run alone, the ratio
-sweep / mean run alone (goal <= 2.0), the texts and tokens encoded (the sweep's distinct tokens over a mean run
-alone's: the model forward's part of the ratio, which no sharing of TextAttack's work can lower), and whether
-the sweep's records equal the runs alone.
+Prints, as medians over ``--reps`` (order alternating): the sweep's wall time, each run alone, the ratios
+sweep / mean run alone (goal <= 2.0) and sweep / the deepest run alone, the texts, tokens and token-layers
+encoded (the sweep's model work over a mean run alone's: the model forward's part of the ratio, which no
+sharing of TextAttack's work can lower), and whether the sweep's records equal the runs alone.
 
     python scripts/bench_sweep.py --model out/v2/models/pabee-minilm-sst2 --resources ../shared \
         --recipe deepwordbug --n 100 --reps 3
@@ -22,15 +22,16 @@ import time
 from pathlib import Path
 
 
-def _timed(task, resources) -> tuple[float, list[dict], int]:
-    """``(seconds, shard results, tokens the task's wrappers encoded)``."""
+def _timed(task, resources) -> tuple[float, list[dict], tuple[int, int]]:
+    """``(seconds, shard results, (tokens, token-layers) the task's wrappers encoded)``."""
     from robustness.suite import work
 
     work._GROUP.clear()  # fresh attacks and caches: set-up is part of every measurement
     start = time.perf_counter()
     results = work.run_task(task, resources)
     seconds = time.perf_counter() - start
-    return seconds, results, sum(wrapper.tokens_encoded for wrapper, _ in work._GROUP["attacks"].values())
+    wrappers = [wrapper for wrapper, _ in work._GROUP["attacks"].values()]
+    return seconds, results, (sum(w.tokens_encoded for w in wrappers), sum(w.token_layers_encoded for w in wrappers))
 
 
 def _strip(results: list[dict]) -> dict[str, list[dict]]:
@@ -95,29 +96,38 @@ def main() -> int:
                 sweep_records = _strip(results)
                 encoded["sweep"] = sum(r["num_encoded"] for r in results)
             else:
-                alone_records, encoded["alone"], tokens["alone"] = {}, 0, 0
+                alone_records, encoded["alone"], tokens["alone"] = {}, 0, (0, 0)
                 for setting, task in alone_tasks.items():
                     seconds, results, task_tokens = _timed(task, resources)
                     alone_s[setting].append(seconds)
                     alone_records.update(_strip(results))
                     encoded["alone"] += sum(r["num_encoded"] for r in results)
-                    tokens["alone"] += task_tokens
+                    tokens["alone"] = tuple(a + b for a, b in zip(tokens["alone"], task_tokens, strict=True))
+                    tokens[setting] = task_tokens
         same = same and sweep_records == alone_records
     sweep = statistics.median(sweep_s)
     alone = {s: statistics.median(v) for s, v in alone_s.items()}
     mean_alone = statistics.mean(alone.values())
+    deepest = max(alone, key=lambda s: tokens[s][1])  # the run alone with the most model work (full depth)
     summary = {"sweep_s": sweep, "alone_s": alone, "sweep_over_mean_alone": sweep / mean_alone,
                "sweep_over_each_alone": {s: sweep / v for s, v in alone.items()}, "texts_encoded": encoded,
-               "tokens_encoded": tokens,
-               # the model's work: the sweep's distinct tokens over a mean run alone's (all-layer passes)
-               "tokens_sweep_over_mean_alone": tokens["sweep"] / (tokens["alone"] / len(alone)),
+               "tokens_encoded": {k: v[0] for k, v in tokens.items()},
+               "token_layers_encoded": {k: v[1] for k, v in tokens.items()},
+               # the model's work: the sweep's over a mean run alone's (tokens, and tokens x layers run)
+               "tokens_sweep_over_mean_alone": tokens["sweep"][0] / (tokens["alone"][0] / len(alone)),
+               "token_layers_sweep_over_mean_alone": tokens["sweep"][1] / (tokens["alone"][1] / len(alone)),
+               "deepest_alone": deepest, "sweep_over_deepest_alone": sweep / alone[deepest],
                "identical_records": same, "reps": {"sweep_s": sweep_s, "alone_s": alone_s}}
     print(f"{args.recipe}, {len(specs)} settings x {args.n} examples, medians of {args.reps} reps:")
     print(f"  sweep (one task) {sweep:.1f}s; alone: {', '.join(f'{k} {v:.1f}s' for k, v in alone.items())}")
-    print(f"  RATIO sweep / mean run alone = {summary['sweep_over_mean_alone']:.2f}  (goal <= 2.0)")
+    print(f"  RATIO sweep / mean run alone = {summary['sweep_over_mean_alone']:.2f}  (goal <= 2.0); "
+          f"sweep / the deepest run alone ({deepest}) = {summary['sweep_over_deepest_alone']:.2f}")
     print(f"  texts encoded: sweep {encoded['sweep']}, all runs alone {encoded['alone']}; tokens encoded: sweep "
-          f"{tokens['sweep']}, all runs alone {tokens['alone']} -> sweep / mean run alone "
-          f"{summary['tokens_sweep_over_mean_alone']:.2f} (the model's share of the work)")
+          f"{tokens['sweep'][0]}, all runs alone {tokens['alone'][0]} -> sweep / mean run alone "
+          f"{summary['tokens_sweep_over_mean_alone']:.2f}")
+    print(f"  token-layers run (the model's work): sweep {tokens['sweep'][1]}, all runs alone {tokens['alone'][1]} "
+          f"({', '.join(f'{s} {tokens[s][1]}' for s in alone)}) -> sweep / mean run alone "
+          f"{summary['token_layers_sweep_over_mean_alone']:.2f}")
     print(f"  identical records: {same}")
     if args.json:
         Path(args.json).write_text(json.dumps({"args": vars(args), "results": summary}, indent=2) + "\n")

@@ -83,9 +83,9 @@ ClassificationGoalFunction = import_textattack().goal_functions.ClassificationGo
 class SlowdownGoalFunction(ClassificationGoalFunction):
     """TextAttack goal: exit at layer ``target`` or later (default L) under the wrapper's exit setting.
 
-    ``model_wrapper`` is a :class:`~robustness.attack.wrapper.PabeeModelWrapper`; the exit and the score come
-    from its all-layer logits (cached: scoring a text costs no extra encode). Other arguments are
-    TextAttack's ``GoalFunction`` options."""
+    ``model_wrapper`` is a :class:`~robustness.attack.wrapper.PabeeModelWrapper`; the exit and the score
+    come from its logits of every layer (the score reads them all: a scored text runs all L layers, once).
+    Other arguments are TextAttack's ``GoalFunction`` options."""
 
     def __init__(self, model_wrapper: Any, target: int | None = None, keep_prediction: bool = False,
                  **kwargs: Any) -> None:

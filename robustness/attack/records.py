@@ -49,8 +49,9 @@ class AttackRecord(TypedDict):
     #: Deployed cost: Σ over those texts of each text's exit layer at the run's setting -- the transformer
     #: layers a per-example early-exit model would have run to answer the attack (None: unknown, v1 record).
     layers_computed: int | None
-    #: What this process's inference mode cost for those texts: L per text for an all-layer pass (the
-    #: all-layer cache), the exit layer per text with true early exit, L per gradient query.
+    #: What the run's own queries cost this process's inference for those texts: each text's exit layer
+    #: (the lazy layer cache, or true early exit), L for a text whose every layer the goal reads (the
+    #: slowdown score), L per gradient query. Records written before the lazy cache counted L per text.
     layers_encoded: int
     #: Mean exit layer over every distinct text queried for the example (= layers_computed /
     #: num_forward_passes): where an attack's intermediate queries exit, not only the final text's.

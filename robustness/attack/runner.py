@@ -167,7 +167,7 @@ def run_attack(
     """Attack ``spec.n`` examples into the run directory ``out_dir`` (resuming what is there); returns it.
 
     ``model``/``tokenizer`` (both or neither) skip loading ``spec.model_dir``; ``cache`` (that model's)
-    shares all-layer logits with other runs of the same model. ``on_record`` is called after each record
+    shares layer logits with other runs of the same model. ``on_record`` is called after each record
     is written. Records made by other weights (another model fingerprint) are never resumed or reused;
     ``overwrite`` starts afresh, replacing whatever run (or foreign run files) ``out_dir`` holds."""
     wall_start, cpu_start = time.perf_counter(), time.process_time()

@@ -1,11 +1,12 @@
-"""TextAttack model wrapper for PABEE models: per-example exits, dynamic padding, an all-layer cache.
+"""TextAttack model wrapper for PABEE models: per-example exits, dynamic padding, a lazily filled layer cache.
 
 :class:`PabeeModelWrapper` answers TextAttack's queries with the softmax of each example's *exit*
-layer, ``p = softmax(z_e)`` where ``e`` is the example's own PABEE exit layer (never a per-batch
-decision). By default every uncached text gets one all-layer pass, whose ``[H, C]`` logits go into a
-:class:`LayerLogitsCache`; the exit is derived from them with
-``model.exit_from_layer_logits`` for any exit setting (patience, entropy, maxprob, full). Wrappers of the
-*same model* at several settings share one cache, so a text is encoded once however many are attacked.
+layer, ``p = softmax(z_e)`` where ``e`` is the example's own exit layer at the wrapper's setting (never a
+per-batch decision). By default a text is encoded layer by layer only until its exit is decided
+(:func:`robustness.attack.encoding.advance`); the logits of the layers run, and the hidden state to resume
+from, go into a :class:`~robustness.attack.layer_cache.LayerLogitsCache`. Wrappers of the *same model* at
+several settings share one cache, so a text is encoded once, as deep as the deepest of them needs, however
+many are attacked. A full-depth baseline (one head) gets one all-layer pass per text.
 
 Accounting (what the records report) is independent of that cache, so that a record does not depend on
 which runs happened to share it or on where a run was resumed:
@@ -15,83 +16,32 @@ which runs happened to share it or on where a run was resumed:
 * ``layers_computed`` -- the *deployed* cost: Σ over those texts of each text's exit layer at the wrapper's
   setting, i.e. what a per-example early-exit model would have run to answer them (L per text at full
   depth or for a baseline);
-* ``layers_encoded`` -- what this wrapper's inference mode costs for those texts: ``L`` per text for an
-  all-layer pass (whatever the setting), the real exit layer per text with ``true_early_exit=True``
-  (``model.early_exit``, the latency path), plus ``L`` per :meth:`get_grad` call;
-* ``num_encoded`` (texts), ``tokens_encoded`` (their tokens, padding excluded) and the cache's
-  ``hits``/``misses`` -- what this process really encoded.
+* ``layers_encoded`` -- what this wrapper's own requests cost when it runs alone: for each text, the
+  deepest layer it asked for (its exit layer; L where all layers were asked for, as the slowdown goal's
+  score does), plus ``L`` per :meth:`get_grad` call;
+* ``num_encoded`` (texts), ``tokens_encoded`` (their tokens, padding excluded), ``token_layers_encoded``
+  (Σ real tokens x layers run) and the cache's ``hits``/``misses``/``resumed`` -- what this process really
+  encoded.
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Hashable, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 
+from robustness.attack.encoding import Text, advance, batches, text_key
+from robustness.attack.layer_cache import LayerLogitsCache
+from robustness.models.exits import prefix_exit
 from robustness.models.settings import Setting, parse_setting
 from robustness.resources.textattack_compat import import_textattack
 
+__all__ = ["LayerLogitsCache", "PabeeModelWrapper", "Text", "text_key"]
+
 ModelWrapper = import_textattack().models.wrappers.ModelWrapper
-
-Text = str | tuple[str, str]
-
-
-def text_key(text: Any) -> Text:
-    """A hashable key: a string, or a ``(first, second)`` tuple for sentence pairs (lists become tuples)."""
-    if isinstance(text, str):
-        return text
-    if isinstance(text, (tuple, list)) and len(text) == 2 and all(isinstance(t, str) for t in text):
-        return (text[0], text[1])
-    raise ValueError(f"a text must be a string or a pair of strings, got {type(text).__name__}: {text!r:.80}")
-
-
-class LayerLogitsCache:
-    """All-layer logits ``[H, C]`` (float32, cpu) of ONE model, keyed by text; optionally LRU-bounded."""
-
-    def __init__(self, max_size: int | None = None) -> None:
-        if max_size is not None and max_size < 1:
-            raise ValueError(f"max_size must be >= 1 or None, got {max_size}")
-        self.max_size = max_size
-        self._store: OrderedDict[Hashable, np.ndarray] = OrderedDict()
-        self._owner: int | None = None
-        self.hits = 0
-        self.misses = 0
-
-    def bind(self, model: Any) -> None:
-        """Tie the cache to ``model``; a cache already holding another model's logits is a ValueError."""
-        if self._owner is None:
-            self._owner = id(model)
-        elif self._owner != id(model):
-            raise ValueError("this LayerLogitsCache holds another model's logits; use one cache per model")
-
-    def __len__(self) -> int:
-        return len(self._store)
-
-    def __contains__(self, key: Hashable) -> bool:
-        return key in self._store
-
-    def get(self, key: Hashable) -> np.ndarray | None:
-        """The cached logits (counted as a hit) or None (counted as a miss)."""
-        value = self._store.get(key)
-        if value is None:
-            self.misses += 1
-            return None
-        self.hits += 1
-        self._store.move_to_end(key)
-        return value
-
-    def put(self, key: Hashable, logits: np.ndarray) -> None:
-        self._store[key] = logits
-        self._store.move_to_end(key)
-        if self.max_size is not None:
-            while len(self._store) > self.max_size:
-                self._store.popitem(last=False)
-
-    def stats(self) -> dict[str, int | None]:
-        return {"hits": self.hits, "misses": self.misses, "size": len(self._store), "max_size": self.max_size}
+FULL = parse_setting("full")
 
 
 class PabeeModelWrapper(ModelWrapper):
@@ -127,13 +77,16 @@ class PabeeModelWrapper(ModelWrapper):
         self.layers_encoded = 0  # this inference mode's cost for them
         self.num_encoded = 0
         self.tokens_encoded = 0  # real tokens (padding excluded) of the texts this wrapper encoded
+        self.token_layers_encoded = 0  # Σ real tokens x layers this wrapper ran
         self._seen: set[Hashable] = set()
+        self._asked: dict[Hashable, int] = {}  # deepest layer asked for, per text of this example
         self._exits: dict[Hashable, tuple[int, np.ndarray]] = {}  # true-early-exit answers of this example
 
     # ----------------------------------------------------------------------------------------- accounting
     def start_example(self) -> None:
         """Begin a new accounting scope: texts queried from now on count again."""
         self._seen.clear()
+        self._asked.clear()
         self._exits.clear()
 
     def counters(self) -> dict[str, int]:
@@ -146,61 +99,67 @@ class PabeeModelWrapper(ModelWrapper):
         return next(self.model.parameters()).device
 
     def _batches(self, keys: Sequence[Text]):
-        """Yield ``(positions, tensors)``: texts sorted by token length, each batch padded to its longest."""
-        if len({isinstance(k, tuple) for k in keys}) > 1:
-            raise ValueError("a batch mixes single texts and sentence pairs")
-        if isinstance(keys[0], tuple):
-            enc = self.tokenizer([k[0] for k in keys], [k[1] for k in keys], truncation=True,
-                                 max_length=self.max_length)
-        else:
-            enc = self.tokenizer(list(keys), truncation=True, max_length=self.max_length)
-        names = [n for n in ("input_ids", "token_type_ids") if n in enc]
-        pad_values = {"input_ids": self.tokenizer.pad_token_id or 0, "token_type_ids": 0}
-        left = getattr(self.tokenizer, "padding_side", "right") == "left"
-        lengths = [len(ids) for ids in enc["input_ids"]]
-        order = sorted(range(len(keys)), key=lambda i: lengths[i])
-        device = self._device()
-        for start in range(0, len(order), self.batch_size):
-            positions = order[start : start + self.batch_size]
-            width = max(lengths[i] for i in positions)
-            batch = {name: torch.full((len(positions), width), pad_values[name], dtype=torch.long) for name in names}
-            batch["attention_mask"] = torch.zeros((len(positions), width), dtype=torch.long)
-            for j, i in enumerate(positions):
-                cols = slice(width - lengths[i], width) if left else slice(0, lengths[i])
-                for name in names:
-                    batch[name][j, cols] = torch.tensor(enc[name][i], dtype=torch.long)
-                batch["attention_mask"][j, cols] = 1
-            batch = {name: tensor.to(device) for name, tensor in batch.items()}
-            yield positions, batch
+        """``(positions, tensors)``: texts sorted by token length, each batch padded to its longest."""
+        return batches(self.tokenizer, keys, self.batch_size, self.max_length, self._device())
 
-    def _encode_all_layers(self, keys: Sequence[Text]) -> list[np.ndarray]:
-        out: list[np.ndarray | None] = [None] * len(keys)
+    def _encode(self, keys: Sequence[Text], setting: Setting) -> None:
+        """Make the cache decide ``setting``'s exit for every key (``FULL``: know every layer)."""
         with torch.inference_mode():
-            for positions, batch in self._batches(keys):
-                self.tokens_encoded += int(batch["attention_mask"].sum())
-                logits = self.model.all_layer_logits(**batch).float().cpu().numpy()  # [H, B, C]
-                for j, i in enumerate(positions):
-                    out[i] = np.ascontiguousarray(logits[:, j])
-        self.num_encoded += len(keys)
-        return out  # type: ignore[return-value]
+            work = advance(self.model, self.tokenizer, self.cache, keys, setting, self.batch_size, self.max_length)
+        self.num_encoded += work.texts
+        self.tokens_encoded += work.tokens
+        self.token_layers_encoded += work.token_layers
 
-    def layer_logits(self, texts: Sequence[Any]) -> np.ndarray:
-        """All-layer logits ``[H, N, C]`` of ``texts`` from the cache, encoding (once) what is missing."""
+    def _known(self, keys: list[Text], count: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        """The cached logits of ``keys`` as ``[H, N, C]`` (zeros beyond what is known) and the known depth [N]."""
+        heads = self.model.num_heads
+        known = np.zeros((heads, len(keys), self.model.num_labels), dtype=np.float32)
+        depth = np.zeros(len(keys), dtype=np.int64)
+        for i, key in enumerate(keys):
+            logits = self.cache.get(key) if count else self.cache.peek(key)
+            if logits is not None:
+                known[: len(logits), i], depth[i] = logits, len(logits)
+        return torch.from_numpy(known), torch.from_numpy(depth)
+
+    def _exits_at(self, keys: list[Text], setting: Setting) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(exit_layer [N], logits [N, C])`` of distinct ``keys`` at ``setting``, encoding what is missing."""
+        known, depth = self._known(keys, count=True)
+        if self.model.head != "pabee":
+            missing = [k for k, d in zip(keys, depth.tolist(), strict=True) if d == 0]
+            if missing:
+                self._encode(missing, setting)
+                known, depth = self._known(keys, count=False)
+            return self.model.exit_from_layer_logits(known, setting)
+        if bool((depth == 0).all()):  # nothing known yet (a shallower setting has not asked): encode all
+            self._encode(keys, setting)
+            return prefix_exit(*self._known(keys, count=False), setting)
+        exit_layer, logits = prefix_exit(known, depth, setting)
+        pending = (exit_layer == 0).nonzero().flatten()
+        if pending.numel():
+            pending_keys = [keys[i] for i in pending.tolist()]
+            self._encode(pending_keys, setting)
+            exit_layer[pending], logits[pending] = prefix_exit(*self._known(pending_keys, count=False), setting)
+        return exit_layer, logits
+
+    def layer_logits(self, texts: Sequence[Any], count: bool = True) -> np.ndarray:
+        """All-layer logits ``[H, N, C]`` of ``texts``, encoding (once) what is missing. ``count``: charge
+        every layer of these texts to this wrapper's ``layers_encoded`` (a goal that reads them all); False
+        for diagnostics."""
         keys = [text_key(t) for t in texts]
-        found = {k: self.cache.get(k) for k in dict.fromkeys(keys)}
-        missing = [k for k, v in found.items() if v is None]
-        if missing:
-            for key, logits in zip(missing, self._encode_all_layers(missing), strict=True):
-                self.cache.put(key, logits)
-                found[key] = logits
-        return np.stack([found[k] for k in keys], axis=1)
+        unique = list(dict.fromkeys(keys))
+        self._exits_at(unique, FULL)
+        if count:
+            for key in unique:
+                self._ask(key, self.num_layers)
+        known, _ = self._known(keys, count=False)
+        return known.numpy()
 
-    def _count(self, keys: Sequence[Text], exit_layers: Sequence[int]) -> None:
-        """Count the texts not yet queried in this example: deployed cost = their exit layer; encoded cost =
-        the exit layer with true early exit, else L (an all-layer pass)."""
-        for key, exit_layer in zip(keys, exit_layers, strict=True):
-            if self._first_query(key, int(exit_layer)):
-                self.layers_encoded += int(exit_layer) if self.true_early_exit else self.num_layers
+    def _ask(self, key: Hashable, depth: int) -> None:
+        """This example asked for ``depth`` layers of ``key``: charge what that adds to ``layers_encoded``."""
+        before = self._asked.get(key, 0)
+        if depth > before:
+            self._asked[key] = depth
+            self.layers_encoded += depth - before
 
     def _first_query(self, key: Hashable, exit_layer: int) -> bool:
         """Count ``key`` as queried for this example (deployed cost: its exit layer) unless it already was."""
@@ -218,12 +177,16 @@ class PabeeModelWrapper(ModelWrapper):
                 for positions, batch in self._batches(todo):
                     self.tokens_encoded += int(batch["attention_mask"].sum())
                     out = self.model.early_exit(**batch, setting=self.setting)
+                    real = batch["attention_mask"].sum(dim=1)
+                    self.token_layers_encoded += int((real * out.exit_layer.to(real.device)).sum())
                     probs = out.logits.float().softmax(dim=-1).cpu().numpy()
                     for j, i in enumerate(positions):
                         self._exits[todo[i]] = (int(out.exit_layer[j]), probs[j])
             self.num_encoded += len(todo)
         exit_layers = np.array([self._exits[k][0] for k in keys])
-        self._count(keys, exit_layers)
+        for key, exit_layer in zip(keys, exit_layers.tolist(), strict=True):
+            self._first_query(key, exit_layer)
+            self._ask(key, exit_layer)
         return exit_layers, np.stack([self._exits[k][1] for k in keys])
 
     # ------------------------------------------------------------------------------------- TextAttack API
@@ -234,10 +197,14 @@ class PabeeModelWrapper(ModelWrapper):
             raise ValueError("no texts to score")
         if self.true_early_exit:
             return self._true_early_exit(keys)
-        layer_logits = torch.from_numpy(self.layer_logits(keys))
-        exit_layer, logits = self.model.exit_from_layer_logits(layer_logits, self.setting)
-        self._count(keys, exit_layer.tolist())
-        return exit_layer.numpy(), logits.float().softmax(dim=-1).numpy()
+        unique = list(dict.fromkeys(keys))
+        exit_layer, logits = self._exits_at(unique, self.setting)
+        for key, layer in zip(unique, exit_layer.tolist(), strict=True):
+            self._first_query(key, layer)
+            self._ask(key, layer)
+        index = {key: i for i, key in enumerate(unique)}
+        rows = [index[k] for k in keys]
+        return exit_layer.numpy()[rows], logits.float().softmax(dim=-1).numpy()[rows]
 
     def __call__(self, text_input_list: Sequence[Any], **kwargs: Any) -> np.ndarray:
         return self.exits(text_input_list)[1]
@@ -246,7 +213,7 @@ class PabeeModelWrapper(ModelWrapper):
         """``(exit_layer, pred, layer_preds)`` of one text: its exit and prediction at this setting, and
         the argmax of every internal classifier (layer 1..H)."""
         exit_layer, probs = self.exits([text])
-        layer_logits = self.layer_logits([text])  # cached in the all-layer mode; diagnostics otherwise
+        layer_logits = self.layer_logits([text], count=False)  # diagnostics: the text's every layer
         return int(exit_layer[0]), int(probs[0].argmax()), [int(p) for p in layer_logits[:, 0].argmax(axis=-1)]
 
     def get_grad(self, text_input: Any) -> dict[str, Any]:
@@ -280,6 +247,7 @@ class PabeeModelWrapper(ModelWrapper):
         self.model.zero_grad(set_to_none=True)
         self.num_encoded += 1
         self.tokens_encoded += int(batch["attention_mask"].sum())
+        self.token_layers_encoded += int(batch["attention_mask"].sum()) * self.num_layers
         self._first_query(key, int(exit_layer[0]))
         self.layers_encoded += self.num_layers  # the gradient pass runs every layer
         return {"ids": batch["input_ids"].cpu(), "gradient": gradient}

@@ -11,6 +11,8 @@ Every policy takes ``layer_logits`` of shape ``[L, B, C]`` (layer 1 first) and d
 * :func:`max_prob_exit` -- exit at the first layer whose max softmax probability is at least
   ``threshold``, else at L.
 * :func:`setting_exit` -- the exit of any :class:`~robustness.models.settings.Setting` (re-exported here).
+* :func:`prefix_exit` -- the same rule when only each example's first ``depth`` layers are known: the exit
+  if those layers already decide it, else 0 (the lazy encoder computes deeper only then).
 * :func:`reference_batch_patience_exit` -- the PABEE reference code's rule, which only stops when the
   counters of *all* examples in the batch reached ``patience`` (``torch.all``). Kept only to measure
   it in benchmarks: its result depends on the batch neighbours.
@@ -29,11 +31,13 @@ __all__ = [
     "Setting",
     "confident",
     "entropy_exit",
+    "exit_step",
     "gather_exit_logits",
     "max_prob_exit",
     "parse_setting",
     "patience_counters",
     "patience_exit",
+    "prefix_exit",
     "reference_batch_patience_exit",
     "setting_exit",
 ]
@@ -65,11 +69,31 @@ def gather_exit_logits(layer_logits: torch.Tensor, exit_layer: torch.Tensor) -> 
 
 def patience_counters(preds: torch.Tensor) -> torch.Tensor:
     """PABEE counters ``[L, B]`` from per-layer predictions ``[L, B]``: counter[0] = 0 and
-    counter[i] = counter[i-1] + 1 if preds[i] == preds[i-1] else 0."""
-    counters = torch.zeros_like(preds)
-    for i in range(1, preds.shape[0]):
-        counters[i] = torch.where(preds[i] == preds[i - 1], counters[i - 1] + 1, torch.zeros_like(preds[i]))
-    return counters
+    counter[i] = counter[i-1] + 1 if preds[i] == preds[i-1] else 0, i.e. i minus the layer where the current
+    run of equal predictions began (vectorised with a running maximum)."""
+    layers = torch.arange(preds.shape[0], device=preds.device).view(-1, *[1] * (preds.dim() - 1)).expand_as(preds)
+    same = torch.zeros_like(preds, dtype=torch.bool)
+    same[1:] = preds[1:] == preds[:-1]
+    run_start = torch.where(same, torch.zeros_like(layers), layers).cummax(dim=0).values
+    return (layers - run_start).to(preds.dtype)
+
+
+def exit_step(setting: Setting, layer: int, num_layers: int, logits: torch.Tensor, prev_pred: torch.Tensor,
+              counter: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The exit rule one layer at a time, for encoders that step: ``(fired [B], pred [B], counter [B])`` at
+    layer ``layer`` (1..L) from its ``logits`` ``[B, C]``, the previous layer's predictions (-1 before layer 1)
+    and PABEE counters. ``fired`` is True where the example exits here (always at layer L)."""
+    pred = logits.argmax(dim=-1)
+    counter = torch.where(pred == prev_pred, counter + 1, torch.zeros_like(counter))
+    if layer >= num_layers:
+        fired = torch.ones_like(pred, dtype=torch.bool)
+    elif setting.policy in ("entropy", "maxprob"):
+        fired = confident(logits, setting)
+    elif setting.policy == "patience" and setting.value < num_layers:
+        fired = counter == setting.value
+    else:
+        fired = torch.zeros_like(pred, dtype=torch.bool)
+    return fired, pred, counter
 
 
 def _first_true_or_last(hit: torch.Tensor) -> torch.Tensor:
@@ -111,6 +135,33 @@ def setting_exit(layer_logits: torch.Tensor, setting: Setting | Any) -> tuple[to
     _check_layer_logits(layer_logits)
     exit_layer = _first_true_or_last(confident(layer_logits, setting)).long()
     return exit_layer, gather_exit_logits(layer_logits, exit_layer)
+
+
+def prefix_exit(layer_logits: torch.Tensor, depth: torch.Tensor, setting: Setting | Any
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(exit_layer [B], logits [B, C])`` of ``setting`` when only the first ``depth[b]`` of the L rows of
+    ``layer_logits`` ``[L, B, C]`` are known for example ``b`` (the rows beyond are ignored, whatever they hold).
+    The exit is decided when the rule fires at a known layer, or when all L layers are known; otherwise
+    ``exit_layer`` is 0 (its logits row is then meaningless). A decided exit equals :func:`setting_exit` on the
+    complete logits, because the rule at layer i reads layers 1..i only."""
+    setting = parse_setting(setting)
+    _check_layer_logits(layer_logits)
+    num_layers = layer_logits.shape[0]
+    rows = torch.arange(num_layers, device=layer_logits.device).unsqueeze(1)
+    known = rows < depth.to(layer_logits.device).unsqueeze(0)
+    if setting.policy in ("patience", "full"):
+        patience = setting.value
+        if patience is None or patience >= num_layers:
+            fired = torch.zeros_like(known)
+        else:
+            fired = patience_counters(layer_logits.argmax(dim=-1)) == patience
+    else:
+        fired = confident(layer_logits, setting)
+    first = torch.where(fired & known, rows + 1, torch.full_like(rows, num_layers + 1)).min(dim=0).values
+    complete = depth.to(layer_logits.device) >= num_layers
+    exit_layer = torch.where(first <= num_layers, first,
+                             torch.where(complete, torch.full_like(first, num_layers), torch.zeros_like(first)))
+    return exit_layer.long(), gather_exit_logits(layer_logits, exit_layer.clamp(min=1).long())
 
 
 def reference_batch_patience_exit(layer_logits: torch.Tensor, patience: int) -> tuple[torch.Tensor, torch.Tensor]:

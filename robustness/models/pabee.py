@@ -42,7 +42,7 @@ from transformers.utils import ModelOutput
 
 from robustness.models.backbones import get_adapter
 from robustness.models.config import HEADS, LEGACY_FORMAT, PabeeConfig, default_dropout
-from robustness.models.exits import Setting, _check_patience, confident, parse_setting, setting_exit
+from robustness.models.exits import Setting, _check_patience, exit_step, parse_setting, setting_exit
 from robustness.models.fingerprint import write_fingerprint
 from robustness.provenance import PARTIAL_DIR, read_json_object
 
@@ -273,6 +273,24 @@ class PabeeModel(PreTrainedModel):
         exit_layer = torch.full((batch,), self.num_layers, dtype=torch.long, device=layer_logits.device)
         return exit_layer, layer_logits[-1]
 
+    def embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+              token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
+        """The backbone's embedding output ``[B, T, D]`` (the input of layer 1), without grad."""
+        kwargs = self._backbone_kwargs(input_ids, attention_mask, token_type_ids)
+        with self._inference():
+            return self._adapter.embed(input_ids, kwargs.get("token_type_ids"))
+
+    def layer_step(self, i: int, hidden: torch.Tensor, attention_mask: torch.Tensor
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Layer ``i + 1`` (0-based ``i``) on ``hidden`` ``[B, T, D]`` and its classifier:
+        ``(hidden after the layer, logits [B, C])``, without grad. PABEE heads only. Stepping from
+        :meth:`embed` through every layer gives :meth:`all_layer_logits` (a test checks it)."""
+        if self.head != "pabee":
+            raise ValueError("layer_step needs a PABEE head (one classifier per layer)")
+        with self._inference():
+            hidden = self._adapter.layer(i, hidden, self._adapter.extended_mask(attention_mask, hidden.dtype))
+            return hidden, self._classify(i, hidden, attention_mask)
+
     def early_exit(
         self,
         input_ids: torch.Tensor,
@@ -294,14 +312,12 @@ class PabeeModel(PreTrainedModel):
             logits = self.all_layer_logits(input_ids, attention_mask, token_type_ids)[-1]
             layer_preds[:, -1] = logits.argmax(dim=-1)
             return EarlyExitOutput(exit_layer, logits, layer_preds, batch * num_layers)
-        patience = setting.value if setting.policy == "patience" and setting.value < num_layers else None
-        thresholded = setting.policy in ("entropy", "maxprob")
         with self._inference():
             hidden = self._adapter.embed(input_ids, kwargs.get("token_type_ids"))
             out_logits = torch.empty(batch, self.num_labels, dtype=hidden.dtype, device=device)
             active = torch.arange(batch, device=device)
             counter = torch.zeros(batch, dtype=torch.long, device=device)
-            prev_pred = None
+            prev_pred = torch.full((batch,), -1, dtype=torch.long, device=device)
             layers_computed = 0
             for i in range(num_layers):
                 keep_cols = int(mask.any(dim=0).nonzero().max()) + 1 if bool(mask.any()) else 1
@@ -309,18 +325,8 @@ class PabeeModel(PreTrainedModel):
                 hidden = self._adapter.layer(i, hidden, self._adapter.extended_mask(mask, hidden.dtype))
                 layers_computed += int(active.numel())
                 logits = self._classify(i, hidden, mask)
-                pred = logits.argmax(dim=-1)
+                done, pred, counter = exit_step(setting, i + 1, num_layers, logits, prev_pred, counter)
                 layer_preds[active, i] = pred
-                if prev_pred is not None:
-                    counter = torch.where(pred == prev_pred, counter + 1, torch.zeros_like(counter))
-                if thresholded:
-                    done = confident(logits, setting)
-                elif patience is not None:
-                    done = counter == patience
-                else:
-                    done = torch.zeros_like(pred, dtype=torch.bool)
-                if i == num_layers - 1:
-                    done = torch.ones_like(done)
                 exit_layer[active[done]] = i + 1
                 out_logits[active[done]] = logits[done]
                 live = ~done

@@ -2,7 +2,7 @@
 
 A task is one *group* of runs (the same model, recipe and example sample; they differ only in how the model
 exits, e.g. its patience) restricted to one *shard* of the examples. Keeping every setting of a model in one
-task lets them share the model's all-layer cache and TextAttack's model-independent work
+task lets them share the model's layer cache and TextAttack's model-independent work
 (:mod:`robustness.attack.shared_caches`); shards keep tasks small enough to balance over workers.
 
 The plan is deterministic: the same runs, shard size and finished work give the same tasks in the same

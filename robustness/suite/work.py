@@ -2,9 +2,9 @@
 
 A worker process keeps the models it has loaded and the attacks of the last group it ran, so consecutive
 shards of one group pay the set-up once. Within a task the examples go one by one, and each example is
-attacked at every setting of the group before the next: the settings share the model's all-layer cache
-(a text is encoded once for all of them) and TextAttack's model-independent work for that example
-(:mod:`robustness.attack.shared_caches`). Every example is attacked exactly as
+attacked at every setting of the group before the next: the settings share the model's layer cache (a
+text is encoded once for all of them, as deep as the deepest of them needs) and TextAttack's
+model-independent work for that example (:mod:`robustness.attack.shared_caches`). Every example is attacked exactly as
 :func:`~robustness.attack.runner.run_attack` attacks it (own seed, cleared caches, own accounting), so the
 records do not depend on the task, the worker or the order.
 """
@@ -62,7 +62,7 @@ def _model(model_dir: str) -> tuple[Any, Any]:
 
 
 def _prepared(task: Task, resources: Any, share_work: bool) -> dict[str, Any]:
-    """The group's examples, one wrapper and attack per run (sharing one all-layer cache); reused by the
+    """The group's examples, one wrapper and attack per run (sharing one layer cache); reused by the
     next task of the same group in this process."""
     key = group_key(task.specs[0])
     if _GROUP.get("key") != (key, share_work) or set(_GROUP["attacks"]) != {s.run_id for s in task.specs}:

@@ -71,7 +71,7 @@ def test_records_are_complete_and_consistent(full_run):
         assert 1 <= r["orig_exit_layer"] <= 2 and len(r["orig_layer_preds"]) == 2
         assert r["orig_pred"] == r["orig_layer_preds"][r["orig_exit_layer"] - 1]
         assert 1 <= r["num_forward_passes"] <= r["num_queries"] <= 12
-        assert r["layers_encoded"] == 2 * r["num_forward_passes"]  # an all-layer pass computes L = 2 layers
+        assert r["layers_encoded"] == 2 * r["num_forward_passes"]  # patience 1 on L = 2 runs both layers
         # deployed: with L = 2, patience 1 exits at layer 2 for every text
         assert r["layers_computed"] == 2 * r["num_forward_passes"] and r["query_mean_exit_layer"] == 2.0
         assert r["schema_version"] == 2 and r["goal"] == "accuracy" and r["goal_target"] is None
@@ -200,7 +200,8 @@ def test_deployed_cost_is_below_l_at_patience_1_and_l_for_the_baseline(minilm_to
         run_dir = run_attack(spec, tmp_path / head, model=model, tokenizer=minilm_tokenizer, progress=False)
         records = read_records(run_dir / "records.jsonl")
         passes = sum(r["num_forward_passes"] for r in records)
-        assert sum(r["layers_encoded"] for r in records) == 4 * passes  # the all-layer cache runs all L = 4
+        # the lazy cache runs each text to its exit at the run's setting (alone: what early exit runs)
+        assert [r["layers_encoded"] for r in records] == [r["layers_computed"] for r in records]
         for r in records:
             assert r["query_mean_exit_layer"] == pytest.approx(r["layers_computed"] / r["num_forward_passes"])
         per_pass[head] = sum(r["layers_computed"] for r in records) / passes

@@ -118,33 +118,35 @@ def test_exits_vary_per_example_not_per_batch(model, tokenizer):
     assert len(set(exits.tolist())) > 1
 
 
-def test_dynamic_padding_pads_each_batch_to_its_longest(model, tokenizer, monkeypatch):
-    widths, real = [], []
-    original = model.all_layer_logits
+def spy_embed(model, monkeypatch):
+    """Record every call of ``model.embed`` (a text's first encoding): its input tensors."""
+    calls = []
+    original = model.embed
 
-    def spy(input_ids, attention_mask, token_type_ids=None):
-        widths.append(input_ids.shape[1])
-        real.append(attention_mask.sum(dim=1).tolist())
+    def spy(input_ids, attention_mask=None, token_type_ids=None):
+        calls.append({"input_ids": input_ids, "attention_mask": attention_mask, "token_type_ids": token_type_ids})
         return original(input_ids, attention_mask, token_type_ids)
 
-    monkeypatch.setattr(model, "all_layer_logits", spy)
+    monkeypatch.setattr(model, "embed", spy)
+    return calls
+
+
+def test_dynamic_padding_pads_each_batch_to_its_longest(model, tokenizer, monkeypatch):
+    calls = spy_embed(model, monkeypatch)
     PabeeModelWrapper(model, tokenizer, 2, batch_size=3)(TEXTS)
     lengths = sorted(len(tokenizer(t)["input_ids"]) for t in TEXTS)
+    real = [c["attention_mask"].sum(dim=1).tolist() for c in calls]
     assert sum(len(r) for r in real) == len(TEXTS)
-    for width, row_lengths in zip(widths, real, strict=True):
-        assert width == max(row_lengths)  # never padded beyond the longest of its batch
+    for call, row_lengths in zip(calls, real, strict=True):
+        assert call["input_ids"].shape[1] == max(row_lengths)  # never padded beyond the longest of its batch
     # sorted by length before batching: the batches hold consecutive lengths
     assert [sorted(r) for r in real] == [lengths[0:3], lengths[3:6], lengths[6:8]]
 
 
 def test_truncation_at_max_length(model, tokenizer, monkeypatch):
-    widths = []
-    original = model.all_layer_logits
-    monkeypatch.setattr(model, "all_layer_logits",
-                        lambda input_ids, attention_mask, token_type_ids=None:
-                        widths.append(input_ids.shape[1]) or original(input_ids, attention_mask, token_type_ids))
+    calls = spy_embed(model, monkeypatch)
     PabeeModelWrapper(model, tokenizer, 2, max_length=6)(["word " * 50, "short"])
-    assert widths == [6]
+    assert [c["input_ids"].shape[1] for c in calls] == [6]
 
 
 def test_result_independent_of_neighbours_and_batch_size(model, tokenizer):
@@ -157,32 +159,85 @@ def test_result_independent_of_neighbours_and_batch_size(model, tokenizer):
 
 
 def test_cache_shared_across_patience_encodes_each_text_once(model, tokenizer, monkeypatch):
-    calls = []
-    original = model.all_layer_logits
-    monkeypatch.setattr(model, "all_layer_logits",
-                        lambda input_ids, attention_mask, token_type_ids=None:
-                        calls.append(input_ids.shape[0]) or original(input_ids, attention_mask, token_type_ids))
+    calls = spy_embed(model, monkeypatch)
     cache = LayerLogitsCache()
-    wrappers = [PabeeModelWrapper(model, tokenizer, p, batch_size=4, cache=cache) for p in (1, 2, 3, None)]
+    settings = (1, 2, 3, None)
+    wrappers = [PabeeModelWrapper(model, tokenizer, p, batch_size=4, cache=cache) for p in settings]
     outputs = [w(TEXTS) for w in wrappers]
     outputs += [w(TEXTS[:3]) for w in wrappers]
-    assert sum(calls) == len(TEXTS)  # 8 texts encoded once for 4 patience settings, queried twice
-    assert cache.stats() == {"hits": 3 * 8 + 4 * 3, "misses": 8, "size": 8, "max_size": None}
+    assert sum(len(c["input_ids"]) for c in calls) == len(TEXTS)  # 8 texts embedded once for 4 settings
+    stats = cache.stats()
+    assert (stats["hits"], stats["misses"], stats["size"], stats["restarted"]) == (3 * 8 + 4 * 3, 8, 8, 0)
+    assert stats["resumed"] > 0  # deeper settings continued texts from the states the shallower ones left
+    assert stats["states"] == 0  # every text is complete after the full-depth wrapper
     assert [w.num_encoded for w in wrappers] == [8, 0, 0, 0]
-    tokens = sum(len(tokenizer(t)["input_ids"]) for t in TEXTS)  # padding is not counted
-    assert [w.tokens_encoded for w in wrappers] == [tokens, 0, 0, 0]
+    lengths = [len(tokenizer(t)["input_ids"]) for t in TEXTS]  # padding is not counted
+    assert [w.tokens_encoded for w in wrappers] == [sum(lengths), 0, 0, 0]
+    exits = {p: [direct(model, tokenizer, t, p)[0] for t in TEXTS] for p in settings}
+    # each text ran as deep as the deepest setting asked, once: the first wrapper to its patience-1 exit,
+    # every later one only the layers it added
+    assert wrappers[0].token_layers_encoded == sum(n * e for n, e in zip(lengths, exits[1], strict=True))
+    assert sum(w.token_layers_encoded for w in wrappers) == 4 * sum(lengths)
     # per-example accounting does not depend on the shared cache: every wrapper "computed" its 8 texts
     assert [w.num_forward_passes for w in wrappers] == [8, 8, 8, 8]
-    assert [w.layers_encoded for w in wrappers] == [32, 32, 32, 32]  # an all-layer pass costs L = 4 per text
-    # deployed cost: each text's exit layer at the wrapper's setting, whatever the cache did
-    for w, p in zip(wrappers, (1, 2, 3, None), strict=True):
-        assert w.layers_computed == sum(direct(model, tokenizer, t, p)[0] for t in TEXTS)
+    for w, p in zip(wrappers, settings, strict=True):
+        # deployed cost and this mode's own cost alone: each text's exit layer at the wrapper's setting
+        assert w.layers_computed == w.layers_encoded == sum(exits[p])
     assert wrappers[0].layers_computed < wrappers[1].layers_computed <= wrappers[3].layers_computed == 32
     wrappers[0].start_example()
     wrappers[0](TEXTS[:2] + TEXTS[:2])
-    assert wrappers[0].num_forward_passes == 10 and sum(calls) == len(TEXTS)
-    for p, out in zip((1, 2, 3, None), outputs[:4], strict=True):
+    assert wrappers[0].num_forward_passes == 10 and sum(len(c["input_ids"]) for c in calls) == len(TEXTS)
+    for p, out in zip(settings, outputs[:4], strict=True):
         np.testing.assert_allclose(out, np.stack([direct(model, tokenizer, t, p)[1] for t in TEXTS]), atol=1e-5)
+
+
+@pytest.mark.parametrize("order", ["shallow first", "deep first", "interleaved"])
+@pytest.mark.parametrize("state_bytes", [None, 0])
+def test_lazy_encoding_answers_every_setting_in_any_order(model, tokenizer, threshold_settings, order, state_bytes):
+    """Whatever order the settings ask in, and whether or not states are kept to resume from (0 bytes: every
+    deeper request restarts from the embeddings), each answer is the text's own exit and probabilities."""
+    settings = [1, threshold_settings[0], 2, threshold_settings[1], 3, None]
+    if order == "deep first":
+        settings = settings[::-1]
+    cache = LayerLogitsCache() if state_bytes is None else LayerLogitsCache(max_state_bytes=state_bytes)
+    wrappers = {str(p): PabeeModelWrapper(model, tokenizer, p, batch_size=3, cache=cache) for p in settings}
+    asks = [(p, TEXTS) for p in settings]
+    if order == "interleaved":
+        asks = [(p, TEXTS[i::3]) for i in range(3) for p in settings]
+    for p, texts in asks:
+        exits, probs = wrappers[str(p)].exits(texts)
+        for text, exit_layer, row in zip(texts, exits, probs, strict=True):
+            want_exit, want_probs, _ = direct(model, tokenizer, text, p)
+            assert exit_layer == want_exit
+            np.testing.assert_allclose(row, want_probs, atol=1e-5)
+    stats = cache.stats()
+    if order == "deep first":  # full depth first: everything complete at once, nothing to resume
+        assert stats["resumed"] == stats["restarted"] == 0
+        assert sum(w.token_layers_encoded for w in wrappers.values()) == wrappers["None"].token_layers_encoded
+    elif state_bytes == 0:
+        assert stats["resumed"] == 0 and stats["restarted"] > 0 and stats["state_bytes"] == 0
+    else:
+        assert stats["resumed"] > 0 and stats["restarted"] == 0
+
+
+def test_state_memory_is_bounded_in_bytes(model, tokenizer):
+    cache = LayerLogitsCache(max_state_bytes=3 * 20 * 32 * 4)  # room for about three short texts' states
+    PabeeModelWrapper(model, tokenizer, 1, cache=cache)(TEXTS)
+    stats = cache.stats()
+    assert 0 < stats["state_bytes"] <= cache.max_state_bytes and stats["states"] < len(TEXTS) == stats["size"]
+    with pytest.raises(ValueError, match="max_state_bytes"):
+        LayerLogitsCache(max_state_bytes=-1)
+
+
+def test_reading_every_layer_is_charged_unless_diagnostic(model, tokenizer):
+    wrapper = PabeeModelWrapper(model, tokenizer, 1)
+    exits, _ = wrapper.exits(TEXTS)
+    assert wrapper.layers_encoded == int(exits.sum()) < 4 * len(TEXTS)
+    wrapper.layer_info(TEXTS[0])  # diagnostics: every layer known, nothing charged
+    assert wrapper.layers_encoded == int(exits.sum())
+    wrapper.layer_logits(TEXTS)  # a goal that reads every layer (slowdown's score) pays for them, once
+    wrapper.layer_logits(TEXTS)
+    assert wrapper.layers_encoded == 4 * len(TEXTS) and wrapper.layers_computed == int(exits.sum())
 
 
 def test_cache_is_lru_bounded_and_bound_to_one_model(model, tokenizer):
@@ -196,14 +251,10 @@ def test_cache_is_lru_bounded_and_bound_to_one_model(model, tokenizer):
 
 def test_pairs_are_tokenised_as_pairs(model, tokenizer, monkeypatch):
     pairs = [("what is it?", "it is a cat."), ("who won", "nobody won the game at all"), ("a", "b")]
-    types = []
-    original = model.all_layer_logits
-    monkeypatch.setattr(model, "all_layer_logits",
-                        lambda input_ids, attention_mask, token_type_ids=None:
-                        types.append(token_type_ids.max().item()) or original(input_ids, attention_mask,
-                                                                               token_type_ids))
+    calls = spy_embed(model, monkeypatch)
     wrapper = PabeeModelWrapper(model, tokenizer, 1, batch_size=2)
     probs = wrapper(pairs + [list(pairs[0])])  # TextAttack passes tuples; lists are accepted too
+    types = [int(c["token_type_ids"].max()) for c in calls]
     assert types and max(types) == 1  # second segment got token type 1
     for i, pair in enumerate(pairs):
         np.testing.assert_allclose(probs[i], direct(model, tokenizer, pair, 1)[1], atol=1e-5)
@@ -227,7 +278,9 @@ def test_true_early_exit_matches_and_counts_real_layers(model, tokenizer):
     real_exits, real_probs = real.exits(TEXTS)
     assert real_exits.tolist() == exits.tolist()
     np.testing.assert_allclose(real_probs, probs, atol=1e-5)
-    assert real.layers_encoded == real.layers_computed == int(exits.sum()) < cached.layers_encoded == 4 * len(TEXTS)
+    # the lazy cache alone does the work of true early exit: each text to its exit layer
+    assert real.layers_encoded == real.layers_computed == int(exits.sum()) == cached.layers_encoded < 4 * len(TEXTS)
+    assert real.token_layers_encoded == cached.token_layers_encoded
     assert cached.layers_computed == real.layers_computed  # the deployed cost does not depend on the mode
     real(TEXTS)  # same example scope: answered again without recomputation or recounting
     assert real.num_encoded == len(TEXTS) and real.num_forward_passes == len(TEXTS)

@@ -9,12 +9,16 @@ import torch
 
 from robustness.models.exits import (
     entropy_exit,
+    exit_step,
     gather_exit_logits,
     max_prob_exit,
     patience_counters,
     patience_exit,
+    prefix_exit,
     reference_batch_patience_exit,
+    setting_exit,
 )
+from robustness.models.settings import Setting, parse_setting
 
 
 def logits_from_preds(preds: list[list[int]], num_classes: int = 2) -> torch.Tensor:
@@ -162,3 +166,60 @@ def test_patience_exit_matches_plain_loop_on_random_logits() -> None:
                 assert torch.equal(out[b], logits[layer - 1, b])
             checked += batch
     assert checked > 1000
+
+
+def test_prefix_exit_on_hand_made_predictions() -> None:
+    logits = logits_from_preds([STEP])  # counters 0,1,2,0,1,2: patience 1 fires at 2, patience 2 at 3
+    for depth, (p1, p2, p3, full) in {1: (0, 0, 0, 0), 2: (2, 0, 0, 0), 3: (2, 3, 0, 0), 5: (2, 3, 0, 0),
+                                      6: (2, 3, 6, 6)}.items():
+        got = [int(prefix_exit(logits, torch.tensor([depth]), s)[0]) for s in (1, 2, 3, "full")]
+        assert got == [p1, p2, p3, full], depth
+    garbage = logits.clone()
+    garbage[3:] = torch.randn(3, 1, 2) * 100  # rows beyond the known depth are ignored
+    assert int(prefix_exit(garbage, torch.tensor([3]), 2)[0]) == 3
+    assert int(prefix_exit(garbage, torch.tensor([3]), 3)[0]) == 0
+
+
+def test_prefix_exit_decides_exactly_when_the_known_layers_do_on_random_logits() -> None:
+    """For every setting and depth: either the exit of the complete logits (then it is <= depth, or depth is L)
+    with its logits, or 0 when the complete exit lies deeper than the known layers."""
+    gen = torch.Generator().manual_seed(99)
+    decided = undecided = 0
+    for _ in range(40):
+        num_layers = int(torch.randint(1, 8, (1,), generator=gen))
+        batch = int(torch.randint(1, 10, (1,), generator=gen))
+        logits = torch.randn(num_layers, batch, 3, generator=gen) * 2
+        settings = [*range(1, num_layers + 2), None, Setting("entropy", 0.6), Setting("maxprob", 0.7)]
+        for setting in settings:
+            full_exit, full_logits = setting_exit(logits, setting)
+            for depth in range(1, num_layers + 1):
+                known = logits.clone()
+                known[depth:] = torch.randn(num_layers - depth, batch, 3, generator=gen)
+                got, got_logits = prefix_exit(known, torch.full((batch,), depth), setting)
+                for b in range(batch):
+                    if int(got[b]) == 0:
+                        assert int(full_exit[b]) > depth
+                        undecided += 1
+                    else:
+                        assert int(got[b]) == int(full_exit[b]) <= depth or depth == num_layers
+                        assert int(got[b]) == int(full_exit[b])
+                        assert torch.equal(got_logits[b], full_logits[b])
+                        decided += 1
+    assert decided > 500 and undecided > 500
+
+
+def test_exit_step_layer_by_layer_equals_the_all_layer_rule_on_random_logits() -> None:
+    gen = torch.Generator().manual_seed(7)
+    for _ in range(40):
+        num_layers = int(torch.randint(1, 8, (1,), generator=gen))
+        batch = int(torch.randint(1, 10, (1,), generator=gen))
+        logits = torch.randn(num_layers, batch, 3, generator=gen) * 2
+        for setting in [*range(1, num_layers + 2), None, Setting("entropy", 0.6), Setting("maxprob", 0.7)]:
+            parsed = parse_setting(setting)
+            want, _ = setting_exit(logits, parsed)
+            got = torch.zeros(batch, dtype=torch.long)
+            prev, counter = torch.full((batch,), -1), torch.zeros(batch, dtype=torch.long)
+            for layer in range(1, num_layers + 1):
+                fired, prev, counter = exit_step(parsed, layer, num_layers, logits[layer - 1], prev, counter)
+                got = torch.where((got == 0) & fired, torch.full_like(got, layer), got)
+            assert torch.equal(got, want)

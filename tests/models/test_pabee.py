@@ -147,6 +147,20 @@ def test_stepping_adapter_matches_backbone_hidden_states(kind: str, attn: str) -
         torch.testing.assert_close(got.masked_fill(~valid, 0), want.masked_fill(~valid, 0), atol=1e-5, rtol=0)
 
 
+@pytest.mark.parametrize("kind", KINDS)
+def test_embed_and_layer_step_give_the_all_layer_logits(kind: str) -> None:
+    model = make_model(kind)
+    ids, mask = random_batch(model)
+    hidden, stepped = model.embed(ids, mask), []
+    for i in range(NUM_LAYERS):
+        hidden, logits = model.layer_step(i, hidden, mask)
+        stepped.append(logits)
+    torch.testing.assert_close(torch.stack(stepped), model.all_layer_logits(ids, mask), atol=1e-5, rtol=0)
+    full = PabeeModel.from_backbone_config(backbone_config(kind), "full", 3)
+    with pytest.raises(ValueError, match="PABEE head"):
+        full.layer_step(0, full.embed(ids, mask), mask)
+
+
 def test_albert_shares_layer_weights() -> None:
     model = make_model("albert")
     short = PabeeModel.from_backbone_config(backbone_config("albert", num_layers=2), "pabee", 3)

@@ -8,6 +8,9 @@ Facts checked in ``textattack/shared/utils/install.py`` (0.3.11):
 * If ``TA_CACHE_DIR`` is set, ``set_cache_dir`` overwrites ``HF_HOME``, ``XDG_CACHE_HOME``,
   ``TFHUB_CACHE_DIR`` and ``PYTORCH_TRANSFORMERS_CACHE`` with it.
 * ``WordSwapWordNet.__init__`` calls ``nltk.download("omw-1.4")`` on every build.
+* NLTK 3.10's ``WordNetCorpusReader.__init__`` builds ``map30`` (WordNet 3.0 -> loaded version offsets), which
+  only the Open Multilingual WordNet loader reads (other languages than English): 1.5 s of a 3.4 s load here.
+  :func:`defer_wordnet_map30` builds it on first use instead.
 * ``WordSwapHomoglyphSwap.__init__`` reads ``textattack/shared/intentional_homoglyphs.txt``, which the 0.3.11
   wheel does not ship (FileNotFoundError). The file is only used by the differential-evolution path
   (``homos_intentional``); TextBugger's word swaps use the ``homos`` table defined in code.
@@ -110,6 +113,53 @@ def quiet_textattack() -> Iterator[None]:
         logger.setLevel(level)
 
 
+_DEFERRED = object()
+
+
+def _deferred_map30_reader() -> type:
+    from nltk.corpus.reader.wordnet import WordNetCorpusReader
+
+    class DeferredMap30WordNetReader(WordNetCorpusReader):
+        """NLTK's WordNet reader, with ``map30`` built when first read rather than at load (same value)."""
+
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            self._deferring = True
+            try:
+                super().__init__(*args, **kwargs)
+            finally:
+                self._deferring = False
+
+        def map_wn(self, version: str = "wordnet") -> Any:
+            return _DEFERRED if self._deferring else super().map_wn(version)
+
+        @property
+        def map30(self) -> Any:
+            if self.__dict__.get("_map30", _DEFERRED) is _DEFERRED:
+                self.__dict__["_map30"] = super().map_wn()
+            return self.__dict__["_map30"]
+
+        @map30.setter
+        def map30(self, value: Any) -> None:
+            self.__dict__["_map30"] = value
+
+    return DeferredMap30WordNetReader
+
+
+def defer_wordnet_map30() -> bool:
+    """Make ``nltk.corpus.wordnet`` (not loaded yet) load with :class:`DeferredMap30WordNetReader`; True if it
+    will. The loader object stays the same, so modules that imported it already (TextAttack's WordNet swap)
+    get the faster reader too. Nothing changes once WordNet is loaded, or if NLTK's lazy loader changes."""
+    import nltk.corpus
+    from nltk.corpus.util import LazyCorpusLoader
+
+    loader = nltk.corpus.wordnet
+    if type(loader) is not LazyCorpusLoader or not hasattr(loader, "_LazyCorpusLoader__reader_cls"):
+        return False
+    if loader._LazyCorpusLoader__reader_cls.__name__ != "DeferredMap30WordNetReader":
+        loader._LazyCorpusLoader__reader_cls = _deferred_map30_reader()
+    return True
+
+
 def import_textattack(nltk_data: str | os.PathLike[str] | None = None, offline: bool | None = None) -> ModuleType:
     """Import ``textattack`` safely (idempotent) and return the module.
 
@@ -124,6 +174,7 @@ def import_textattack(nltk_data: str | os.PathLike[str] | None = None, offline: 
       no-op during the import, so no network is tried.
     """
     configure_nltk(nltk_data)
+    defer_wordnet_map30()
     if "textattack" in sys.modules and hasattr(sys.modules["textattack"], "Attack"):
         return sys.modules["textattack"]
     saved = {name: os.environ.get(name) for name in (*_CACHE_ENV_VARS, "TA_CACHE_DIR")}

@@ -174,3 +174,31 @@ def test_windowed_encoder_does_not_encode_texts_it_skips(monkeypatch: pytest.Mon
     assert ours == stock
     assert 0 < len(stock[0]) < len(candidates) and stock[1][3:] == [1.0, 1.0]
     assert len(encoded) == 6 and not any("good" in t or "bad" in t for t in encoded)  # 3 windows + 3 starts
+
+
+@pytest.mark.skipif(not (SHARED / "nltk_data" / "corpora").is_dir(), reason="shared NLTK data absent")
+def test_wordnet_builds_its_wordnet_3_0_map_on_first_use_with_the_stock_answers() -> None:
+    """In a fresh interpreter: after ``defer_wordnet_map30`` the WordNet that TextAttack's swap imported loads
+    without building ``map30``, answers English lookups as NLTK's own reader does, and builds the same
+    ``map30`` when it is first read."""
+    code = textwrap.dedent("""
+        from nltk.corpus import wordnet  # as TextAttack's WordSwapWordNet holds it, before the change
+        from nltk.corpus.reader.wordnet import WordNetCorpusReader
+        from robustness.resources import textattack_compat as compat
+        assert compat.defer_wordnet_map30()
+        wordnet.ensure_loaded()
+        assert type(wordnet).__name__ == "DeferredMap30WordNetReader"
+        assert wordnet.__dict__["_map30"] is compat._DEFERRED  # not built at load
+        stock = WordNetCorpusReader(wordnet.root, None)
+        for word in ("good", "run", "bank", "quickly", "colour"):
+            for pos in (None, "n", "v", "a", "r"):
+                assert wordnet.synsets(word, pos) == stock.synsets(word, pos)
+        assert [l.name() for l in wordnet.synsets("good")[0].lemmas()] == [
+            l.name() for l in stock.synsets("good")[0].lemmas()]
+        assert wordnet.map30 == stock.map30 and wordnet.map30  # built on first read, the same mapping
+        assert not compat.defer_wordnet_map30()  # loaded: nothing left to change
+        print("ok")
+    """)
+    env = {**os.environ, "NLTK_DATA": str(SHARED / "nltk_data")}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=300)
+    assert out.returncode == 0 and out.stdout.strip() == "ok", out.stderr[-2000:]

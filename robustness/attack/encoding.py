@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from robustness.attack.layer_cache import LayerLogitsCache
+from robustness.models.batching import sorted_batches
 from robustness.models.exits import exit_step, patience_counters
 
 Text = str | tuple[str, str]
@@ -63,11 +64,8 @@ def batches(tokenizer: Any, keys: Sequence[Text], batch_size: int, max_length: i
             ) -> Iterator[tuple[list[int], dict[str, torch.Tensor]]]:
     """``(positions, tensors)``: the keys sorted by token length, each batch padded to its longest."""
     enc = tokenize(tokenizer, keys, max_length)
-    lengths = [len(ids) for ids in enc["input_ids"]]
-    order = sorted(range(len(keys)), key=lambda i: lengths[i])
     left = getattr(tokenizer, "padding_side", "right") == "left"
-    for start in range(0, len(order), batch_size):
-        positions = order[start : start + batch_size]
+    for positions in sorted_batches([len(ids) for ids in enc["input_ids"]], batch_size):
         yield positions, pad(tokenizer, enc, positions, device, left)
 
 
@@ -110,9 +108,8 @@ def advance(model: Any, tokenizer: Any, cache: LayerLogitsCache, keys: Sequence[
         _all_layers(model, tokenizer, cache, new, enc, batch_size, work)
     else:
         items += [_Item(key, 0, len(enc["input_ids"][row]), row=row) for row, key in enumerate(new)]
-    items.sort(key=lambda item: item.length)
-    for start in range(0, len(items), batch_size):
-        _run(model, tokenizer, cache, items[start : start + batch_size], enc, setting, work)
+    for positions in sorted_batches([item.length for item in items], batch_size):
+        _run(model, tokenizer, cache, [items[i] for i in positions], enc, setting, work)
     work.texts = len(new)
     return work
 
@@ -129,9 +126,7 @@ def _all_layers(model: Any, tokenizer: Any, cache: LayerLogitsCache, keys: list[
     """New texts whose every layer is needed: one backbone pass per length-sorted batch (the same logits as
     stepping, a test checks it, with less overhead per layer)."""
     device = next(model.parameters()).device
-    order = sorted(range(len(keys)), key=lambda i: len(enc["input_ids"][i]))
-    for start in range(0, len(order), batch_size):
-        positions = order[start : start + batch_size]
+    for positions in sorted_batches([len(ids) for ids in enc["input_ids"]], batch_size):
         batch = pad(tokenizer, enc, positions, device)
         tokens = int(batch["attention_mask"].sum())
         work.tokens += tokens

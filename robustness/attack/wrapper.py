@@ -161,6 +161,12 @@ class PabeeModelWrapper(ModelWrapper):
             self._asked[key] = depth
             self.layers_encoded += depth - before
 
+    def _count(self, keys: Sequence[Text], exit_layers: Sequence[int]) -> None:
+        """Count queried texts at their exit layers: deployed cost once per example, encoded cost to that depth."""
+        for key, exit_layer in zip(keys, exit_layers, strict=True):
+            self._first_query(key, exit_layer)
+            self._ask(key, exit_layer)
+
     def _first_query(self, key: Hashable, exit_layer: int) -> bool:
         """Count ``key`` as queried for this example (deployed cost: its exit layer) unless it already was."""
         if key in self._seen:
@@ -184,9 +190,7 @@ class PabeeModelWrapper(ModelWrapper):
                         self._exits[todo[i]] = (int(out.exit_layer[j]), probs[j])
             self.num_encoded += len(todo)
         exit_layers = np.array([self._exits[k][0] for k in keys])
-        for key, exit_layer in zip(keys, exit_layers.tolist(), strict=True):
-            self._first_query(key, exit_layer)
-            self._ask(key, exit_layer)
+        self._count(keys, exit_layers.tolist())
         return exit_layers, np.stack([self._exits[k][1] for k in keys])
 
     # ------------------------------------------------------------------------------------- TextAttack API
@@ -199,9 +203,7 @@ class PabeeModelWrapper(ModelWrapper):
             return self._true_early_exit(keys)
         unique = list(dict.fromkeys(keys))
         exit_layer, logits = self._exits_at(unique, self.setting)
-        for key, layer in zip(unique, exit_layer.tolist(), strict=True):
-            self._first_query(key, layer)
-            self._ask(key, layer)
+        self._count(unique, exit_layer.tolist())
         index = {key: i for i, key in enumerate(unique)}
         rows = [index[k] for k in keys]
         return exit_layer.numpy()[rows], logits.float().softmax(dim=-1).numpy()[rows]

@@ -330,7 +330,7 @@ def _bench_attacks(args: argparse.Namespace, suite, part: tuple[int, int] | None
     for moved in reconcile_changed(out / "runs", {s.run_id: fingerprints[s.model_id] for s in runs},
                                    args.rerun_changed):
         print(f"[bench] model changed: old run moved to {moved}")
-    done = {s.run_id: prepare_run(s, out / "runs" / s.run_id, command) for s in runs}
+    done = {s.run_id: prepare_run(s, out / "runs" / s.run_id, command, fingerprints[s.model_id]) for s in runs}
     complete = sum(len(done[s.run_id]) >= s.n for s in runs)
     print(f"[bench] {complete} of {len(runs)} runs already complete")
     tasks = select_part(plan_tasks(runs, done, shard_size=args.shard_size), part)

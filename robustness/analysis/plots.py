@@ -9,12 +9,15 @@ ascending, entropy and max-probability thresholds, then "full" (full depth) last
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from matplotlib.figure import Figure
 
 from robustness.suite.specs import setting_order
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 PRETTY = {
     "attack_success_rate": "attack success rate", "accuracy_under_attack": "accuracy under attack",
@@ -41,10 +44,18 @@ def _facets(summary: pd.DataFrame) -> list[tuple[str, str]]:
 MAX_COLUMNS = 4
 
 
+def _figure(**options: Any) -> Figure:
+    """A new Agg-rendered figure. matplotlib is imported here, when a plot is made, not with this module: a
+    suite's start-up (``validate_suite`` reads the report's file names) does not pay for it."""
+    from matplotlib.figure import Figure
+
+    return Figure(**options)
+
+
 def _grid(count: int, width: float = 5.0, height: float = 3.6, ncols: int = 3) -> tuple[Figure, list]:
     ncols = max(1, min(ncols, MAX_COLUMNS, count))
     nrows = math.ceil(count / ncols)
-    fig = Figure(figsize=(width * ncols, height * nrows + 0.6), layout="constrained")
+    fig = _figure(figsize=(width * ncols, height * nrows + 0.6), layout="constrained")
     axes = [fig.add_subplot(nrows, ncols, i + 1) for i in range(count)]
     return fig, axes
 
@@ -114,7 +125,7 @@ def plot_cost_vs_setting(summary: pd.DataFrame) -> Figure:
     facets = _facets(summary)
     ncols = min(len(facets), MAX_COLUMNS)
     nrows = 2 * math.ceil(len(facets) / ncols)
-    fig = Figure(figsize=(5.0 * ncols, 3.6 * nrows + 0.6), layout="constrained")
+    fig = _figure(figsize=(5.0 * ncols, 3.6 * nrows + 0.6), layout="constrained")
     axes = []
     for i, (dataset, recipe) in enumerate(facets):
         rows = summary[(summary["dataset"] == dataset) & (summary["recipe"] == recipe)]
@@ -230,7 +241,7 @@ def plot_flip_heatmap(flips: pd.DataFrame) -> Figure:
     _check(flips, ["run", "layer", "flip_rate"])
     grid = flips.pivot_table(index="run", columns="layer", values="flip_rate", sort=False)
     grid = grid.reindex(columns=range(1, int(flips["layer"].max()) + 1))
-    fig = Figure(figsize=(2.0 + 0.7 * grid.shape[1] + 3, 1.2 + 0.4 * grid.shape[0]), layout="constrained")
+    fig = _figure(figsize=(2.0 + 0.7 * grid.shape[1] + 3, 1.2 + 0.4 * grid.shape[0]), layout="constrained")
     ax = fig.add_subplot()
     image = ax.imshow(np.ma.masked_invalid(grid.to_numpy(float)), vmin=0, vmax=1, cmap="viridis", aspect="auto")
     ax.set_xticks(range(grid.shape[1]), [str(c) for c in grid.columns])

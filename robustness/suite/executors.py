@@ -19,8 +19,8 @@ directory; the workers need the models, the data and the resources at the same p
   ``robustness bench`` makes the :class:`RayPool` before it prepares the runs, so that the actors' start (a
   fresh process importing torch, transformers and TextAttack) overlaps the driver's work.
 
-With several workers the largest tasks go first (:func:`balanced_order`), which shortens the tail where one
-worker finishes a big task while the others idle.
+With several workers, :class:`~robustness.suite.dispatch.TaskQueue` picks each worker's next task: the
+largest first (a short tail), preferring the group the worker has prepared.
 
 Progress: one bar over examples (runs x examples) for the whole suite, with its ETA, and each worker's
 current task in the bar's status line.
@@ -29,6 +29,7 @@ current task in the bar's status line.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import logging
 import multiprocessing
 import os
@@ -41,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from robustness.suite import work
+from robustness.suite.dispatch import TaskQueue
 from robustness.suite.plan import Task
 from robustness.suite.specs import RunSpec
 
@@ -129,35 +131,58 @@ def _pool_init(events: Any, resources: Any) -> None:
     work.init_worker(resources)
 
 
-def _pool_task(task: Task, resources: Any) -> list[dict[str, Any]]:
+def _pool_task(index: int, task: Task, resources: Any) -> None:
+    """Run ``task``; its results go to the driver through the event queue, behind the task's progress events,
+    so that the driver hears of the end at once and hands this worker its next task."""
     name = work.worker_name()
-    return work.run_task(task, resources, lambda event, value: _EVENTS.put((name, event, value)))
+    results = work.run_task(task, resources, lambda event, value: _EVENTS.put((name, event, value)))
+    _EVENTS.put((name, "results", (index, results)))
 
 
-def _drain(events: Any, progress: Progress, wait_s: float) -> None:
+def _drain(events: Any, progress: Progress, wait_s: float) -> list[tuple[int, list[dict[str, Any]]]]:
+    """Hand queued progress events to ``progress`` (waiting up to ``wait_s`` for the first); returns the
+    ``(task index, results)`` of the tasks that ended."""
+    ended = []
     try:
         item = events.get(timeout=wait_s)
         while True:
-            progress.event(*item)
+            worker, event, value = item
+            if event == "results":
+                ended.append(value)
+            else:
+                progress.event(worker, event, value)
             item = events.get_nowait()
     except queue_module.Empty:
-        return
+        return ended
 
 
 def _local_pool(tasks: Sequence[Task], resources: Any, progress: Progress, workers: int) -> Iterator[Outcome]:
+    """Tasks go out one per idle worker (:class:`~robustness.suite.dispatch.TaskQueue`): the next task is
+    chosen when a worker ends one, for that worker, which is the only idle one."""
     context = multiprocessing.get_context(START_METHOD)
     if START_METHOD == "fork":
         work.preload(resources)
     events = context.Queue()
     pool = context.Pool(workers, initializer=_pool_init, initargs=(events, resources))
+    queue, running, numbers = TaskQueue(tasks, workers), {}, itertools.count()
+
+    def submit(after: Task | None) -> None:
+        task = queue.take(after)
+        if task is not None:
+            index = next(numbers)
+            running[index] = (task, pool.apply_async(_pool_task, (index, task, resources)))
+
     try:
-        pending = [(task, pool.apply_async(_pool_task, (task, resources))) for task in tasks]
-        while pending:
-            _drain(events, progress, 0.2)
-            for item in [p for p in pending if p[1].ready()]:
-                pending.remove(item)
-                yield item[0], item[1].get()  # re-raises a worker's exception here
-        _drain(events, progress, 0.0)
+        for _ in range(workers):
+            submit(None)
+        while running:
+            for index, results in _drain(events, progress, 0.2):
+                task, _handle = running.pop(index)
+                submit(task)
+                yield task, results
+            for _task, handle in list(running.values()):
+                if handle.ready():
+                    handle.get()  # re-raises a worker's exception here (a task that returned sent its results)
         pool.close()
     finally:
         pool.terminate()  # no-op after close() and a clean end; stops every worker on Ctrl-C or an error
@@ -315,11 +340,11 @@ class RayPool:
 def _ray(tasks: Sequence[Task], pool: RayPool, progress: Progress) -> Iterator[Outcome]:
     ray = pool.ray
     pool.trim(len(tasks))
-    todo, running = list(tasks), {}
+    queue, running = TaskQueue(tasks, len(pool.actors)), {}
 
-    def submit(worker: Any) -> None:
-        if todo:
-            task = todo.pop(0)
+    def submit(worker: Any, after: Task | None = None) -> None:
+        task = queue.take(after)
+        if task is not None:
             running[worker.run.remote(task)] = (worker, task)
 
     for worker in pool.actors:
@@ -333,7 +358,7 @@ def _ray(tasks: Sequence[Task], pool: RayPool, progress: Progress) -> Iterator[O
                     progress.event(*item)
                 continue
             worker, task = running.pop(stream)
-            submit(worker)
+            submit(worker, task)
             yield task, payload
 
 
@@ -341,13 +366,6 @@ def _own_ray_pool(tasks: Sequence[Task], resources: Any, progress: Progress, wor
                   address: str | None) -> Iterator[Outcome]:
     with RayPool(resources, workers, address, max_actors=len(tasks)) as pool:
         yield from _ray(tasks, pool, progress)
-
-
-def balanced_order(tasks: Sequence[Task], workers: int) -> list[Task]:
-    """The order tasks are handed out: the plan's with one worker (recipe-major, so an interrupted suite
-    leaves whole recipes); with several, largest first (examples to attack, ties in plan order), so that
-    the tasks left when workers start to fall idle are small ones."""
-    return list(tasks) if workers == 1 else sorted(tasks, key=lambda t: -t.size)
 
 
 def execute(tasks: Sequence[Task], driver: Driver, resources: Any, *, workers: int = 1, engine: str = "local",
@@ -360,7 +378,7 @@ def execute(tasks: Sequence[Task], driver: Driver, resources: Any, *, workers: i
         raise ValueError(f"--workers must be >= 1, got {workers}")
     if address and engine != "ray":
         raise ValueError("--address is for --engine ray")
-    tasks = balanced_order([t for t in tasks if t.size], workers)
+    tasks = [t for t in tasks if t.size]
     bar = Progress(sum(t.size for t in tasks), progress)
     runners: dict[str, Callable[[], Iterator[Outcome]]] = {
         "ray": lambda: (_ray(tasks, pool, bar) if pool is not None

@@ -52,10 +52,11 @@ def done_ids(run_dir: Path) -> set[int]:
     return ids
 
 
-def prepare_run(spec: RunSpec, run_dir: Path, command: str | None) -> set[int]:
+def prepare_run(spec: RunSpec, run_dir: Path, command: str | None, fingerprint: str | None = None) -> set[int]:
     """Create ``run_dir`` with its ``spec.json`` (or check the one there) and a ``running`` run.json;
-    returns the example ids already done."""
-    fingerprint = model_fingerprint(spec.model_dir)
+    returns the example ids already done. ``fingerprint``: the model's, when the caller has just computed it
+    (it hashes the weights: a suite's runs of one model need it once)."""
+    fingerprint = fingerprint or model_fingerprint(spec.model_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     with exclusive(run_dir, wait=True):
         check_same_model(run_dir, fingerprint, spec.model_dir)

@@ -56,16 +56,3 @@ def test_max_tasks_is_the_size_of_the_part_of_a_fresh_plan(part, shard_size):
     # a model without a run (its settings not calibrated yet) makes fewer tasks, never more
     fewer = plan_tasks([s for s in _specs() if s.model_id == "a"], shard_size=shard_size)
     assert len(select_part(fewer, part)) <= max_tasks(2, 2, 5, shard_size, part)
-
-
-def test_several_workers_take_the_largest_tasks_first_one_worker_the_plan_order():
-    from robustness.suite.executors import balanced_order
-
-    specs = _specs(n=7)
-    tasks = plan_tasks(specs, {specs[0].run_id: {0, 1, 2}}, shard_size=3)
-    assert balanced_order(tasks, 1) == tasks
-    ordered = balanced_order(tasks, 2)
-    sizes = [t.size for t in ordered]
-    assert sizes == sorted(sizes, reverse=True) and sizes[0] > sizes[-1]
-    assert sorted(map(id, ordered)) == sorted(map(id, tasks))
-    assert [t.label for t in ordered[:2]] == ["a/deepwordbug[3:6]", "a/pwws[0:3]"]  # ties: plan order

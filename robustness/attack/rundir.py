@@ -7,14 +7,20 @@ Used by :func:`robustness.attack.runner.run_attack` before any work and by ``ben
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
-from robustness.provenance import read_json_object
+from robustness.provenance import read_json_object, write_json_atomic
+from robustness.suite.specs import RunSpec
 
 SPEC_FILE, RUN_FILE, RECORDS_FILE = "spec.json", "run.json", "records.jsonl"
 #: What a run directory may hold besides its three files (the lock, our temporary files).
 _OWN_EXTRA = (".lock",)
+#: What ``spec.json`` records of the model besides the spec (checked when a run is resumed).
+_MODEL_FIELDS = ("num_layers", "head", "label_names")
 
 
 def check_run_dir(run_dir: Path, overwrite: bool) -> None:
@@ -86,3 +92,46 @@ def reconcile_changed(runs_root: Path, expected: dict[str, str], rerun_changed: 
                          f"has: {listed}{more}; pass --rerun-changed to run them again (old runs are kept in "
                          f"{runs_root / '.replaced'})")
     return [move_aside(runs_root / run_id, old) for run_id, old, _ in changed]
+
+
+def spec_content(spec: RunSpec, model: Any, fingerprint: str | None = None) -> dict[str, Any]:
+    """What ``spec.json`` holds: the spec, its run id, the model facts a reader needs and the fingerprint of
+    the model's weights (:mod:`robustness.models.fingerprint`; None for an in-memory model without a dir)."""
+    return {**spec.to_dict(), "run_id": spec.run_id, "num_layers": int(model.num_layers), "head": model.head,
+            "label_names": list(model.label_names), "model_fingerprint": fingerprint}
+
+
+def check_or_write_spec(run_dir: Path, spec: RunSpec, content: dict[str, Any] | None) -> None:
+    """Write ``spec.json``; if one exists it must describe the same run (locations may differ). With
+    ``content`` None, only check an existing file's spec hash."""
+    path = run_dir / SPEC_FILE
+    if not path.exists():
+        if content is not None:
+            write_json_atomic(path, content)
+        return
+    existing = read_json_object(path)
+    try:
+        same = RunSpec.from_dict(existing).content_hash() == spec.content_hash()
+    except (TypeError, ValueError):
+        same = False
+    if content is not None:
+        same = same and all(existing.get(k) == content[k] for k in _MODEL_FIELDS)
+    if not same:
+        raise ValueError(f"{path} describes another run ({existing.get('run_id')}); refusing to mix records")
+
+
+@contextlib.contextmanager
+def exclusive(run_dir: Path, wait: bool = False) -> Iterator[None]:
+    """Hold ``<run_dir>/.lock`` (flock) so two processes never write one run; ValueError if taken (or, with
+    ``wait``, wait for it)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - no flock on Windows: run unlocked
+        yield
+        return
+    with (run_dir / ".lock").open("w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            raise ValueError(f"{run_dir} is being written by another process") from None
+        yield

@@ -17,7 +17,7 @@ import hashlib
 import json
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -28,23 +28,24 @@ from robustness.attack.rundir import (
     RECORDS_FILE,
     RUN_FILE,
     SPEC_FILE,
+    check_or_write_spec,
     check_run_dir,
     check_same_model,
+    exclusive,
+    spec_content,
 )
 from robustness.data import load_examples
 from robustness.models.fingerprint import model_fingerprint
-from robustness.models.pabee import check_model_dir
+from robustness.models.saved import check_model_dir
 from robustness.models.settings import check_setting_reachable, parse_setting
 from robustness.models.train import seed_everything
-from robustness.provenance import read_json_object, utc_now, versions, write_json_atomic
+from robustness.provenance import utc_now, versions, write_json_atomic
 from robustness.resources.textattack_compat import import_textattack
 from robustness.signals import signal_name
 from robustness.suite.specs import RunSpec
 
 if TYPE_CHECKING:  # robustness.attack.wrapper imports textattack, which needs NLTK data: imported in run_attack
     from robustness.attack.wrapper import LayerLogitsCache, PabeeModelWrapper
-
-_MODEL_FIELDS = ("num_layers", "head", "label_names")
 
 
 
@@ -54,30 +55,9 @@ def example_seed(seed: int, example_id: int) -> int:
 
 
 
-def spec_content(spec: RunSpec, model: Any, fingerprint: str | None = None) -> dict[str, Any]:
-    """What ``spec.json`` holds: the spec, its run id, the model facts a reader needs and the fingerprint of
-    the model's weights (:mod:`robustness.models.fingerprint`; None for an in-memory model without a dir)."""
-    return {**spec.to_dict(), "run_id": spec.run_id, "num_layers": int(model.num_layers), "head": model.head,
-            "label_names": list(model.label_names), "model_fingerprint": fingerprint}
 
 
-def check_or_write_spec(run_dir: Path, spec: RunSpec, content: dict[str, Any] | None) -> None:
-    """Write ``spec.json``; if one exists it must describe the same run (locations may differ). With
-    ``content`` None, only check an existing file's spec hash."""
-    path = run_dir / SPEC_FILE
-    if not path.exists():
-        if content is not None:
-            write_json_atomic(path, content)
-        return
-    existing = read_json_object(path)
-    try:
-        same = RunSpec.from_dict(existing).content_hash() == spec.content_hash()
-    except (TypeError, ValueError):
-        same = False
-    if content is not None:
-        same = same and all(existing.get(k) == content[k] for k in _MODEL_FIELDS)
-    if not same:
-        raise ValueError(f"{path} describes another run ({existing.get('run_id')}); refusing to mix records")
+
 
 
 def _build_attack(spec: RunSpec, wrapper: PabeeModelWrapper, resources: Any, shared: Any = None) -> Any:
@@ -229,21 +209,7 @@ def prepare_attack(spec: RunSpec, model: Any, tokenizer: Any, resources: Any, ca
     return wrapper, attack
 
 
-@contextlib.contextmanager
-def exclusive(run_dir: Path, wait: bool = False) -> Iterator[None]:
-    """Hold ``<run_dir>/.lock`` (flock) so two processes never write one run; ValueError if taken (or, with
-    ``wait``, wait for it)."""
-    try:
-        import fcntl
-    except ImportError:  # pragma: no cover - no flock on Windows: run unlocked
-        yield
-        return
-    with (run_dir / ".lock").open("w") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
-        except BlockingIOError:
-            raise ValueError(f"{run_dir} is being written by another process") from None
-        yield
+
 
 
 def _attack_all(spec: RunSpec, out_dir: Path, wrapper: PabeeModelWrapper, attack: Any, examples: Any, *,

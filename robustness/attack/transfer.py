@@ -116,7 +116,7 @@ def transfer_record(wrapper: Any, record: dict[str, Any], source: dict[str, Any]
 def run_transfer(spec: TransferSpec, out_dir: str | Path, *, model: Any = None, tokenizer: Any = None,
                  cache: Any = None, command: str | None = None) -> Path:
     """Replay ``spec.source_run`` into ``out_dir`` (resuming the records already there); returns it."""
-    from robustness.attack.runner import exclusive
+    from robustness.attack.rundir import exclusive
     from robustness.attack.wrapper import PabeeModelWrapper
     from robustness.data import dataset_info
     from robustness.models.settings import check_setting_reachable

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import random
 from collections.abc import Sequence
-
-import torch
+from typing import TYPE_CHECKING
 
 from robustness.data import Text
+
+if TYPE_CHECKING:
+    import torch
 
 
 def encode(tokenizer, texts: Sequence[Text], max_length: int) -> dict[str, torch.Tensor]:

@@ -44,6 +44,7 @@ from robustness.models.backbones import get_adapter
 from robustness.models.config import HEADS, LEGACY_FORMAT, PabeeConfig, default_dropout
 from robustness.models.exits import Setting, _check_patience, exit_step, parse_setting, setting_exit
 from robustness.models.fingerprint import write_fingerprint
+from robustness.models.saved import CONFIG_NAME, WEIGHTS_NAME, check_model_dir
 from robustness.provenance import PARTIAL_DIR, read_json_object
 
 __all__ = [
@@ -58,10 +59,6 @@ __all__ = [
     "load_model_and_tokenizer",
     "load_tokenizer",
 ]
-
-CONFIG_NAME = "config.json"
-WEIGHTS_NAME = "model.safetensors"
-
 
 @dataclass
 class PabeeOutput(ModelOutput):
@@ -396,22 +393,6 @@ class PabeeModel(PreTrainedModel):
         except (SafetensorError, OSError, RuntimeError, ValueError, KeyError, TypeError) as exc:
             message = " ".join(str(exc).split())[:300]
             raise ValueError(f"{path}: cannot load the model: {message}") from None
-
-
-def check_model_dir(path: str | Path) -> Path:
-    """``path`` holds a whole saved model: ``ValueError`` naming a missing or half-saved one."""
-    path = Path(path)
-    if PARTIAL_DIR.match(path.name):
-        raise ValueError(f"{path} is a half-saved model left by an interrupted save; train it again")
-    if not path.is_dir():
-        raise ValueError(f"no model at {path} (not a directory)")
-    has_config, has_weights = (path / CONFIG_NAME).is_file(), (path / WEIGHTS_NAME).is_file()
-    if not has_config and not has_weights:
-        raise ValueError(f"{path} is not a saved PABEE model (needs {CONFIG_NAME} and {WEIGHTS_NAME})")
-    if not has_config or not has_weights:
-        missing = WEIGHTS_NAME if has_config else CONFIG_NAME
-        raise ValueError(f"{path} is a half-saved model ({missing} missing); train it again with --overwrite")
-    return path
 
 
 def load_tokenizer(path: str | Path) -> PreTrainedTokenizerBase:

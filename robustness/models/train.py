@@ -10,12 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import torch
 from tqdm.auto import tqdm
-from transformers import AutoTokenizer, get_linear_schedule_with_warmup
 
 from robustness.data import load_examples
-from robustness.models.batching import bucketed_batches, encode, token_lengths
 from robustness.outputs import check_output_dir
 from robustness.provenance import atomic_directory, versions, write_json_atomic
 
@@ -63,6 +60,8 @@ class TrainConfig:
 
 
 def seed_everything(seed: int) -> None:
+    import torch
+
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
@@ -70,6 +69,10 @@ def seed_everything(seed: int) -> None:
 
 def train_model(config: TrainConfig, *, progress: bool = True, overwrite: bool = False) -> Path:
     """Train, validate every epoch, save model + tokenizer + ``train.json`` to ``config.out``; returns it."""
+    import torch
+    from transformers import AutoTokenizer, get_linear_schedule_with_warmup
+
+    from robustness.models.batching import bucketed_batches, encode, token_lengths
     from robustness.models.evaluate import accuracy_table, all_layer_logits
     from robustness.models.pabee import PabeeModel
 

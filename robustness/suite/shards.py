@@ -17,24 +17,20 @@ from pathlib import Path
 from typing import Any
 
 from robustness.attack.records import read_records, truncate_torn_tail, validate_record
-from robustness.attack.rundir import check_same_model
-from robustness.attack.runner import RECORDS_FILE, RUN_FILE, check_or_write_spec, exclusive, spec_content
+from robustness.attack.rundir import (
+    RECORDS_FILE,
+    RUN_FILE,
+    check_or_write_spec,
+    check_same_model,
+    exclusive,
+    spec_content,
+)
 from robustness.models.fingerprint import model_fingerprint
+from robustness.models.saved import saved_facts
 from robustness.provenance import read_json_object, utc_now, versions, write_json_atomic, write_text_atomic
 from robustness.suite.specs import RunSpec
 
 SHARD_DIR = "shards"
-
-
-
-def _model_facts(model_dir: str) -> Any:
-    """The saved model's config (layers, head, label names) without loading its weights."""
-    from robustness.models.config import PabeeConfig
-
-    try:
-        return PabeeConfig.from_pretrained(model_dir)
-    except (OSError, ValueError, TypeError) as exc:
-        raise ValueError(f"{model_dir}: cannot read the model config: {exc}") from None
 
 
 def _shard_results(run_dir: Path) -> list[dict[str, Any]]:
@@ -60,7 +56,7 @@ def prepare_run(spec: RunSpec, run_dir: Path, command: str | None, fingerprint: 
     run_dir.mkdir(parents=True, exist_ok=True)
     with exclusive(run_dir, wait=True):
         check_same_model(run_dir, fingerprint, spec.model_dir)
-        check_or_write_spec(run_dir, spec, spec_content(spec, _model_facts(spec.model_dir), fingerprint))
+        check_or_write_spec(run_dir, spec, spec_content(spec, saved_facts(spec.model_dir), fingerprint))
         truncate_torn_tail(run_dir / RECORDS_FILE)
         if not (run_dir / RUN_FILE).is_file():
             write_json_atomic(run_dir / RUN_FILE, {"run_id": spec.run_id, "status": "running", "started_at": utc_now(),

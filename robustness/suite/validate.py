@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 from robustness.models.settings import check_setting_reachable
-from robustness.provenance import read_json_object
 from robustness.suite.specs import ModelSpec, SuiteSpec, check_id
 
 
@@ -31,19 +30,9 @@ def _train_config(model: ModelSpec, suite: SuiteSpec, target: Path) -> Any:
 
 
 def _num_layers_of_saved(path: str) -> int:
-    from transformers import AutoConfig
+    from robustness.models.saved import saved_facts
 
-    from robustness.models.pabee import check_model_dir
-
-    config_path = check_model_dir(path) / "config.json"
-    values = read_json_object(config_path)
-    try:
-        if "num_layers" in values:
-            return int(values["num_layers"])
-        backbone = dict(values["backbone"])  # configs from before num_layers was stored
-        return int(AutoConfig.for_model(backbone.pop("model_type"), **backbone).num_hidden_layers)
-    except (ValueError, TypeError, KeyError, AttributeError) as exc:
-        raise ValueError(f"{config_path}: not a robustness model config: {exc}") from None
+    return saved_facts(path).num_layers
 
 
 def _num_layers_of_backbone(backbone: str | None) -> int:

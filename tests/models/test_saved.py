@@ -1,0 +1,48 @@
+"""Reading a saved model without loading it: the facts equal the loaded config's, and the modules a driver
+that attacks nothing runs (suite validation, planning, shard writing, the executors) import no torch."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from robustness.models.pabee import PabeeConfig
+from robustness.models.saved import ModelFacts, saved_facts
+
+
+@pytest.mark.parametrize("which", ["tiny_pabee_dir", "tiny_full_dir"])
+def test_facts_equal_the_loaded_config(which, request):
+    path = request.getfixturevalue(which)
+    config = PabeeConfig.from_pretrained(path)
+    assert saved_facts(path) == ModelFacts(config.num_layers, config.head, tuple(config.label_names))
+
+
+def test_legacy_and_layerless_configs_and_bad_ones(tiny_full_dir, tmp_path):
+    config = PabeeConfig.from_pretrained(tiny_full_dir)
+    shutil.copy(tiny_full_dir / "model.safetensors", tmp_path / "model.safetensors")
+    legacy = {"format": "robustness-pabee", "format_version": 1, "backbone": config.backbone, "head": "full",
+              "num_labels": 2, "label_names": ["neg", "pos"], "num_layers": 2}
+    (tmp_path / "config.json").write_text(json.dumps(legacy))
+    assert saved_facts(tmp_path) == ModelFacts(2, "full", ("neg", "pos"))
+    del legacy["num_layers"]  # older still: the backbone's own layer count
+    (tmp_path / "config.json").write_text(json.dumps(legacy))
+    assert saved_facts(tmp_path).num_layers == config.backbone["num_hidden_layers"]
+    (tmp_path / "config.json").write_text(json.dumps({"head": "full", "num_layers": "two"}))
+    with pytest.raises(ValueError, match=r"config\.json: not a robustness model config"):
+        saved_facts(tmp_path)
+    (tmp_path / "model.safetensors").unlink()
+    with pytest.raises(ValueError, match="half-saved"):
+        saved_facts(tmp_path)
+
+
+def test_a_driver_that_attacks_nothing_imports_no_torch():
+    code = ("import sys\n"
+            "import robustness.commands, robustness.suite.validate, robustness.suite.plan, robustness.suite.shards\n"
+            "import robustness.suite.executors, robustness.models.train, robustness.models.saved\n"
+            "print(sorted(m for m in ('torch', 'transformers', 'textattack', 'matplotlib') if m in sys.modules))")
+    found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert found.strip() == "[]"

@@ -255,10 +255,6 @@ def _clean_tables(suite, model_dirs: dict[str, str], out: Path) -> pd.DataFrame 
 def _suite_calibrations(suite, model_dirs: dict[str, str]) -> None:
     """Calibrate the thresholds the suite's models reference (``calibrated``) but their calibration.json lacks,
     on the suite's split outside the attack sample (the whole split if nothing is left), and record them."""
-    from robustness.data import load_examples
-    from robustness.models.calibrate import write_calibration
-    from robustness.models.evaluate import accuracy_table, all_layer_logits, calibrate
-    from robustness.models.pabee import load_model_and_tokenizer
     from robustness.models.settings import calibrated_setting, read_calibration
 
     for model in suite.models:
@@ -267,6 +263,12 @@ def _suite_calibrations(suite, model_dirs: dict[str, str]) -> None:
                           if "@".join(calibrated_setting(r)) not in known})
         if not targets:
             continue
+        # torch only when there is something to calibrate: a Ray driver or a part does not import it otherwise
+        from robustness.data import load_examples
+        from robustness.models.calibrate import write_calibration
+        from robustness.models.evaluate import accuracy_table, all_layer_logits, calibrate
+        from robustness.models.pabee import load_model_and_tokenizer
+
         print(f"[bench] calibrating {model.id} to {', '.join(targets)}")
         examples = load_examples(suite.dataset, suite.split, data_dir=suite.data_dir)
         sample = set(load_examples(suite.dataset, suite.split, data_dir=suite.data_dir, limit=suite.n,

@@ -46,3 +46,27 @@ def test_a_driver_that_attacks_nothing_imports_no_torch():
             "print(sorted(m for m in ('torch', 'transformers', 'textattack', 'matplotlib') if m in sys.modules))")
     found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert found.strip() == "[]"
+
+
+def test_a_ray_driver_prepares_runs_without_torch(tiny_pabee_dir, tmp_path):
+    """What ``bench --engine ray`` runs in the driver before the attacks: calibrations (none to make), the
+    fingerprint, the run directories with their spec.json (facts read from config.json)."""
+    suite = tmp_path / "tiny.toml"
+    suite.write_text('[suite]\nname = "tiny"\ndataset = "glue/sst2"\nn = 2\nrecipes = ["deepwordbug"]\n'
+                     f'patience = [1, "full"]\n\n[[models]]\nid = "tiny"\npath = "{tiny_pabee_dir}"\n')
+    code = ("import json, sys\nfrom pathlib import Path\n"
+            "from robustness.commands import _suite_calibrations\n"
+            "from robustness.models.fingerprint import model_fingerprint\n"
+            "from robustness.suite.shards import prepare_run\nfrom robustness.suite.specs import load_suite\n"
+            "suite = load_suite(sys.argv[1])\ndirs = {m.id: m.path for m in suite.models}\n"
+            "_suite_calibrations(suite, dirs)\n"
+            "for spec in suite.run_specs(dirs):\n"
+            "    prepare_run(spec, Path(sys.argv[2]) / spec.run_id, 'test', model_fingerprint(spec.model_dir))\n"
+            "print(json.dumps(sorted(m for m in ('torch', 'transformers', 'textattack') if m in sys.modules)))")
+    found = subprocess.run([sys.executable, "-c", code, str(suite), str(tmp_path / "runs")], capture_output=True,
+                           text=True, check=True).stdout
+    assert json.loads(found) == []
+    specs = [json.loads(p.read_text()) for p in sorted((tmp_path / "runs").glob("*/spec.json"))]
+    config = PabeeConfig.from_pretrained(tiny_pabee_dir)
+    assert sorted((s["setting"], s["num_layers"], s["head"], s["label_names"]) for s in specs) == [
+        (setting, config.num_layers, config.head, config.label_names) for setting in ("full", "patience:1")]

@@ -317,7 +317,11 @@ def _bench_attacks(args: argparse.Namespace, suite, part: tuple[int, int] | None
     from robustness.suite.shards import mark_interrupted, prepare_run
     from robustness.suite.validate import validate_suite
 
-    validate_suite(suite, out, overwrite=args.overwrite, mlm=args.mlm)
+    try:
+        validate_suite(suite, out, overwrite=args.overwrite, mlm=args.mlm)
+    except ValueError as exc:  # one line naming the suite file, unless the problem already names it
+        message = str(exc)
+        raise ValueError(message if message.startswith(str(args.suite)) else f"{args.suite}: {message}") from None
     if pool is not None:  # Ray is up (it started while this process validated) before anything is trained or written
         pool.wait()
     if args.engine != "ray":  # local workers are forked from this process; a Ray driver attacks nothing

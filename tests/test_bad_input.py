@@ -268,7 +268,7 @@ def suite_unknown_recipe_second(w):
     argv = _suite(w)
     text = (w / "suite.toml").read_text().replace('recipes = ["deepwordbug"]', 'recipes = ["deepwordbug", "nosuch"]')
     (w / "suite.toml").write_text(text)
-    return argv, "unknown recipe 'nosuch'"
+    return argv, "suite.toml: unknown recipe 'nosuch'"
 
 
 def suite_id_dotdot(w):

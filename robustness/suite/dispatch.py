@@ -18,8 +18,12 @@ recipes). Records do not depend on who runs what (:mod:`robustness.suite.plan`).
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 from robustness.suite.plan import Task, group_key
+
+Event = tuple[str, str, Any]  # (worker, event, value): a worker's progress, see robustness.suite.work.Report
+Outcome = tuple[Task, list[dict[str, Any]]]  # a task that ended, with its shard results
 
 
 class TaskQueue:

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from robustness.suite import executors
+from robustness.suite import ray_engine
 
 
 def _worker(monkeypatch, flush_s: float, fail: bool = False) -> Any:
@@ -20,11 +20,11 @@ def _worker(monkeypatch, flush_s: float, fail: bool = False) -> Any:
             yield "examples", 1
         return [f"result of {task}"]
 
-    monkeypatch.setattr(executors.work, "init_worker", lambda resources: None)
-    monkeypatch.setattr(executors.work, "worker_name", lambda: "w")
-    monkeypatch.setattr(executors.work, "task_events", fake_task_events)
-    monkeypatch.setattr(executors._RayWorker, "FLUSH_S", flush_s)
-    return executors._RayWorker(None)
+    monkeypatch.setattr(ray_engine.work, "init_worker", lambda resources: None)
+    monkeypatch.setattr(ray_engine.work, "worker_name", lambda: "w")
+    monkeypatch.setattr(ray_engine.work, "task_events", fake_task_events)
+    monkeypatch.setattr(ray_engine._RayWorker, "FLUSH_S", flush_s)
+    return ray_engine._RayWorker(None)
 
 
 def test_events_of_a_fast_task_arrive_in_one_batch_before_its_results(monkeypatch):

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from robustness.suite import executors
+from robustness.suite import ray_engine
 
 
 class FakeRay(types.ModuleType):
@@ -54,7 +54,7 @@ class FakeRay(types.ModuleType):
                         raise RuntimeError("no actor")
                     fake.created.append(f"actor{len(fake.created)}")
                     return fake.created[-1]
-            assert options == {"num_cpus": 1, "max_restarts": 0} and cls is executors._RayWorker
+            assert options == {"num_cpus": 1, "max_restarts": 0} and cls is ray_engine._RayWorker
             return Handle
 
         return decorate
@@ -72,7 +72,7 @@ def fake_ray(monkeypatch):
 
 def test_a_local_instance_gets_one_actor_per_worker_up_to_the_plans_bound(fake_ray):
     ray = fake_ray()
-    with executors.RayPool("res", workers=4, max_actors=3) as pool:
+    with ray_engine.RayPool("res", workers=4, max_actors=3) as pool:
         assert pool.wait() == ["actor0", "actor1", "actor2"]
         # Ray starts in a thread of the pool that lives as long as the pool (Ray's parent-death signal is per thread)
         assert ray.init_thread is not threading.main_thread() and ray.init_thread.is_alive()
@@ -88,7 +88,7 @@ def test_a_local_instance_gets_one_actor_per_worker_up_to_the_plans_bound(fake_r
 def test_a_cluster_gets_one_actor_per_cpu(fake_ray, monkeypatch):
     monkeypatch.setenv("ROBUSTNESS_SHARED", "/shared")
     ray = fake_ray(cpus=6)
-    with executors.RayPool("res", workers=2, address="auto", max_actors=100) as pool:
+    with ray_engine.RayPool("res", workers=2, address="auto", max_actors=100) as pool:
         assert len(pool.wait()) == 6
         assert ray.inits[0]["address"] == "auto"
         assert ray.inits[0]["runtime_env"]["env_vars"]["ROBUSTNESS_SHARED"] == "/shared"
@@ -97,26 +97,26 @@ def test_a_cluster_gets_one_actor_per_cpu(fake_ray, monkeypatch):
 
 def test_an_initialized_ray_is_used_and_not_stopped(fake_ray):
     ray = fake_ray(initialized=True)
-    with executors.RayPool("res", workers=2) as pool:
+    with ray_engine.RayPool("res", workers=2) as pool:
         assert len(pool.wait()) == 2
     assert ray.inits == [] and ray.shutdowns == 0 and len(ray.killed) == 2
 
 
 def test_a_failed_start_raises_in_the_driver_and_stops_the_instance_it_started(fake_ray):
     ray = fake_ray(fail_remote=True)
-    with pytest.raises(RuntimeError, match="no actor"), executors.RayPool("res", workers=2) as pool:
+    with pytest.raises(RuntimeError, match="no actor"), ray_engine.RayPool("res", workers=2) as pool:
         pool.wait()
     assert ray.shutdowns == 1 and not pool._thread.is_alive()
-    with pytest.raises(RuntimeError, match="no actor"), executors.RayPool("res", workers=2):
+    with pytest.raises(RuntimeError, match="no actor"), ray_engine.RayPool("res", workers=2):
         pass  # never waited for: leaving the pool raises the failure
-    with pytest.raises(KeyError), executors.RayPool("res", workers=2):
+    with pytest.raises(KeyError), ray_engine.RayPool("res", workers=2):
         raise KeyError("the driver's own error")  # not masked by the pool's
 
 
 def test_bad_workers_and_a_missing_ray_are_one_line_errors(fake_ray, monkeypatch):
     fake_ray()
     with pytest.raises(ValueError, match="--workers must be >= 1"):
-        executors.RayPool("res", workers=0)
+        ray_engine.RayPool("res", workers=0)
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError
     with pytest.raises(ValueError, match=r'pip install -e "\.\[ray\]"'):
-        executors.RayPool("res", workers=2)
+        ray_engine.RayPool("res", workers=2)

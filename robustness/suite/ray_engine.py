@@ -1,0 +1,209 @@
+"""The Ray engine: one Ray actor per CPU (``num_cpus=1``) runs tasks one after another, keeping its models and
+attacks like a local worker: ``workers`` actors on a local Ray instance with ``workers`` CPUs when no address
+is given, one per CPU of the cluster at ``address`` otherwise (``pip install -e ".[ray]"``). Each task is a
+streaming generator that sends its progress events and then its results to the driver, which alone writes
+the output directory. ``robustness bench`` makes the :class:`RayPool` before it prepares the runs, so that
+the actors' start (a fresh process importing torch, transformers and TextAttack) overlaps the driver's work;
+the driver itself imports none of them for the attacks.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+from robustness.suite import work
+from robustness.suite.dispatch import Event, Outcome, TaskQueue
+from robustness.suite.plan import Task
+
+if TYPE_CHECKING:
+    from robustness.suite.executors import Progress
+
+#: the driver's environment variables a cluster's workers get (a local instance inherits the whole environment)
+_RAY_ENV = ("PYTHONPATH", "NLTK_DATA", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "OMP_NUM_THREADS")
+
+
+class _RayWorker:
+    """A Ray actor: one worker process that runs tasks one after another and keeps its models and prepared
+    attacks between them, as a local worker does (a Ray task per task could land on a new process and pay the
+    imports and set-up again). :meth:`run` is a streaming generator: it yields ``("events", [event, ...])``,
+    the progress events of at most ``FLUSH_S`` seconds, and finally ``("results", shard results)``; each
+    yield is an object sent to the driver, so progress needs no queue actor and no polling round trips."""
+
+    FLUSH_S = 0.5
+
+    def __init__(self, resources: Any) -> None:
+        work.init_worker(resources)
+        self.resources, self.name = resources, work.worker_name()
+
+    def run(self, task: Task) -> Iterator[tuple[str, Any]]:
+        pending: list[Event] = []
+        flushed = time.monotonic()
+        steps = work.task_events(task, self.resources)
+        while True:
+            try:
+                event, value = next(steps)
+            except StopIteration as stop:
+                if pending:
+                    yield "events", pending
+                yield "results", stop.value
+                return
+            except Exception:
+                if pending:  # the driver hears what was done before the failure, then the failure
+                    yield "events", pending
+                raise
+            pending.append((self.name, event, value))
+            if time.monotonic() - flushed >= self.FLUSH_S:
+                yield "events", pending
+                pending, flushed = [], time.monotonic()
+
+
+def _import_ray() -> Any:
+    """``import ray`` for a driver, without Ray's C++ failure-signal handler in this process: that handler also
+    catches SIGTERM and, racing the command line's own handler, sometimes aborts the process (exit code 134
+    instead of 143, seen with Ray 2.60). Ray reads ``RAY_DISABLE_FAILURE_SIGNAL_HANDLER`` when it is imported;
+    the variable is set for that import only (unless the user set it), so Ray's workers keep their crash traces."""
+    if sys.modules.get("ray") is not None:
+        return sys.modules["ray"]
+    user = os.environ.get("RAY_DISABLE_FAILURE_SIGNAL_HANDLER")
+    if user is None:
+        os.environ["RAY_DISABLE_FAILURE_SIGNAL_HANDLER"] = "1"
+    try:
+        import ray
+    except ImportError:
+        raise ValueError('--engine ray needs Ray: pip install -e ".[ray]"') from None
+    finally:
+        if user is None:
+            del os.environ["RAY_DISABLE_FAILURE_SIGNAL_HANDLER"]
+    return ray
+
+
+class _NoThreadSigtermNote(logging.Filter):
+    """Drops Ray's note that ``ray.init`` outside the main thread sets no SIGTERM handler: the command line
+    handles SIGTERM itself (runs marked interrupted, exit code 143), which Ray's handler would replace."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "SIGTERM handler is not set" not in record.getMessage()
+
+
+class RayPool:
+    """Ray and its actors, ``with RayPool(...) as pool``: ``workers`` actors (``num_cpus=1``) on a local instance
+    with ``workers`` CPUs, or one per CPU of the cluster at ``address``; never more than ``max_actors``.
+
+    Made before the driver prepares the runs (``robustness bench`` makes it first), the pool starts in a thread
+    of its own, so that Ray's start (seconds of waiting for its processes) overlaps the driver's imports and
+    its actors' imports (a fresh process importing torch, transformers and TextAttack) overlap the driver's
+    preparation. The thread lives until the pool closes: Ray's processes get a parent-death signal, which
+    fires when the *thread* that started them ends. :meth:`wait` waits for the actors (re-raising a failed
+    start); :meth:`trim` kills those the plan has no task for. Leaving the pool kills the actors and
+    disconnects from Ray if the pool connected (which stops a local instance it started; a cluster keeps
+    running)."""
+
+    def __init__(self, resources: Any, workers: int, address: str | None = None,
+                 max_actors: int | None = None) -> None:
+        if workers < 1:
+            raise ValueError(f"--workers must be >= 1, got {workers}")
+        self.ray, self.actors = _import_ray(), []
+        self._error: BaseException | None = None
+        self._ready, self._closing = threading.Event(), threading.Event()
+        self._thread = threading.Thread(target=self._serve, args=(resources, workers, address, max_actors),
+                                        name="ray-pool", daemon=True)
+        self._thread.start()
+
+    def _serve(self, resources: Any, workers: int, address: str | None, max_actors: int | None) -> None:
+        ray, started = self.ray, False
+        try:
+            if not ray.is_initialized():
+                # A local instance started here inherits this environment (its worker processes are started,
+                # and prestarted, by a raylet forked from this process); a cluster gets the variables that
+                # matter through a runtime env, which makes Ray start workers of their own for it.
+                options = ({"address": address, "runtime_env": {"env_vars": {
+                    k: v for k, v in os.environ.items() if k in _RAY_ENV or k.startswith("ROBUSTNESS_")}}}
+                    if address else {"num_cpus": workers})
+                started = True
+                quiet = _NoThreadSigtermNote()
+                logging.getLogger("ray._private.worker").addFilter(quiet)
+                try:
+                    ray.init(**options, include_dashboard=False, log_to_driver=False)
+                finally:
+                    logging.getLogger("ray._private.worker").removeFilter(quiet)
+            if address:
+                workers = int(ray.cluster_resources().get("CPU", workers))
+            actor = ray.remote(num_cpus=1, max_restarts=0)(_RayWorker)
+            count = max(1, min(workers, max_actors if max_actors is not None else workers))
+            self.actors = [actor.remote(resources) for _ in range(count)]
+        except BaseException as exc:  # handed to the driver by wait()
+            self._error = exc
+        finally:
+            self._ready.set()
+        self._closing.wait()
+        for worker in self.actors:
+            ray.kill(worker)
+        self.actors = []
+        if started and ray.is_initialized():
+            ray.shutdown()
+
+    def wait(self) -> list[Any]:
+        """The actors, once started (a timeout per wait, so that Ctrl-C gets through)."""
+        while not self._ready.wait(timeout=0.5):
+            pass
+        if self._error is not None:
+            raise self._error
+        return self.actors
+
+    def trim(self, count: int) -> None:
+        """Keep ``max(1, count)`` actors; kill the rest."""
+        keep = max(1, count)
+        for worker in self.wait()[keep:]:
+            self.ray.kill(worker)
+        del self.actors[keep:]
+
+    def close(self) -> None:
+        self._closing.set()
+        self._thread.join()
+
+    def __enter__(self) -> RayPool:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, *exc: object) -> None:
+        self.close()
+        if exc_type is None and self._error is not None:  # a failed start the driver never waited for
+            raise self._error
+
+
+def run_on_ray(tasks: Sequence[Task], pool: RayPool, progress: Progress) -> Iterator[Outcome]:
+    """Run ``tasks`` on the pool's actors (:class:`~robustness.suite.dispatch.TaskQueue` picks each actor's next
+    task); yields each task with its results as it ends, and hands its progress events to ``progress``."""
+    ray = pool.ray
+    pool.trim(len(tasks))
+    queue, running = TaskQueue(tasks, len(pool.actors)), {}
+
+    def submit(worker: Any, after: Task | None = None) -> None:
+        task = queue.take(after)
+        if task is not None:
+            running[worker.run.remote(task)] = (worker, task)
+
+    for worker in pool.actors:
+        submit(worker)
+    while running:
+        ready, _ = ray.wait(list(running), num_returns=1, timeout=1.0)  # a timeout: Ctrl-C gets through
+        for stream in ready:
+            kind, payload = ray.get(next(stream))  # re-raises a worker's exception here
+            if kind == "events":
+                for item in payload:
+                    progress.event(*item)
+                continue
+            worker, task = running.pop(stream)
+            submit(worker, task)
+            yield task, payload
+
+
+def own_ray_pool(tasks: Sequence[Task], resources: Any, progress: Progress, workers: int,
+                  address: str | None) -> Iterator[Outcome]:
+    with RayPool(resources, workers, address, max_actors=len(tasks)) as pool:
+        yield from run_on_ray(tasks, pool, progress)

@@ -130,9 +130,6 @@ class PabeeModelWrapper(ModelWrapper):
                 self._encode(missing, setting)
                 known, depth = self._known(keys, count=False)
             return self.model.exit_from_layer_logits(known, setting)
-        if bool((depth == 0).all()):  # nothing known yet (a shallower setting has not asked): encode all
-            self._encode(keys, setting)
-            return prefix_exit(*self._known(keys, count=False), setting)
         exit_layer, logits = prefix_exit(known, depth, setting)
         pending = (exit_layer == 0).nonzero().flatten()
         if pending.numel():

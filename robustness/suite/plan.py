@@ -60,6 +60,24 @@ def group_key(spec: RunSpec) -> str:
     return hashlib.sha256(json.dumps(content, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def attack_order(specs: Sequence[RunSpec]) -> list[int]:
+    """The positions of a task's runs in the order each example is attacked: deepest first.
+
+    The runs share one layer cache, and a text's layers are computed once, as deep as the deepest run that
+    queries it needs. Run shallow-first, the texts every run queries (the original, the word-importance
+    deletions, ...) are encoded a few layers at a time, resumed by every deeper run in small batches; run
+    deepest-first, the first run encodes them in one all-layer pass and the others find their exits known.
+    So: runs that read every layer (full depth, the slowdown goal) first, then each policy from its strictest
+    setting to its most lenient (:meth:`~robustness.models.settings.Setting.sort_key` reversed). The order
+    changes only how fast a task runs, never a record: every run's attack of an example is independent."""
+    def key(j: int) -> tuple[bool, tuple[int, float]]:
+        spec = specs[j]
+        reads_all = spec.goal == "slowdown" or spec.exit_setting.policy == "full"
+        return reads_all, spec.exit_setting.sort_key()
+
+    return sorted(range(len(specs)), key=key, reverse=True)
+
+
 def shards(n: int, shard_size: int) -> list[tuple[int, ...]]:
     """Example ids ``0..n-1`` cut into consecutive shards of at most ``shard_size``."""
     if shard_size < 1:

@@ -2,7 +2,8 @@
 
 A worker process keeps the models it has loaded and the attacks of the last group it ran, so consecutive
 shards of one group pay the set-up once. Within a task the examples go one by one, and each example is
-attacked at every setting of the group before the next: the settings share the model's layer cache (a
+attacked at every setting of the group before the next, deepest setting first
+(:func:`~robustness.suite.plan.attack_order`): the settings share the model's layer cache (a
 text is encoded once for all of them, as deep as the deepest of them needs) and TextAttack's
 model-independent work for that example (:mod:`robustness.attack.shared_caches`). Every example is attacked exactly as
 :func:`~robustness.attack.runner.run_attack` attacks it (own seed, cleared caches, own accounting), so the
@@ -17,7 +18,7 @@ import time
 from collections.abc import Callable, Generator
 from typing import Any
 
-from robustness.suite.plan import Task, group_key
+from robustness.suite.plan import Task, attack_order, group_key
 
 #: per process: model dir -> (model, tokenizer); and the prepared attacks of the last group
 _MODELS: dict[str, tuple[Any, Any]] = {}
@@ -114,10 +115,12 @@ def task_events(task: Task, resources: Any, share_work: bool = True
     records: list[list[dict[str, Any]]] = [[] for _ in task.specs]
     cpu_s = [setup_cpu_s] * len(task.specs)  # this process's CPU time (all its threads) charged to each run
     encoded = {s.run_id: group["attacks"][s.run_id][0].num_encoded for s in task.specs}
+    order = attack_order(task.specs)
     for eid in task.ids:
         if group["shared"] is not None:
             group["shared"].clear()  # cached TextAttack work holds for one original text
-        for j, spec in enumerate(task.specs):
+        for j in order:
+            spec = task.specs[j]
             if eid not in pending[j]:
                 continue
             wrapper, attack = group["attacks"][spec.run_id]

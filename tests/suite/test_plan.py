@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from robustness.suite.plan import max_tasks, parse_part, plan_tasks, select_part, shards
+from robustness.suite.plan import attack_order, max_tasks, parse_part, plan_tasks, select_part, shards
 from robustness.suite.specs import RunSpec
 
 
@@ -56,3 +56,19 @@ def test_max_tasks_is_the_size_of_the_part_of_a_fresh_plan(part, shard_size):
     # a model without a run (its settings not calibrated yet) makes fewer tasks, never more
     fewer = plan_tasks([s for s in _specs() if s.model_id == "a"], shard_size=shard_size)
     assert len(select_part(fewer, part)) <= max_tasks(2, 2, 5, shard_size, part)
+
+
+def test_attack_order_is_deepest_first_and_stable():
+    def spec(setting, goal="accuracy"):
+        return RunSpec(model_id="a", model_dir="/m/a", recipe="deepwordbug", dataset="glue/sst2", setting=setting,
+                       goal=goal)
+
+    specs = [spec("patience:1"), spec("patience:3"), spec("full"), spec("entropy:0.5"), spec("entropy:0.1"),
+             spec("maxprob:0.8"), spec("maxprob:0.95"), spec("patience:2", "slowdown"), spec("patience:2")]
+    order = [specs[j] for j in attack_order(specs)]
+    # runs reading every layer first (in plan order), then each policy from strictest to most lenient
+    assert [(s.setting, s.goal) for s in order] == [
+        ("full", "accuracy"), ("patience:2", "slowdown"), ("maxprob:0.95", "accuracy"),
+        ("maxprob:0.8", "accuracy"), ("entropy:0.1", "accuracy"), ("entropy:0.5", "accuracy"),
+        ("patience:3", "accuracy"), ("patience:2", "accuracy"), ("patience:1", "accuracy")]
+    assert attack_order(specs[:1]) == [0] and attack_order([]) == []

@@ -62,3 +62,32 @@ def test_records_equal_with_and_without_shared_work(recipe, resources, data_dir,
 
     assert strip(shared) == strip(alone)
     assert any(r["result"] != "skipped" for res in shared for r in res["records"])
+
+
+def test_examples_are_attacked_deepest_setting_first_with_the_records_of_runs_alone(
+        resources, data_dir, tiny_pabee_dir, monkeypatch):
+    from robustness.attack import runner
+    from robustness.suite import work
+    from robustness.suite.plan import plan_tasks
+
+    work.init_worker(resources)
+    task = _task("deepwordbug", tiny_pabee_dir, data_dir)
+    calls, attack_example = [], runner.attack_example
+
+    def spy(attack, wrapper, columns, text, label, ids, spec):
+        calls.append((ids[0], spec.setting))
+        return attack_example(attack, wrapper, columns, text, label, ids, spec)
+
+    monkeypatch.setattr(runner, "attack_example", spy)
+    work._GROUP.clear()
+    swept = work.run_task(task, resources)
+    assert calls == [(e, s) for e in range(4) for s in ("full", "entropy:0.5", "patience:1")]
+    assert [r["run_id"] for r in swept] == [s.run_id for s in task.specs]  # results keep the plan's order
+
+    def strip(result):
+        return [{k: v for k, v in r.items() if k != "attack_time_s"} for r in result["records"]]
+
+    for spec, result in zip(task.specs, swept, strict=True):
+        work._GROUP.clear()  # a run alone: its own layer cache and TextAttack caches
+        (alone,) = work.run_task(plan_tasks([spec], shard_size=4)[0], resources)
+        assert strip(alone) == strip(result)

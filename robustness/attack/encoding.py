@@ -46,18 +46,15 @@ def tokenize(tokenizer: Any, keys: Sequence[Text], max_length: int) -> dict[str,
 
 def pad(tokenizer: Any, enc: dict[str, list[list[int]]], positions: Sequence[int], device: torch.device,
         left: bool = False) -> dict[str, torch.Tensor]:
-    """Rows ``positions`` of ``enc`` padded to their longest, with an ``attention_mask``."""
-    pad_values = {"input_ids": tokenizer.pad_token_id or 0, "token_type_ids": 0}
-    lengths = [len(enc["input_ids"][i]) for i in positions]
-    width = max(lengths)
-    batch = {name: torch.full((len(positions), width), pad_values[name], dtype=torch.long) for name in enc}
-    batch["attention_mask"] = torch.zeros((len(positions), width), dtype=torch.long)
-    for j, (i, length) in enumerate(zip(positions, lengths, strict=True)):
-        cols = slice(width - length, width) if left else slice(0, length)
-        for name in enc:
-            batch[name][j, cols] = torch.tensor(enc[name][i], dtype=torch.long)
-        batch["attention_mask"][j, cols] = 1
-    return {name: tensor.to(device) for name, tensor in batch.items()}
+    """Rows ``positions`` of ``enc`` padded to their longest by ``tokenizer.pad``, with an ``attention_mask``;
+    right-padded unless ``left``."""
+    # A fast tokenizer advises, once, to pad in its __call__ instead; the texts are tokenised once, unpadded, to
+    # sort them by length, and each batch is a subset of them, which only ``pad`` can pad. Advice taken as read.
+    tokenizer.deprecation_warnings["Asking-to-pad-a-fast-tokenizer"] = True
+    rows = {name: [enc[name][i] for i in positions] for name in enc}
+    batch = tokenizer.pad(rows, padding=True, padding_side="left" if left else "right", return_attention_mask=True,
+                          return_tensors="pt")
+    return {name: batch[name].to(device) for name in (*enc, "attention_mask")}
 
 
 def batches(tokenizer: Any, keys: Sequence[Text], batch_size: int, max_length: int, device: torch.device

@@ -89,8 +89,8 @@ def test_bench_calibrates_what_a_suite_references(tiny_pabee_dir, tiny_texts, tm
 
     import pandas as pd
 
-    from robustness.commands import _suite_calibrations
     from robustness.suite.specs import load_suite
+    from robustness.suite.stages import calibrate_thresholds
 
     (tmp_path / "data" / "sst2").mkdir(parents=True)
     pd.DataFrame({"sentence": tiny_texts, "label": [i % 2 for i in range(len(tiny_texts))],
@@ -102,14 +102,14 @@ def test_bench_calibrates_what_a_suite_references(tiny_pabee_dir, tiny_texts, tm
                     f'data_dir="{tmp_path / "data"}"\n[[models]]\nid="p"\npath="{model_dir}"\n'
                     'calibrated=["entropy@patience:1", "maxprob@patience:1"]\n')
     suite = load_suite(path)
-    _suite_calibrations(suite, {"p": str(model_dir)})
+    calibrate_thresholds(suite, {"p": str(model_dir)})
     calibration = read_calibration(model_dir)
     assert set(calibration) == {"entropy@patience:1", "maxprob@patience:1"}
     assert all(e["n"] == len(tiny_texts) - 3 and e["excludes_attack_sample"] for e in calibration.values())
     settings = [r.setting for r in suite.run_specs({"p": str(model_dir)})]
     assert settings[0] == "patience:1" and [s.split(":")[0] for s in settings[1:]] == ["entropy", "maxprob"]
     # the clean evaluation off the attack sample (the verdict's eligibility) covers the calibrated settings too
-    from robustness.commands import _clean_tables
+    from robustness.suite.stages import clean_tables
 
-    clean = _clean_tables(suite, {"p": str(model_dir)}, tmp_path / "out")
+    clean = clean_tables(suite, {"p": str(model_dir)}, tmp_path / "out")
     assert list(clean["setting"]) == settings and set(clean["n"]) == {len(tiny_texts) - 3}

@@ -42,7 +42,8 @@ def test_legacy_and_layerless_configs_and_bad_ones(tiny_full_dir, tmp_path):
 def test_a_driver_that_attacks_nothing_imports_no_torch():
     code = ("import sys\n"
             "import robustness.commands, robustness.suite.validate, robustness.suite.plan, robustness.suite.shards\n"
-            "import robustness.suite.executors, robustness.models.train, robustness.models.saved\n"
+            "import robustness.suite.executors, robustness.suite.stages\n"
+            "import robustness.models.train, robustness.models.saved\n"
             "print(sorted(m for m in ('torch', 'transformers', 'textattack', 'matplotlib') if m in sys.modules))")
     found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert found.strip() == "[]"
@@ -55,11 +56,11 @@ def test_a_ray_driver_prepares_runs_without_torch(tiny_pabee_dir, tmp_path):
     suite.write_text('[suite]\nname = "tiny"\ndataset = "glue/sst2"\nn = 2\nrecipes = ["deepwordbug"]\n'
                      f'patience = [1, "full"]\n\n[[models]]\nid = "tiny"\npath = "{tiny_pabee_dir}"\n')
     code = ("import json, sys\nfrom pathlib import Path\n"
-            "from robustness.commands import _suite_calibrations\n"
+            "from robustness.suite.stages import calibrate_thresholds\n"
             "from robustness.models.fingerprint import model_fingerprint\n"
             "from robustness.suite.shards import prepare_run\nfrom robustness.suite.specs import load_suite\n"
             "suite = load_suite(sys.argv[1])\ndirs = {m.id: m.path for m in suite.models}\n"
-            "_suite_calibrations(suite, dirs)\n"
+            "calibrate_thresholds(suite, dirs)\n"
             "for spec in suite.run_specs(dirs):\n"
             "    prepare_run(spec, Path(sys.argv[2]) / spec.run_id, 'test', model_fingerprint(spec.model_dir))\n"
             "print(json.dumps(sorted(m for m in ('torch', 'transformers', 'textattack') if m in sys.modules)))")

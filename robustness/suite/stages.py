@@ -1,0 +1,132 @@
+"""The stages of ``robustness bench`` around the attacks, each resumable: the suite's models (trained when
+missing), the thresholds they reference (calibrated when missing), the transfers, and the clean accuracy outside
+the attack sample that the verdict reads. The command (:func:`robustness.commands.cmd_bench`) runs them in
+order. The stages before the attacks import torch only when they train or calibrate, so a Ray driver or a
+``--part`` prepares its runs without it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+
+def locate_models(suite, out: Path, train: bool = True) -> dict[str, str]:
+    """Where each model of the suite lives, training the missing ones into ``<out>/models/<id>`` (with
+    ``train`` False, a missing model is a ValueError: parts of a job array must not train concurrently). The
+    suite was validated by :func:`~robustness.suite.validate.validate_suite`."""
+    from robustness.models.train import TrainConfig, train_model
+
+    dirs = {}
+    for model in suite.models:
+        if model.path is not None:
+            dirs[model.id] = model.path
+            continue
+        target = out / "models" / model.id
+        if (target / "train.json").is_file():
+            print(f"[bench] model {model.id}: already trained at {target}")
+        elif not train:
+            raise ValueError(f"model {model.id!r} is not trained yet; run `robustness bench SUITE --out {out} "
+                             "--train-only` before the parts")
+        else:
+            print(f"[bench] model {model.id}: training ({model.head}) into {target}")
+            train = {"dataset": suite.dataset, "data_dir": suite.data_dir, **model.train}
+            train_model(TrainConfig(out=str(target), head=model.head, **train), overwrite=True)
+        dirs[model.id] = str(target)
+    return dirs
+
+
+def clean_tables(suite, model_dirs: dict[str, str], out: Path) -> pd.DataFrame | None:
+    """Each model's clean accuracy at its suite settings on the split's examples outside the attack sample,
+    written to ``<out>/clean/<model_id>.csv`` with the model's fingerprint and the excluded sample, and reused
+    while both match (the verdict's eligibility reads them); None when the sample is the whole split."""
+    import pandas as pd
+
+    from robustness.data import load_examples
+    from robustness.models.evaluate import off_sample_table
+    from robustness.models.fingerprint import model_fingerprint
+    from robustness.models.pabee import load_model_and_tokenizer
+    from robustness.provenance import write_csv_atomic
+
+    examples = load_examples(suite.dataset, suite.split, data_dir=suite.data_dir)
+    sample = load_examples(suite.dataset, suite.split, data_dir=suite.data_dir, limit=suite.n, seed=suite.seed)
+    if len(examples) <= len(sample):
+        print("[bench] no example outside the attack sample: the verdict measures clean accuracy on the sample")
+        return None
+    folder = out / "clean"
+    folder.mkdir(parents=True, exist_ok=True)
+    tables = []
+    for model in suite.models:
+        path = folder / f"{model.id}.csv"
+        # reused only for the same weights, the same excluded sample and every setting of the suite
+        key = {"model_fingerprint": model_fingerprint(model_dirs[model.id]),
+               "excluded_sample": f"{suite.split} n={suite.n} seed={suite.seed}"}
+        cached = pd.read_csv(path, dtype={"model_fingerprint": str}) if path.is_file() else pd.DataFrame()
+        settings = model.exit_settings(model_dirs[model.id])  # calibrated thresholds included
+        fresh = (all(c in cached and set(cached[c]) == {v} for c, v in key.items())
+                 and {s.label for s in settings} <= set(cached.get("setting", [])))
+        if not fresh:
+            print(f"[bench] clean evaluation of {model.id} outside the attack sample")
+            net, tokenizer = load_model_and_tokenizer(model_dirs[model.id])
+            cached = off_sample_table(net, tokenizer, examples, sample.indices, settings,
+                                      batch_size=suite.batch_size, max_length=suite.max_length)
+            cached.insert(0, "model_id", model.id)
+            cached = cached.assign(**key)
+            write_csv_atomic(path, cached)
+        tables.append(cached)
+    return pd.concat(tables, ignore_index=True)
+
+
+def calibrate_thresholds(suite, model_dirs: dict[str, str]) -> None:
+    """Calibrate the thresholds the suite's models reference (``calibrated``) but their calibration.json lacks,
+    on the suite's split outside the attack sample (the whole split if nothing is left), and record them."""
+    from robustness.models.settings import calibrated_setting, read_calibration
+
+    for model in suite.models:
+        known = read_calibration(model_dirs[model.id])
+        targets = sorted({calibrated_setting(r)[1] for r in model.calibrated
+                          if "@".join(calibrated_setting(r)) not in known})
+        if not targets:
+            continue
+        # torch only when there is something to calibrate: a Ray driver or a part does not import it otherwise
+        from robustness.data import load_examples
+        from robustness.models.calibrate import write_calibration
+        from robustness.models.evaluate import accuracy_table, all_layer_logits, calibrate
+        from robustness.models.pabee import load_model_and_tokenizer
+
+        print(f"[bench] calibrating {model.id} to {', '.join(targets)}")
+        examples = load_examples(suite.dataset, suite.split, data_dir=suite.data_dir)
+        sample = set(load_examples(suite.dataset, suite.split, data_dir=suite.data_dir, limit=suite.n,
+                                   seed=suite.seed).indices)
+        keep = [i for i, index in enumerate(examples.indices) if index not in sample] or list(range(len(examples)))
+        net, tokenizer = load_model_and_tokenizer(model_dirs[model.id])
+        logits = all_layer_logits(net, tokenizer, [examples.texts[i] for i in keep], batch_size=suite.batch_size,
+                                  max_length=suite.max_length)
+        matched = calibrate(net, logits, targets)
+        table = accuracy_table(net, logits, [examples.labels[i] for i in keep], list(matched.values()))
+        rows = dict(zip(table["setting"], table.to_dict(orient="records"), strict=False))
+        where = {"dataset": suite.dataset, "split": suite.split, "n": len(keep), "excludes_attack_sample": True}
+        write_calibration(model_dirs[model.id], [{"reference": ref, **rows[s.label], **where}
+                                                 for ref, s in matched.items()])
+
+
+def run_transfers(suite, model_dirs: dict[str, str], out: Path, command: str) -> None:
+    """Run the suite's transfers (each resumable) into ``<out>/transfers/<id>``, one model load and one layer
+    cache per target model: the settings of a model replay the same texts, which are encoded once."""
+    from robustness.attack.runner import run_is_complete
+    from robustness.attack.transfer import run_transfer
+    from robustness.attack.wrapper import LayerLogitsCache
+    from robustness.models.pabee import load_model_and_tokenizer
+
+    specs = [t for t in suite.transfer_specs(model_dirs, out / "runs")
+             if not run_is_complete(out / "transfers" / t.run_id)]
+    loaded: dict[str, tuple] = {}
+    for i, spec in enumerate(specs, 1):
+        if spec.model_dir not in loaded:
+            loaded[spec.model_dir] = (*load_model_and_tokenizer(spec.model_dir), LayerLogitsCache())
+        model, tokenizer, cache = loaded[spec.model_dir]
+        print(f"[bench] transfer {i}/{len(specs)}: {spec.run_id}")
+        run_transfer(spec, out / "transfers" / spec.run_id, model=model, tokenizer=tokenizer, cache=cache,
+                     command=command)

@@ -236,7 +236,7 @@ def cmd_bench(args: argparse.Namespace, command: str) -> int:
     from robustness.suite import stages
     from robustness.suite.executors import RayPool, default_workers
     from robustness.suite.plan import max_tasks, parse_part
-    from robustness.suite.specs import load_suite
+    from robustness.suite.suite_file import load_suite
 
     suite = load_suite(args.suite)
     part = parse_part(args.part) if args.part else None

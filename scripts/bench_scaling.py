@@ -119,7 +119,7 @@ def main() -> int:
     median = {c: {k: statistics.median(v) for k, v in t.items()} for c, t in times.items()}
     first = next(iter(outputs.values()))
     identical = all(o == first for o in outputs.values())
-    from robustness.suite.specs import load_suite
+    from robustness.suite.suite_file import load_suite
 
     suite = load_suite(args.suite)
     examples = suite.n * len(suite.run_specs({m.id: str(Path(args.models) / m.id) for m in suite.models}))

@@ -333,7 +333,7 @@ def suite_n_larger_than_split(w):
 
 def bench_model_changed(w):
     bench_runs = w / "bench" / "runs"
-    from robustness.suite.specs import load_suite
+    from robustness.suite.suite_file import load_suite
 
     argv = _suite(w)
     suite = load_suite(w / "suite.toml")

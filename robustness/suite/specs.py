@@ -1,4 +1,5 @@
-"""Frozen specs for suites, models and attack runs: TOML in (``tomllib``), JSON out.
+"""Frozen specs for suites, models and attack runs, JSON out (a suite file is read by
+:mod:`robustness.suite.suite_file`).
 
 A suite (``attacks/<name>.toml``) expands into :class:`ModelSpec` s (train or load) and
 :class:`RunSpec` s (one attack run each). A run's id is a readable slug plus a short hash of the
@@ -11,20 +12,14 @@ import dataclasses
 import hashlib
 import json
 import re
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
+from robustness.models.settings import POLICIES, Setting, parse_setting, resolve_calibrated
 
-from robustness.models.settings import POLICIES, Setting, calibrated_setting, parse_setting, resolve_calibrated
-
-__all__ = ["GOALS", "POLICIES", "ModelSpec", "RunSpec", "Setting", "SuiteSpec", "check_goal", "load_suite",
-           "parse_setting", "setting_order"]
+__all__ = ["GOALS", "POLICIES", "ModelSpec", "RunSpec", "Setting", "SuiteSpec", "VerdictOptions", "check_goal",
+           "parse_selector", "parse_setting", "setting_order"]
 
 #: What an attack optimises: flip the prediction at the exit, or push the exit deeper (robustness.attack.goals).
 GOALS = ("accuracy", "slowdown")
@@ -207,8 +202,8 @@ class SuiteSpec:
         runs = self.run_specs(model_dirs)
         out = []
         for source, target in self.transfers:
-            (src_model, src_setting), (dst_model, dst_setting) = (_selector(source, models),
-                                                                  _selector(target, models))
+            (src_model, src_setting), (dst_model, dst_setting) = (parse_selector(source, models),
+                                                                  parse_selector(target, models))
             settings = (models[dst_model].exit_settings(model_dirs[dst_model]) if dst_setting == "*"
                         else (parse_setting(dst_setting),))
             for run in (r for r in runs if r.model_id == src_model and r.setting == parse_setting(src_setting).label):
@@ -242,143 +237,10 @@ class SuiteSpec:
         return runs
 
 
-def _selector(text: str, models: dict[str, Any]) -> tuple[str, str]:
+def parse_selector(text: str, models: dict[str, Any]) -> tuple[str, str]:
     """``MODEL@SETTING`` -> (model id, setting label or ``*``); ValueError for an unknown model or setting."""
     model, sep, setting = str(text).partition("@")
     if not sep or model not in models or not setting:
         raise ValueError(f"transfer selector {text!r} must be MODEL@SETTING with a model of the suite "
                          f"({', '.join(models)}) and a setting or *")
     return model, setting if setting == "*" else parse_setting(setting).label
-
-
-_SUITE_KEYS = ({f.name for f in dataclasses.fields(SuiteSpec)} - {"models", "recipes", "verdict"}
-               | {"recipes", "patience", "settings"})
-_DEFAULT_SETTINGS = ("patience:1", "patience:2", "patience:3", "full")
-
-
-#: A model id names a directory (``<out>/models/<id>``), run ids and plot labels: a safe slug.
-SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-#: [suite] keys that must be integers (``query_budget`` may be absent).
-_INT_KEYS = ("n", "seed", "query_budget", "batch_size", "max_length")
-
-
-def check_id(value: Any, where: str) -> str:
-    """``value`` is a safe slug (letters, digits, ``_.-``; no ``..``): ``ValueError`` otherwise."""
-    if not isinstance(value, str) or not SAFE_ID.match(value) or ".." in value:
-        raise ValueError(f"{where}: model id {value!r} must be 1-64 letters, digits, '_', '.' or '-' "
-                         "(starting with a letter or digit, no '..')")
-    return value
-
-
-def _settings(raw: dict[str, Any], default: tuple[Setting, ...], where: str) -> tuple[Setting, ...]:
-    """``settings = [...]`` or its older form ``patience = [...]`` (both is an error); else ``default``."""
-    if "settings" in raw and "patience" in raw:
-        raise ValueError(f"{where}: give either 'settings' or 'patience', not both")
-    values = raw.get("settings", raw.get("patience"))
-    if values is None:
-        return default
-    if isinstance(values, str | int) or not isinstance(values, list):
-        raise ValueError(f"{where}: 'settings'/'patience' must be a list, got {values!r}")
-    try:
-        settings = tuple(dict.fromkeys(parse_setting(v) for v in values))
-    except ValueError as exc:
-        raise ValueError(f"{where}: {exc}") from None
-    return settings
-
-
-def _model_spec(raw: dict[str, Any], default_settings: tuple[Setting, ...], where: str) -> ModelSpec:
-    unknown = set(raw) - {"id", "head", "path", "train", "patience", "settings", "calibrated"}
-    if unknown:
-        raise ValueError(f"{where}: unknown model keys {sorted(unknown)}")
-    if "id" not in raw:
-        raise ValueError(f"{where}: every [[models]] entry needs an id")
-    check_id(raw["id"], where)
-    if not isinstance(raw.get("train", {}), dict) or not isinstance(raw.get("path", ""), str):
-        raise ValueError(f"{where}: model {raw['id']!r}: 'train' must be a table and 'path' a string")
-    head = raw.get("head", "pabee")
-    if head not in ("pabee", "full"):
-        raise ValueError(f"{where}: model {raw['id']!r} head must be 'pabee' or 'full', got {head!r}")
-    if head == "full":
-        settings: tuple[Setting, ...] = (Setting("full"),)
-    else:
-        settings = _settings(raw, default_settings, f"{where}: model {raw['id']!r}")
-    if not settings:
-        raise ValueError(f"{where}: model {raw['id']!r} has no exit settings")
-    calibrated = raw.get("calibrated", [])
-    if not isinstance(calibrated, list) or head == "full" and calibrated:
-        raise ValueError(f"{where}: model {raw['id']!r} calibrated must be a list (PABEE models only)")
-    try:
-        calibrated = [calibrated_setting(c) and c for c in calibrated]
-    except ValueError as exc:
-        raise ValueError(f"{where}: model {raw['id']!r}: {exc}") from None
-    return ModelSpec(id=raw["id"], head=head, path=raw.get("path"), train=dict(raw.get("train", {})), settings=settings,
-                     calibrated=tuple(calibrated))
-
-
-def load_suite(path: str | Path) -> SuiteSpec:
-    """Read and validate a suite TOML; raises ``ValueError`` with the file name on any problem."""
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"suite file not found: {path}")
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{path}: invalid TOML: {exc}") from None
-    if not isinstance(raw.get("suite", {}), dict) or not isinstance(raw.get("models", []), list):
-        raise ValueError(f"{path}: [suite] must be a table and [[models]] an array of tables")
-    suite = dict(raw.get("suite", {}))
-    unknown = set(suite) - _SUITE_KEYS
-    if unknown:
-        raise ValueError(f"{path}: unknown [suite] keys {sorted(unknown)}")
-    for key in ("name", "dataset", "recipes"):
-        if key not in suite:
-            raise ValueError(f"{path}: [suite] needs {key!r}")
-    for key in _INT_KEYS:
-        if key in suite and (isinstance(suite[key], bool) or not isinstance(suite[key], int)):
-            raise ValueError(f"{path}: [suite] {key} must be an integer, got {suite[key]!r}")
-    for key in ("name", "dataset", "split", "data_dir", "nltk_data"):
-        if key in suite and not isinstance(suite[key], str):
-            raise ValueError(f"{path}: [suite] {key} must be a string, got {suite[key]!r}")
-    if not isinstance(suite["recipes"], list) or not all(isinstance(r, str) for r in suite["recipes"]) \
-            or not suite["recipes"]:
-        raise ValueError(f"{path}: [suite] recipes must be a non-empty list of names, got {suite['recipes']!r}")
-    default_settings = _settings(suite, tuple(parse_setting(x) for x in _DEFAULT_SETTINGS), f"{path}: [suite]")
-    suite.pop("settings", None)
-    suite.pop("patience", None)
-    if not all(isinstance(m, dict) for m in raw.get("models", [])):
-        raise ValueError(f"{path}: [[models]] must be an array of tables")
-    models = tuple(_model_spec(m, default_settings, str(path)) for m in raw.get("models", []))
-    if not models:
-        raise ValueError(f"{path}: no [[models]] declared")
-    ids = [m.id for m in models]
-    if len(set(ids)) != len(ids):
-        raise ValueError(f"{path}: duplicate model ids {ids}")
-    recipes = tuple(suite.pop("recipes"))
-    if len(set(recipes)) != len(recipes):
-        raise ValueError(f"{path}: duplicate recipes {list(recipes)}")
-    if "transfers" in suite:
-        pairs = suite["transfers"]
-        if not isinstance(pairs, list) or not all(isinstance(p, list) and len(p) == 2 for p in pairs):
-            raise ValueError(f"{path}: [suite] transfers must be a list of [source, target] pairs, got {pairs!r}")
-        try:
-            for pair in pairs:
-                for selector in pair:
-                    _selector(selector, {m.id: m for m in models})
-        except ValueError as exc:
-            raise ValueError(f"{path}: {exc}") from None
-        suite["transfers"] = tuple(tuple(p) for p in pairs)
-    if "goals" in suite:
-        if not isinstance(suite["goals"], list) or not suite["goals"]:
-            raise ValueError(f"{path}: [suite] goals must be a non-empty list, got {suite['goals']!r}")
-        suite["goals"] = tuple(dict.fromkeys(suite["goals"]))
-    verdict = raw.get("verdict", {})
-    if not isinstance(verdict, dict):
-        raise ValueError(f"{path}: [verdict] must be a table")
-    unknown = set(verdict) - {f.name for f in dataclasses.fields(VerdictOptions)}
-    if unknown:
-        raise ValueError(f"{path}: unknown [verdict] keys {sorted(unknown)}")
-    try:
-        options = VerdictOptions(**verdict)
-        return SuiteSpec(models=models, recipes=recipes, verdict=options, **suite)
-    except (ValueError, TypeError) as exc:
-        raise ValueError(f"{path}: {exc}") from None

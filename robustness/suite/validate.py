@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from robustness.models.settings import check_setting_reachable
-from robustness.suite.specs import ModelSpec, SuiteSpec, check_id
+from robustness.suite.specs import ModelSpec, SuiteSpec
+from robustness.suite.suite_file import check_id
 
 
 def _train_config(model: ModelSpec, suite: SuiteSpec, target: Path) -> Any:

@@ -89,8 +89,8 @@ def test_bench_calibrates_what_a_suite_references(tiny_pabee_dir, tiny_texts, tm
 
     import pandas as pd
 
-    from robustness.suite.specs import load_suite
     from robustness.suite.stages import calibrate_thresholds
+    from robustness.suite.suite_file import load_suite
 
     (tmp_path / "data" / "sst2").mkdir(parents=True)
     pd.DataFrame({"sentence": tiny_texts, "label": [i % 2 for i in range(len(tiny_texts))],

@@ -58,7 +58,7 @@ def test_a_ray_driver_prepares_runs_without_torch(tiny_pabee_dir, tmp_path):
     code = ("import json, sys\nfrom pathlib import Path\n"
             "from robustness.suite.stages import calibrate_thresholds\n"
             "from robustness.models.fingerprint import model_fingerprint\n"
-            "from robustness.suite.shards import prepare_run\nfrom robustness.suite.specs import load_suite\n"
+            "from robustness.suite.shards import prepare_run\nfrom robustness.suite.suite_file import load_suite\n"
             "suite = load_suite(sys.argv[1])\ndirs = {m.id: m.path for m in suite.models}\n"
             "calibrate_thresholds(suite, dirs)\n"
             "for spec in suite.run_specs(dirs):\n"

@@ -4,7 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from robustness.suite.specs import RunSpec, Setting, VerdictOptions, load_suite, parse_setting
+from robustness.suite.specs import RunSpec, Setting, VerdictOptions, parse_setting
+from robustness.suite.suite_file import load_suite
 
 
 @pytest.mark.parametrize(

@@ -24,9 +24,12 @@ from pathlib import Path
 
 def _timed(task, resources) -> tuple[float, list[dict], tuple[int, int]]:
     """``(seconds, shard results, (tokens, token-layers) the task's wrappers encoded)``."""
+    from robustness.resources import sentence_encoder
     from robustness.suite import work
 
     work._GROUP.clear()  # fresh attacks and caches: set-up is part of every measurement
+    sentence_encoder.clear_caches()  # the encoder's embeddings are per process: without this, whatever ran first
+    # would fill them for the runs after it (textfooler's runs alone would reuse the sweep's)
     start = time.perf_counter()
     results = work.run_task(task, resources)
     seconds = time.perf_counter() - start

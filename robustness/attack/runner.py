@@ -48,16 +48,9 @@ if TYPE_CHECKING:  # robustness.attack.wrapper imports textattack, which needs N
     from robustness.attack.wrapper import LayerLogitsCache, PabeeModelWrapper
 
 
-
 def example_seed(seed: int, example_id: int) -> int:
     """The seed of one example: the first 4 bytes of ``sha256(f"{seed}:{example_id}")``."""
     return int.from_bytes(hashlib.sha256(f"{seed}:{example_id}".encode()).digest()[:4], "big")
-
-
-
-
-
-
 
 
 def _build_attack(spec: RunSpec, wrapper: PabeeModelWrapper, resources: Any, shared: Any = None) -> Any:
@@ -207,9 +200,6 @@ def prepare_attack(spec: RunSpec, model: Any, tokenizer: Any, resources: Any, ca
     # the wrapper batches (spec.batch_size) and length-sorts whatever the goal function hands it at once
     attack.goal_function.batch_size = max(attack.goal_function.batch_size, 8 * spec.batch_size)
     return wrapper, attack
-
-
-
 
 
 def _attack_all(spec: RunSpec, out_dir: Path, wrapper: PabeeModelWrapper, attack: Any, examples: Any, *,

@@ -185,7 +185,7 @@ def cmd_transfer(args: argparse.Namespace, command: str) -> int:
 def _bench_attacks(args: argparse.Namespace, suite, part: tuple[int, int] | None, out: Path, workers: int,
                    resources, pool, command: str):
     """``bench`` up to the attacks: validate, train (unless a part), calibrate, plan, execute. ``(runs,
-    model_dirs)``, or None with ``--train-only``."""
+    model_dirs, fingerprints)`` (each model's, hashed once for the whole command), or None with ``--train-only``."""
     from robustness.attack.rundir import reconcile_changed
     from robustness.models.fingerprint import model_fingerprint
     from robustness.signals import signal_name
@@ -229,7 +229,7 @@ def _bench_attacks(args: argparse.Namespace, suite, part: tuple[int, int] | None
         for spec in runs:
             mark_interrupted(out / "runs" / spec.run_id, signal_name(exc))
         raise
-    return runs, model_dirs
+    return runs, model_dirs, fingerprints
 
 
 def cmd_bench(args: argparse.Namespace, command: str) -> int:
@@ -256,7 +256,7 @@ def cmd_bench(args: argparse.Namespace, command: str) -> int:
         attacked = _bench_attacks(args, suite, part, out, workers, resources, pool, command)
     if attacked is None:  # --train-only
         return 0
-    runs, model_dirs = attacked
+    runs, model_dirs, fingerprints = attacked
     if part is not None:
         print(f"[bench] part {part[0]}/{part[1]} done; once every part is, `robustness bench {args.suite} "
               f"--out {out}` writes the report")
@@ -265,7 +265,8 @@ def cmd_bench(args: argparse.Namespace, command: str) -> int:
 
     _import_attack(resources)  # the transfers attack in this process
     stages.run_transfers(suite, model_dirs, out, command)
-    clean = stages.clean_tables(suite, model_dirs, out)  # seconds: before the slow quality stage, so it survives a stop
+    # seconds: before the slow quality stage, so it survives a stop
+    clean = stages.clean_tables(suite, model_dirs, fingerprints, out)
     if suite.quality:  # the quality stage, once every run is complete: the report reads its quality.jsonl
         _score_quality([out / "runs" / s.run_id for s in runs], args.lm, 16, prefix="[bench] ")
     sources = [out / "runs", *([out / "transfers"] if (out / "transfers").is_dir() else [])]

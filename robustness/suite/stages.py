@@ -38,15 +38,15 @@ def locate_models(suite, out: Path, train: bool = True) -> dict[str, str]:
     return dirs
 
 
-def clean_tables(suite, model_dirs: dict[str, str], out: Path) -> pd.DataFrame | None:
+def clean_tables(suite, model_dirs: dict[str, str], fingerprints: dict[str, str], out: Path) -> pd.DataFrame | None:
     """Each model's clean accuracy at its suite settings on the split's examples outside the attack sample,
-    written to ``<out>/clean/<model_id>.csv`` with the model's fingerprint and the excluded sample, and reused
-    while both match (the verdict's eligibility reads them); None when the sample is the whole split."""
+    written to ``<out>/clean/<model_id>.csv`` with the model's fingerprint (``fingerprints``: model id -> the
+    one the command computed before the attacks) and the excluded sample, and reused while both match (the
+    verdict's eligibility reads them); None when the sample is the whole split."""
     import pandas as pd
 
     from robustness.data import load_examples
     from robustness.models.evaluate import off_sample_table
-    from robustness.models.fingerprint import model_fingerprint
     from robustness.models.pabee import load_model_and_tokenizer
     from robustness.provenance import write_csv_atomic
 
@@ -61,7 +61,7 @@ def clean_tables(suite, model_dirs: dict[str, str], out: Path) -> pd.DataFrame |
     for model in suite.models:
         path = folder / f"{model.id}.csv"
         # reused only for the same weights, the same excluded sample and every setting of the suite
-        key = {"model_fingerprint": model_fingerprint(model_dirs[model.id]),
+        key = {"model_fingerprint": fingerprints[model.id],
                "excluded_sample": f"{suite.split} n={suite.n} seed={suite.seed}"}
         cached = pd.read_csv(path, dtype={"model_fingerprint": str}) if path.is_file() else pd.DataFrame()
         settings = model.exit_settings(model_dirs[model.id])  # calibrated thresholds included

@@ -109,7 +109,8 @@ def test_bench_calibrates_what_a_suite_references(tiny_pabee_dir, tiny_texts, tm
     settings = [r.setting for r in suite.run_specs({"p": str(model_dir)})]
     assert settings[0] == "patience:1" and [s.split(":")[0] for s in settings[1:]] == ["entropy", "maxprob"]
     # the clean evaluation off the attack sample (the verdict's eligibility) covers the calibrated settings too
+    from robustness.models.fingerprint import model_fingerprint
     from robustness.suite.stages import clean_tables
 
-    clean = clean_tables(suite, {"p": str(model_dir)}, tmp_path / "out")
+    clean = clean_tables(suite, {"p": str(model_dir)}, {"p": model_fingerprint(model_dir)}, tmp_path / "out")
     assert list(clean["setting"]) == settings and set(clean["n"]) == {len(tiny_texts) - 3}

@@ -1,6 +1,7 @@
-"""PABEE models: exit policies (:mod:`.exits`, no heavy imports), the model (:mod:`.pabee`), its stored
-config (:mod:`.config`) and the per-architecture stepping adapters (:mod:`.backbones`). Model names are
-imported lazily so that ``robustness.models.exits`` does not pull in transformers."""
+"""PABEE models: exit policies (:mod:`.exits`, no heavy imports), the model (:mod:`.pabee`) and its
+layer-by-layer inference (:mod:`.stepping`), its stored config (:mod:`.config`) and the per-architecture
+stepping adapters (:mod:`.backbones`). Model names are imported lazily so that ``robustness.models.exits``
+does not pull in transformers."""
 
 from __future__ import annotations
 

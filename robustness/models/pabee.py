@@ -11,8 +11,8 @@ as in the reference code), else a new dense + tanh pooler shared across layers (
 
 Two inference modes agree exactly (tests check it): :meth:`PabeeModel.all_layer_logits` followed by
 :meth:`PabeeModel.exit_from_layer_logits` (one pass, the exit of any setting derived afterwards), and
-:meth:`PabeeModel.early_exit`, which steps the backbone layer by layer and drops exited examples from
-the working batch. Exits are decided per example (:func:`robustness.models.exits.setting_exit`).
+``early_exit``, which steps the backbone layer by layer and drops exited examples from the working batch
+(:mod:`robustness.models.stepping`). Exits are decided per example (:func:`robustness.models.exits.setting_exit`).
 
 The model is a Hugging Face ``PreTrainedModel`` (``model_type`` "pabee"), registered with ``AutoConfig``,
 ``AutoModel`` and ``AutoModelForSequenceClassification`` when :mod:`robustness` is imported
@@ -42,9 +42,10 @@ from transformers.utils import ModelOutput
 
 from robustness.models.backbones import get_adapter
 from robustness.models.config import HEADS, LEGACY_FORMAT, PabeeConfig, default_dropout
-from robustness.models.exits import Setting, _check_patience, exit_step, parse_setting, setting_exit
+from robustness.models.exits import Setting, parse_setting, setting_exit
 from robustness.models.fingerprint import write_fingerprint
 from robustness.models.saved import CONFIG_NAME, WEIGHTS_NAME, check_model_dir
+from robustness.models.stepping import EarlyExitOutput, LayerStepping
 from robustness.provenance import PARTIAL_DIR, read_json_object
 
 __all__ = [
@@ -60,6 +61,7 @@ __all__ = [
     "load_tokenizer",
 ]
 
+
 @dataclass
 class PabeeOutput(ModelOutput):
     """What ``forward`` returns (a ``transformers`` ``ModelOutput``: attribute, key and tuple access)."""
@@ -70,15 +72,7 @@ class PabeeOutput(ModelOutput):
     exit_layers: torch.Tensor | None = None  # [B] long, 1..L, each example's exit layer under the setting
 
 
-@dataclass
-class EarlyExitOutput:
-    exit_layer: torch.Tensor  # [B] long, 1..L
-    logits: torch.Tensor  # [B, C], the exit layer's logits
-    layer_preds: torch.Tensor  # [B, L] long, argmax of each computed internal classifier, -1 where not computed
-    layers_computed: int  # Σ over examples of transformer layers actually run
-
-
-class PabeeModel(PreTrainedModel):
+class PabeeModel(LayerStepping, PreTrainedModel):
     """Encoder + internal classifiers. Build with :meth:`from_backbone` / :meth:`from_backbone_config`,
     load with :meth:`from_pretrained` (or ``AutoModelForSequenceClassification.from_pretrained``)."""
 
@@ -269,104 +263,6 @@ class PabeeModel(PreTrainedModel):
         batch = layer_logits.shape[1]
         exit_layer = torch.full((batch,), self.num_layers, dtype=torch.long, device=layer_logits.device)
         return exit_layer, layer_logits[-1]
-
-    def embed(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
-              token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
-        """The backbone's embedding output ``[B, T, D]`` (the input of layer 1), without grad."""
-        kwargs = self._backbone_kwargs(input_ids, attention_mask, token_type_ids)
-        with self._inference():
-            return self._adapter.embed(input_ids, kwargs.get("token_type_ids"))
-
-    def layer_step(self, i: int, hidden: torch.Tensor, attention_mask: torch.Tensor
-                   ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Layer ``i + 1`` (0-based ``i``) on ``hidden`` ``[B, T, D]`` and its classifier:
-        ``(hidden after the layer, logits [B, C])``, without grad. PABEE heads only. Stepping from
-        :meth:`embed` through every layer gives :meth:`all_layer_logits` (a test checks it)."""
-        if self.head != "pabee":
-            raise ValueError("layer_step needs a PABEE head (one classifier per layer)")
-        with self._inference():
-            hidden = self._adapter.layer(i, hidden, self._adapter.extended_mask(attention_mask, hidden.dtype))
-            return hidden, self._classify(i, hidden, attention_mask)
-
-    def early_exit(
-        self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor | None,
-        token_type_ids: torch.Tensor | None = None,
-        setting: Setting | int | str | None = None,
-    ) -> EarlyExitOutput:
-        """True early exit at an exit ``setting`` (any policy; an int is a patience, None full depth): runs
-        layer i only for the examples still in the working batch. After each layer the exited examples are
-        removed (hidden states and mask), and trailing columns that are padding for every remaining example
-        are cut. Same exits and logits as the all-layer path."""
-        setting = parse_setting(setting)
-        kwargs = self._backbone_kwargs(input_ids, attention_mask, token_type_ids)
-        mask = kwargs["attention_mask"]
-        batch, num_layers, device = input_ids.shape[0], self.num_layers, input_ids.device
-        exit_layer = torch.full((batch,), num_layers, dtype=torch.long, device=device)
-        layer_preds = torch.full((batch, num_layers), -1, dtype=torch.long, device=device)
-        if self.head == "full":
-            logits = self.all_layer_logits(input_ids, attention_mask, token_type_ids)[-1]
-            layer_preds[:, -1] = logits.argmax(dim=-1)
-            return EarlyExitOutput(exit_layer, logits, layer_preds, batch * num_layers)
-        with self._inference():
-            hidden = self._adapter.embed(input_ids, kwargs.get("token_type_ids"))
-            out_logits = torch.empty(batch, self.num_labels, dtype=hidden.dtype, device=device)
-            active = torch.arange(batch, device=device)
-            counter = torch.zeros(batch, dtype=torch.long, device=device)
-            prev_pred = torch.full((batch,), -1, dtype=torch.long, device=device)
-            layers_computed = 0
-            for i in range(num_layers):
-                keep_cols = int(mask.any(dim=0).nonzero().max()) + 1 if bool(mask.any()) else 1
-                hidden, mask = hidden[:, :keep_cols], mask[:, :keep_cols]
-                hidden = self._adapter.layer(i, hidden, self._adapter.extended_mask(mask, hidden.dtype))
-                layers_computed += int(active.numel())
-                logits = self._classify(i, hidden, mask)
-                done, pred, counter = exit_step(setting, i + 1, num_layers, logits, prev_pred, counter)
-                layer_preds[active, i] = pred
-                exit_layer[active[done]] = i + 1
-                out_logits[active[done]] = logits[done]
-                live = ~done
-                if not bool(live.any()):
-                    break
-                active, hidden, mask = active[live], hidden[live], mask[live]
-                counter, prev_pred = counter[live], pred[live]
-        return EarlyExitOutput(exit_layer, out_logits, layer_preds, layers_computed)
-
-    def reference_batch_early_exit(
-        self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor | None,
-        token_type_ids: torch.Tensor | None = None,
-        patience: int | None = None,
-    ) -> EarlyExitOutput:
-        """The PABEE reference code's batch-coupled early exit, for benchmarks only: one counter for the
-        whole batch (incremented when *all* predictions stay the same, else reset); the whole batch stops
-        at the first layer where it reaches ``patience``. Equals
-        :func:`robustness.models.exits.reference_batch_patience_exit` on the all-layer logits."""
-        _check_patience(patience)
-        if self.head != "pabee":
-            raise ValueError("reference_batch_early_exit needs a PABEE head")
-        kwargs = self._backbone_kwargs(input_ids, attention_mask, token_type_ids)
-        mask = kwargs["attention_mask"]
-        batch, num_layers = input_ids.shape[0], self.num_layers
-        layer_preds = torch.full((batch, num_layers), -1, dtype=torch.long, device=input_ids.device)
-        with self._inference():
-            hidden = self._adapter.embed(input_ids, kwargs.get("token_type_ids"))
-            extended = self._adapter.extended_mask(mask, hidden.dtype)
-            counter, prev_pred = 0, None
-            for i in range(num_layers):
-                hidden = self._adapter.layer(i, hidden, extended)
-                logits = self._classify(i, hidden, mask)
-                pred = logits.argmax(dim=-1)
-                layer_preds[:, i] = pred
-                if prev_pred is not None:
-                    counter = counter + 1 if bool((pred == prev_pred).all()) else 0
-                prev_pred = pred
-                if counter == patience:
-                    break
-        exit_layer = torch.full((batch,), i + 1, dtype=torch.long, device=input_ids.device)
-        return EarlyExitOutput(exit_layer, logits, layer_preds, batch * (i + 1))
 
     # -- persistence (transformers' save_pretrained, plus the fingerprint) ---------------------------------
     def save_pretrained(self, save_directory: str | Path, *args: Any, **kwargs: Any) -> None:

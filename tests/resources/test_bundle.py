@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from robustness.cli import main
-from robustness.commands import _located
+from robustness.commands import located
 from robustness.resources.bundle import RESOURCES_ENV, ResourceBundle, find_bundle
 
 
@@ -46,11 +46,11 @@ def test_individual_settings_override_the_bundle(bundle: Path, monkeypatch: pyte
     monkeypatch.delenv(RESOURCES_ENV, raising=False)
     args = argparse.Namespace(resources=str(bundle), data_dir=None, nltk_data="/mine", lexicons=None, mlm=None)
     suite = argparse.Namespace(resources=None, data_dir=None, nltk_data=None, lexicons="/suite-lex")
-    located = _located(args, suite)
-    assert located.data_dir == str(bundle / "data") and located.nltk_data == "/mine"
-    assert located.lexicons == "/suite-lex" and located.mlm == str(bundle / "models/mlm")
-    assert located.offline is True
-    plain = _located(argparse.Namespace(data_dir=None, nltk_data=None))
+    found = located(args, suite)
+    assert found.data_dir == str(bundle / "data") and found.nltk_data == "/mine"
+    assert found.lexicons == "/suite-lex" and found.mlm == str(bundle / "models/mlm")
+    assert found.offline is True
+    plain = located(argparse.Namespace(data_dir=None, nltk_data=None))
     assert (plain.data_dir, plain.nltk_data, plain.offline) == (None, None, None)
 
 

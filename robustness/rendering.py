@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from robustness.analysis.aggregate import format_value, markdown_table
+from robustness.analysis.tables import format_value, markdown_table
 from robustness.provenance import figure_png
 
 __all__ = ["CSS", "MARKER", "Block", "figure_block", "render_html", "render_markdown"]

@@ -17,18 +17,11 @@ from typing import Any
 import pandas as pd
 
 from robustness.analysis import plots
-from robustness.analysis.aggregate import (
-    VIEWS,
-    Run,
-    exit_table,
-    flip_table,
-    load_runs,
-    summarize,
-    table_files,
-    view,
-)
+from robustness.analysis.aggregate import exit_table, flip_table, summarize
 from robustness.analysis.compare import findings
 from robustness.analysis.quality import quality_table
+from robustness.analysis.runs import Run, load_runs
+from robustness.analysis.tables import VIEWS, table_files, view
 from robustness.analysis.transfer import transfer_table
 from robustness.analysis.verdict import (
     VerdictOptions,
@@ -219,7 +212,7 @@ def write_report(sources: str | Path | Iterable[str | Path], out_dir: str | Path
                  overwrite: bool = False) -> tuple[Path, Path]:
     """Aggregate the runs under ``sources`` (run dirs, ``runs/`` folders or suite out dirs) and write
     ``tables/``, ``figures/``, ``report.md`` and ``report.html`` into ``out_dir``. The run set is validated
-    (:func:`~robustness.analysis.aggregate.validate_runs`) before anything is written; runs that are not
+    (:func:`~robustness.analysis.runs.validate_runs`) before anything is written; runs that are not
     complete are listed in the report (and included only with ``include_incomplete``). ``clean`` is the
     verdict's clean evaluation off the attack sample (default: ``clean/*.csv`` beside the runs). The whole
     report is built in memory before the first file is written. Only those names are written (each

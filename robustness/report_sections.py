@@ -9,9 +9,10 @@ from __future__ import annotations
 import pandas as pd
 
 from robustness.analysis import plots
-from robustness.analysis.aggregate import Run, format_value, view
 from robustness.analysis.compare import slowdown_findings
 from robustness.analysis.quality import quality_findings
+from robustness.analysis.runs import Run
+from robustness.analysis.tables import format_value, view
 from robustness.rendering import Block, figure_block
 
 __all__ = ["quality_blocks", "slowdown_section", "transfer_section"]

@@ -1,22 +1,14 @@
-"""Analysis of attack runs: metrics (each defined once), aggregation into tables, comparisons, plots.
+"""Analysis of attack runs: loading (runs), metrics (each defined once), aggregation, tables, comparisons, plots.
 
 ``robustness.analysis.plots`` imports matplotlib and is not imported here.
 """
 
 from __future__ import annotations
 
-from robustness.analysis.aggregate import (
-    Run,
-    exit_table,
-    find_runs,
-    flip_table,
-    load_run,
-    load_runs,
-    run_metrics,
-    summarize,
-    write_tables,
-)
+from robustness.analysis.aggregate import exit_table, flip_table, run_metrics, summarize
 from robustness.analysis.compare import compare, findings, format_comparison, paired_test, select_run
+from robustness.analysis.runs import Run, find_runs, load_run, load_runs
+from robustness.analysis.tables import write_tables
 
 __all__ = [
     "Run", "compare", "exit_table", "find_runs", "findings", "flip_table", "format_comparison", "load_run",

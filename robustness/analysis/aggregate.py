@@ -1,169 +1,28 @@
-"""Run directories → per-setting metrics (DataFrames) and tables.
+"""Runs → per-setting metrics (DataFrames): :func:`summarize` (one row per setting, every metric with its
+intervals), :func:`exit_table` and :func:`flip_table` (long tables).
 
-A run directory holds ``spec.json``, ``run.json`` and ``records.jsonl`` (see :mod:`robustness.attack.records`).
-Numbers stay unrounded in DataFrames and CSV; only the Markdown tables are rounded.
+Runs are loaded by :mod:`robustness.analysis.runs` and written as tables by :mod:`robustness.analysis.tables`;
+their names are importable from here too. Numbers stay unrounded in DataFrames and CSV; only the Markdown tables
+are rounded.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from robustness.analysis import metrics as m
-from robustness.attack.records import RECORD_FIELDS, read_records
-from robustness.outputs import write_outputs
-from robustness.provenance import read_json_object
-from robustness.suite.specs import parse_setting, setting_order
+from robustness.analysis.runs import KEY, Run, find_runs, load_run, load_runs, spec_setting, validate_runs
+from robustness.analysis.tables import VIEWS, format_value, markdown_table, table_files, view, write_tables
+from robustness.suite.specs import setting_order
 
-#: What makes a setting: a stock-recipe run and an offline run of the same setting are two settings.
-KEY = ["model_id", "head", "setting", "goal", "recipe", "dataset", "stock"]
-
-
-@dataclass
-class Run:
-    """One loaded run: its spec, its run.json and its records (one row per example)."""
-
-    path: Path
-    spec: dict[str, Any]
-    info: dict[str, Any]
-    records: pd.DataFrame
-
-    @property
-    def run_id(self) -> str:
-        return str(self.spec.get("run_id") or self.info.get("run_id") or self.path.name)
-
-    @property
-    def num_layers(self) -> int:
-        return int(self.spec["num_layers"])
-
-    @property
-    def complete(self) -> bool:
-        return self.info.get("status") == "complete"
-
-    @property
-    def setting(self) -> str:
-        """Canonical exit setting label; a spec.json from before settings (``patience``) reads as patience."""
-        return spec_setting(self.spec)
-
-    @property
-    def label(self) -> str:
-        """Short readable run name, e.g. ``pabee-minilm patience:2 textfooler`` (``(stock)`` appended)."""
-        stock = " (stock)" if self.spec.get("stock") else ""
-        goal = "" if self.goal == "accuracy" else f" {self.goal}"
-        return f"{self.spec['model_id']} {self.setting} {self.spec['recipe']}{goal}{stock}"
-
-    @property
-    def goal(self) -> str:
-        """``accuracy`` (also for runs made before goals existed) or ``slowdown``."""
-        return str(self.spec.get("goal") or "accuracy")
-
-    @property
-    def goal_target(self) -> int:
-        """The exit layer a slowdown run had to reach (L unless set); L for accuracy runs, where reaching L
-        is what the slowdown metrics measure."""
-        return int(self.spec.get("goal_target") or self.num_layers)
-
-
-def spec_setting(spec: dict[str, Any]) -> str:
-    """The canonical setting label of a spec.json (``setting``, else the older ``patience`` field)."""
-    return parse_setting(spec["setting"] if "setting" in spec else spec.get("patience")).label
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise ValueError(f"not a run directory (missing {path.name}): {path.parent}")
-    return read_json_object(path)
-
-
-def load_run(run_dir: str | Path) -> Run:
-    """Read one run directory; ``ValueError`` if spec.json/run.json are missing or invalid."""
-    path = Path(run_dir)
-    spec, info = _read_json(path / "spec.json"), _read_json(path / "run.json")
-    missing = [k for k in ("model_id", "recipe", "dataset", "num_layers", "head") if k not in spec]
-    if missing:
-        raise ValueError(f"{path / 'spec.json'} lacks {', '.join(missing)}")
-    if spec["head"] not in ("pabee", "full"):
-        raise ValueError(f"{path / 'spec.json'}: head must be 'pabee' or 'full', got {spec['head']!r}")
-    records = pd.DataFrame(read_records(path / "records.jsonl"), columns=list(RECORD_FIELDS))
-    if records["example_id"].duplicated().any():
-        raise ValueError(f"{path / 'records.jsonl'} has duplicate example_id values")
-    _check_record_count(path, info, len(records))
-    return Run(path=path, spec=spec, info=info, records=records)
-
-
-def _check_record_count(path: Path, info: dict[str, Any], found: int) -> None:
-    """A complete run must hold as many whole records as its run.json says (a torn or lost line is refused)."""
-    expected = info.get("num_records")
-    if info.get("status") == "complete" and isinstance(expected, int) and expected != found:
-        raise ValueError(f"{path / 'records.jsonl'} holds {found} whole records but {path / 'run.json'} says "
-                         f"{expected}: records were lost or torn; rerun the run with attack --overwrite")
-
-
-def find_runs(paths: str | Path | Iterable[str | Path]) -> list[Path]:
-    """Run directories under ``paths``: each may be a run dir, a ``runs/`` parent, or a suite out dir
-    containing ``runs/``. Sorted, without duplicates; ``ValueError`` when nothing is found."""
-    if isinstance(paths, str | Path):
-        paths = [paths]
-    found: set[Path] = set()
-    for raw in paths:
-        path = Path(raw)
-        if not path.is_dir():
-            raise ValueError(f"not a directory: {path}")
-        if (path / "spec.json").is_file():
-            found.add(path.resolve())
-            continue
-        parent = path / "runs" if (path / "runs").is_dir() else path
-        runs = [p.resolve() for p in parent.iterdir() if (p / "spec.json").is_file()]
-        if not runs:
-            raise ValueError(f"no run directories (with spec.json) in {path}")
-        found.update(runs)
-    if not found:
-        raise ValueError("no run directories given")
-    return sorted(found)
-
-
-def load_runs(paths: str | Path | Iterable[str | Path], include_incomplete: bool = False) -> list[Run]:
-    """Load every run under ``paths``; runs whose status is not ``complete`` are dropped unless
-    ``include_incomplete`` (summaries then flag them in the ``complete`` column)."""
-    runs = [load_run(p) for p in find_runs(paths)]
-    runs = [r for r in runs if r.spec.get("kind") != "transfer"]  # replays: robustness.analysis.transfer
-    kept = [r for r in runs if include_incomplete or r.complete]
-    if not kept:
-        raise ValueError(f"none of the {len(runs)} runs is complete (pass include_incomplete to see them)")
-    return kept
-
-
-def validate_runs(runs: Sequence[Run]) -> None:
-    """Refuse a run set that cannot be summarised as one: runs of a dataset drawing different samples (split,
-    n, seed, or an example id mapped to another dataset index), or several runs of one setting (see
-    :data:`KEY`). Raises ``ValueError`` naming the runs."""
-    by_dataset: dict[str, dict[tuple, list[str]]] = {}
-    for run in runs:
-        sample = (run.spec.get("split"), run.spec.get("n"), run.spec.get("seed"))
-        by_dataset.setdefault(run.spec["dataset"], {}).setdefault(sample, []).append(run.run_id)
-    for dataset, samples in by_dataset.items():
-        if len(samples) > 1:
-            described = "; ".join(f"split={k[0]} n={k[1]} seed={k[2]}: {', '.join(v)}" for k, v in samples.items())
-            raise ValueError(f"runs on {dataset} draw different samples, report them separately ({described})")
-        indices: dict[int, tuple[int, str]] = {}
-        for run in (r for r in runs if r.spec["dataset"] == dataset):
-            for example_id, index in zip(run.records["example_id"], run.records["dataset_index"], strict=True):
-                seen = indices.setdefault(int(example_id), (int(index), run.run_id))
-                if seen[0] != int(index):
-                    raise ValueError(f"runs {seen[1]} and {run.run_id} map example {example_id} to different "
-                                     f"{dataset} examples ({seen[0]} vs {index})")
-    keys = pd.DataFrame([{**{k: r.spec.get(k) for k in KEY}, "setting": r.setting, "goal": r.goal,
-                          "stock": bool(r.spec.get("stock", False)), "run_id": r.run_id} for r in runs])
-    dup = keys[keys.astype(str).duplicated(KEY, keep=False)]
-    if len(dup):
-        raise ValueError(f"several runs share a setting, pass run directories explicitly: {', '.join(dup['run_id'])}")
-
+__all__ = [
+    "KEY", "VIEWS", "Run", "exit_table", "find_runs", "flip_table", "format_value", "load_run", "load_runs",
+    "markdown_table", "run_metrics", "slowdown_metrics", "spec_setting", "summarize", "table_files",
+    "validate_runs", "view", "write_tables",
+]
 
 def run_metrics(records: pd.DataFrame, num_layers: int, seed: int = 0, target: int | None = None
                 ) -> dict[str, float]:
@@ -286,102 +145,3 @@ def flip_table(runs: Sequence[Run]) -> pd.DataFrame:
             rows.append({"run_id": run.run_id, "run": run.label, "setting": run.setting, "layer": first + offset,
                          "flip_rate": rate})
     return pd.DataFrame(rows, columns=["run_id", "run", "setting", "layer", "flip_rate"])
-
-
-# --- tables ---------------------------------------------------------------------------------------------------
-
-_SETTING = [("model_id", "model"), ("head", "head"), ("setting", "setting"), ("goal", "goal"),
-            ("recipe", "recipe"), ("dataset", "dataset")]
-_CI = ("original_accuracy", "accuracy_under_attack", "attack_success_rate")
-#: table name -> (column, header) pairs shown in the rounded Markdown / HTML views.
-VIEWS: dict[str, list[tuple[str, str]]] = {
-    "summary": _SETTING + [
-        ("n", "n"), ("num_layers", "L"), ("original_accuracy", "clean acc [95% CI]"),
-        ("accuracy_under_attack", "acc under attack [95% CI]"), ("attack_success_rate", "success rate [95% CI]"),
-        ("skipped", "skipped"), ("mean_queries", "queries"), ("mean_forward_passes", "forward passes"),
-        ("mean_layers_computed", "deployed layers"), ("mean_layers_encoded", "layers encoded"),
-        ("mean_query_exit_layer", "query exit layer"), ("words_perturbed", "words perturbed"),
-    ],
-    "exits": _SETTING + [
-        ("orig_mean_exit_layer", "clean exit"), ("adv_mean_exit_layer", "adv exit"), ("exit_shift", "shift"),
-        ("orig_speedup", "clean speed-up"), ("adv_speedup", "adv speed-up"), ("orig_efficacy", "clean efficacy"),
-        ("adv_efficacy", "adv efficacy"),
-    ],
-    "slowdown": _SETTING + [
-        ("n", "n"), ("num_layers", "L"), ("goal_target", "target"), ("clean_mean_exit_all", "clean exit"),
-        ("final_mean_exit_all", "exit under attack"), ("mean_exit_increase", "exit increase"),
-        ("slowdown_success_rate", "slowdown success"), ("efficiency_gain_left", "efficiency gain left"),
-        ("accuracy_at_exit", "acc at exit"), ("mean_query_exit_layer", "query exit layer"),
-        ("mean_layers_computed", "deployed layers"),
-    ],
-    "overthinking": _SETTING + [
-        ("clean_destructive", "clean destructive"), ("clean_destructive_of_wrong", "clean destructive / wrong"),
-        ("clean_wasteful", "clean wasteful"), ("adv_destructive", "adv destructive"),
-        ("adv_destructive_of_wrong", "adv destructive / wrong"), ("adv_wasteful", "adv wasteful"),
-        ("rescued_rate", "rescued"),
-        ("hurt_rate", "hurt"),
-    ],
-}
-
-
-def format_value(value: Any) -> str:
-    """Render one number for humans: n/a for missing, ints as ints, floats with 3 decimals (1 if ≥ 100)."""
-    if value is None or value is pd.NA or (isinstance(value, float) and math.isnan(value)):
-        return "n/a"
-    if isinstance(value, bool | np.bool_):
-        return "yes" if value else "no"
-    if isinstance(value, int | np.integer):
-        return str(int(value))
-    if isinstance(value, float | np.floating):
-        return f"{value:.1f}" if abs(value) >= 100 else f"{value:.3f}"
-    return str(value)
-
-
-def view(summary: pd.DataFrame, name: str) -> pd.DataFrame:
-    """A rounded, all-string view of ``summary`` for Markdown/HTML (rates with CIs as ``x [lo, hi]``)."""
-    if name not in VIEWS:
-        raise ValueError(f"unknown table {name!r}; choose from {sorted(VIEWS)}")
-    out = pd.DataFrame(index=summary.index)
-    for column, header in VIEWS[name]:
-        cells = [format_value(v) for v in summary[column]]
-        if column in _CI:
-            lows, highs = summary[f"{column}_ci_low"], summary[f"{column}_ci_high"]
-            cells = [c if c == "n/a" else f"{c} [{format_value(lo)}, {format_value(hi)}]"
-                     for c, lo, hi in zip(cells, lows, highs, strict=True)]
-        out[header] = cells
-    if "stock" in summary and summary["stock"].any():
-        out.insert(len(_SETTING), "stock", [format_value(bool(v)) for v in summary["stock"]])
-    if "complete" in summary and not summary["complete"].all():
-        out["complete"] = [format_value(bool(v)) for v in summary["complete"]]
-    return out.reset_index(drop=True)
-
-
-def markdown_table(df: pd.DataFrame) -> str:
-    """GitHub Markdown table of ``df`` (values rendered with :func:`format_value`)."""
-    def cell(value: Any) -> str:
-        return (value if isinstance(value, str) else format_value(value)).replace("|", "\\|")
-
-    lines = ["| " + " | ".join(cell(str(c)) for c in df.columns) + " |", "|" + "---|" * len(df.columns)]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in df.itertuples(index=False)]
-    return "\n".join(lines) + "\n"
-
-
-def table_files(summary: pd.DataFrame, extra: dict[str, pd.DataFrame] | None = None) -> dict[str, bytes]:
-    """``tables/summary.csv`` (every column, unrounded), summary/exits/overthinking .md (rounded views) and
-    ``extra`` long tables (e.g. exit distributions) as CSV: relative path -> content."""
-    if summary.empty:
-        raise ValueError("summary table is empty")
-    files = {"tables/summary.csv": summary.to_csv(index=False).encode()}
-    for name in VIEWS:
-        files[f"tables/{name}.md"] = markdown_table(view(summary, name)).encode()
-    for name, table in (extra or {}).items():
-        files[f"tables/{name}.csv"] = table.to_csv(index=False).encode()
-    return files
-
-
-def write_tables(summary: pd.DataFrame, out_dir: str | Path, extra: dict[str, pd.DataFrame] | None = None,
-                 overwrite: bool = False) -> dict[str, Path]:
-    """Write :func:`table_files` into ``out_dir`` (atomically; a foreign file is replaced only with
-    ``overwrite``). Returns file name -> path."""
-    written = write_outputs(out_dir, table_files(summary, extra), overwrite=overwrite)
-    return {Path(k).name: v for k, v in written.items()}

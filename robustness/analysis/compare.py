@@ -12,7 +12,9 @@ from pathlib import Path
 import pandas as pd
 
 from robustness.analysis import metrics as m
-from robustness.analysis.aggregate import Run, format_value, load_run, markdown_table, run_metrics
+from robustness.analysis.aggregate import run_metrics
+from robustness.analysis.runs import Run, load_run
+from robustness.analysis.tables import format_value, markdown_table
 from robustness.suite.specs import parse_setting, setting_order
 
 #: Metrics shown by :func:`compare`, in order.

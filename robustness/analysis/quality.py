@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import pandas as pd
 from scipy.stats import mannwhitneyu
 
-from robustness.analysis.aggregate import KEY, Run
+from robustness.analysis.runs import KEY, Run
 from robustness.quality import QUALITY_FILE, read_quality
 
 QUALITY_COLUMNS = ["quality_n", "ppl_ratio_mean", "similarity_mean", "orig_perplexity_mean",

@@ -29,8 +29,8 @@ import pandas as pd
 from statsmodels.stats.multitest import multipletests
 
 from robustness.analysis import metrics as m
-from robustness.analysis.aggregate import Run
 from robustness.analysis.compare import paired_records
+from robustness.analysis.runs import Run
 from robustness.suite.specs import VerdictOptions
 
 #: A setting is degenerate when some class has a recall below this, or ...

@@ -132,7 +132,7 @@ def cmd_transfer(args: argparse.Namespace, command: str) -> int:
 
 
 def cmd_quality(args: argparse.Namespace, command: str) -> int:
-    from robustness.analysis.aggregate import find_runs
+    from robustness.analysis.runs import find_runs
 
     args = located(args)
     runs = find_runs([Path(r) for r in args.runs])
@@ -143,7 +143,9 @@ def cmd_quality(args: argparse.Namespace, command: str) -> int:
 
 
 def cmd_aggregate(args: argparse.Namespace, command: str) -> int:
-    from robustness.analysis.aggregate import exit_table, flip_table, load_runs, summarize, write_tables
+    from robustness.analysis.aggregate import exit_table, flip_table, summarize
+    from robustness.analysis.runs import load_runs
+    from robustness.analysis.tables import write_tables
 
     found = load_runs([Path(r) for r in args.runs], include_incomplete=True)
     runs = [r for r in found if r.complete]
@@ -181,8 +183,8 @@ def cmd_report(args: argparse.Namespace, command: str) -> int:
 
 def _compared_run(selector: str, pool: str | None):
     """A run directory, or with ``--from``, a ``MODEL@SETTING[@RECIPE]`` selector among that output's runs."""
-    from robustness.analysis.aggregate import load_run, load_runs
     from robustness.analysis.compare import select_run
+    from robustness.analysis.runs import load_run, load_runs
 
     if pool is None:
         return load_run(Path(selector))
@@ -219,7 +221,7 @@ def cmd_ls(args: argparse.Namespace, command: str) -> int:
         for info in REGISTRY.values():
             print(f"{info.name:16s} splits={','.join(info.splits)} labels={','.join(info.label_names)}")
     else:
-        from robustness.analysis.aggregate import find_runs, load_run
+        from robustness.analysis.runs import find_runs, load_run
 
         if not args.path:
             raise ValueError("ls runs needs a directory")

@@ -23,6 +23,8 @@ __all__ = ["EarlyExitOutput", "LayerStepping"]
 
 @dataclass
 class EarlyExitOutput:
+    """What :meth:`LayerStepping.early_exit` and :meth:`LayerStepping.reference_batch_early_exit` return."""
+
     exit_layer: torch.Tensor  # [B] long, 1..L
     logits: torch.Tensor  # [B, C], the exit layer's logits
     layer_preds: torch.Tensor  # [B, L] long, argmax of each computed internal classifier, -1 where not computed

@@ -96,12 +96,17 @@ def accuracy_table(model, layer_logits: torch.Tensor, labels: Sequence[int],
     return pd.DataFrame(rows)
 
 
+def off_sample_positions(examples: Examples, exclude: Sequence[int]) -> list[int]:
+    """Positions in ``examples`` of the examples whose dataset index is not in ``exclude`` (an attack sample)."""
+    excluded = set(exclude)
+    return [i for i, index in enumerate(examples.indices) if index not in excluded]
+
+
 def off_sample_table(model, tokenizer, examples: Examples, exclude: Sequence[int], settings: Sequence[Setting], *,
                      batch_size: int = 64, max_length: int = 128) -> pd.DataFrame:
     """:func:`accuracy_table` at ``settings`` on the examples whose dataset index is not in ``exclude`` (an attack
     sample), with their count in column ``n``: the clean evaluation the verdict's eligibility rule prefers."""
-    excluded = set(exclude)
-    keep = [i for i, index in enumerate(examples.indices) if index not in excluded]
+    keep = off_sample_positions(examples, exclude)
     if not keep:
         raise ValueError(f"{examples.info.name}/{examples.split}: no example is left outside the attack sample")
     logits = all_layer_logits(model, tokenizer, [examples.texts[i] for i in keep], batch_size=batch_size,

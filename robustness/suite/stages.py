@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     import pandas as pd
 
+    from robustness.data import Examples
+
 
 def locate_models(suite, out: Path, train: bool = True) -> dict[str, str]:
     """Where each model of the suite lives, training the missing ones into ``<out>/models/<id>`` (with
@@ -32,10 +34,19 @@ def locate_models(suite, out: Path, train: bool = True) -> dict[str, str]:
                              "--train-only` before the parts")
         else:
             print(f"[bench] model {model.id}: training ({model.head}) into {target}")
-            train = {"dataset": suite.dataset, "data_dir": suite.data_dir, **model.train}
-            train_model(TrainConfig(out=str(target), head=model.head, **train), overwrite=True)
+            options = {"dataset": suite.dataset, "data_dir": suite.data_dir, **model.train}
+            train_model(TrainConfig(out=str(target), head=model.head, **options), overwrite=True)
         dirs[model.id] = str(target)
     return dirs
+
+
+def _split_and_sample(suite) -> tuple[Examples, list[int]]:
+    """The suite's whole split, and the dataset indices of its attack sample (drawn as the runs draw it)."""
+    from robustness.data import load_examples
+
+    examples = load_examples(suite.dataset, suite.split, data_dir=suite.data_dir)
+    sample = load_examples(suite.dataset, suite.split, data_dir=suite.data_dir, limit=suite.n, seed=suite.seed)
+    return examples, sample.indices
 
 
 def clean_tables(suite, model_dirs: dict[str, str], fingerprints: dict[str, str], out: Path) -> pd.DataFrame | None:
@@ -45,13 +56,11 @@ def clean_tables(suite, model_dirs: dict[str, str], fingerprints: dict[str, str]
     verdict's eligibility reads them); None when the sample is the whole split."""
     import pandas as pd
 
-    from robustness.data import load_examples
     from robustness.models.evaluate import off_sample_table
     from robustness.models.pabee import load_model_and_tokenizer
     from robustness.provenance import write_csv_atomic
 
-    examples = load_examples(suite.dataset, suite.split, data_dir=suite.data_dir)
-    sample = load_examples(suite.dataset, suite.split, data_dir=suite.data_dir, limit=suite.n, seed=suite.seed)
+    examples, sample = _split_and_sample(suite)
     if len(examples) <= len(sample):
         print("[bench] no example outside the attack sample: the verdict measures clean accuracy on the sample")
         return None
@@ -70,7 +79,7 @@ def clean_tables(suite, model_dirs: dict[str, str], fingerprints: dict[str, str]
         if not fresh:
             print(f"[bench] clean evaluation of {model.id} outside the attack sample")
             net, tokenizer = load_model_and_tokenizer(model_dirs[model.id])
-            cached = off_sample_table(net, tokenizer, examples, sample.indices, settings,
+            cached = off_sample_table(net, tokenizer, examples, sample, settings,
                                       batch_size=suite.batch_size, max_length=suite.max_length)
             cached.insert(0, "model_id", model.id)
             cached = cached.assign(**key)
@@ -84,6 +93,7 @@ def calibrate_thresholds(suite, model_dirs: dict[str, str]) -> None:
     on the suite's split outside the attack sample (the whole split if nothing is left), and record them."""
     from robustness.models.settings import calibrated_setting, read_calibration
 
+    split = None  # the split and the attack sample, loaded for the first model that needs them
     for model in suite.models:
         known = read_calibration(model_dirs[model.id])
         targets = sorted({calibrated_setting(r)[1] for r in model.calibrated
@@ -91,16 +101,15 @@ def calibrate_thresholds(suite, model_dirs: dict[str, str]) -> None:
         if not targets:
             continue
         # torch only when there is something to calibrate: a Ray driver or a part does not import it otherwise
-        from robustness.data import load_examples
         from robustness.models.calibrate import write_calibration
-        from robustness.models.evaluate import accuracy_table, all_layer_logits, calibrate
+        from robustness.models.evaluate import accuracy_table, all_layer_logits, calibrate, off_sample_positions
         from robustness.models.pabee import load_model_and_tokenizer
 
         print(f"[bench] calibrating {model.id} to {', '.join(targets)}")
-        examples = load_examples(suite.dataset, suite.split, data_dir=suite.data_dir)
-        sample = set(load_examples(suite.dataset, suite.split, data_dir=suite.data_dir, limit=suite.n,
-                                   seed=suite.seed).indices)
-        keep = [i for i, index in enumerate(examples.indices) if index not in sample] or list(range(len(examples)))
+        if split is None:
+            split = _split_and_sample(suite)
+        examples, sample = split
+        keep = off_sample_positions(examples, sample) or list(range(len(examples)))
         net, tokenizer = load_model_and_tokenizer(model_dirs[model.id])
         logits = all_layer_logits(net, tokenizer, [examples.texts[i] for i in keep], batch_size=suite.batch_size,
                                   max_length=suite.max_length)

@@ -94,7 +94,7 @@ def _canonical(key: str) -> str:
                                                                         r"\1.bias", key))
 
 
-def _listed(keys: Iterable[str], limit: int = 2) -> str:
+def _listed(keys: Iterable[str], limit: int = 1) -> str:
     keys = sorted(keys)
     more = f" (+{len(keys) - limit} more)" if len(keys) > limit else ""
     return ", ".join(keys[:limit]) + more

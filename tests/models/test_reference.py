@@ -260,3 +260,42 @@ def test_a_hub_id_is_downloaded_with_huggingface_hub(tmp_path, minilm_tokenizer,
     monkeypatch.setattr(huggingface_hub, "snapshot_download", offline)
     with pytest.raises(ValueError, match="someone/other: no such local folder, and the hub did not give it"):
         import_reference("someone/other", "pabee-reference", tmp_path / "out2")
+
+
+def test_import_command_then_evaluate_on_the_imported_model(tmp_path, minilm_tokenizer, capsys) -> None:
+    import pandas as pd
+
+    from robustness.cli import main
+
+    data = tmp_path / "data" / "sst2"
+    data.mkdir(parents=True)
+    rows = [{"sentence": f"a {w} film number {i}", "label": int(w in ("good", "great")), "idx": i}
+            for i, w in enumerate(["good", "great", "bad", "awful"] * 3)]
+    pd.DataFrame(rows).to_parquet(data / "validation.parquet")
+    src = ReferenceCheckpoint("deebert-reference", "bert", vocab_size=minilm_tokenizer.vocab_size).write(
+        tmp_path / "src", minilm_tokenizer)
+    out = tmp_path / "model"
+    args = ["import", str(src), "--format", "deebert-reference", "--out", str(out), "--label-names", "neg,pos"]
+    assert main(args) == 0
+    assert f"fingerprint {model_fingerprint(out)}" in capsys.readouterr().out
+    assert PabeeModel.from_pretrained(out).label_names == ["neg", "pos"]
+    record = json.loads((out / "import.json").read_text())
+    assert record["command"].startswith("robustness import") and record["source"] == str(src)
+    csv = tmp_path / "eval.csv"
+    assert main(["evaluate", "--model", str(out), "--data-dir", str(tmp_path / "data"), "--out", str(csv),
+                 "--timing-repeats", "0", "--match-patience", "patience:1"]) == 0
+    table = pd.read_csv(csv)
+    assert {"patience:1", "full"} <= set(table["setting"]) and table["setting"].str.startswith("entropy:").any()
+    # a second import into the same folder is refused in one line (exit 2) unless --overwrite
+    before = (out / "model.safetensors").read_bytes()
+    capsys.readouterr()
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "already holds a model" in err
+    assert (out / "model.safetensors").read_bytes() == before
+    assert main([*args, "--overwrite"]) == 0
+    capsys.readouterr()
+    assert main(["import", str(src), "--format", "pabee-reference", "--out", str(tmp_path / "x")]) == 2
+    err = capsys.readouterr().err.strip()
+    message = err.removeprefix("robustness import: error: ").replace(str(src), "")
+    assert "\n" not in err and "is not a pabee-reference checkpoint" in message and len(message) < 200

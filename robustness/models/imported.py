@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from robustness.models.reference import (
     check_format,
@@ -20,6 +20,9 @@ from robustness.models.reference import (
     read_state_dict,
     weights_file,
 )
+
+if TYPE_CHECKING:
+    from robustness.models.pabee import PabeeModel
 
 __all__ = ["ReferenceSource", "import_reference", "load_reference", "resolve_source"]
 
@@ -66,17 +69,21 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def load_reference(source: ReferenceSource, fmt: str, label_names: list[str] | None = None):
+def load_reference(source: ReferenceSource, fmt: str, label_names: list[str] | None = None
+                   ) -> tuple[PabeeModel, dict[str, Any]]:
     """``(model, record)``: the reference checkpoint in ``source`` as a ``PabeeModel`` (eval mode) with
     every weight taken from the checkpoint, and what ``import.json`` records of the conversion."""
     from transformers import AutoConfig, AutoModel
 
     from robustness.models.config import PabeeConfig
     from robustness.models.pabee import PabeeModel
+    from robustness.provenance import read_json_object
 
     config_path = source.folder / "config.json"
     if not config_path.is_file():
         raise ValueError(f"{source.folder} has no config.json; give the folder the reference code saved")
+    if "model_type" not in read_json_object(config_path):  # configs from transformers < 2.4 lack it
+        raise ValueError(f"{config_path} has no model_type; add \"model_type\": \"bert\" (or albert, roberta) to it")
     try:
         backbone_config = AutoConfig.from_pretrained(str(source.folder), trust_remote_code=False)
     except (OSError, ValueError, KeyError, TypeError) as exc:

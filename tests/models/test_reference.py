@@ -217,6 +217,11 @@ def test_wrong_backbone_shapes_tokenizer_and_source_are_refused(tmp_path, minilm
         import_reference(src, "pabee-reference", tmp_path / "out")
     with pytest.raises(ValueError, match="no such folder"):
         import_reference(tmp_path / "missing" / "x" / "y", "pabee-reference", tmp_path / "out")
+    values = json.loads((src / "config.json").read_text())
+    del values["model_type"]
+    (src / "config.json").write_text(json.dumps(values))
+    with pytest.raises(ValueError, match="has no model_type; add"):
+        import_reference(src, "pabee-reference", tmp_path / "out")
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="has no config.json"):
         import_reference(tmp_path / "empty", "pabee-reference", tmp_path / "out")

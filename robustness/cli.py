@@ -61,6 +61,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace a model already in --out")
     _add_data_args(p)
 
+    from robustness.commands.convert import add_import_parser
+
+    add_import_parser(sub)
+
     p = sub.add_parser("evaluate", help="clean accuracy, exit depth and speed-up for every exit setting")
     p.add_argument("--model", required=True)
     p.add_argument("--dataset", default="glue/sst2")

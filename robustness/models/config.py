@@ -37,6 +37,10 @@ class PabeeConfig(PretrainedConfig):
     * ``pooling``: what each internal classifier pools: "cls" (the layer's [CLS] state; the paper's choice) or
       "mean" (masked mean of the layer's token states, fed to the same pooler) for encoders trained with mean
       pooling, such as all-MiniLM-L6-v2, whose lower-layer [CLS] states barely vary with the input;
+    * ``pooler_per_layer``: False (default): every internal classifier reads the one shared pooler (the backbone's,
+      or the own one); True: classifier k has its own dense+tanh pooler on its layer's first (or mean) token,
+      ``poolers[k]``, as DeeBERT's highways do; the shared poolers are then absent (the backbone's is removed).
+      Written to ``config.json`` only when True, so configs and fingerprints of models without it are unchanged;
     * ``exit_setting``: the setting ``forward`` exits at unless told otherwise (a
       :class:`~robustness.models.settings.Setting` label: "full", "patience:2", "entropy:0.35", ...);
     * ``extra``: free-form metadata kept across save/load.
@@ -59,6 +63,7 @@ class PabeeConfig(PretrainedConfig):
         backbone_source: str | None = None,
         pooling: str = "cls",
         exit_setting: str = "full",
+        pooler_per_layer: bool = False,
         extra: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
@@ -100,6 +105,9 @@ class PabeeConfig(PretrainedConfig):
         self.backbone_attn_implementation = backbone_attn_implementation
         self.backbone_source = backbone_source
         self.pooling = pooling
+        if not isinstance(pooler_per_layer, bool):
+            raise ValueError(f"pooler_per_layer must be true or false, got {pooler_per_layer!r}")
+        self.pooler_per_layer = pooler_per_layer
         self.exit_setting = parse_setting(exit_setting).label
         self.extra = dict(extra or {})
 
@@ -113,6 +121,14 @@ class PabeeConfig(PretrainedConfig):
             raise ValueError(f"label_names has {len(names)} names for {self.num_labels} labels")
         self.id2label = {i: str(n) for i, n in enumerate(names)}
         self.label2id = {str(n): i for i, n in enumerate(names)}
+
+    def to_dict(self) -> dict[str, Any]:
+        """transformers' dict of the config, without ``pooler_per_layer`` when it is False (its default): a
+        model saved before the field existed and one saved after it have the same config.json and fingerprint."""
+        values = super().to_dict()
+        if not values.get("pooler_per_layer", False):
+            values.pop("pooler_per_layer", None)
+        return values
 
     def backbone_config(self) -> PretrainedConfig:
         """The backbone's config object, rebuilt from the stored dict (no hub access)."""

@@ -92,7 +92,15 @@ class PabeeModel(LayerStepping, PreTrainedModel):
             raise ValueError(f"own_pooler={config.own_pooler} but backbone has_pooler={self._adapter.has_pooler}")
         hidden = int(backbone.config.hidden_size)
         std = float(getattr(backbone.config, "initializer_range", 0.02))
-        self.pooler = nn.Sequential(nn.Linear(hidden, hidden), nn.Tanh()) if config.own_pooler else None
+        self.pooler = (nn.Sequential(nn.Linear(hidden, hidden), nn.Tanh())
+                       if config.own_pooler and not config.pooler_per_layer else None)
+        # one dense+tanh pooler per internal classifier (DeeBERT's highways); the backbone's own pooler goes
+        self.poolers = None
+        if config.pooler_per_layer:
+            self.poolers = nn.ModuleList(nn.Sequential(nn.Linear(hidden, hidden), nn.Tanh())
+                                         for _ in range(self.num_heads))
+            if self._adapter.has_pooler:
+                backbone.pooler = None
         self.dropout = nn.Dropout(config.classifier_dropout)
         self.classifiers = nn.ModuleList(nn.Linear(hidden, config.num_labels) for _ in range(self.num_heads))
         self._init_std = std
@@ -179,11 +187,18 @@ class PabeeModel(LayerStepping, PreTrainedModel):
 
     # -- training forward -----------------------------------------------------------------------------
     def _classify(self, k: int, hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Logits ``[B, C]`` of classifier ``k`` (0-based) on a layer's hidden states ``[B, T, H]``."""
+        """Logits ``[B, C]`` of classifier ``k`` (0-based) on a layer's hidden states ``[B, T, H]``: its pooler
+        (``poolers[k]`` with ``config.pooler_per_layer``, else the shared one), dropout, ``classifiers[k]``.
+        The training forward and the layer stepping (:mod:`robustness.models.stepping`) both classify here."""
         if self.config.pooling == "mean":  # the masked mean stands in for the first token
             weights = mask.to(hidden.dtype).unsqueeze(-1)
             hidden = ((hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)).unsqueeze(1)
-        pooled = self.pooler(hidden[:, 0]) if self.pooler is not None else self._adapter.pool(hidden)
+        if self.poolers is not None:
+            pooled = self.poolers[k](hidden[:, 0])
+        elif self.pooler is not None:
+            pooled = self.pooler(hidden[:, 0])
+        else:
+            pooled = self._adapter.pool(hidden)
         return self.classifiers[k](self.dropout(pooled))
 
     def _backbone_kwargs(self, input_ids, attention_mask, token_type_ids) -> dict[str, torch.Tensor]:

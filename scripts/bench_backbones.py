@@ -16,13 +16,13 @@ import statistics
 import time
 
 import torch
+from transformers import AutoTokenizer
 
 from robustness.data import load_examples
 from robustness.models.batching import encode
 from robustness.models.pabee import PabeeModel
 from robustness.models.train import default_backbone
 from robustness.resources.backbones import resolve_backbone
-from transformers import AutoTokenizer
 
 
 def time_per_text(model, batches, n: int, reps: int) -> float:

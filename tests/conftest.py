@@ -1,7 +1,8 @@
 """Shared fixtures: the MiniLM tokenizer and tiny random PABEE / full-depth BERT models saved to disk.
 
 Fixture names are stable (other test modules use them): ``minilm_tokenizer``, ``tiny_bert_config``,
-``tiny_texts``, ``tiny_pabee_dir``, ``tiny_full_dir``, ``tiny_backbone_dir``, ``tiny_gpt2_dir``. Heavy imports
+``tiny_texts``, ``tiny_pabee_dir``, ``tiny_full_dir``, ``tiny_backbone_dir``, ``tiny_gpt2_dir``, ``mpnet_tokenizer``,
+``tiny_mpnet_config``, ``tiny_mpnet_backbone_dir``. Heavy imports
 happen inside the fixtures so test modules that need no model stay fast.
 """
 
@@ -131,6 +132,39 @@ def tiny_backbone_dir(tmp_path_factory, tiny_bert_config, minilm_tokenizer):
     path = tmp_path_factory.mktemp("backbone")
     AutoModel.from_config(tiny_bert_config).save_pretrained(path)
     minilm_tokenizer.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def mpnet_tokenizer(tmp_path_factory, minilm_tokenizer):
+    """all-mpnet-base-v2's tokenizer without the 440 MB model: its vocab.txt is MiniLM's (BERT uncased) between
+    ``<s> <pad> </s> <unk>`` and ``<mask>`` (checked against the assembled folder), so it is rebuilt from MiniLM's."""
+    from transformers import MPNetTokenizerFast
+
+    folder = tmp_path_factory.mktemp("mpnet_tokenizer")
+    vocab = [minilm_tokenizer.convert_ids_to_tokens(i) for i in range(minilm_tokenizer.vocab_size)]
+    (folder / "vocab.txt").write_text("\n".join(["<s>", "<pad>", "</s>", "<unk>", *vocab, "<mask>"]) + "\n")
+    return MPNetTokenizerFast(vocab_file=str(folder / "vocab.txt"), do_lower_case=True, model_max_length=512)
+
+
+@pytest.fixture(scope="session")
+def tiny_mpnet_config(mpnet_tokenizer):
+    from transformers import MPNetConfig
+
+    return MPNetConfig(num_hidden_layers=2, hidden_size=32, num_attention_heads=2, intermediate_size=64,
+                       vocab_size=len(mpnet_tokenizer), max_position_embeddings=130)
+
+
+@pytest.fixture(scope="session")
+def tiny_mpnet_backbone_dir(tmp_path_factory, tiny_mpnet_config, mpnet_tokenizer):
+    """A saved random tiny MPNet backbone + the MPNet tokenizer: what ``train --backbone`` takes."""
+    import torch
+    from transformers import AutoModel
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("mpnet_backbone")
+    AutoModel.from_config(tiny_mpnet_config).save_pretrained(path)
+    mpnet_tokenizer.save_pretrained(path)
     return path
 
 

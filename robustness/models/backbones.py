@@ -13,6 +13,13 @@ shrinking batch (layers are numbered 1..L, indices here are 0-based ``i - 1``):
 * ``layer(i, hidden, mask) -> hidden`` -- transformer layer ``i + 1``; ALBERT applies its (shared)
   layer group ``i + 1``-th time, exactly as ``AlbertTransformer`` does.
 
+MPNet has no token type embeddings and adds a relative position bias ``[B, heads, T, T]`` to every layer's
+attention scores; its encoder computes that bias once per forward from the batch size and length alone
+(``MPNetEncoder.compute_position_bias``). Its ``extended_mask`` therefore returns the pair (additive mask,
+position bias), computed once for the working batch's shape and passed to every layer stepped on it.
+``has_token_types`` says whether the backbone embeds token type ids (``PabeeModel`` never passes them to
+one that does not).
+
 ``pool(hidden) -> [B, H]`` applies the backbone's own pooler to the [CLS] (first) position when it has
 one, and ``has_pooler`` says whether it does.
 """
@@ -40,6 +47,8 @@ class BackboneAdapter:
     @property
     def num_layers(self) -> int:
         return int(self.backbone.config.num_hidden_layers)
+
+    has_token_types = True
 
     @property
     def has_pooler(self) -> bool:
@@ -85,6 +94,8 @@ class AlbertAdapter(BackboneAdapter):
 class DistilBertAdapter(BackboneAdapter):
     """DistilBERT: ``backbone.transformer.layer[i]``; no token types, no pooler."""
 
+    has_token_types = False
+
     @property
     def has_pooler(self) -> bool:
         return False
@@ -104,6 +115,29 @@ class DistilBertAdapter(BackboneAdapter):
         return self.backbone.transformer.layer[i](hidden, mask)[-1]
 
 
+class MPNetAdapter(BackboneAdapter):
+    """MPNet (transformers' ``MPNetModel``): ``backbone.encoder.layer[i]`` with the additive mask and the relative
+    position bias; no token types. The embeddings derive position ids from the input ids (padding id 1 keeps
+    position 1), so a right-padded row embeds as it would alone; the pooler is BERT's (dense + tanh of the
+    first token)."""
+
+    has_token_types = False
+
+    def embed(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
+        return self.backbone.embeddings(input_ids=input_ids)
+
+    def extended_mask(self, attention_mask: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(additive mask [B, 1, 1, T], position bias [B, heads, T, T])``: the bias depends only on B and T,
+        and ``compute_position_bias`` reads nothing else from its input, so the mask stands in for the hidden
+        states (same shape [B, T, ...]) and the bias is exactly the one ``MPNetEncoder.forward`` computes."""
+        bias = self.backbone.encoder.compute_position_bias(attention_mask)
+        return _additive_mask(attention_mask, dtype), bias
+
+    def layer(self, i: int, hidden: torch.Tensor, mask: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+        additive, bias = mask
+        return self.backbone.encoder.layer[i](hidden, additive, None, bias)[0]
+
+
 ADAPTERS: dict[str, type[BackboneAdapter]] = {
     "bert": BackboneAdapter,
     "roberta": BackboneAdapter,
@@ -111,6 +145,7 @@ ADAPTERS: dict[str, type[BackboneAdapter]] = {
     "electra": BackboneAdapter,
     "albert": AlbertAdapter,
     "distilbert": DistilBertAdapter,
+    "mpnet": MPNetAdapter,
 }
 
 SUPPORTED_ATTENTION = ("eager", "sdpa")

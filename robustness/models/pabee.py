@@ -205,10 +205,11 @@ class PabeeModel(LayerStepping, PreTrainedModel):
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
         kwargs = {"input_ids": input_ids, "attention_mask": attention_mask}
-        if token_type_ids is not None:
-            if self.backbone.config.model_type == "distilbert":
+        if token_type_ids is not None:  # all zeros are dropped for a backbone without token types (a BERT tokenizer)
+            if not self._adapter.has_token_types:
                 if bool(token_type_ids.ne(0).any()):
-                    raise ValueError("DistilBERT has no token type embeddings; got non-zero token_type_ids")
+                    raise ValueError(f"{self.backbone.config.model_type} has no token type embeddings; got "
+                                     "non-zero token_type_ids")
             else:
                 kwargs["token_type_ids"] = token_type_ids
         return kwargs

@@ -15,6 +15,7 @@ from tqdm.auto import tqdm
 from robustness.data import load_examples
 from robustness.outputs import check_output_dir
 from robustness.provenance import atomic_directory, versions, write_json_atomic
+from robustness.resources.backbones import resolve_backbone
 
 
 def default_backbone() -> str:
@@ -33,7 +34,7 @@ class TrainConfig:
     dataset: str = "glue/sst2"
     head: str = "pabee"
     pooling: str = "cls"  # "cls" (the paper) or "mean" (for mean-pooling-trained encoders such as MiniLM)
-    backbone: str | None = None  # None: default_backbone()
+    backbone: str | None = None  # None: default_backbone(); a path, a hub id or a name in OFFLINE_BACKBONES
     epochs: int = 1
     lr: float = 5e-5
     batch_size: int = 32
@@ -77,7 +78,7 @@ def train_model(config: TrainConfig, *, progress: bool = True, overwrite: bool =
     from robustness.models.pabee import PabeeModel
 
     out = check_train_out(config.out, overwrite)
-    backbone = config.backbone or default_backbone()
+    backbone = resolve_backbone(config.backbone or default_backbone())
     train = load_examples(config.dataset, config.train_split, data_dir=config.data_dir, limit=config.limit,
                           seed=config.seed)
     val = load_examples(config.dataset, config.eval_split, data_dir=config.data_dir, limit=config.eval_limit,

@@ -5,6 +5,7 @@ import os
 from dataclasses import dataclass
 
 from robustness.resources import NLTK_REQUIRED, cache_path, counterfit, lexicons_path, nltk_missing
+from robustness.resources.backbones import OFFLINE_BACKBONES, backbone_status
 from robustness.resources.mlm import mlm_head_problem
 from robustness.resources.sentence_encoder import sentence_encoder_path
 
@@ -62,6 +63,8 @@ def doctor(
         out.append(ResourceStatus("sentence_encoder", False, str(err)))
     out.append(_probe_mlm(mlm))
     out.append(_probe_lm(lm))
+    for name, spec in OFFLINE_BACKBONES.items():
+        out.append(ResourceStatus(name, *backbone_status(spec)))
     return out
 
 

@@ -40,8 +40,9 @@ def _num_layers_of_backbone(backbone: str | None) -> int:
     from transformers import AutoConfig
 
     from robustness.models.train import default_backbone
+    from robustness.resources.backbones import resolve_backbone
 
-    source = backbone or default_backbone()
+    source = resolve_backbone(backbone or default_backbone())
     try:
         return int(AutoConfig.from_pretrained(source, trust_remote_code=False).num_hidden_layers)
     except (OSError, ValueError, KeyError, AttributeError) as exc:

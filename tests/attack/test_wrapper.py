@@ -48,11 +48,33 @@ def model(tokenizer):
     return PabeeModel.from_backbone_config(config, "pabee", 2, ["negative", "positive"]).eval()
 
 
+@pytest.fixture(scope="module")
+def mpnet_model(mpnet_tokenizer):
+    """The same on MPNet (relative position bias, no token types) with the MPNet tokenizer; seed 4 gives
+    exits that vary with the setting and between texts, and both labels at layer 4."""
+    from transformers import MPNetConfig
+
+    from robustness.models.pabee import PabeeModel
+
+    torch.manual_seed(4)
+    config = MPNetConfig(vocab_size=len(mpnet_tokenizer), hidden_size=32, num_hidden_layers=4, num_attention_heads=2,
+                         intermediate_size=64, max_position_embeddings=130, initializer_range=0.2)
+    return PabeeModel.from_backbone_config(config, "pabee", 2, ["negative", "positive"]).eval()
+
+
+@pytest.fixture(params=["bert", "mpnet"])
+def victim(request):
+    """``(model, tokenizer)``: the BERT model above, then the MPNet one (the equalities hold for both)."""
+    if request.param == "bert":
+        return request.getfixturevalue("model"), request.getfixturevalue("tokenizer")
+    return request.getfixturevalue("mpnet_model"), request.getfixturevalue("mpnet_tokenizer")
+
+
 @functools.cache
 def alone(model, tokenizer, text):
     """All-layer logits ``[H, 1, C]`` of one text encoded alone (no padding)."""
     enc = tokenizer(*(text if isinstance(text, tuple) else (text,)), return_tensors="pt")
-    return model.all_layer_logits(enc["input_ids"], enc["attention_mask"], enc["token_type_ids"])
+    return model.all_layer_logits(enc["input_ids"], enc["attention_mask"], enc.get("token_type_ids"))
 
 
 def direct(model, tokenizer, text, patience):
@@ -63,7 +85,8 @@ def direct(model, tokenizer, text, patience):
 
 
 @pytest.mark.parametrize("patience", [1, 2, 3, None])
-def test_probabilities_are_softmax_of_the_exit_layer(model, tokenizer, patience):
+def test_probabilities_are_softmax_of_the_exit_layer(victim, patience):
+    model, tokenizer = victim
     wrapper = PabeeModelWrapper(model, tokenizer, patience, batch_size=3)
     probs = wrapper(TEXTS)
     exits, _ = wrapper.exits(TEXTS)
@@ -85,17 +108,17 @@ def split_threshold(values: torch.Tensor) -> float:
     return float((ordered[k] + ordered[k + 1]) / 2)
 
 
-@pytest.fixture(scope="module")
-def threshold_settings(model, tokenizer):
+def thresholds_of(model, tokenizer) -> list[str]:
+    """An entropy and a max-probability setting whose thresholds split ``TEXTS`` (see :func:`split_threshold`)."""
     probs = torch.cat([alone(model, tokenizer, t) for t in TEXTS], dim=1).float().softmax(-1)
     entropy = -(probs * probs.log()).sum(-1)
     return [f"entropy:{split_threshold(entropy)}", f"maxprob:{split_threshold(probs.max(-1).values)}"]
 
 
 @pytest.mark.parametrize("which", [0, 1])
-def test_threshold_settings_answer_at_their_exit_and_match_true_early_exit(model, tokenizer, threshold_settings,
-                                                                          which):
-    setting = threshold_settings[which]
+def test_threshold_settings_answer_at_their_exit_and_match_true_early_exit(victim, which):
+    model, tokenizer = victim
+    setting = thresholds_of(model, tokenizer)[which]
     wrapper = PabeeModelWrapper(model, tokenizer, setting, batch_size=3)
     real = PabeeModelWrapper(model, tokenizer, setting, batch_size=3, true_early_exit=True)
     single = PabeeModelWrapper(model, tokenizer, setting, batch_size=1, true_early_exit=True)
@@ -193,9 +216,11 @@ def test_cache_shared_across_patience_encodes_each_text_once(model, tokenizer, m
 
 @pytest.mark.parametrize("order", ["shallow first", "deep first", "interleaved"])
 @pytest.mark.parametrize("state_bytes", [None, 0])
-def test_lazy_encoding_answers_every_setting_in_any_order(model, tokenizer, threshold_settings, order, state_bytes):
+def test_lazy_encoding_answers_every_setting_in_any_order(victim, order, state_bytes):
     """Whatever order the settings ask in, and whether or not states are kept to resume from (0 bytes: every
     deeper request restarts from the embeddings), each answer is the text's own exit and probabilities."""
+    model, tokenizer = victim
+    threshold_settings = thresholds_of(model, tokenizer)
     settings = [1, threshold_settings[0], 2, threshold_settings[1], 3, None]
     if order == "deep first":
         settings = settings[::-1]
@@ -271,7 +296,8 @@ def test_layer_info(model, tokenizer):
     assert wrapper.num_encoded == len(TEXTS)
 
 
-def test_true_early_exit_matches_and_counts_real_layers(model, tokenizer):
+def test_true_early_exit_matches_and_counts_real_layers(victim):
+    model, tokenizer = victim
     cached = PabeeModelWrapper(model, tokenizer, 1, batch_size=3)
     real = PabeeModelWrapper(model, tokenizer, 1, batch_size=3, true_early_exit=True)
     exits, probs = cached.exits(TEXTS)
@@ -297,7 +323,8 @@ def test_invalid_inputs(model, tokenizer):
         wrapper([3])
 
 
-def test_get_grad_is_the_exit_layer_loss_gradient(model, tokenizer):
+def test_get_grad_is_the_exit_layer_loss_gradient(victim):
+    model, tokenizer = victim
     wrapper = PabeeModelWrapper(model, tokenizer, 1)
     out = wrapper.get_grad("a fine film")
     ids = tokenizer("a fine film")["input_ids"]

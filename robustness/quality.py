@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypedDict
 
-from robustness.attack.records import read_records, truncate_torn_tail
+from robustness.schema.records import read_records, truncate_torn_tail
 
 QUALITY_FILE = "quality.jsonl"
 QUALITY_SCHEMA_VERSION = 1

@@ -8,7 +8,7 @@ from typing import Any
 
 from transformers import AutoConfig, PretrainedConfig
 
-from robustness.models.settings import parse_setting
+from robustness.schema.settings import parse_setting
 
 HEADS = ("pabee", "full")
 POOLINGS = ("cls", "mean")
@@ -38,7 +38,7 @@ class PabeeConfig(PretrainedConfig):
       "mean" (masked mean of the layer's token states, fed to the same pooler) for encoders trained with mean
       pooling, such as all-MiniLM-L6-v2, whose lower-layer [CLS] states barely vary with the input;
     * ``exit_setting``: the setting ``forward`` exits at unless told otherwise (a
-      :class:`~robustness.models.settings.Setting` label: "full", "patience:2", "entropy:0.35", ...);
+      :class:`~robustness.schema.settings.Setting` label: "full", "patience:2", "entropy:0.35", ...);
     * ``extra``: free-form metadata kept across save/load.
 
     ``PabeeConfig()`` without a backbone is valid only as transformers' template of defaults.

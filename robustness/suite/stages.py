@@ -91,7 +91,7 @@ def clean_tables(suite, model_dirs: dict[str, str], fingerprints: dict[str, str]
 def calibrate_thresholds(suite, model_dirs: dict[str, str]) -> None:
     """Calibrate the thresholds the suite's models reference (``calibrated``) but their calibration.json lacks,
     on the suite's split outside the attack sample (the whole split if nothing is left), and record them."""
-    from robustness.models.settings import calibrated_setting, read_calibration
+    from robustness.schema.settings import calibrated_setting, read_calibration
 
     split = None  # the split and the attack sample, loaded for the first model that needs them
     for model in suite.models:

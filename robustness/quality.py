@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypedDict
 
+from robustness import callable_module
 from robustness.schema.records import read_records, truncate_torn_tail
 
 QUALITY_FILE = "quality.jsonl"
@@ -202,3 +203,6 @@ def score_run(run_dir: str | os.PathLike[str], lm: CausalLM, *, encoder: Any = N
             handle.flush()
             os.fsync(handle.fileno())
     return len(todo)
+
+
+callable_module(__name__)  # ``rb.quality(...)``: this module, called, scores runs (robustness.api.quality)

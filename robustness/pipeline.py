@@ -114,10 +114,10 @@ def _attacks(spec: Any, part: tuple[int, int] | None, out: Path, workers: int, s
         pool.wait()
     if options["engine"] != "ray":  # local workers are forked from this process; a Ray driver attacks nothing
         import_textattack(stack.nltk_data, offline=stack.offline)
-    model_dirs = stages.locate_models(spec, out, train=part is None)
+    model_dirs = stages.locate_models(spec, out, train=part is None, log=log, progress=options["progress"])
     if options["train_only"]:
         return None
-    stages.calibrate_thresholds(spec, model_dirs)
+    stages.calibrate_thresholds(spec, model_dirs, log=log)
     fingerprints = {model_id: model_fingerprint(path) for model_id, path in model_dirs.items()}
     # Recipe-major order: an interrupted suite leaves whole recipes compared across every setting.
     runs = sorted(spec.run_specs(model_dirs), key=lambda s: spec.recipes.index(s.recipe))
@@ -152,9 +152,9 @@ def _after_attacks(spec: Any, out: Path, stack: Any, model_dirs: dict[str, str],
 
     log, command = options["log"], options["command"]
     import_textattack(stack.nltk_data, offline=stack.offline)  # the transfers attack in this process
-    stages.run_transfers(spec, model_dirs, out, command)
+    stages.run_transfers(spec, model_dirs, out, command, log=log)
     # seconds: before the slow quality stage, so it survives a stop
-    clean = stages.clean_tables(spec, model_dirs, fingerprints, out)
+    clean = stages.clean_tables(spec, model_dirs, fingerprints, out, log=log)
     if spec.quality:  # once every run is complete: the report reads each run's quality.jsonl
         model, known = load_lm(lm), {}  # a text's perplexity is computed once for all runs
         for run_dir in run_dirs:

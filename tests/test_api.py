@@ -165,7 +165,7 @@ def _incomplete(root: Path) -> Path:
 
 
 @needs_shared
-def test_bench(tmp_path, tiny_pabee_dir, tiny_full_dir, data_root) -> None:
+def test_bench(tmp_path, tiny_pabee_dir, tiny_full_dir, data_root, capfd) -> None:
     suite = tmp_path / "tiny.toml"
     suite.write_text(
         '[suite]\nname = "tiny"\ndataset = "glue/sst2"\nn = 4\nquery_budget = 10\nbatch_size = 4\n'
@@ -173,8 +173,12 @@ def test_bench(tmp_path, tiny_pabee_dir, tiny_full_dir, data_root) -> None:
         f'[[models]]\nid = "tp"\nhead = "pabee"\npath = "{tiny_pabee_dir}"\n'
         f'[[models]]\nid = "tf"\nhead = "full"\npath = "{tiny_full_dir}"\n')
     lines: list[str] = []
+    capfd.readouterr()
     result = rb.bench(suite, out=tmp_path / "out", data_dir=data_root / "data", nltk_data=SHARED / "nltk_data",
                       workers=1, log=lines.append)
+    assert capfd.readouterr() == ("", "")  # what the stages say goes to log
+    assert "[bench] clean evaluation of tp outside the attack sample" in lines
+    assert any(line.startswith("[bench] transfer 1/1: tf-pfull_from_tp-p1_deepwordbug") for line in lines)
     assert [p.name.split("_")[0] for p in result.runs] == ["tp-p1", "tp-pfull", "tf-pfull"]
     assert all(json.loads((p / "run.json").read_text())["status"] == "complete" for p in result.runs)
     assert len(result.transfers) == 1 and (result.transfers[0] / "records.jsonl").is_file()

@@ -51,7 +51,8 @@ def train(out: PathLike, *, dataset: str = "glue/sst2", head: str = "pabee", bac
     known = {f.name for f in dataclasses.fields(TrainConfig)} - {"out", "dataset", "head", "backbone", "data_dir"}
     unknown = sorted(set(options) - known)
     if unknown:
-        raise ValueError(f"unknown training option(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        raise ValueError(f"unknown training option(s) {', '.join(unknown)}: train takes the fields of "
+                         "robustness.models.train.TrainConfig as keywords")
     paths, _ = located(resources, data_dir=data_dir)
     config = TrainConfig(out=os.fspath(out), dataset=dataset, head=head, backbone=backbone,
                          data_dir=paths["data_dir"], **options)

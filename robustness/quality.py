@@ -27,7 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypedDict
 
-from robustness.attack.records import read_records, truncate_torn_tail
+from robustness import callable_module
+from robustness.schema.records import read_records, truncate_torn_tail
 
 QUALITY_FILE = "quality.jsonl"
 QUALITY_SCHEMA_VERSION = 1
@@ -202,3 +203,6 @@ def score_run(run_dir: str | os.PathLike[str], lm: CausalLM, *, encoder: Any = N
             handle.flush()
             os.fsync(handle.fileno())
     return len(todo)
+
+
+callable_module(__name__)  # ``rb.quality(...)``: this module, called, scores runs (robustness.api.quality)

@@ -16,6 +16,7 @@ from typing import Any
 
 import pandas as pd
 
+from robustness import callable_module
 from robustness.analysis import plots
 from robustness.analysis.aggregate import exit_table, flip_table, summarize
 from robustness.analysis.compare import findings
@@ -254,3 +255,6 @@ def write_report(sources: str | Path | Iterable[str | Path], out_dir: str | Path
     check_report_out(out, overwrite, files)  # the exact files (sections other stages add included)
     written = write_outputs(out, files, overwrite=True)
     return written["report.md"], written["report.html"]
+
+
+callable_module(__name__)  # ``rb.report(...)``: this module, called, writes a report (robustness.api.report)

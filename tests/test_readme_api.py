@@ -1,5 +1,6 @@
-"""The README's "Python API" example runs as written (with the tiny model and the shared bundle), and its
-library calls print nothing: all the output is the example's own two prints."""
+"""The README's "Python API" example runs as written (with the tiny model and the shared bundle), uses the façade
+(``import robustness as rb``) only, and its library calls print nothing: all the output is the example's own two
+prints."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ def test_example_names_its_inputs() -> None:
     code = readme_example()
     for name in ("model_dir", "shared", "out"):
         assert re.search(rf"^{name} = ", code, flags=re.M), name
+    assert "import robustness as rb" in code and "from robustness" not in code
 
 
 @pytest.mark.skipif(not (SHARED / "nltk_data").is_dir(), reason="shared resources absent")
@@ -42,3 +44,7 @@ def test_readme_example_runs_and_library_calls_print_nothing(tiny_pabee_dir, tmp
     assert "attack_success_rate" in out and "patience:1" in out and "deepwordbug" in out
     assert namespace["report_md"].is_file() and namespace["report_html"].is_file()
     assert len(namespace["summary"]) == 1 and namespace["summary"]["n"].iloc[0] == 4
+    run, replay = namespace["run"], namespace["replay"]
+    assert run.complete and run.setting == "patience:1" and len(run.records) == 4
+    assert replay.spec["kind"] == "transfer" and replay.spec["source_run_id"] == run.run_id
+    assert replay.setting == "full" and len(replay.records) == 4

@@ -16,7 +16,7 @@ import pandas as pd
 from robustness.analysis import metrics as m
 from robustness.analysis.runs import KEY, Run, find_runs, load_run, load_runs, spec_setting, validate_runs
 from robustness.analysis.tables import VIEWS, format_value, markdown_table, table_files, view, write_tables
-from robustness.suite.specs import setting_order
+from robustness.schema.specs import setting_order
 
 __all__ = [
     "KEY", "VIEWS", "Run", "exit_table", "find_runs", "flip_table", "format_value", "load_run", "load_runs",
@@ -96,7 +96,7 @@ def summarize(runs: Sequence[Run]) -> pd.DataFrame:
     and L; the run set is checked by :func:`validate_runs` first.
 
     ``setting`` is the canonical label (``patience:2``, ``entropy:0.35``, ``full``). Rows are sorted by
-    dataset, recipe, head (baselines first), model and setting (:func:`~robustness.suite.specs.setting_order`)."""
+    dataset, recipe, head (baselines first), model and setting (:func:`~robustness.schema.specs.setting_order`)."""
     if not runs:
         raise ValueError("no runs to summarize")
     validate_runs(runs)

@@ -15,7 +15,8 @@ from robustness.analysis import metrics as m
 from robustness.analysis.aggregate import run_metrics
 from robustness.analysis.runs import Run, load_run
 from robustness.analysis.tables import format_value, markdown_table
-from robustness.suite.specs import parse_setting, setting_order
+from robustness.schema.settings import parse_setting
+from robustness.schema.specs import setting_order
 
 #: Metrics shown by :func:`compare`, in order.
 COMPARED = (

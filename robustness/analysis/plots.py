@@ -2,7 +2,7 @@
 matplotlib ``Figure``. Nothing here saves files or touches pyplot's global state (figures are built
 with ``matplotlib.figure.Figure``, which renders through the Agg canvas).
 
-The exit setting is a category on the x axis, in :func:`~robustness.suite.specs.setting_order`: patience
+The exit setting is a category on the x axis, in :func:`~robustness.schema.specs.setting_order`: patience
 ascending, entropy and max-probability thresholds, then "full" (full depth) last.
 """
 
@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from robustness.suite.specs import setting_order
+from robustness.schema.specs import setting_order
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

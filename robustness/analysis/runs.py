@@ -1,6 +1,6 @@
 """Run directories, loaded and checked: :class:`Run` (spec.json, run.json and the records of one run),
 :func:`find_runs` / :func:`load_runs` (run dirs, ``runs/`` folders or suite out dirs) and :func:`validate_runs`,
-which refuses a run set that cannot be summarised as one. See :mod:`robustness.attack.records` for the records.
+which refuses a run set that cannot be summarised as one. See :mod:`robustness.schema.records` for the records.
 """
 
 from __future__ import annotations
@@ -12,9 +12,8 @@ from typing import Any
 
 import pandas as pd
 
-from robustness.attack.records import RECORD_FIELDS, read_records
-from robustness.provenance import read_json_object
-from robustness.suite.specs import parse_setting
+from robustness.schema.records import RECORD_FIELDS, read_records
+from robustness.schema.rundir import RECORDS_FILE, check_record_count, is_run_dir, read_run_files, spec_setting
 
 __all__ = ["KEY", "Run", "find_runs", "load_run", "load_runs", "spec_setting", "validate_runs"]
 
@@ -67,39 +66,15 @@ class Run:
         return int(self.spec.get("goal_target") or self.num_layers)
 
 
-def spec_setting(spec: dict[str, Any]) -> str:
-    """The canonical setting label of a spec.json (``setting``, else the older ``patience`` field)."""
-    return parse_setting(spec["setting"] if "setting" in spec else spec.get("patience")).label
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    if not path.is_file():
-        raise ValueError(f"not a run directory (missing {path.name}): {path.parent}")
-    return read_json_object(path)
-
-
 def load_run(run_dir: str | Path) -> Run:
     """Read one run directory; ``ValueError`` if spec.json/run.json are missing or invalid."""
     path = Path(run_dir)
-    spec, info = _read_json(path / "spec.json"), _read_json(path / "run.json")
-    missing = [k for k in ("model_id", "recipe", "dataset", "num_layers", "head") if k not in spec]
-    if missing:
-        raise ValueError(f"{path / 'spec.json'} lacks {', '.join(missing)}")
-    if spec["head"] not in ("pabee", "full"):
-        raise ValueError(f"{path / 'spec.json'}: head must be 'pabee' or 'full', got {spec['head']!r}")
-    records = pd.DataFrame(read_records(path / "records.jsonl"), columns=list(RECORD_FIELDS))
+    spec, info = read_run_files(path)
+    records = pd.DataFrame(read_records(path / RECORDS_FILE), columns=list(RECORD_FIELDS))
     if records["example_id"].duplicated().any():
-        raise ValueError(f"{path / 'records.jsonl'} has duplicate example_id values")
-    _check_record_count(path, info, len(records))
+        raise ValueError(f"{path / RECORDS_FILE} has duplicate example_id values")
+    check_record_count(path, info, len(records))
     return Run(path=path, spec=spec, info=info, records=records)
-
-
-def _check_record_count(path: Path, info: dict[str, Any], found: int) -> None:
-    """A complete run must hold as many whole records as its run.json says (a torn or lost line is refused)."""
-    expected = info.get("num_records")
-    if info.get("status") == "complete" and isinstance(expected, int) and expected != found:
-        raise ValueError(f"{path / 'records.jsonl'} holds {found} whole records but {path / 'run.json'} says "
-                         f"{expected}: records were lost or torn; rerun the run with attack --overwrite")
 
 
 def find_runs(paths: str | Path | Iterable[str | Path]) -> list[Path]:
@@ -112,11 +87,11 @@ def find_runs(paths: str | Path | Iterable[str | Path]) -> list[Path]:
         path = Path(raw)
         if not path.is_dir():
             raise ValueError(f"not a directory: {path}")
-        if (path / "spec.json").is_file():
+        if is_run_dir(path):
             found.add(path.resolve())
             continue
         parent = path / "runs" if (path / "runs").is_dir() else path
-        runs = [p.resolve() for p in parent.iterdir() if (p / "spec.json").is_file()]
+        runs = [p.resolve() for p in parent.iterdir() if is_run_dir(p)]
         if not runs:
             raise ValueError(f"no run directories (with spec.json) in {path}")
         found.update(runs)

@@ -13,8 +13,9 @@ from pathlib import Path
 import pandas as pd
 
 from robustness.analysis import metrics as m
-from robustness.attack.records import read_records
 from robustness.provenance import read_json_object
+from robustness.schema.records import read_records
+from robustness.schema.rundir import RECORDS_FILE, RUN_FILE, SPEC_FILE, is_run_dir
 
 COLUMNS = ["source_run_id", "dataset", "recipe", "goal", "source_model", "source_setting", "target_model",
            "target_setting", "n", "replayed", "succeeded", "success_rate", "success_rate_ci_low",
@@ -27,10 +28,10 @@ def find_transfers(paths: Iterable[str | Path]) -> list[Path]:
     for raw in paths:
         path = Path(raw)
         folder = path / "transfers" if (path / "transfers").is_dir() else path
-        candidates = [folder] if (folder / "spec.json").is_file() else (
-            [p for p in folder.iterdir() if (p / "spec.json").is_file()] if folder.is_dir() else [])
+        candidates = [folder] if is_run_dir(folder) else (
+            [p for p in folder.iterdir() if is_run_dir(p)] if folder.is_dir() else [])
         for run in candidates:
-            if read_json_object(run / "spec.json").get("kind") == "transfer":
+            if read_json_object(run / SPEC_FILE).get("kind") == "transfer":
                 found.add(run.resolve())
     return sorted(found)
 
@@ -39,11 +40,11 @@ def transfer_table(paths: Iterable[str | Path]) -> pd.DataFrame:
     """The transfer success matrix in long form (:data:`COLUMNS`), complete transfers only."""
     rows = []
     for run in find_transfers(paths):
-        spec = read_json_object(run / "spec.json")
-        info = read_json_object(run / "run.json") if (run / "run.json").is_file() else {}
+        spec = read_json_object(run / SPEC_FILE)
+        info = read_json_object(run / RUN_FILE) if (run / RUN_FILE).is_file() else {}
         if info.get("status") != "complete":
             continue
-        results = [r["result"] for r in read_records(run / "records.jsonl")]
+        results = [r["result"] for r in read_records(run / RECORDS_FILE)]
         won, replayed = results.count("succeeded"), results.count("succeeded") + results.count("failed")
         low, high = m.proportion_ci(won, replayed)
         rows.append({

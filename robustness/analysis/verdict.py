@@ -31,7 +31,7 @@ from statsmodels.stats.multitest import multipletests
 from robustness.analysis import metrics as m
 from robustness.analysis.compare import paired_records
 from robustness.analysis.runs import Run
-from robustness.suite.specs import VerdictOptions
+from robustness.schema.specs import VerdictOptions
 
 #: A setting is degenerate when some class has a recall below this, or ...
 MIN_RECALL = 0.20

@@ -89,7 +89,7 @@ class _Item:
 def advance(model: Any, tokenizer: Any, cache: LayerLogitsCache, keys: Sequence[Text], setting: Any,
             batch_size: int, max_length: int) -> Work:
     """Encode or resume every key (their stored layers do not decide it yet) until its known layers decide its
-    exit at ``setting`` (a :class:`~robustness.models.settings.Setting`; ``full``: all layers), storing the
+    exit at ``setting`` (a :class:`~robustness.schema.settings.Setting`; ``full``: all layers), storing the
     result in ``cache``. A full-depth baseline (one head, on layer L) gets one all-layer pass per text."""
     work, items, new = Work(), [], []
     for key in dict.fromkeys(keys):

@@ -33,9 +33,9 @@ import numpy as np
 import torch
 
 from robustness.models.exits import confident, patience_counters, setting_exit
-from robustness.models.settings import Setting, parse_setting
 from robustness.resources.textattack_compat import import_textattack
-from robustness.suite.specs import check_goal
+from robustness.schema.settings import Setting, parse_setting
+from robustness.schema.specs import check_goal
 
 __all__ = ["SlowdownGoalFunction", "slowdown_score"]
 

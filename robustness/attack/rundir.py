@@ -14,9 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from robustness.provenance import read_json_object, write_json_atomic
-from robustness.suite.specs import RunSpec
+from robustness.schema.rundir import RECORDS_FILE, RUN_FILE, SPEC_FILE
+from robustness.schema.specs import RunSpec
 
-SPEC_FILE, RUN_FILE, RECORDS_FILE = "spec.json", "run.json", "records.jsonl"
+__all__ = ["RECORDS_FILE", "RUN_FILE", "SPEC_FILE", "changed_runs", "check_or_write_spec", "check_run_dir",
+           "check_same_model", "exclusive", "move_aside", "recorded_fingerprint", "reconcile_changed", "spec_content"]
 #: What a run directory may hold besides its three files (the lock, our temporary files).
 _OWN_EXTRA = (".lock",)
 #: What ``spec.json`` records of the model besides the spec (checked when a run is resumed).

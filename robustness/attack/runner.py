@@ -1,4 +1,4 @@
-"""One attack run: a :class:`~robustness.suite.specs.RunSpec` -> ``<run_dir>/{spec.json, run.json, records.jsonl}``.
+"""One attack run: a :class:`~robustness.schema.specs.RunSpec` -> ``<run_dir>/{spec.json, run.json, records.jsonl}``.
 
 * ``spec.json`` is written before any example is attacked and never overwritten: rerunning into a
   directory whose spec has a different content hash is a ``ValueError``.
@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, Any
 
 from tqdm.auto import tqdm
 
-from robustness.attack.records import SCHEMA_VERSION, AttackRecord, append_record, read_records, truncate_torn_tail
 from robustness.attack.rundir import (
     RECORDS_FILE,
     RUN_FILE,
@@ -37,12 +36,13 @@ from robustness.attack.rundir import (
 from robustness.data import load_examples
 from robustness.models.fingerprint import model_fingerprint
 from robustness.models.saved import check_model_dir
-from robustness.models.settings import check_setting_reachable, parse_setting
 from robustness.models.train import seed_everything
 from robustness.provenance import utc_now, versions, write_json_atomic
 from robustness.resources.textattack_compat import import_textattack
+from robustness.schema.records import SCHEMA_VERSION, AttackRecord, append_record, read_records, truncate_torn_tail
+from robustness.schema.settings import check_setting_reachable, parse_setting
+from robustness.schema.specs import RunSpec
 from robustness.signals import signal_name
-from robustness.suite.specs import RunSpec
 
 if TYPE_CHECKING:  # robustness.attack.wrapper imports textattack, which needs NLTK data: imported in run_attack
     from robustness.attack.wrapper import LayerLogitsCache, PabeeModelWrapper

@@ -17,45 +17,18 @@ and, when the source attack produced one, its final text. One record per example
 
 from __future__ import annotations
 
-import hashlib
-import json
-import re
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from robustness.attack.records import SCHEMA_VERSION, append_record, read_records, truncate_torn_tail
-from robustness.attack.rundir import RECORDS_FILE, RUN_FILE, SPEC_FILE
-from robustness.models.settings import parse_setting
 from robustness.provenance import read_json_object, versions, write_json_atomic
+from robustness.schema.records import SCHEMA_VERSION, append_record, read_records, truncate_torn_tail
+from robustness.schema.rundir import RECORDS_FILE, RUN_FILE, SPEC_FILE
+from robustness.schema.settings import check_setting_reachable, parse_setting
+from robustness.schema.specs import TransferSpec
 
-#: Fields that say where things are, not what is computed: kept out of the transfer's hash.
-_LOCATIONS = ("source_run", "model_dir")
-
-
-@dataclass(frozen=True)
-class TransferSpec:
-    """Replay run ``source_run`` (a finished attack run directory) against ``model_dir`` at ``setting``."""
-
-    source_run: str
-    source_run_id: str
-    model_id: str
-    model_dir: str
-    setting: str = "full"
-    batch_size: int = 32
-    max_length: int = 128
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "setting", parse_setting(self.setting).label)
-
-    @property
-    def run_id(self) -> str:
-        """``<target model>-<setting slug>_from_<source run id>_<hash>``."""
-        content = {k: v for k, v in asdict(self).items() if k not in _LOCATIONS}
-        digest = hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:6]
-        model = re.sub(r"[^a-z0-9]+", "-", f"{self.model_id}-{parse_setting(self.setting).slug}".lower()).strip("-")
-        return f"{model}_from_{self.source_run_id}_{digest}"
+__all__ = ["TransferSpec", "run_transfer", "transfer_record"]
 
 
 def _source(spec: TransferSpec) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -119,7 +92,6 @@ def run_transfer(spec: TransferSpec, out_dir: str | Path, *, model: Any = None, 
     from robustness.attack.rundir import exclusive
     from robustness.attack.wrapper import PabeeModelWrapper
     from robustness.data import dataset_info
-    from robustness.models.settings import check_setting_reachable
 
     out = Path(out_dir)
     source, records = _source(spec)

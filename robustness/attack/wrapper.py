@@ -35,8 +35,8 @@ import torch
 from robustness.attack.encoding import Text, advance, batches, text_key
 from robustness.attack.layer_cache import LayerLogitsCache
 from robustness.models.exits import prefix_exit
-from robustness.models.settings import Setting, parse_setting
 from robustness.resources.textattack_compat import import_textattack
+from robustness.schema.settings import Setting, parse_setting
 
 __all__ = ["LayerLogitsCache", "PabeeModelWrapper", "Text", "text_key"]
 
@@ -47,7 +47,7 @@ FULL = parse_setting("full")
 class PabeeModelWrapper(ModelWrapper):
     """TextAttack wrapper: ``wrapper(texts) -> probabilities [N, C]`` of each text's exit layer.
 
-    ``setting`` is any form :func:`~robustness.models.settings.parse_setting` reads (an int is a patience,
+    ``setting`` is any form :func:`~robustness.schema.settings.parse_setting` reads (an int is a patience,
     None full depth). Sentence pairs arrive from TextAttack as tuples of two strings
     (``AttackedText.tokenizer_input``) and are tokenised as pairs.
     """

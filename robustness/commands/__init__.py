@@ -233,8 +233,9 @@ def cmd_ls(args: argparse.Namespace, command: str) -> int:
 
 
 def cmd_doctor(args: argparse.Namespace, command: str) -> int:
+    from robustness.attack.recipes.availability import recipe_availability
     from robustness.resources.bundle import find_bundle
-    from robustness.resources.doctor import doctor, recipe_availability
+    from robustness.resources.doctor import doctor
 
     bundle = find_bundle(args.resources)
     if bundle is not None:

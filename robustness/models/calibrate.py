@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from robustness.models.settings import (
+from robustness.schema.settings import (
     CALIBRATION_FILE,
     THRESHOLD_POLICIES,
     Setting,

@@ -8,7 +8,7 @@ from typing import Any
 
 from transformers import AutoConfig, PretrainedConfig
 
-from robustness.models.settings import parse_setting
+from robustness.schema.settings import parse_setting
 
 HEADS = ("pabee", "full")
 POOLINGS = ("cls", "mean")
@@ -42,7 +42,7 @@ class PabeeConfig(PretrainedConfig):
       ``poolers[k]``, as DeeBERT's highways do; the shared poolers are then absent (the backbone's is removed).
       Written to ``config.json`` only when True, so configs and fingerprints of models without it are unchanged;
     * ``exit_setting``: the setting ``forward`` exits at unless told otherwise (a
-      :class:`~robustness.models.settings.Setting` label: "full", "patience:2", "entropy:0.35", ...);
+      :class:`~robustness.schema.settings.Setting` label: "full", "patience:2", "entropy:0.35", ...);
     * ``extra``: free-form metadata kept across save/load.
 
     ``PabeeConfig()`` without a backbone is valid only as transformers' template of defaults.

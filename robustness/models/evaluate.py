@@ -12,7 +12,7 @@ import torch
 
 from robustness.data import Examples, Text
 from robustness.models.batching import encode, sorted_batches, token_lengths
-from robustness.models.settings import Setting, parse_setting
+from robustness.schema.settings import Setting, parse_setting
 
 EVAL_COLUMNS = ["setting", "accuracy", "min_class_recall", "max_pred_share", "mean_exit_layer", "layer_speedup",
                 "wall_speedup", "calibration"]

@@ -10,7 +10,7 @@ Every policy takes ``layer_logits`` of shape ``[L, B, C]`` (layer 1 first) and d
   is below ``threshold``, else at L.
 * :func:`max_prob_exit` -- exit at the first layer whose max softmax probability is at least
   ``threshold``, else at L.
-* :func:`setting_exit` -- the exit of any :class:`~robustness.models.settings.Setting` (re-exported here).
+* :func:`setting_exit` -- the exit of any :class:`~robustness.schema.settings.Setting` (re-exported here).
 * :func:`prefix_exit` -- the same rule when only each example's first ``depth`` layers are known: the exit
   if those layers already decide it, else 0 (the lazy encoder computes deeper only then).
 * :func:`reference_batch_patience_exit` -- the PABEE reference code's rule, which only stops when the
@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-from robustness.models.settings import POLICIES, Setting, _check_patience, parse_setting
+from robustness.schema.settings import POLICIES, Setting, _check_patience, parse_setting
 
 __all__ = [
     "POLICIES",

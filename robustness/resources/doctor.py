@@ -1,4 +1,5 @@
-"""Which offline resources are present (``robustness doctor``) and which recipes they make runnable."""
+"""Which offline resources are present (``robustness doctor``); which recipes they make runnable is
+:func:`robustness.attack.recipes.availability.recipe_availability`."""
 from __future__ import annotations
 
 import os
@@ -78,27 +79,3 @@ def _probe_lm(path: str | os.PathLike[str] | None) -> ResourceStatus:
         return ResourceStatus("quality_lm", True, f"SmolLM2-135M at {default_lm_path()}")
     except ValueError as err:
         return ResourceStatus("quality_lm", False, str(err))
-
-
-@dataclass(frozen=True)
-class RecipeStatus:
-    name: str
-    runnable: bool
-    reason: str
-
-
-def recipe_availability(
-    nltk_data: str | os.PathLike[str] | None = None,
-    lexicons_dir: str | os.PathLike[str] | None = None,
-    mlm: str | os.PathLike[str] | None = None,
-) -> list[RecipeStatus]:
-    """For each registered recipe: runnable offline with these resources, and why not."""
-    from robustness.attack.recipes import RECIPES
-
-    status = {s.name: s for s in doctor(nltk_data, lexicons_dir, mlm)}
-    out = []
-    for name, info in RECIPES.items():
-        lacking = sorted(n for n in info.needs | {"textattack"} if not status[n].available)
-        reason = "ok" if not lacking else "; ".join(f"{n}: {status[n].detail}" for n in lacking)
-        out.append(RecipeStatus(name, not lacking, reason))
-    return out

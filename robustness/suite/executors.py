@@ -33,11 +33,12 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from robustness.schema.specs import RunSpec
 from robustness.suite import work
 from robustness.suite.dispatch import Outcome, TaskQueue
 from robustness.suite.plan import Task
+from robustness.suite.progress import Progress
 from robustness.suite.ray_engine import RayPool, own_ray_pool, run_on_ray
-from robustness.suite.specs import RunSpec
 
 __all__ = ["ENGINES", "Driver", "Progress", "RayPool", "default_workers", "execute"]
 
@@ -47,26 +48,6 @@ ENGINES = ("local", "ray")
 def default_workers() -> int:
     """The CPUs this process may use."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-
-
-class Progress:
-    """The suite-wide bar: examples done / total with ETA; status line ``worker: task`` per worker."""
-
-    def __init__(self, total: int, enabled: bool) -> None:
-        from tqdm.auto import tqdm
-
-        self.bar = tqdm(total=total, desc="attacks", unit="ex", disable=not enabled, smoothing=0.05)
-        self.tasks: dict[str, str] = {}
-
-    def event(self, worker: str, event: str, value: Any) -> None:
-        if event == "examples":
-            self.bar.update(value)
-        elif event == "task":
-            self.tasks[worker] = value
-            self.bar.set_postfix_str(" | ".join(f"w{i}: {t}" for i, t in enumerate(self.tasks.values())))
-
-    def close(self) -> None:
-        self.bar.close()
 
 
 class Driver:

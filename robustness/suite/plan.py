@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
-from robustness.suite.specs import RunSpec
+from robustness.schema.specs import RunSpec
 
 #: RunSpec fields that say how the model exits or what the attack aims at; runs that differ only in these
 #: share a task. (Fields a RunSpec lacks are ignored, so the grouping follows the spec as it grows.)
@@ -68,7 +68,7 @@ def attack_order(specs: Sequence[RunSpec]) -> list[int]:
     deletions, ...) are encoded a few layers at a time, resumed by every deeper run in small batches; run
     deepest-first, the first run encodes them in one all-layer pass and the others find their exits known.
     So: runs that read every layer (full depth, the slowdown goal) first, then each policy from its strictest
-    setting to its most lenient (:meth:`~robustness.models.settings.Setting.sort_key` reversed). The order
+    setting to its most lenient (:meth:`~robustness.schema.settings.Setting.sort_key` reversed). The order
     changes only how fast a task runs, never a record: every run's attack of an example is independent."""
     def key(j: int) -> tuple[bool, tuple[int, float]]:
         spec = specs[j]

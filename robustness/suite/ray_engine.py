@@ -22,7 +22,7 @@ from robustness.suite.dispatch import Event, Outcome, TaskQueue
 from robustness.suite.plan import Task
 
 if TYPE_CHECKING:
-    from robustness.suite.executors import Progress
+    from robustness.suite.progress import Progress
 
 #: the driver's environment variables a cluster's workers get (a local instance inherits the whole environment)
 _RAY_ENV = ("PYTHONPATH", "NLTK_DATA", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "OMP_NUM_THREADS")

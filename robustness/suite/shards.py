@@ -16,7 +16,6 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from robustness.attack.records import read_records, truncate_torn_tail, validate_record
 from robustness.attack.rundir import (
     RECORDS_FILE,
     RUN_FILE,
@@ -28,7 +27,8 @@ from robustness.attack.rundir import (
 from robustness.models.fingerprint import model_fingerprint
 from robustness.models.saved import saved_facts
 from robustness.provenance import read_json_object, utc_now, versions, write_json_atomic, write_text_atomic
-from robustness.suite.specs import RunSpec
+from robustness.schema.records import read_records, truncate_torn_tail, validate_record
+from robustness.schema.specs import RunSpec
 
 SHARD_DIR = "shards"
 

@@ -6,8 +6,9 @@ order. The stages before the attacks import torch only when they train or calibr
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -15,10 +16,12 @@ if TYPE_CHECKING:
     from robustness.data import Examples
 
 
-def locate_models(suite, out: Path, train: bool = True) -> dict[str, str]:
+def locate_models(suite, out: Path, train: bool = True, *, log: Callable[[str], Any] = print,
+                  progress: bool = True) -> dict[str, str]:
     """Where each model of the suite lives, training the missing ones into ``<out>/models/<id>`` (with
     ``train`` False, a missing model is a ValueError: parts of a job array must not train concurrently). The
-    suite was validated by :func:`~robustness.suite.validate.validate_suite`."""
+    suite was validated by :func:`~robustness.suite.validate.validate_suite`. ``log`` takes what the stages say
+    (every stage here; default ``print``), ``progress`` shows the training bar."""
     from robustness.models.train import TrainConfig, train_model
 
     dirs = {}
@@ -28,14 +31,14 @@ def locate_models(suite, out: Path, train: bool = True) -> dict[str, str]:
             continue
         target = out / "models" / model.id
         if (target / "train.json").is_file():
-            print(f"[bench] model {model.id}: already trained at {target}")
+            log(f"[bench] model {model.id}: already trained at {target}")
         elif not train:
             raise ValueError(f"model {model.id!r} is not trained yet; run `robustness bench SUITE --out {out} "
                              "--train-only` before the parts")
         else:
-            print(f"[bench] model {model.id}: training ({model.head}) into {target}")
+            log(f"[bench] model {model.id}: training ({model.head}) into {target}")
             options = {"dataset": suite.dataset, "data_dir": suite.data_dir, **model.train}
-            train_model(TrainConfig(out=str(target), head=model.head, **options), overwrite=True)
+            train_model(TrainConfig(out=str(target), head=model.head, **options), overwrite=True, progress=progress)
         dirs[model.id] = str(target)
     return dirs
 
@@ -49,7 +52,8 @@ def _split_and_sample(suite) -> tuple[Examples, list[int]]:
     return examples, sample.indices
 
 
-def clean_tables(suite, model_dirs: dict[str, str], fingerprints: dict[str, str], out: Path) -> pd.DataFrame | None:
+def clean_tables(suite, model_dirs: dict[str, str], fingerprints: dict[str, str], out: Path, *,
+                 log: Callable[[str], Any] = print) -> pd.DataFrame | None:
     """Each model's clean accuracy at its suite settings on the split's examples outside the attack sample,
     written to ``<out>/clean/<model_id>.csv`` with the model's fingerprint (``fingerprints``: model id -> the
     one the command computed before the attacks) and the excluded sample, and reused while both match (the
@@ -62,7 +66,7 @@ def clean_tables(suite, model_dirs: dict[str, str], fingerprints: dict[str, str]
 
     examples, sample = _split_and_sample(suite)
     if len(examples) <= len(sample):
-        print("[bench] no example outside the attack sample: the verdict measures clean accuracy on the sample")
+        log("[bench] no example outside the attack sample: the verdict measures clean accuracy on the sample")
         return None
     folder = out / "clean"
     folder.mkdir(parents=True, exist_ok=True)
@@ -77,7 +81,7 @@ def clean_tables(suite, model_dirs: dict[str, str], fingerprints: dict[str, str]
         fresh = (all(c in cached and set(cached[c]) == {v} for c, v in key.items())
                  and {s.label for s in settings} <= set(cached.get("setting", [])))
         if not fresh:
-            print(f"[bench] clean evaluation of {model.id} outside the attack sample")
+            log(f"[bench] clean evaluation of {model.id} outside the attack sample")
             net, tokenizer = load_model_and_tokenizer(model_dirs[model.id])
             cached = off_sample_table(net, tokenizer, examples, sample, settings,
                                       batch_size=suite.batch_size, max_length=suite.max_length)
@@ -88,10 +92,10 @@ def clean_tables(suite, model_dirs: dict[str, str], fingerprints: dict[str, str]
     return pd.concat(tables, ignore_index=True)
 
 
-def calibrate_thresholds(suite, model_dirs: dict[str, str]) -> None:
+def calibrate_thresholds(suite, model_dirs: dict[str, str], *, log: Callable[[str], Any] = print) -> None:
     """Calibrate the thresholds the suite's models reference (``calibrated``) but their calibration.json lacks,
     on the suite's split outside the attack sample (the whole split if nothing is left), and record them."""
-    from robustness.models.settings import calibrated_setting, read_calibration
+    from robustness.schema.settings import calibrated_setting, read_calibration
 
     split = None  # the split and the attack sample, loaded for the first model that needs them
     for model in suite.models:
@@ -105,7 +109,7 @@ def calibrate_thresholds(suite, model_dirs: dict[str, str]) -> None:
         from robustness.models.evaluate import accuracy_table, all_layer_logits, calibrate, off_sample_positions
         from robustness.models.pabee import load_model_and_tokenizer
 
-        print(f"[bench] calibrating {model.id} to {', '.join(targets)}")
+        log(f"[bench] calibrating {model.id} to {', '.join(targets)}")
         if split is None:
             split = _split_and_sample(suite)
         examples, sample = split
@@ -121,7 +125,8 @@ def calibrate_thresholds(suite, model_dirs: dict[str, str]) -> None:
                                                  for ref, s in matched.items()])
 
 
-def run_transfers(suite, model_dirs: dict[str, str], out: Path, command: str) -> None:
+def run_transfers(suite, model_dirs: dict[str, str], out: Path, command: str | None, *,
+                  log: Callable[[str], Any] = print) -> None:
     """Run the suite's transfers (each resumable) into ``<out>/transfers/<id>``, one model load and one layer
     cache per target model: the settings of a model replay the same texts, which are encoded once."""
     from robustness.attack.runner import run_is_complete
@@ -136,6 +141,6 @@ def run_transfers(suite, model_dirs: dict[str, str], out: Path, command: str) ->
         if spec.model_dir not in loaded:
             loaded[spec.model_dir] = (*load_model_and_tokenizer(spec.model_dir), LayerLogitsCache())
         model, tokenizer, cache = loaded[spec.model_dir]
-        print(f"[bench] transfer {i}/{len(specs)}: {spec.run_id}")
+        log(f"[bench] transfer {i}/{len(specs)}: {spec.run_id}")
         run_transfer(spec, out / "transfers" / spec.run_id, model=model, tokenizer=tokenizer, cache=cache,
                      command=command)

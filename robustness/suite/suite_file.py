@@ -14,8 +14,9 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-from robustness.models.settings import Setting, calibrated_setting, parse_setting
-from robustness.suite.specs import ModelSpec, SuiteSpec, VerdictOptions, parse_selector
+from robustness.schema.settings import Setting, calibrated_setting, parse_setting
+from robustness.schema.specs import VerdictOptions
+from robustness.suite.specs import ModelSpec, SuiteSpec, parse_selector
 
 __all__ = ["SAFE_ID", "check_id", "load_suite"]
 

@@ -11,7 +11,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from robustness.models.settings import check_setting_reachable
+from robustness.schema.settings import check_setting_reachable
 from robustness.suite.specs import ModelSpec, SuiteSpec
 from robustness.suite.suite_file import check_id
 

@@ -10,6 +10,7 @@ import pytest
 
 from robustness.attack import recipes
 from robustness.attack.recipes import RECIPES, Resources, build_attack
+from robustness.attack.recipes.availability import recipe_availability
 
 SHARED = Path(os.environ.get("ROBUSTNESS_SHARED", Path(__file__).resolve().parents[2].parent / "shared"))
 needs_shared = pytest.mark.skipif(not (SHARED / "lexicons").is_dir(), reason="shared resources absent")
@@ -189,3 +190,11 @@ def test_maximizing_recipes_are_not_offered() -> None:
     assert "input-reduction" not in RECIPES
     with pytest.raises(ValueError, match="unknown recipe 'input-reduction'"):
         build_attack("input-reduction", object())
+
+
+@needs_shared
+def test_recipe_availability_with_shared_resources() -> None:
+    got = {r.name: r for r in recipe_availability(SHARED / "nltk_data", SHARED / "lexicons")}
+    assert got["deepwordbug"].runnable and got["textfooler"].runnable and got["pso"].runnable
+    assert not got["bae"].runnable and "mlm" in got["bae"].reason
+    assert not got["bert-attack"].runnable

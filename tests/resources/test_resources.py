@@ -79,14 +79,6 @@ def test_doctor_reports_missing_resources(tmp_path: Path, monkeypatch: pytest.Mo
 
 
 @needs_shared
-def test_recipe_availability_with_shared_resources() -> None:
-    got = {r.name: r for r in doc.recipe_availability(SHARED / "nltk_data", SHARED / "lexicons")}
-    assert got["deepwordbug"].runnable and got["textfooler"].runnable and got["pso"].runnable
-    assert not got["bae"].runnable and "mlm" in got["bae"].reason
-    assert not got["bert-attack"].runnable
-
-
-@needs_shared
 def test_counter_fitted_embedding_cached_small_vocabulary(tmp_path: Path) -> None:
     emb = res.counter_fitted_embedding(SHARED / "lexicons", tmp_path, max_words=1500)
     matrix = emb.embedding_matrix

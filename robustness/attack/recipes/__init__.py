@@ -33,7 +33,7 @@ from robustness.attack.recipes.context import BuildContext, Resources
 from robustness.attack.recipes.greedy import TEXTFOOLER_STOPWORDS
 from robustness.resources.mlm import mlm_head_problem
 from robustness.resources.textattack_compat import import_textattack, quiet_textattack
-from robustness.suite.specs import check_goal
+from robustness.schema.specs import check_goal
 
 __all__ = ["RECIPES", "TEXTFOOLER_STOPWORDS", "RecipeInfo", "Resources", "build_attack", "check_recipe",
            "import_textattack"]

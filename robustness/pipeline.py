@@ -1,0 +1,167 @@
+"""A suite end to end (``rb.bench``, ``robustness bench``): validate, train what is missing, calibrate, plan,
+attack on the chosen engine, then transfers, clean tables, quality and the report; resumable, or one
+``part=(i, k)`` of its attacks (no report).
+
+The stages themselves live in :mod:`robustness.suite` (:mod:`~robustness.suite.stages`,
+:mod:`~robustness.suite.plan`, :mod:`~robustness.suite.executors`); this module chains them. What it has to say
+while it works goes to ``log`` (a callable taking one line, e.g. ``print``; default: nowhere).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from robustness.jobs import attack_resources, located
+
+__all__ = ["BenchResult", "bench"]
+
+PathLike = str | os.PathLike[str]
+
+
+@dataclasses.dataclass
+class BenchResult:
+    """What :func:`bench` wrote under ``out``: the suite's run directories (``runs/<run_id>``), its transfer
+    directories, and the report (None with ``train_only`` or a ``part``, which write no report)."""
+
+    out: Path
+    runs: list[Path]
+    transfers: list[Path]
+    report_md: Path | None = None
+    report_html: Path | None = None
+
+
+def _quiet(line: str) -> None:
+    """The default ``log``: says nothing."""
+
+
+def bench(suite: PathLike, *, out: PathLike, overwrite: bool = False, rerun_changed: bool = False,
+          lm: PathLike | None = None, workers: int | None = None, engine: str = "local", address: str | None = None,
+          part: str | tuple[int, int] | None = None, shard_size: int = 25, train_only: bool = False,
+          data_dir: PathLike | None = None, nltk_data: PathLike | None = None, lexicons: PathLike | None = None,
+          cache_dir: PathLike | None = None, mlm: PathLike | None = None, resources: PathLike | None = None,
+          progress: bool = False, command: str | None = None, log: Callable[[str], Any] | None = None
+          ) -> BenchResult:
+    """Run the suite file ``suite`` into ``out`` (see the module docstring). ``engine``: ``"local"`` (``workers``
+    processes, default: the CPUs available) or ``"ray"`` (``address``: a running cluster); ``part``: ``"i/k"`` or
+    ``(i, k)``; ``rerun_changed``: re-run runs whose model weights changed (the old run is moved aside);
+    ``lm``: the quality stage's causal LM when the suite asks for the stage. Paths not given come from the suite,
+    then the bundle (``resources``)."""
+    from robustness.suite.executors import RayPool, default_workers
+    from robustness.suite.plan import max_tasks, parse_part
+    from robustness.suite.suite_file import load_suite
+
+    log = log or _quiet
+    spec = load_suite(suite)
+    if isinstance(part, str):
+        part = parse_part(part)
+    elif part is not None:
+        part = parse_part(f"{part[0]}/{part[1]}")
+    paths, offline = located(resources, spec, data_dir=data_dir, nltk_data=nltk_data, lexicons=lexicons, mlm=mlm,
+                             lm=lm)
+    spec = dataclasses.replace(spec, data_dir=paths["data_dir"])
+    out = Path(out)
+    workers = workers or default_workers()
+    # With Ray, Ray starts first: its actors (fresh processes) import torch, transformers and TextAttack while
+    # this process imports what it needs, validates the suite, trains and plans. The pool closes when the
+    # attacks end.
+    stack = attack_resources(paths, cache_dir, offline, import_attack=False)
+    options = {"suite_file": Path(suite), "overwrite": overwrite, "rerun_changed": rerun_changed, "engine": engine,
+               "address": address, "shard_size": shard_size, "train_only": train_only, "mlm": paths["mlm"],
+               "progress": progress, "command": command, "log": log}
+    with contextlib.ExitStack() as exits:
+        pool = None
+        if engine == "ray" and not train_only:
+            bound = max_tasks(len(spec.models), len(spec.recipes), spec.n, shard_size, part)
+            pool = exits.enter_context(RayPool(stack, workers, address, max_actors=bound))
+        attacked = _attacks(spec, part, out, workers, stack, pool, options)
+    if attacked is None:  # train_only
+        return BenchResult(out=out, runs=[], transfers=[])
+    runs, model_dirs, fingerprints = attacked
+    run_dirs = [out / "runs" / s.run_id for s in runs]
+    if part is not None:
+        log(f"[bench] part {part[0]}/{part[1]} done; once every part is, `robustness bench {suite} --out {out}` "
+            "writes the report")
+        return BenchResult(out=out, runs=run_dirs, transfers=[])
+    return _after_attacks(spec, out, stack, model_dirs, fingerprints, run_dirs, paths["lm"], options)
+
+
+def _attacks(spec: Any, part: tuple[int, int] | None, out: Path, workers: int, stack: Any, pool: Any,
+             options: dict[str, Any]) -> tuple[list, dict[str, str], dict[str, str]] | None:
+    """Up to the attacks: validate, train (unless a part), calibrate, plan, execute. ``(runs, model_dirs,
+    fingerprints)`` (each model's, hashed once for the whole bench), or None with ``train_only``."""
+    from robustness.attack.rundir import reconcile_changed
+    from robustness.models.fingerprint import model_fingerprint
+    from robustness.resources.textattack_compat import import_textattack
+    from robustness.signals import signal_name
+    from robustness.suite import stages
+    from robustness.suite.executors import Driver, execute
+    from robustness.suite.plan import plan_tasks, select_part
+    from robustness.suite.shards import mark_interrupted, prepare_run
+    from robustness.suite.validate import validate_suite
+
+    log, command, suite_file = options["log"], options["command"], options["suite_file"]
+    try:
+        validate_suite(spec, out, overwrite=options["overwrite"], mlm=options["mlm"])
+    except ValueError as exc:  # one line naming the suite file, unless the problem already names it
+        message = str(exc)
+        raise ValueError(message if message.startswith(str(suite_file)) else f"{suite_file}: {message}") from None
+    if pool is not None:  # Ray is up (it started while this process validated) before anything is trained or written
+        pool.wait()
+    if options["engine"] != "ray":  # local workers are forked from this process; a Ray driver attacks nothing
+        import_textattack(stack.nltk_data, offline=stack.offline)
+    model_dirs = stages.locate_models(spec, out, train=part is None, log=log, progress=options["progress"])
+    if options["train_only"]:
+        return None
+    stages.calibrate_thresholds(spec, model_dirs, log=log)
+    fingerprints = {model_id: model_fingerprint(path) for model_id, path in model_dirs.items()}
+    # Recipe-major order: an interrupted suite leaves whole recipes compared across every setting.
+    runs = sorted(spec.run_specs(model_dirs), key=lambda s: spec.recipes.index(s.recipe))
+    for moved in reconcile_changed(out / "runs", {s.run_id: fingerprints[s.model_id] for s in runs},
+                                   options["rerun_changed"]):
+        log(f"[bench] model changed: old run moved to {moved}")
+    done = {s.run_id: prepare_run(s, out / "runs" / s.run_id, command, fingerprints[s.model_id]) for s in runs}
+    log(f"[bench] {sum(len(done[s.run_id]) >= s.n for s in runs)} of {len(runs)} runs already complete")
+    tasks = select_part(plan_tasks(runs, done, shard_size=options["shard_size"]), part)
+    driver = Driver(runs, out / "runs", done, command)
+    driver.complete_finished()
+    todo = [t for t in tasks if t.size]
+    log(f"[bench] {len(todo)} tasks ({sum(t.size for t in todo)} examples) on {options['engine']}"
+        + (f", part {part[0]}/{part[1]}" if part else ""))
+    try:
+        execute(todo, driver, stack, workers=workers, engine=options["engine"], address=options["address"],
+                progress=options["progress"], pool=pool)
+    except KeyboardInterrupt as exc:  # SIGINT/SIGTERM: unfinished runs say so, with their true record count
+        for run in runs:
+            mark_interrupted(out / "runs" / run.run_id, signal_name(exc))
+        raise
+    return runs, model_dirs, fingerprints
+
+
+def _after_attacks(spec: Any, out: Path, stack: Any, model_dirs: dict[str, str], fingerprints: dict[str, str],
+                   run_dirs: list[Path], lm: str | None, options: dict[str, Any]) -> BenchResult:
+    """Transfers, clean tables, quality (when the suite asks for it) and the report, once the attacks are done."""
+    from robustness.quality import load_lm, score_run
+    from robustness.report import write_report
+    from robustness.resources.textattack_compat import import_textattack
+    from robustness.suite import stages
+
+    log, command = options["log"], options["command"]
+    import_textattack(stack.nltk_data, offline=stack.offline)  # the transfers attack in this process
+    stages.run_transfers(spec, model_dirs, out, command, log=log)
+    # seconds: before the slow quality stage, so it survives a stop
+    clean = stages.clean_tables(spec, model_dirs, fingerprints, out, log=log)
+    if spec.quality:  # once every run is complete: the report reads each run's quality.jsonl
+        model, known = load_lm(lm), {}  # a text's perplexity is computed once for all runs
+        for run_dir in run_dirs:
+            log(f"[bench] quality: {run_dir.name}: {score_run(run_dir, model, known=known)} adversarial texts scored")
+    transfers = [out / "transfers" / t.run_id for t in spec.transfer_specs(model_dirs, out / "runs")]
+    sources = [out / "runs", *([out / "transfers"] if (out / "transfers").is_dir() else [])]
+    md, html = write_report(sources, out, provenance={"suite": str(options["suite_file"]), "command": command},
+                            verdict_options=spec.verdict, clean=clean, overwrite=options["overwrite"])
+    log(f"[bench] report: {md} and {html}")
+    return BenchResult(out=out, runs=run_dirs, transfers=transfers, report_md=md, report_html=html)

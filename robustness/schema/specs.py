@@ -1,0 +1,170 @@
+"""Run specs: what one attack run or one transfer computes, as frozen values with a stable id.
+
+A :class:`RunSpec` is one attack run (one model at one exit setting, one recipe, one dataset sample); a
+:class:`TransferSpec` replays a finished run's final texts against another model or setting. Each has a run id:
+a readable slug plus a short hash of what is computed (locations are left out), so the same spec always lands in
+the same directory (no timestamps in paths). :class:`VerdictOptions` say how a suite's verdict is reached; the
+goals an attack can pursue are :data:`GOALS`. A suite (:mod:`robustness.suite.specs`) expands into these specs,
+the attack stack (:mod:`robustness.attack`) executes them and the analysis reads what they wrote.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import re
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from robustness.schema.settings import Setting, parse_setting
+
+__all__ = ["GOALS", "RunSpec", "TransferSpec", "VerdictOptions", "check_goal", "setting_order"]
+
+#: What an attack optimises: flip the prediction at the exit, or push the exit deeper (robustness.attack.goals).
+GOALS = ("accuracy", "slowdown")
+
+#: Fields that say *where* things are, not *what* is computed: kept out of the run hash.
+_LOCATION_FIELDS = ("model_dir", "data_dir")
+#: The same for a transfer: kept out of the transfer's hash.
+_TRANSFER_LOCATIONS = ("source_run", "model_dir")
+
+
+def setting_order(labels: Any) -> list[str]:
+    """Unique setting labels in display order: patience ascending, entropy, maxprob, ``full`` last."""
+    return sorted(set(labels), key=lambda label: parse_setting(label).sort_key())
+
+
+def check_goal(goal: str, goal_target: int | None = None, keep_prediction: bool = False) -> None:
+    """``ValueError`` for an unknown goal, or options that only the slowdown goal takes."""
+    if goal not in GOALS:
+        raise ValueError(f"goal must be one of {', '.join(GOALS)}, got {goal!r}")
+    if goal != "slowdown" and (goal_target is not None or keep_prediction):
+        raise ValueError("goal_target and keep_prediction apply only to the slowdown goal")
+    if goal_target is not None and (isinstance(goal_target, bool) or not isinstance(goal_target, int)
+                                    or goal_target < 1):
+        raise ValueError(f"goal_target must be an exit layer >= 1, got {goal_target!r}")
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One attack run: one model at one exit setting, one recipe, one dataset sample. ``setting`` is any
+    form :func:`parse_setting` reads and is stored as its canonical label (``"patience:2"``, ``"full"``)."""
+
+    model_id: str
+    model_dir: str
+    recipe: str
+    dataset: str
+    setting: str = "full"
+    split: str = "validation"
+    n: int = 100
+    seed: int = 0
+    query_budget: int | None = None
+    batch_size: int = 32
+    max_length: int = 128
+    stock: bool = False
+    data_dir: str | None = None
+    goal: str = "accuracy"
+    goal_target: int | None = None  # slowdown: the exit layer to reach (None = L)
+    keep_prediction: bool = False  # slowdown: the exit prediction must stay the original text's
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "setting", parse_setting(self.setting).label)
+        check_goal(self.goal, self.goal_target, self.keep_prediction)
+        if self.n < 1:
+            raise ValueError(f"n must be >= 1, got {self.n}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.query_budget is not None and self.query_budget < 1:
+            raise ValueError(f"query_budget must be >= 1, got {self.query_budget}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @property
+    def exit_setting(self) -> Setting:
+        return parse_setting(self.setting)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunSpec:
+        """From ``to_dict`` output or a spec.json; one written before settings existed (``patience``: an int
+        or null) is read as that patience setting."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        values = {k: v for k, v in data.items() if k in names}
+        if "setting" not in data and "patience" in data:
+            values["setting"] = parse_setting(data["patience"]).label
+        return cls(**values)
+
+    def content_hash(self) -> str:
+        """Hash of what is computed. Patience and full settings hash as the former ``patience`` field did, and
+        the goal fields enter only when they differ from the accuracy goal, so run ids made before settings
+        and goals existed stay the same."""
+        content = {k: v for k, v in self.to_dict().items() if k not in _LOCATION_FIELDS}
+        if self.goal == "accuracy":
+            for name in ("goal", "goal_target", "keep_prediction"):
+                del content[name]
+        setting = self.exit_setting
+        if setting.policy in ("patience", "full"):
+            del content["setting"]
+            content["patience"] = setting.value
+        return hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:6]
+
+    @property
+    def run_id(self) -> str:
+        """``<model>-<setting slug>_<recipe>[-slowdown]_<dataset>_<hash>``, e.g.
+        ``pabee-minilm-p3_textfooler_sst2_3f2a1c`` or ``pabee-minilm-ent0-35_textfooler-slowdown_sst2_9b1e0d``."""
+        dataset = _slug(self.dataset.split("/")[-1])
+        model = f"{_slug(self.model_id)}-{_slug(self.exit_setting.slug)}"
+        recipe = _slug(self.recipe) + ("" if self.goal == "accuracy" else f"-{self.goal}")
+        return f"{model}_{recipe}_{dataset}_{self.content_hash()}"
+
+
+@dataclass(frozen=True)
+class VerdictOptions:
+    """How a suite's verdict is reached (``[verdict]`` in the suite): non-inferiority ``margin`` on clean accuracy
+    (a fraction: 0.01 = 1 point), minimum paired ``min_n``, significance level ``alpha``, and an optional
+    pre-registered ``setting`` (``"patience:3"``; a plain integer means patience)."""
+
+    margin: float = 0.01
+    min_n: int = 100
+    alpha: float = 0.05
+    setting: str | None = None
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.margin < 1:
+            raise ValueError(f"verdict margin must be a fraction in [0, 1), got {self.margin}")
+        if self.min_n < 1:
+            raise ValueError(f"verdict min_n must be >= 1, got {self.min_n}")
+        if not 0 < self.alpha < 1:
+            raise ValueError(f"verdict alpha must be in (0, 1), got {self.alpha}")
+        if self.setting is not None:
+            object.__setattr__(self, "setting", parse_setting(self.setting).label)
+
+
+@dataclass(frozen=True)
+class TransferSpec:
+    """Replay run ``source_run`` (a finished attack run directory) against ``model_dir`` at ``setting``
+    (executed by :func:`robustness.attack.transfer.run_transfer`)."""
+
+    source_run: str
+    source_run_id: str
+    model_id: str
+    model_dir: str
+    setting: str = "full"
+    batch_size: int = 32
+    max_length: int = 128
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "setting", parse_setting(self.setting).label)
+
+    @property
+    def run_id(self) -> str:
+        """``<target model>-<setting slug>_from_<source run id>_<hash>``."""
+        content = {k: v for k, v in asdict(self).items() if k not in _TRANSFER_LOCATIONS}
+        digest = hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:6]
+        model = _slug(f"{self.model_id}-{parse_setting(self.setting).slug}")
+        return f"{model}_from_{self.source_run_id}_{digest}"

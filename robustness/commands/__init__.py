@@ -97,8 +97,11 @@ def cmd_evaluate(args: argparse.Namespace, command: str) -> int:
 
 
 def cmd_attack(args: argparse.Namespace, command: str) -> int:
-    from robustness.suite.specs import RunSpec
+    from robustness.suite.specs import RunSpec, check_goal
 
+    if args.goal != "slowdown" and args.slowdown_score != "exit":  # before any model or resource is loaded
+        raise ValueError(f"--slowdown-score {args.slowdown_score} needs --goal slowdown")
+    check_goal(args.goal, args.goal_target, args.keep_prediction, args.slowdown_score)
     setting = setting_arg(args)
     args = located(args)
     resources = attack_resources(args)

@@ -204,3 +204,25 @@ def test_a_waffle_guided_slowdown_run_records_its_score(model, minilm_tokenizer,
     for r in records:  # the goal is still the exit layer: success means reaching layer 4
         assert (r["result"] == "succeeded") == (r["adv_exit_layer"] == 4)
         assert (r["result"] == "skipped") == (r["orig_exit_layer"] == 4)
+
+
+def test_the_cli_refuses_a_slowdown_score_without_the_slowdown_goal(tmp_path, capsys):
+    from robustness.cli import main
+
+    base = ["attack", "--model", str(tmp_path / "none"), "--recipe", "pwws", "--out", str(tmp_path / "run")]
+    assert main([*base, "--slowdown-score", "waffle"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "robustness attack: error: --slowdown-score waffle needs --goal slowdown"
+    with pytest.raises(SystemExit):
+        main([*base, "--goal", "slowdown", "--slowdown-score", "uniform"])  # argparse: not a choice
+
+
+def test_bench_refuses_a_slowdown_score_for_a_suite_without_slowdown_runs(tmp_path, capsys):
+    from robustness.cli import main
+
+    suite = tmp_path / "s.toml"
+    suite.write_text('[suite]\nname="s"\ndataset="sst2"\nrecipes=["pwws"]\n[[models]]\nid="p"\n')
+    assert main(["bench", str(suite), "--out", str(tmp_path / "out"), "--slowdown-score", "waffle"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("robustness bench: error: --slowdown-score needs a suite with slowdown runs")
+    assert "\n" not in err and str(suite) in err

@@ -178,6 +178,8 @@ def test_slowdown_score_leaves_exit_run_ids_unchanged_and_names_other_scores():
     assert RunSpec.from_dict(written) == old and RunSpec.from_dict(written).slowdown_score == "exit"
     waffle, oavg = spec(goal="slowdown", slowdown_score="waffle"), spec(goal="slowdown", slowdown_score="oavg")
     assert "_textfooler-slowdown-waffle_sst2_" in waffle.run_id and "_textfooler-slowdown-oavg_sst2_" in oavg.run_id
+    assert RunSpec(model_id="pabee-minilm", model_dir="/m", recipe="textfooler", dataset="glue/sst2",  # the docstring's
+                   setting="patience:2", goal="slowdown", slowdown_score="waffle").run_id.endswith("waffle_sst2_5ce146")
     assert len({waffle.content_hash(), oavg.content_hash(), spec(goal="slowdown").content_hash()}) == 3
     assert RunSpec.from_dict(waffle.to_dict()) == waffle
     for bad, message in ((dict(slowdown_score="waffle"), "only to the slowdown goal"),

@@ -160,6 +160,7 @@ def plot_efficiency_left(summary: pd.DataFrame) -> Figure:
         ax.axhline(1.0, color="grey", linewidth=0.8, linestyle=":")
         ax.set_ylim(min(-0.05, float(rows["efficiency_gain_left"].min()) - 0.05), 1.1)
         ax.set_title(f"{recipe} on {dataset}")
+    _legend(fig, axes)  # which line is which model, goal and slowdown score
     return fig
 
 

@@ -204,6 +204,14 @@ def test_a_waffle_guided_slowdown_run_records_its_score(model, minilm_tokenizer,
     for r in records:  # the goal is still the exit layer: success means reaching layer 4
         assert (r["result"] == "succeeded") == (r["adv_exit_layer"] == 4)
         assert (r["result"] == "skipped") == (r["orig_exit_layer"] == 4)
+    # replayed elsewhere, the texts keep the name of the score that found them
+    from robustness.attack.transfer import TransferSpec, run_transfer
+
+    replay = TransferSpec(source_run=str(run_dir), source_run_id=spec.run_id, model_id="four", model_dir="four",
+                          setting="patience:2")
+    out = run_transfer(replay, tmp_path / "replay", model=model, tokenizer=minilm_tokenizer)
+    replayed = read_records(out / "records.jsonl")
+    assert len(replayed) == 6 and {(r["goal"], r["slowdown_score"]) for r in replayed} == {("slowdown", "waffle")}
 
 
 def test_the_cli_refuses_a_slowdown_score_without_the_slowdown_goal(tmp_path, capsys):

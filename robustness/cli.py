@@ -101,6 +101,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--goal-target", type=int, help="slowdown: the exit layer to reach (default L)")
     p.add_argument("--keep-prediction", action="store_true",
                    help="slowdown: the exit prediction must stay the original text's (pure slowdown)")
+    p.add_argument("--slowdown-score", choices=["exit", "waffle", "oavg"], default="exit",
+                   help="slowdown: what guides the search -- exit (exit layer + closeness to not firing), waffle "
+                        "(every exit toward uniform, WAFFLE) or oavg (mean 1 - p[label]); the goal is the same")
     p.add_argument("--out", required=True, help="run directory (resumed if it exists)")
     p.add_argument("--overwrite", action="store_true",
                    help="start afresh in --out, replacing a run there (another run's, or one made by other weights)")
@@ -131,6 +134,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--part", help="only part i of k of the suite's tasks (i/k, for job arrays); writes no report")
     p.add_argument("--shard-size", type=int, default=25, help="examples per task (default %(default)s)")
     p.add_argument("--train-only", action="store_true", help="train the suite's missing models, then stop")
+    p.add_argument("--slowdown-score", action="append", choices=["exit", "waffle", "oavg"],
+                   help="the slowdown runs' search score, replacing the suite's slowdown_score (repeatable: one "
+                        "slowdown run per score)")
     _add_data_args(p)
     _add_resource_args(p)
 

@@ -33,6 +33,12 @@ def slowdown_section(summary: pd.DataFrame, exits: pd.DataFrame) -> list[tuple[s
               "Slowdown success = share of attacked examples whose exit reaches the target (WAFFLE); efficiency "
               "gain left = (L / mean exit under attack − 1) / (L / mean clean exit − 1) (SAME reports 1 − this)."),
         ("list", slowdown_findings(summary)), ("table", view(summary[same], "slowdown")),
+        ("p", "Efficacy (DeepSloth / WAFFLE) = normalised area under the cumulative distribution of exit layers: 1 "
+              "when every example exits at layer 1, 0 when every example runs all L layers; a slowdown attack lowers "
+              "it. Clean texts against the final texts (adversarial where attacked), over all examples and split by "
+              "attack outcome as WAFFLE reports it; a skipped example keeps its clean exit. Score = what guided a "
+              "slowdown run's search (exit, waffle or oavg; robustness/attack/goals.py)."),
+        ("table", view(summary[same], "efficacy")),
         figure_block("slowdown_exits", "Exit-layer distributions of the slowdown runs, clean vs slowdown-attacked "
                      "texts (attacked examples).", plots.plot_exit_histograms(exits[exits["goal"] == "slowdown"]))]
     if summary.loc[summary["head"] != "full", "efficiency_gain_left"].notna().any():

@@ -19,8 +19,8 @@ from robustness.analysis.tables import VIEWS, format_value, markdown_table, tabl
 from robustness.schema.specs import setting_order
 
 __all__ = [
-    "KEY", "VIEWS", "Run", "exit_table", "find_runs", "flip_table", "format_value", "load_run", "load_runs",
-    "markdown_table", "run_metrics", "slowdown_metrics", "spec_setting", "summarize", "table_files",
+    "KEY", "VIEWS", "Run", "efficacy_columns", "exit_table", "find_runs", "flip_table", "format_value", "load_run",
+    "load_runs", "markdown_table", "run_metrics", "slowdown_metrics", "spec_setting", "summarize", "table_files",
     "validate_runs", "view", "write_tables",
 ]
 
@@ -88,7 +88,17 @@ def slowdown_metrics(records: pd.DataFrame, num_layers: int, target: int) -> dic
         "efficiency_gain_left": m.efficiency_gain_left(num_layers, clean_mean, final_mean),
         "accuracy_at_exit": m.accuracy_at_exit(list(records["orig_pred"]), list(records["adv_pred"]),
                                                list(records["label"])),
+        **efficacy_columns(records, num_layers),
     }
+
+
+def efficacy_columns(records: pd.DataFrame, num_layers: int) -> dict[str, float]:
+    """``clean_efficacy_<outcome>`` and ``final_efficacy_<outcome>`` for outcome all, succeeded, failed and
+    skipped (:func:`robustness.analysis.metrics.efficacy_by_outcome`)."""
+    table = m.efficacy_by_outcome(list(records["result"]), list(records["orig_exit_layer"]),
+                                  list(records["adv_exit_layer"]), num_layers)
+    return {f"{side}_efficacy_{outcome}": pair[i] for outcome, pair in table.items()
+            for i, side in enumerate(("clean", "final"))}
 
 
 def summarize(runs: Sequence[Run]) -> pd.DataFrame:
@@ -104,7 +114,8 @@ def summarize(runs: Sequence[Run]) -> pd.DataFrame:
     for run in runs:
         spec = run.spec
         row: dict[str, Any] = {k: spec.get(k) for k in KEY}
-        row.update(setting=run.setting, goal=run.goal, stock=bool(spec.get("stock", False)), num_layers=run.num_layers,
+        row.update(setting=run.setting, goal=run.goal, slowdown_score=run.slowdown_score,
+                   stock=bool(spec.get("stock", False)), num_layers=run.num_layers,
                    split=spec.get("split"), seed=spec.get("seed"), n_requested=spec.get("n"),
                    query_budget=spec.get("query_budget"), run_id=run.run_id, complete=run.complete)
         row.update(run_metrics(run.records, run.num_layers, seed=int(spec.get("seed") or 0), target=run.goal_target))
@@ -114,7 +125,7 @@ def summarize(runs: Sequence[Run]) -> pd.DataFrame:
     df = pd.DataFrame(rows)
     ranks = {label: i for i, label in enumerate(setting_order(df["setting"]))}
     order = df.assign(_base=df["head"] != "full", _p=df["setting"].map(ranks))
-    order = order.sort_values(["dataset", "recipe", "_base", "model_id", "_p", "goal"])
+    order = order.sort_values(["dataset", "recipe", "_base", "model_id", "_p", "goal", "slowdown_score"])
     return df.loc[order.index].reset_index(drop=True)
 
 

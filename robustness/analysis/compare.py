@@ -230,7 +230,9 @@ def slowdown_findings(summary: pd.DataFrame) -> list[str]:
             out.append(f"{where}: every example exits at layer {int(row['goal_target'])} or later on clean text "
                        f"already (mean {row['clean_mean_exit_all']:.2f}): there is no efficiency gain to attack.")
             continue
-        text = (f"{where}: the slowdown attack "
+        score = row.get("slowdown_score")
+        guided = f" ({score} score)" if isinstance(score, str) and score != "exit" else ""
+        text = (f"{where}: the slowdown attack{guided} "
                 f"brings {_pct(row['slowdown_success_rate'])} of the attacked examples to layer "
                 f"{int(row['goal_target'])}; the mean exit over all {int(row['n'])} examples goes from "
                 f"{row['clean_mean_exit_all']:.2f} to {row['final_mean_exit_all']:.2f} "

@@ -121,7 +121,9 @@ def efficacy(exits: Sequence[int], num_layers: int) -> float:
         efficacy = 1/(L−1) · Σ_{l=1}^{L−1} F(l),   F(l) = fraction of examples exiting at a layer ≤ l.
 
     All exits at L give 0, all at layer 1 give 1; it equals (L − mean exit)/(L − 1). NaN when L = 1 or
-    there are no exits. A slowdown attack lowers it."""
+    there are no exits. A slowdown attack lowers it. WAFFLE's code (``attack_exit.efficacy``) integrates the
+    CDF over L + 1 points (a zero for "layer 0", then F(1)..F(L)) with the trapezoid rule on x = 1/(L+1)..1,
+    which gives ((L − 1)·efficacy + 1/2) / (L + 1): 1/(2(L + 1)) rather than 0 when every exit is at L."""
     array = _exits(exits, num_layers)
     if num_layers < 2 or not array.size:
         return NAN
@@ -131,6 +133,27 @@ def efficacy(exits: Sequence[int], num_layers: int) -> float:
 # --- slowdown (efficiency) ------------------------------------------------------------------------------------
 # Over all n examples, an example's *final* exit is its adversarial text's exit when it was attacked and its
 # clean exit when it was skipped (already at the target, or already misclassified by an accuracy attack).
+
+
+OUTCOMES = ("all", "succeeded", "failed", "skipped")
+
+
+def efficacy_by_outcome(results: Sequence[str], orig_exits: Sequence[int], adv_exits: Sequence[int | None],
+                        num_layers: int) -> dict[str, tuple[float, float]]:
+    """WAFFLE's efficacy table: per outcome in :data:`OUTCOMES` (all n examples, then those the attack
+    succeeded on, failed on, skipped), ``(clean, final)`` = :func:`efficacy` of the clean texts' exits and of the
+    final texts' exits (the adversarial text where the example was attacked, else the clean one, so a skipped
+    example's two are equal). NaN for an outcome with no examples."""
+    if not len(results) == len(orig_exits) == len(adv_exits):
+        raise ValueError("results, orig_exits and adv_exits differ in length")
+    _results(results)
+    outcome = np.asarray(results, dtype=object)
+    clean, final = np.asarray(orig_exits, dtype=float), final_exits(orig_exits, adv_exits)
+    out = {}
+    for name in OUTCOMES:
+        chosen = np.ones(len(outcome), dtype=bool) if name == "all" else outcome == name
+        out[name] = (efficacy(clean[chosen], num_layers), efficacy(final[chosen], num_layers))
+    return out
 
 
 def final_exits(orig_exits: Sequence[int], adv_exits: Sequence[int | None]) -> np.ndarray:

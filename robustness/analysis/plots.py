@@ -142,9 +142,13 @@ def plot_cost_vs_setting(summary: pd.DataFrame) -> Figure:
 
 def plot_efficiency_left(summary: pd.DataFrame) -> Figure:
     """Efficiency gain left after the attack, (L / mean exit under attack − 1) / (L / mean clean exit − 1),
-    against the exit setting, one panel per (dataset, recipe) and one line per (model, goal): a slowdown
-    attack drives it towards 0, an accuracy attack should leave it near 1. Early-exit settings only."""
+    against the exit setting, one panel per (dataset, recipe) and one line per (model, goal; slowdown score other
+    than ``exit`` in brackets): a slowdown attack drives it towards 0, an accuracy attack should leave it near 1.
+    Early-exit settings only."""
     _check(summary, ["dataset", "recipe", "head", "model_id", "setting", "goal", "efficiency_gain_left"])
+    scores = summary["slowdown_score"] if "slowdown_score" in summary else pd.Series(None, index=summary.index)
+    summary = summary.assign(goal=[g if s is None or s != s or s == "exit" else f"{g} ({s})"
+                                   for g, s in zip(summary["goal"], scores, strict=True)])
     rows_all = summary[(summary["head"] != "full") & summary["efficiency_gain_left"].notna()]
     _check(rows_all, [])
     order = setting_order(rows_all["setting"])
@@ -156,6 +160,7 @@ def plot_efficiency_left(summary: pd.DataFrame) -> Figure:
         ax.axhline(1.0, color="grey", linewidth=0.8, linestyle=":")
         ax.set_ylim(min(-0.05, float(rows["efficiency_gain_left"].min()) - 0.05), 1.1)
         ax.set_title(f"{recipe} on {dataset}")
+    _legend(fig, axes)  # which line is which model, goal and slowdown score
     return fig
 
 

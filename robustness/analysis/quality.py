@@ -46,7 +46,8 @@ def quality_table(runs: Sequence[Run]) -> pd.DataFrame:
         if scored.empty:
             continue
         row = {k: run.spec.get(k) for k in KEY}
-        row.update(setting=run.setting, stock=bool(run.spec.get("stock", False)), run_id=run.run_id,
+        row.update(setting=run.setting, slowdown_score=run.slowdown_score, stock=bool(run.spec.get("stock", False)),
+                   run_id=run.run_id,
                    quality_n=len(scored), ppl_ratio_mean=float(scored["ppl_ratio"].mean()),
                    similarity_mean=float(scored["similarity"].mean()),
                    orig_perplexity_mean=float(scored["orig_perplexity"].mean()),

@@ -18,7 +18,7 @@ from robustness.schema.rundir import RECORDS_FILE, check_record_count, is_run_di
 __all__ = ["KEY", "Run", "find_runs", "load_run", "load_runs", "spec_setting", "validate_runs"]
 
 #: What makes a setting: a stock-recipe run and an offline run of the same setting are two settings.
-KEY = ["model_id", "head", "setting", "goal", "recipe", "dataset", "stock"]
+KEY = ["model_id", "head", "setting", "goal", "slowdown_score", "recipe", "dataset", "stock"]
 
 
 @dataclass
@@ -52,12 +52,19 @@ class Run:
         """Short readable run name, e.g. ``pabee-minilm patience:2 textfooler`` (``(stock)`` appended)."""
         stock = " (stock)" if self.spec.get("stock") else ""
         goal = "" if self.goal == "accuracy" else f" {self.goal}"
+        goal += "" if self.slowdown_score in (None, "exit") else f" ({self.slowdown_score})"
         return f"{self.spec['model_id']} {self.setting} {self.spec['recipe']}{goal}{stock}"
 
     @property
     def goal(self) -> str:
         """``accuracy`` (also for runs made before goals existed) or ``slowdown``."""
         return str(self.spec.get("goal") or "accuracy")
+
+    @property
+    def slowdown_score(self) -> str | None:
+        """The score that guided a slowdown run's search (``exit`` for runs made before scores existed); None
+        for accuracy runs."""
+        return str(self.spec.get("slowdown_score") or "exit") if self.goal == "slowdown" else None
 
     @property
     def goal_target(self) -> int:
@@ -131,7 +138,8 @@ def validate_runs(runs: Sequence[Run]) -> None:
                     raise ValueError(f"runs {seen[1]} and {run.run_id} map example {example_id} to different "
                                      f"{dataset} examples ({seen[0]} vs {index})")
     keys = pd.DataFrame([{**{k: r.spec.get(k) for k in KEY}, "setting": r.setting, "goal": r.goal,
-                          "stock": bool(r.spec.get("stock", False)), "run_id": r.run_id} for r in runs])
+                          "slowdown_score": r.slowdown_score, "stock": bool(r.spec.get("stock", False)),
+                          "run_id": r.run_id} for r in runs])
     dup = keys[keys.astype(str).duplicated(KEY, keep=False)]
     if len(dup):
         raise ValueError(f"several runs share a setting, pass run directories explicitly: {', '.join(dup['run_id'])}")

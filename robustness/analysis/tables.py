@@ -33,11 +33,22 @@ VIEWS: dict[str, list[tuple[str, str]]] = {
         ("adv_efficacy", "adv efficacy"),
     ],
     "slowdown": _SETTING + [
-        ("n", "n"), ("num_layers", "L"), ("goal_target", "target"), ("clean_mean_exit_all", "clean exit"),
+        ("slowdown_score", "score"), ("n", "n"), ("num_layers", "L"), ("goal_target", "target"),
+        ("clean_mean_exit_all", "clean exit"),
         ("final_mean_exit_all", "exit under attack"), ("mean_exit_increase", "exit increase"),
         ("slowdown_success_rate", "slowdown success"), ("efficiency_gain_left", "efficiency gain left"),
         ("accuracy_at_exit", "acc at exit"), ("mean_query_exit_layer", "query exit layer"),
         ("mean_layers_computed", "deployed layers"),
+    ],
+    # WAFFLE's efficacy split by attack outcome; "under attack" = the final text (adversarial where attacked)
+    "efficacy": _SETTING + [
+        ("slowdown_score", "score"), ("num_layers", "L"), ("n", "n"), ("clean_efficacy_all", "clean, all"),
+        ("final_efficacy_all", "under attack, all"),
+        ("succeeded", "succeeded"), ("clean_efficacy_succeeded", "clean, succeeded"),
+        ("final_efficacy_succeeded", "under attack, succeeded"),
+        ("failed", "failed"), ("clean_efficacy_failed", "clean, failed"),
+        ("final_efficacy_failed", "under attack, failed"),
+        ("skipped", "skipped"), ("clean_efficacy_skipped", "clean = under attack, skipped"),
     ],
     "overthinking": _SETTING + [
         ("clean_destructive", "clean destructive"), ("clean_destructive_of_wrong", "clean destructive / wrong"),

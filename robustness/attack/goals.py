@@ -20,6 +20,22 @@ so a deeper exit always scores higher, and within one exit layer greedy search c
 * When the rule never fired (every example that reaches layer L this way) or the setting is ``full`` or the
   model has one head, ``c = 1``: the score is 1.
 
+**Other scores** (``--slowdown-score``; the goal below is the same for all, only the search guidance differs),
+from the softmax ``p_l`` of every internal classifier l = 1..H (H = L, or 1 for a single head), C classes:
+
+* ``waffle`` -- WAFFLE's objective (Coalson et al. 2023, "ours"): push every internal classifier toward the
+  uniform distribution ``u``::
+
+      score(x) = 1/H · Σ_l (1 − ‖p_l − u‖₁ / D_C),   D_C = max_p ‖p − u‖₁ = 2(C − 1)/C (at a one-hot p)
+
+  so each term is 1 at uniform and 0 at one-hot for every C. WAFFLE's code
+  (``MultiexitUntargetedClassification._get_ours_score``) divides by ``C − 1`` instead; that is the same for
+  C = 2 (D_2 = 1) and, for C > 2, an increasing affine map of ours (theirs = 1 − (2/C)(1 − ours)), so it ranks
+  texts the same way but scores a one-hot classifier 1 − 2/C instead of 0. Like WAFFLE, every classifier
+  counts, before and after the exit.
+* ``oavg`` -- WAFFLE's "oavg" baseline: ``1/H · Σ_l (1 − p_l[y])`` with ``y`` the gold label (push every
+  internal classifier away from the right answer).
+
 **Goal**: the exit layer reaches ``target`` (default L). With ``keep_prediction`` (a pure slowdown) the exit
 prediction must also stay the original text's; a text that changes it scores −1 and never completes the goal.
 Texts that already exit at or after the target are skipped (TextAttack semantics).
@@ -37,7 +53,7 @@ from robustness.resources.textattack_compat import import_textattack
 from robustness.schema.settings import Setting, parse_setting
 from robustness.schema.specs import check_goal
 
-__all__ = ["SlowdownGoalFunction", "slowdown_score"]
+__all__ = ["SlowdownGoalFunction", "oavg_score", "slowdown_score", "waffle_score"]
 
 
 def _closeness(layer_logits: torch.Tensor, setting: Setting, exit_layer: int) -> float:
@@ -77,6 +93,33 @@ def slowdown_score(layer_logits: torch.Tensor | np.ndarray, setting: Any, num_la
     return exit_layer, min(max(score, 0.0), 1.0)
 
 
+def _probabilities(layer_logits: torch.Tensor | np.ndarray) -> np.ndarray:
+    """Softmax ``[H, C]`` (float64) of per-layer logits ``[H, C]``; ``ValueError`` unless C >= 2."""
+    logits = np.asarray(layer_logits, dtype=np.float64)
+    if logits.ndim != 2 or logits.shape[0] < 1 or logits.shape[1] < 2:
+        raise ValueError(f"slowdown scores need per-layer logits [layers, classes >= 2], got shape {logits.shape}")
+    shifted = np.exp(logits - logits.max(axis=1, keepdims=True))
+    return shifted / shifted.sum(axis=1, keepdims=True)
+
+
+def waffle_score(layer_logits: torch.Tensor | np.ndarray) -> float:
+    """WAFFLE's slowdown score of one text from its per-layer logits ``[H, C]``: the mean over the H internal
+    classifiers of ``1 − ‖p_l − u‖₁ / (2(C − 1)/C)`` (1: every classifier uniform, 0: every one one-hot; see
+    the module docstring for how WAFFLE's code normalises)."""
+    probs = _probabilities(layer_logits)
+    classes = probs.shape[1]
+    distance = np.abs(probs - 1.0 / classes).sum(axis=1)
+    return float(np.clip(1.0 - distance * classes / (2.0 * (classes - 1)), 0.0, 1.0).mean())
+
+
+def oavg_score(layer_logits: torch.Tensor | np.ndarray, label: int) -> float:
+    """WAFFLE's ``oavg`` score of one text: the mean over the H internal classifiers of ``1 − p_l[label]``."""
+    probs = _probabilities(layer_logits)
+    if not 0 <= int(label) < probs.shape[1]:
+        raise ValueError(f"label {label} is not one of the model's {probs.shape[1]} classes")
+    return float((1.0 - probs[:, int(label)]).mean())
+
+
 ClassificationGoalFunction = import_textattack().goal_functions.ClassificationGoalFunction
 
 
@@ -85,13 +128,15 @@ class SlowdownGoalFunction(ClassificationGoalFunction):
 
     ``model_wrapper`` is a :class:`~robustness.attack.wrapper.PabeeModelWrapper`; the exit and the score
     come from its logits of every layer (the score reads them all: a scored text runs all L layers, once).
-    Other arguments are TextAttack's ``GoalFunction`` options."""
+    ``score`` picks the search guidance (``exit``, ``waffle`` or ``oavg``, module docstring); the goal is the
+    same for all. Other arguments are TextAttack's ``GoalFunction`` options."""
 
     def __init__(self, model_wrapper: Any, target: int | None = None, keep_prediction: bool = False,
-                 **kwargs: Any) -> None:
+                 score: str = "exit", **kwargs: Any) -> None:
         super().__init__(model_wrapper, **kwargs)
         num_layers = int(model_wrapper.num_layers)
-        check_goal("slowdown", target, keep_prediction)
+        check_goal("slowdown", target, keep_prediction, score)
+        self.score = score
         if target is not None and target > num_layers:
             raise ValueError(f"slowdown target {target} is deeper than the model's {num_layers} layers")
         self.target = num_layers if target is None else target
@@ -105,6 +150,10 @@ class SlowdownGoalFunction(ClassificationGoalFunction):
     def _exit_and_score(self, model_output: Any, attacked_text: Any) -> tuple[int, float, bool]:
         layer_logits = self.model.layer_logits([attacked_text.tokenizer_input])[:, 0]
         exit_layer, score = slowdown_score(layer_logits, self.model.setting, self.model.num_layers)
+        if self.score == "waffle":
+            score = waffle_score(layer_logits)
+        elif self.score == "oavg":
+            score = oavg_score(layer_logits, self.ground_truth_output)
         kept = not self.keep_prediction or int(model_output.argmax()) == self._original_pred
         return exit_layer, score, kept
 
@@ -117,4 +166,4 @@ class SlowdownGoalFunction(ClassificationGoalFunction):
         return score if kept else -1.0
 
     def extra_repr_keys(self) -> list[str]:
-        return ["target", "keep_prediction"]
+        return ["target", "keep_prediction", "score"]

@@ -59,7 +59,7 @@ def _build_attack(spec: RunSpec, wrapper: PabeeModelWrapper, resources: Any, sha
     return build_attack(spec.recipe, wrapper, resources=resources, stock=spec.stock,
                         query_budget=spec.query_budget, mlm=getattr(resources, "mlm", None), goal=spec.goal,
                         goal_target=spec.goal_target, keep_prediction=spec.keep_prediction,
-                        shared=shared)
+                        shared=shared, slowdown_score=spec.slowdown_score)
 
 
 def goal_target(spec: RunSpec, num_layers: int) -> int | None:
@@ -119,6 +119,7 @@ def attack_example(attack: Any, wrapper: PabeeModelWrapper, columns: tuple[str, 
         orig_exit_layer=orig_exit, adv_exit_layer=adv["adv_exit_layer"], orig_layer_preds=orig_layers,
         adv_layer_preds=adv["adv_layer_preds"], words_changed=adv["words_changed"], words_total=len(original.words),
         attack_time_s=elapsed, goal=spec.goal, goal_target=goal_target(spec, wrapper.num_layers),
+        slowdown_score=spec.slowdown_score if spec.goal == "slowdown" else None,
     )
 
 

@@ -83,6 +83,8 @@ def transfer_record(wrapper: Any, record: dict[str, Any], source: dict[str, Any]
         "adv_layer_preds": adv["adv_layer_preds"], "words_changed": adv["words_changed"],
         "words_total": record["words_total"], "attack_time_s": time.perf_counter() - start, "goal": goal,
         "goal_target": target, "source_run_id": source["run_id"],
+        # the score that guided the search of the replayed texts (the source run's; None for accuracy)
+        "slowdown_score": record["slowdown_score"] if goal == "slowdown" else None,
     }
 
 

@@ -99,8 +99,11 @@ def cmd_evaluate(args: argparse.Namespace, command: str) -> int:
 
 
 def cmd_attack(args: argparse.Namespace, command: str) -> int:
-    from robustness.suite.specs import RunSpec
+    from robustness.suite.specs import RunSpec, check_goal
 
+    if args.goal != "slowdown" and args.slowdown_score != "exit":  # before any model or resource is loaded
+        raise ValueError(f"--slowdown-score {args.slowdown_score} needs --goal slowdown")
+    check_goal(args.goal, args.goal_target, args.keep_prediction, args.slowdown_score)
     setting = setting_arg(args)
     args = located(args)
     resources = attack_resources(args)
@@ -111,6 +114,7 @@ def cmd_attack(args: argparse.Namespace, command: str) -> int:
         setting=setting.label, split=args.split, n=args.n, seed=args.seed,
         query_budget=args.query_budget, batch_size=args.batch_size, max_length=args.max_length, stock=args.stock,
         data_dir=args.data_dir, goal=args.goal, goal_target=args.goal_target, keep_prediction=args.keep_prediction,
+        slowdown_score=args.slowdown_score,
     )
     run_dir = run_attack(spec, Path(args.out), resources=resources, command=command, overwrite=args.overwrite)
     print(f"run complete: {run_dir}")

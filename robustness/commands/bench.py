@@ -73,6 +73,11 @@ def cmd_bench(args: argparse.Namespace, command: str) -> int:
     part = parse_part(args.part) if args.part else None
     args = located(args, suite)
     suite = dataclasses.replace(suite, data_dir=args.data_dir)
+    if args.slowdown_score:
+        if "slowdown" not in suite.goals:
+            raise ValueError(f"--slowdown-score needs a suite with slowdown runs; add goals = [\"slowdown\"] to "
+                             f"{args.suite}")
+        suite = dataclasses.replace(suite, slowdown_score=tuple(args.slowdown_score))
     out = Path(args.out)
     workers = args.workers or default_workers()
     # With Ray, Ray starts first: its actors (fresh processes) import torch, transformers and TextAttack while

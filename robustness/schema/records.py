@@ -4,7 +4,9 @@ One JSON object per line in ``<run>/records.jsonl``. A line is appended and flus
 finished, so a run killed at any moment leaves only whole lines -- except possibly a torn last line,
 which :func:`read_records` drops (and :func:`truncate_torn_tail` removes before resuming).
 
-Schema versions: 2 (current) adds the deployed cost (``layers_computed`` now means what a per-example
+Schema versions: 3 (current) adds ``slowdown_score``; a version-2 record is read as version 3 with
+``slowdown_score`` ``"exit"`` for a slowdown record (the only score version 2 had) and ``None`` otherwise.
+Version 2 added the deployed cost (``layers_computed`` now means what a per-example
 early-exit model would have run; ``layers_encoded`` what this process ran), ``query_mean_exit_layer``,
 ``goal`` and ``goal_target``. A version-1 record is read as version 2 with its ``layers_computed`` (which was
 the encoded cost) moved to ``layers_encoded`` and the fields it lacks set to ``None`` (unknown, never 0), and
@@ -18,7 +20,7 @@ import os
 from pathlib import Path
 from typing import Literal, TypedDict
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 Result = Literal["succeeded", "failed", "skipped"]
 
@@ -72,6 +74,9 @@ class AttackRecord(TypedDict):
     #: deeper), and the goal's target (slowdown: the exit layer to reach; accuracy: None).
     goal: str
     goal_target: int | None
+    #: Slowdown goal: the score that guided the search ("exit", "waffle" or "oavg",
+    #: robustness.attack.goals); None for the accuracy goal.
+    slowdown_score: str | None
 
 
 RECORD_FIELDS: tuple[str, ...] = tuple(AttackRecord.__annotations__)
@@ -86,10 +91,14 @@ def upgrade_record(record: dict) -> dict:
     version = record.get("schema_version")
     if version == SCHEMA_VERSION:
         return record
-    if version != 1:
-        raise ValueError(f"record has unknown schema_version {version!r} (this version reads 1 and {SCHEMA_VERSION})")
-    upgraded = {**record, "schema_version": SCHEMA_VERSION, "layers_encoded": record.get("layers_computed"),
-                "layers_computed": None, "query_mean_exit_layer": None, "goal": "accuracy", "goal_target": None}
+    if version not in (1, 2):
+        raise ValueError(f"record has unknown schema_version {version!r} (this version reads 1 to {SCHEMA_VERSION})")
+    upgraded = dict(record)
+    if version == 1:
+        upgraded.update(layers_encoded=record.get("layers_computed"), layers_computed=None,
+                        query_mean_exit_layer=None, goal="accuracy", goal_target=None)
+    upgraded.update(schema_version=SCHEMA_VERSION,
+                    slowdown_score="exit" if upgraded.get("goal") == "slowdown" else None)
     return upgraded
 
 

@@ -19,10 +19,15 @@ from typing import Any
 
 from robustness.schema.settings import Setting, parse_setting
 
-__all__ = ["GOALS", "RunSpec", "TransferSpec", "VerdictOptions", "check_goal", "setting_order"]
+__all__ = ["GOALS", "SLOWDOWN_SCORES", "RunSpec", "TransferSpec", "VerdictOptions", "check_goal", "setting_order"]
 
 #: What an attack optimises: flip the prediction at the exit, or push the exit deeper (robustness.attack.goals).
 GOALS = ("accuracy", "slowdown")
+
+#: How a slowdown attack scores a text to guide its search (robustness.attack.goals): ``exit`` (exit layer plus
+#: closeness to not firing), ``waffle`` (every internal classifier's distance to uniform, WAFFLE's objective),
+#: ``oavg`` (mean over exits of 1 - p_l[y]). The goal (exit reaches the target) is the same for all three.
+SLOWDOWN_SCORES = ("exit", "waffle", "oavg")
 
 #: Fields that say *where* things are, not *what* is computed: kept out of the run hash.
 _LOCATION_FIELDS = ("model_dir", "data_dir")
@@ -35,12 +40,15 @@ def setting_order(labels: Any) -> list[str]:
     return sorted(set(labels), key=lambda label: parse_setting(label).sort_key())
 
 
-def check_goal(goal: str, goal_target: int | None = None, keep_prediction: bool = False) -> None:
-    """``ValueError`` for an unknown goal, or options that only the slowdown goal takes."""
+def check_goal(goal: str, goal_target: int | None = None, keep_prediction: bool = False,
+               slowdown_score: str = "exit") -> None:
+    """``ValueError`` for an unknown goal or slowdown score, or options that only the slowdown goal takes."""
     if goal not in GOALS:
         raise ValueError(f"goal must be one of {', '.join(GOALS)}, got {goal!r}")
-    if goal != "slowdown" and (goal_target is not None or keep_prediction):
-        raise ValueError("goal_target and keep_prediction apply only to the slowdown goal")
+    if slowdown_score not in SLOWDOWN_SCORES:
+        raise ValueError(f"slowdown score must be one of {', '.join(SLOWDOWN_SCORES)}, got {slowdown_score!r}")
+    if goal != "slowdown" and (goal_target is not None or keep_prediction or slowdown_score != "exit"):
+        raise ValueError("goal_target, keep_prediction and slowdown_score apply only to the slowdown goal")
     if goal_target is not None and (isinstance(goal_target, bool) or not isinstance(goal_target, int)
                                     or goal_target < 1):
         raise ValueError(f"goal_target must be an exit layer >= 1, got {goal_target!r}")
@@ -71,10 +79,11 @@ class RunSpec:
     goal: str = "accuracy"
     goal_target: int | None = None  # slowdown: the exit layer to reach (None = L)
     keep_prediction: bool = False  # slowdown: the exit prediction must stay the original text's
+    slowdown_score: str = "exit"  # slowdown: the score that guides the search (SLOWDOWN_SCORES)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "setting", parse_setting(self.setting).label)
-        check_goal(self.goal, self.goal_target, self.keep_prediction)
+        check_goal(self.goal, self.goal_target, self.keep_prediction, self.slowdown_score)
         if self.n < 1:
             raise ValueError(f"n must be >= 1, got {self.n}")
         if self.batch_size < 1:
@@ -101,9 +110,11 @@ class RunSpec:
 
     def content_hash(self) -> str:
         """Hash of what is computed. Patience and full settings hash as the former ``patience`` field did, and
-        the goal fields enter only when they differ from the accuracy goal, so run ids made before settings
-        and goals existed stay the same."""
+        the goal fields enter only when they differ from the accuracy goal, and the slowdown score only when it
+        is not ``exit``, so run ids made before settings, goals and scores existed stay the same."""
         content = {k: v for k, v in self.to_dict().items() if k not in _LOCATION_FIELDS}
+        if self.slowdown_score == "exit":
+            del content["slowdown_score"]
         if self.goal == "accuracy":
             for name in ("goal", "goal_target", "keep_prediction"):
                 del content[name]
@@ -115,11 +126,13 @@ class RunSpec:
 
     @property
     def run_id(self) -> str:
-        """``<model>-<setting slug>_<recipe>[-slowdown]_<dataset>_<hash>``, e.g.
-        ``pabee-minilm-p3_textfooler_sst2_3f2a1c`` or ``pabee-minilm-ent0-35_textfooler-slowdown_sst2_9b1e0d``."""
+        """``<model>-<setting slug>_<recipe>[-slowdown[-<score>]]_<dataset>_<hash>``, e.g.
+        ``pabee-minilm-p3_textfooler_sst2_3f2a1c``, ``pabee-minilm-ent0-35_textfooler-slowdown_sst2_9b1e0d`` or
+        (a slowdown score other than ``exit``) ``pabee-minilm-p2_textfooler-slowdown-waffle_sst2_5ce146``."""
         dataset = _slug(self.dataset.split("/")[-1])
         model = f"{_slug(self.model_id)}-{_slug(self.exit_setting.slug)}"
         recipe = _slug(self.recipe) + ("" if self.goal == "accuracy" else f"-{self.goal}")
+        recipe += "" if self.slowdown_score == "exit" else f"-{self.slowdown_score}"
         return f"{model}_{recipe}_{dataset}_{self.content_hash()}"
 
 

@@ -24,7 +24,7 @@ from robustness.schema.specs import RunSpec
 
 #: RunSpec fields that say how the model exits or what the attack aims at; runs that differ only in these
 #: share a task. (Fields a RunSpec lacks are ignored, so the grouping follows the spec as it grows.)
-SWEEP_FIELDS = ("patience", "setting", "goal", "goal_target", "keep_prediction")
+SWEEP_FIELDS = ("patience", "setting", "goal", "goal_target", "keep_prediction", "slowdown_score")
 DEFAULT_SHARD_SIZE = 25
 T = TypeVar("T")
 

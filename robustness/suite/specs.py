@@ -13,10 +13,18 @@ from pathlib import Path
 from typing import Any
 
 from robustness.schema.settings import POLICIES, Setting, parse_setting, resolve_calibrated
-from robustness.schema.specs import GOALS, RunSpec, TransferSpec, VerdictOptions, check_goal, setting_order
+from robustness.schema.specs import (
+    GOALS,
+    SLOWDOWN_SCORES,
+    RunSpec,
+    TransferSpec,
+    VerdictOptions,
+    check_goal,
+    setting_order,
+)
 
-__all__ = ["GOALS", "POLICIES", "ModelSpec", "RunSpec", "Setting", "SuiteSpec", "TransferSpec", "VerdictOptions",
-           "check_goal", "parse_selector", "parse_setting", "setting_order"]
+__all__ = ["GOALS", "POLICIES", "SLOWDOWN_SCORES", "ModelSpec", "RunSpec", "Setting", "SuiteSpec", "TransferSpec",
+           "VerdictOptions", "check_goal", "parse_selector", "parse_setting", "setting_order"]
 
 
 @dataclass(frozen=True)
@@ -62,10 +70,21 @@ class SuiteSpec:
     transfers: tuple[tuple[str, str], ...] = ()
     goal_target: int | None = None  # slowdown runs: the exit layer to reach (None = L)
     keep_prediction: bool = False  # slowdown runs: pure slowdown (the prediction must not change)
+    #: slowdown runs: the scores that guide the search (SLOWDOWN_SCORES); one slowdown run per score
+    slowdown_score: tuple[str, ...] = ("exit",)
 
     def __post_init__(self) -> None:
         for goal in self.goals:
             check_goal(goal)
+        if isinstance(self.slowdown_score, str):
+            object.__setattr__(self, "slowdown_score", (self.slowdown_score,))
+        if not self.slowdown_score:
+            raise ValueError("slowdown_score needs at least one of " + ", ".join(SLOWDOWN_SCORES))
+        object.__setattr__(self, "slowdown_score", tuple(dict.fromkeys(self.slowdown_score)))
+        for score in self.slowdown_score:
+            check_goal("slowdown", slowdown_score=score)
+        if self.slowdown_score != ("exit",) and "slowdown" not in self.goals:
+            raise ValueError("slowdown_score applies only to slowdown runs: add \"slowdown\" to goals")
         if self.goal_target is not None or self.keep_prediction:
             check_goal("slowdown", self.goal_target, self.keep_prediction)
 
@@ -88,26 +107,28 @@ class SuiteSpec:
         return out
 
     def run_specs(self, model_dirs: dict[str, str], calibrated: bool = True) -> list[RunSpec]:
-        """Every (model, setting, goal, recipe) run, given where each model lives. Slowdown runs are made only
-        for early-exit settings: at ``full`` every text already exits at L. ``calibrated=False`` leaves out the
-        calibrated settings (before the models exist, e.g. to validate the suite)."""
+        """Every (model, setting, goal, recipe[, slowdown score]) run, given where each model lives. Slowdown runs
+        are made once per slowdown score, and only for early-exit settings: at ``full`` every text already exits
+        at L. ``calibrated=False`` leaves out the calibrated settings (before the models exist, e.g. to validate
+        the suite)."""
         runs = []
         for model in self.models:
             for setting in model.exit_settings(model_dirs[model.id], calibrated):
                 for goal in self.goals:
                     if goal == "slowdown" and (setting.policy == "full" or model.head == "full"):
                         continue
-                    slowdown = {"goal_target": self.goal_target, "keep_prediction": self.keep_prediction}
+                    scores = self.slowdown_score if goal == "slowdown" else ("exit",)
                     for recipe in self.recipes:
-                        runs.append(
-                            RunSpec(
+                        for score in scores:
+                            slowdown = {"goal_target": self.goal_target, "keep_prediction": self.keep_prediction,
+                                        "slowdown_score": score}
+                            runs.append(RunSpec(
                                 model_id=model.id, model_dir=model_dirs[model.id], recipe=recipe,
                                 dataset=self.dataset, setting=setting.label, split=self.split, n=self.n,
                                 seed=self.seed, query_budget=self.query_budget, batch_size=self.batch_size,
                                 max_length=self.max_length, data_dir=self.data_dir, goal=goal,
                                 **(slowdown if goal == "slowdown" else {}),
-                            )
-                        )
+                            ))
         return runs
 
 

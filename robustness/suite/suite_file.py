@@ -140,6 +140,13 @@ def load_suite(path: str | Path) -> SuiteSpec:
         if not isinstance(suite["goals"], list) or not suite["goals"]:
             raise ValueError(f"{path}: [suite] goals must be a non-empty list, got {suite['goals']!r}")
         suite["goals"] = tuple(dict.fromkeys(suite["goals"]))
+    if "slowdown_score" in suite:
+        scores = suite["slowdown_score"]
+        scores = [scores] if isinstance(scores, str) else scores
+        if not isinstance(scores, list) or not scores or not all(isinstance(x, str) for x in scores):
+            raise ValueError(f"{path}: [suite] slowdown_score must be a score name or a non-empty list of them "
+                             f"(exit, waffle, oavg), got {suite['slowdown_score']!r}")
+        suite["slowdown_score"] = tuple(scores)
     verdict = raw.get("verdict", {})
     if not isinstance(verdict, dict):
         raise ValueError(f"{path}: [verdict] must be a table")

@@ -165,3 +165,24 @@ def test_slowdown_runs_are_their_own_rows_with_hand_checked_metrics(tmp_path, ma
     assert slow.clean_mean_exit_all == 2 and slow.final_mean_exit_all == 2.25 and slow.mean_exit_increase == 0.25
     assert slow.efficiency_gain_left == pytest.approx((3 / 2.25 - 1) / (3 / 2 - 1))  # 2/3
     assert slow.accuracy_at_exit == pytest.approx(summary.iloc[0].accuracy_at_exit)  # same records, same finals
+    # efficacy = (3 − mean exit) / 2: clean 2,2,2,2 -> 0.5 everywhere; finals: succeeded ex0 at 2 (0.5), failed
+    # ex1, ex3 at 3, 2 (0.25), skipped ex2 keeps 2 (0.5); all four 2,3,2,2 -> 0.375
+    for outcome, final in (("all", 0.375), ("succeeded", 0.5), ("failed", 0.25), ("skipped", 0.5)):
+        assert slow[f"clean_efficacy_{outcome}"] == 0.5 and slow[f"final_efficacy_{outcome}"] == final, outcome
+    assert slow.slowdown_score == "exit" and pd.isna(summary.iloc[0].slowdown_score)  # none for accuracy runs
+
+
+def test_slowdown_runs_of_two_scores_are_two_rows(tmp_path, make_run, make_records):
+    slowdown = [{**r, "goal": "slowdown", "goal_target": 3} for r in make_records(1)]
+    for score in ("exit", "waffle"):
+        run_dir = make_run(tmp_path, "pabee", "pabee", 1, "textfooler", records=slowdown, goal="slowdown",
+                           slowdown_score=score)
+        if score == "exit":  # a spec.json written before slowdown scores existed reads as exit
+            spec = json.loads((run_dir / "spec.json").read_text())
+            del spec["slowdown_score"]
+            (run_dir / "spec.json").write_text(json.dumps(spec))
+    runs = load_runs([tmp_path])
+    summary = summarize(runs)  # not refused as "several runs share a setting"
+    assert list(summary["slowdown_score"]) == ["exit", "waffle"]
+    assert sorted(r.label for r in runs) == ["pabee patience:1 textfooler slowdown",
+                                             "pabee patience:1 textfooler slowdown (waffle)"]

@@ -121,6 +121,38 @@ def test_mcnemar_exact():
     assert result.p_value == pytest.approx(scipy_stats.binomtest(1, 6, 0.5).pvalue)
 
 
+def test_efficacy_by_outcome_by_hand():
+    # L = 4, efficacy = (4 − mean exit) / 3. ex0 succeeded 2 -> 4, ex1 failed 2 -> 3, ex2 skipped at 3,
+    # ex3 succeeded 1 -> 4. Clean exits 2, 2, 3, 1; final exits 4, 3, 3, 4.
+    table = m.efficacy_by_outcome(["succeeded", "failed", "skipped", "succeeded"], [2, 2, 3, 1], [4, 3, None, 4], 4)
+    assert list(table) == ["all", "succeeded", "failed", "skipped"]
+    expected = {"all": (2 / 3, 1 / 6),  # clean mean 2, final mean 3.5
+                "succeeded": (5 / 6, 0.0),  # clean mean 1.5; every final exit at L drives it to 0
+                "failed": (2 / 3, 1 / 3), "skipped": (1 / 3, 1 / 3)}  # a skipped example keeps its clean exit
+    for outcome, (clean, final) in expected.items():
+        assert table[outcome] == (pytest.approx(clean), pytest.approx(final)), outcome
+    empty = m.efficacy_by_outcome(["succeeded", "failed"], [1, 2], [3, 2], 3)["skipped"]
+    assert all(math.isnan(v) for v in empty)  # no skipped example: undefined, not 0
+    with pytest.raises(ValueError, match="unknown attack results"):
+        m.efficacy_by_outcome(["won"], [1], [2], 3)
+    with pytest.raises(ValueError, match="differ in length"):
+        m.efficacy_by_outcome(["failed"], [1, 2], [2], 3)
+
+
+def test_efficacy_and_waffles_trapezoid_differ_by_the_documented_affine_map():
+    # WAFFLE's attack_exit.efficacy: counts over layers 0..L (layer 0 empty), trapezoid of the CDF on x = 1/(L+1)..1
+    def waffle_code(exits: list[int], layers: int) -> float:
+        counts = np.bincount(exits, minlength=layers + 1)
+        cdf = np.cumsum(counts) / counts.sum()
+        x = (np.arange(layers + 1) + 1) / (layers + 1)
+        return float(np.sum((cdf[1:] + cdf[:-1]) / 2 * np.diff(x)))
+
+    for exits, layers in (([2, 3, 2], 3), ([12] * 5, 12), ([1, 1, 6, 9, 12], 12)):
+        ours = m.efficacy(exits, layers)
+        assert waffle_code(exits, layers) == pytest.approx(((layers - 1) * ours + 0.5) / (layers + 1))
+    assert waffle_code([12] * 5, 12) == pytest.approx(1 / 26) and m.efficacy([12] * 5, 12) == 0.0
+
+
 def test_slowdown_metrics_by_hand():
     # L = 4; ex0 pushed from layer 2 to 4, ex1 from 2 to 3; ex2 and ex3 skipped (their clean exits count)
     orig, adv = [2, 2, 3, 4], [4, 3, None, None]

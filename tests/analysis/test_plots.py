@@ -91,3 +91,13 @@ def test_figures_render(summary, tmp_path):
     fig = plots.plot_success_vs_setting(summary)
     fig.savefig(tmp_path / "x.png")  # renders through Agg without pyplot
     assert (tmp_path / "x.png").stat().st_size > 1000
+
+
+def test_efficiency_left_draws_one_labelled_line_per_goal_and_slowdown_score(tmp_path, make_run, make_records):
+    make_run(tmp_path, "pabee", "pabee", 1, "textfooler")
+    slowdown = [{**r, "goal": "slowdown", "goal_target": 3} for r in make_records(1)]
+    for score in ("exit", "waffle"):
+        make_run(tmp_path, "pabee", "pabee", 1, "textfooler", records=slowdown, goal="slowdown", slowdown_score=score)
+    fig = plots.plot_efficiency_left(summarize(load_runs([tmp_path])))
+    labels = [text.get_text() for text in fig.legends[0].get_texts()]
+    assert labels == ["pabee / accuracy", "pabee / slowdown", "pabee / slowdown (waffle)"]

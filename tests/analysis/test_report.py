@@ -171,8 +171,11 @@ def test_slowdown_runs_get_their_own_section_and_stay_out_of_the_verdict(tmp_pat
     assert text.index("## Summary") < text.index("## Slowdown") < text.index("## Findings")
     assert "pabee at patience:1: the slowdown attack brings 33.3% of the attacked examples to layer 3" in text
     assert "leaving 66.7% of the clean efficiency gain" in text
-    for name in ("figures/slowdown_exits.png", "figures/efficiency_left.png", "tables/slowdown.md"):
+    for name in ("figures/slowdown_exits.png", "figures/efficiency_left.png", "tables/slowdown.md",
+                 "tables/efficacy.md"):
         assert (tmp_path / "out" / name).is_file(), name
+    section = text[text.index("## Slowdown"):text.index("## Findings")]
+    assert "split by attack outcome" in section and "| under attack, failed |" in section
     verdict = pd.read_csv(tmp_path / "out" / "tables" / "verdict.csv")
     assert len(verdict) == 1  # pabee vs bert-base on textfooler: the slowdown run is not a candidate setting
     assert len(pd.read_csv(tmp_path / "out" / "tables" / "verdict_candidates.csv")) == 1  # one candidate setting

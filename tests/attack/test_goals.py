@@ -15,7 +15,7 @@ if not (SHARED / "nltk_data").is_dir():
     pytest.skip(f"offline NLTK data not found under {SHARED} (set ROBUSTNESS_SHARED)", allow_module_level=True)
 os.environ.setdefault("NLTK_DATA", str(SHARED / "nltk_data"))
 
-from robustness.attack.goals import SlowdownGoalFunction, slowdown_score  # noqa: E402
+from robustness.attack.goals import SlowdownGoalFunction, oavg_score, slowdown_score, waffle_score  # noqa: E402
 from robustness.attack.records import read_records  # noqa: E402
 from robustness.attack.runner import run_attack  # noqa: E402
 from robustness.suite.specs import RunSpec  # noqa: E402
@@ -60,6 +60,41 @@ def test_entropy_score_is_the_entropy_over_the_threshold():
     assert exit_layer == 3 and score == pytest.approx((2 + h[2] / 0.25) / 4)
 
 
+def logits_of(*rows: tuple[float, ...]) -> torch.Tensor:
+    """Per-layer logits whose softmax is each row of probabilities (log p; a 0 becomes a very small p)."""
+    return torch.tensor([[math.log(max(x, 1e-30)) for x in row] for row in rows], dtype=torch.float64)
+
+
+def test_waffle_score_is_one_at_uniform_and_zero_at_one_hot_for_any_number_of_classes():
+    for classes in (2, 3, 5):
+        uniform, one_hot = (1 / classes,) * classes, (1.0,) + (0.0,) * (classes - 1)
+        assert waffle_score(logits_of(uniform, uniform)) == pytest.approx(1.0)
+        assert waffle_score(logits_of(one_hot, one_hot[::-1])) == pytest.approx(0.0, abs=1e-12)
+        assert waffle_score(logits_of(uniform, one_hot)) == pytest.approx(0.5)  # the mean over the classifiers
+
+
+def test_waffle_score_on_two_and_three_classes_and_wafffles_own_normalisation():
+    # two classes: |0.75 - 0.5| + |0.25 - 0.5| = 0.5, max 2(C-1)/C = 1 -> 0.5; WAFFLE's 1/(C-1) is the same
+    assert waffle_score(logits_of((0.75, 0.25))) == pytest.approx(0.5)
+    assert waffle_score(logits_of((0.75, 0.25), (0.5, 0.5))) == pytest.approx(0.75)
+    # three classes: |1/2 - 1/3| + 2 |1/4 - 1/3| = 1/3, max 4/3 -> 1 - 1/4 = 0.75 (WAFFLE's code: 1 - (1/3)/2 = 5/6,
+    # = 1 - (2/C)(1 - ours); a one-hot layer scores 0 here and 1/3 in their code)
+    ours = waffle_score(logits_of((0.5, 0.25, 0.25)))
+    assert ours == pytest.approx(0.75)
+    assert 1 - (2 / 3) * (1 - ours) == pytest.approx(1 - (1 / 3) / (3 - 1))
+
+
+def test_oavg_score_is_the_mean_probability_off_the_label():
+    assert oavg_score(logits_of((0.75, 0.25), (0.25, 0.75)), 0) == pytest.approx(0.5)
+    assert oavg_score(logits_of((0.9, 0.1), (0.6, 0.4)), 0) == pytest.approx((0.1 + 0.4) / 2)
+    assert oavg_score(logits_of((0.2, 0.5, 0.3)), 2) == pytest.approx(0.7)
+    assert oavg_score(logits_of((1.0, 0.0, 0.0)), 0) == pytest.approx(0.0, abs=1e-12)
+    with pytest.raises(ValueError, match="not one of"):
+        oavg_score(logits_of((0.5, 0.5)), 2)
+    with pytest.raises(ValueError, match="classes >= 2"):
+        waffle_score(torch.zeros(3, 1))
+
+
 @pytest.fixture(scope="module")
 def model(minilm_tokenizer):
     from transformers import BertConfig
@@ -99,6 +134,32 @@ def test_goal_function_scores_with_the_wrappers_logits(model, minilm_tokenizer, 
         SlowdownGoalFunction(wrapper, 5)
 
 
+@pytest.mark.parametrize("score", ["waffle", "oavg"])
+def test_other_scores_guide_the_search_but_the_goal_stays_the_exit(model, minilm_tokenizer, tiny_texts, score):
+    from textattack.goal_function_results import GoalFunctionResultStatus
+    from textattack.shared import AttackedText
+
+    from robustness.attack.wrapper import PabeeModelWrapper
+
+    wrapper = PabeeModelWrapper(model, minilm_tokenizer, "patience:1")
+    goal, exit_goal = SlowdownGoalFunction(wrapper, 3, score=score), SlowdownGoalFunction(wrapper, 3)
+    differs = False
+    for i, text in enumerate(tiny_texts):
+        label = i % 2
+        result, _ = goal.init_attack_example(AttackedText(text), label)
+        reference, _ = exit_goal.init_attack_example(AttackedText(text), label)
+        logits = wrapper.layer_logits([text])[:, 0]
+        expected = waffle_score(logits) if score == "waffle" else oavg_score(logits, label)
+        assert result.score == pytest.approx(expected)
+        assert result.goal_status == reference.goal_status  # the same goal: exit layer >= 3
+        differs = differs or result.score != pytest.approx(reference.score)
+        skipped = result.goal_status == GoalFunctionResultStatus.SKIPPED
+        assert skipped == (slowdown_score(logits, "patience:1")[0] >= 3)
+    assert differs
+    with pytest.raises(ValueError, match="slowdown score must be one of"):
+        SlowdownGoalFunction(wrapper, score="entropy")
+
+
 @pytest.fixture(scope="module")
 def sst2_dir(tmp_path_factory, tiny_texts) -> Path:
     """A local SST-2 validation split of the tiny texts (labels alternate)."""
@@ -129,3 +190,47 @@ def test_slowdown_runs_end_to_end(model, minilm_tokenizer, sst2_dir, tmp_path, k
         else:
             assert r["adv_exit_layer"] < 4 or (keep and r["adv_pred"] != r["orig_pred"])
     assert any(r["result"] != "skipped" for r in records)  # some texts exit early: the attack had work to do
+    assert {r["slowdown_score"] for r in records} == {"exit"}
+
+
+def test_a_waffle_guided_slowdown_run_records_its_score(model, minilm_tokenizer, sst2_dir, tmp_path):
+    spec = RunSpec(model_id="four", model_dir="four", recipe="deepwordbug", dataset="sst2", setting="patience:1",
+                   n=6, query_budget=40, batch_size=4, data_dir=str(sst2_dir), goal="slowdown",
+                   slowdown_score="waffle")
+    assert "_deepwordbug-slowdown-waffle_sst2_" in spec.run_id
+    run_dir = run_attack(spec, tmp_path / "run", model=model, tokenizer=minilm_tokenizer, progress=False)
+    records = read_records(run_dir / "records.jsonl")
+    assert len(records) == 6 and {(r["goal"], r["slowdown_score"]) for r in records} == {("slowdown", "waffle")}
+    for r in records:  # the goal is still the exit layer: success means reaching layer 4
+        assert (r["result"] == "succeeded") == (r["adv_exit_layer"] == 4)
+        assert (r["result"] == "skipped") == (r["orig_exit_layer"] == 4)
+    # replayed elsewhere, the texts keep the name of the score that found them
+    from robustness.attack.transfer import TransferSpec, run_transfer
+
+    replay = TransferSpec(source_run=str(run_dir), source_run_id=spec.run_id, model_id="four", model_dir="four",
+                          setting="patience:2")
+    out = run_transfer(replay, tmp_path / "replay", model=model, tokenizer=minilm_tokenizer)
+    replayed = read_records(out / "records.jsonl")
+    assert len(replayed) == 6 and {(r["goal"], r["slowdown_score"]) for r in replayed} == {("slowdown", "waffle")}
+
+
+def test_the_cli_refuses_a_slowdown_score_without_the_slowdown_goal(tmp_path, capsys):
+    from robustness.cli import main
+
+    base = ["attack", "--model", str(tmp_path / "none"), "--recipe", "pwws", "--out", str(tmp_path / "run")]
+    assert main([*base, "--slowdown-score", "waffle"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "robustness attack: error: --slowdown-score waffle needs --goal slowdown"
+    with pytest.raises(SystemExit):
+        main([*base, "--goal", "slowdown", "--slowdown-score", "uniform"])  # argparse: not a choice
+
+
+def test_bench_refuses_a_slowdown_score_for_a_suite_without_slowdown_runs(tmp_path, capsys):
+    from robustness.cli import main
+
+    suite = tmp_path / "s.toml"
+    suite.write_text('[suite]\nname="s"\ndataset="sst2"\nrecipes=["pwws"]\n[[models]]\nid="p"\n')
+    assert main(["bench", str(suite), "--out", str(tmp_path / "out"), "--slowdown-score", "waffle"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("robustness bench: error: --slowdown-score needs a suite with slowdown runs")
+    assert "\n" not in err and str(suite) in err

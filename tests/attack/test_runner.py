@@ -74,7 +74,8 @@ def test_records_are_complete_and_consistent(full_run):
         assert r["layers_encoded"] == 2 * r["num_forward_passes"]  # patience 1 on L = 2 runs both layers
         # deployed: with L = 2, patience 1 exits at layer 2 for every text
         assert r["layers_computed"] == 2 * r["num_forward_passes"] and r["query_mean_exit_layer"] == 2.0
-        assert r["schema_version"] == 2 and r["goal"] == "accuracy" and r["goal_target"] is None
+        assert r["schema_version"] == 3 and r["goal"] == "accuracy" and r["goal_target"] is None
+        assert r["slowdown_score"] is None
         if r["result"] == "skipped":
             assert r["orig_pred"] != label and r["num_queries"] == 1
             assert all(r[k] is None for k in ("adv_text", "adv_pred", "adv_exit_layer", "adv_layer_preds",
@@ -219,6 +220,11 @@ def test_v1_records_read_with_unknown_deployed_cost(full_run, tmp_path):
     (read,) = read_records(tmp_path / "records.jsonl")
     assert read == {**v2, "layers_computed": None, "query_mean_exit_layer": None}
     assert upgrade_record(v2) is v2
+    # a version-2 record lacks the slowdown score: "exit" for a slowdown record (the only score then), else None
+    two = {k: v for k, v in v2.items() if k != "slowdown_score"}
+    assert upgrade_record({**two, "schema_version": 2}) == v2
+    slow = upgrade_record({**two, "schema_version": 2, "goal": "slowdown", "goal_target": 2})
+    assert slow["schema_version"] == 3 and slow["slowdown_score"] == "exit"
     with pytest.raises(ValueError, match="schema_version"):
         upgrade_record({**v1, "schema_version": 7})
 

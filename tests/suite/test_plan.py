@@ -27,6 +27,15 @@ def test_tasks_group_every_setting_of_a_model_and_cut_shards():
         shards(5, 0)
 
 
+def test_slowdown_runs_of_every_score_share_the_task_of_their_model_and_recipe():
+    specs = [RunSpec(model_id="a", model_dir="/m/a", recipe="pwws", dataset="glue/sst2", setting="patience:2", n=3,
+                     **goal) for goal in ({}, {"goal": "slowdown"}, {"goal": "slowdown", "slowdown_score": "waffle"},
+                                          {"goal": "slowdown", "slowdown_score": "oavg"})]
+    (task,) = plan_tasks(specs, shard_size=3)
+    assert [(s.goal, s.slowdown_score) for s in task.specs] == [("accuracy", "exit"), ("slowdown", "exit"),
+                                                                ("slowdown", "waffle"), ("slowdown", "oavg")]
+
+
 def test_finished_examples_leave_the_todo_but_keep_shard_boundaries():
     specs = _specs()
     done = {specs[0].run_id: {0, 1, 2}, specs[3].run_id: set(range(5))}

@@ -164,6 +164,48 @@ def test_suite_goals_make_slowdown_runs_for_early_exit_settings_only(tmp_path):
         load_suite(path)
 
 
+def test_slowdown_score_leaves_exit_run_ids_unchanged_and_names_other_scores():
+    # run ids made before slowdown scores existed (pinned from that code): an exit-guided run keeps its id
+    old = RunSpec(model_id="pabee-minilm", model_dir="/m", recipe="textfooler", dataset="glue/sst2",
+                  setting="patience:2", goal="slowdown")
+    assert old.run_id == "pabee-minilm-p2_textfooler-slowdown_sst2_78586d"
+    assert RunSpec(model_id="pabee-minilm", model_dir="/m", recipe="textfooler", dataset="glue/sst2",
+                   setting="entropy:0.35", goal="slowdown", goal_target=5, keep_prediction=True,
+                   slowdown_score="exit").run_id == "pabee-minilm-ent0-35_textfooler-slowdown_sst2_1ff0e3"
+    assert spec().run_id == "pabee-minilm-p3_textfooler_sst2_e44a1c"  # accuracy runs too
+    # a spec.json written before the field reads as exit
+    written = {k: v for k, v in old.to_dict().items() if k != "slowdown_score"}
+    assert RunSpec.from_dict(written) == old and RunSpec.from_dict(written).slowdown_score == "exit"
+    waffle, oavg = spec(goal="slowdown", slowdown_score="waffle"), spec(goal="slowdown", slowdown_score="oavg")
+    assert "_textfooler-slowdown-waffle_sst2_" in waffle.run_id and "_textfooler-slowdown-oavg_sst2_" in oavg.run_id
+    assert RunSpec(model_id="pabee-minilm", model_dir="/m", recipe="textfooler", dataset="glue/sst2",  # the docstring's
+                   setting="patience:2", goal="slowdown", slowdown_score="waffle").run_id.endswith("waffle_sst2_5ce146")
+    assert len({waffle.content_hash(), oavg.content_hash(), spec(goal="slowdown").content_hash()}) == 3
+    assert RunSpec.from_dict(waffle.to_dict()) == waffle
+    for bad, message in ((dict(slowdown_score="waffle"), "only to the slowdown goal"),
+                         (dict(goal="slowdown", slowdown_score="uniform"), "slowdown score must be one of")):
+        with pytest.raises(ValueError, match=message):
+            spec(**bad)
+
+
+def test_suite_slowdown_score_makes_one_slowdown_run_per_score(tmp_path):
+    path = tmp_path / "s.toml"
+    base = '[suite]\nname="s"\ndataset="sst2"\nrecipes=["pwws"]\nsettings=["patience:2"]\n'
+    path.write_text(base + 'goals=["accuracy","slowdown"]\nslowdown_score=["exit","waffle"]\n[[models]]\nid="p"\n')
+    runs = load_suite(path).run_specs({"p": "/p"})
+    assert [(r.goal, r.slowdown_score) for r in runs] == [("accuracy", "exit"), ("slowdown", "exit"),
+                                                          ("slowdown", "waffle")]
+    path.write_text(base + 'goals=["slowdown"]\nslowdown_score="oavg"\n[[models]]\nid="p"\n')
+    assert [r.slowdown_score for r in load_suite(path).run_specs({"p": "/p"})] == ["oavg"]
+    for bad, message in (('goals=["slowdown"]\nslowdown_score=["fast"]', "slowdown score must be one of"),
+                         ('goals=["slowdown"]\nslowdown_score=3', "slowdown_score must be a score name"),
+                         ('goals=["slowdown"]\nslowdown_score=[]', "slowdown_score must be a score name"),
+                         ('slowdown_score="waffle"', "applies only to slowdown runs")):
+        path.write_text(base + bad + '\n[[models]]\nid="p"\n')
+        with pytest.raises(ValueError, match=f"s.toml: .*{message}"):
+            load_suite(path)
+
+
 def test_calibrated_settings_resolve_from_the_models_calibration(tmp_path):
     import json
 

@@ -146,6 +146,7 @@ def build_attack(
     goal_target: int | None = None,
     keep_prediction: bool = False,
     shared: Any = None,
+    slowdown_score: str = "exit",
 ) -> Any:
     """Build recipe ``name`` as a ``textattack.Attack`` against ``model_wrapper``.
 
@@ -159,9 +160,10 @@ def build_attack(
 
     ``goal="slowdown"`` keeps the recipe's transformation, constraints and search and replaces its goal
     function by :class:`robustness.attack.goals.SlowdownGoalFunction` (exit at ``goal_target``, default L;
-    ``keep_prediction`` for a pure slowdown), with the recipe goal's query budget and batch size.
+    ``keep_prediction`` for a pure slowdown; ``slowdown_score`` guides the search: ``exit``, ``waffle`` or
+    ``oavg``), with the recipe goal's query budget and batch size.
     """
-    check_goal(goal, goal_target, keep_prediction)
+    check_goal(goal, goal_target, keep_prediction, slowdown_score)
     if goal != "accuracy" and stock:
         raise ValueError(f"--stock builds TextAttack's own recipe, whose goal is accuracy; goal {goal!r} needs the "
                          "offline recipe")
@@ -181,7 +183,7 @@ def build_attack(
             if goal == "slowdown":
                 from robustness.attack.goals import SlowdownGoalFunction
 
-                objective = SlowdownGoalFunction(model_wrapper, goal_target, keep_prediction,
+                objective = SlowdownGoalFunction(model_wrapper, goal_target, keep_prediction, slowdown_score,
                                                  query_budget=objective.query_budget,
                                                  model_batch_size=objective.batch_size)
             if shared is None:

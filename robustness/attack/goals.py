@@ -23,16 +23,15 @@ so a deeper exit always scores higher, and within one exit layer greedy search c
 **Other scores** (``--slowdown-score``; the goal below is the same for all, only the search guidance differs),
 from the softmax ``p_l`` of every internal classifier l = 1..H (H = L, or 1 for a single head), C classes:
 
-* ``waffle`` -- WAFFLE's objective (Coalson et al. 2023, "ours"): push every internal classifier toward the
-  uniform distribution ``u``::
+* ``waffle`` -- WAFFLE's objective (Coalson et al. 2023, "ours"; ``_get_ours_score`` in its code): push every
+  internal classifier toward the uniform distribution ``u``::
 
-      score(x) = 1/H · Σ_l (1 − ‖p_l − u‖₁ / D_C),   D_C = max_p ‖p − u‖₁ = 2(C − 1)/C (at a one-hot p)
+      score(x) = 1/H · Σ_l (1 − ‖p_l − u‖₁ / (C − 1))
 
-  so each term is 1 at uniform and 0 at one-hot for every C. WAFFLE's code
-  (``MultiexitUntargetedClassification._get_ours_score``) divides by ``C − 1`` instead; that is the same for
-  C = 2 (D_2 = 1) and, for C > 2, an increasing affine map of ours (theirs = 1 − (2/C)(1 − ours)), so it ranks
-  texts the same way but scores a one-hot classifier 1 − 2/C instead of 0. Like WAFFLE, every classifier
-  counts, before and after the exit.
+  exactly as WAFFLE computes it, so scores (and the genetic searches that sample in proportion to them) are
+  comparable with its numbers. Each term is 1 at uniform; at a one-hot ``p_l`` it is 1 − 2/C (0 for C = 2, the
+  largest ‖p − u‖₁ being 2(C − 1)/C), so for C > 2 the score lives in [1 − 2/C, 1]. Like WAFFLE, every
+  classifier counts, before and after the exit.
 * ``oavg`` -- WAFFLE's "oavg" baseline: ``1/H · Σ_l (1 − p_l[y])`` with ``y`` the gold label (push every
   internal classifier away from the right answer).
 
@@ -104,12 +103,11 @@ def _probabilities(layer_logits: torch.Tensor | np.ndarray) -> np.ndarray:
 
 def waffle_score(layer_logits: torch.Tensor | np.ndarray) -> float:
     """WAFFLE's slowdown score of one text from its per-layer logits ``[H, C]``: the mean over the H internal
-    classifiers of ``1 − ‖p_l − u‖₁ / (2(C − 1)/C)`` (1: every classifier uniform, 0: every one one-hot; see
-    the module docstring for how WAFFLE's code normalises)."""
+    classifiers of ``1 − ‖p_l − u‖₁ / (C − 1)`` (1: every classifier uniform; 1 − 2/C: every one one-hot)."""
     probs = _probabilities(layer_logits)
     classes = probs.shape[1]
     distance = np.abs(probs - 1.0 / classes).sum(axis=1)
-    return float(np.clip(1.0 - distance * classes / (2.0 * (classes - 1)), 0.0, 1.0).mean())
+    return float((1.0 - distance / (classes - 1)).mean())
 
 
 def oavg_score(layer_logits: torch.Tensor | np.ndarray, label: int) -> float:

@@ -65,23 +65,21 @@ def logits_of(*rows: tuple[float, ...]) -> torch.Tensor:
     return torch.tensor([[math.log(max(x, 1e-30)) for x in row] for row in rows], dtype=torch.float64)
 
 
-def test_waffle_score_is_one_at_uniform_and_zero_at_one_hot_for_any_number_of_classes():
+def test_waffle_score_is_one_at_uniform_and_one_minus_two_over_c_at_one_hot():
     for classes in (2, 3, 5):
         uniform, one_hot = (1 / classes,) * classes, (1.0,) + (0.0,) * (classes - 1)
+        floor = 1 - 2 / classes  # ||one-hot - u||_1 = 2(C-1)/C, divided by C-1
         assert waffle_score(logits_of(uniform, uniform)) == pytest.approx(1.0)
-        assert waffle_score(logits_of(one_hot, one_hot[::-1])) == pytest.approx(0.0, abs=1e-12)
-        assert waffle_score(logits_of(uniform, one_hot)) == pytest.approx(0.5)  # the mean over the classifiers
+        assert waffle_score(logits_of(one_hot, one_hot[::-1])) == pytest.approx(floor, abs=1e-12)
+        assert waffle_score(logits_of(uniform, one_hot)) == pytest.approx((1 + floor) / 2)  # mean over classifiers
 
 
-def test_waffle_score_on_two_and_three_classes_and_wafffles_own_normalisation():
-    # two classes: |0.75 - 0.5| + |0.25 - 0.5| = 0.5, max 2(C-1)/C = 1 -> 0.5; WAFFLE's 1/(C-1) is the same
+def test_waffle_score_on_two_and_three_classes_is_wafffles_own_normalisation():
+    # two classes: |0.75 - 0.5| + |0.25 - 0.5| = 0.5, divided by C - 1 = 1 -> 0.5
     assert waffle_score(logits_of((0.75, 0.25))) == pytest.approx(0.5)
     assert waffle_score(logits_of((0.75, 0.25), (0.5, 0.5))) == pytest.approx(0.75)
-    # three classes: |1/2 - 1/3| + 2 |1/4 - 1/3| = 1/3, max 4/3 -> 1 - 1/4 = 0.75 (WAFFLE's code: 1 - (1/3)/2 = 5/6,
-    # = 1 - (2/C)(1 - ours); a one-hot layer scores 0 here and 1/3 in their code)
-    ours = waffle_score(logits_of((0.5, 0.25, 0.25)))
-    assert ours == pytest.approx(0.75)
-    assert 1 - (2 / 3) * (1 - ours) == pytest.approx(1 - (1 / 3) / (3 - 1))
+    # three classes: |1/2 - 1/3| + 2 |1/4 - 1/3| = 1/3, divided by C - 1 = 2 -> 1 - 1/6 = 5/6 (WAFFLE's code)
+    assert waffle_score(logits_of((0.5, 0.25, 0.25))) == pytest.approx(5 / 6)
 
 
 def test_oavg_score_is_the_mean_probability_off_the_label():

@@ -1,20 +1,17 @@
 """Fine-tune a PABEE classifier or its full-depth baseline: AdamW, linear warmup then decay, dynamic padding,
-length-bucketed batches, validation after every epoch, ``train.json`` beside the saved model."""
+length-bucketed batches, validation after every epoch, ``train.json`` beside the saved model; resumable after
+a kill (the loop and its checkpoints: :mod:`robustness.models.trainer`)."""
 
 from __future__ import annotations
 
-import dataclasses
 import random
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
 
-from robustness.data import load_examples
+from robustness.devices import check_device
 from robustness.outputs import check_output_dir
-from robustness.provenance import atomic_directory, versions, write_json_atomic
 
 
 def default_backbone() -> str:
@@ -46,8 +43,13 @@ class TrainConfig:
     train_split: str = "train"
     eval_split: str = "validation"
     data_dir: str | None = None
+    device: str = "auto"  # auto|cpu|cuda|cuda:N (robustness.devices); recorded, never part of the identity
+    amp: str | None = None  # None (fp32), "bf16" or "fp16": autocast on CUDA; the weights stay fp32
 
     def __post_init__(self) -> None:
+        check_device(self.device, "device")
+        if self.amp not in (None, "bf16", "fp16"):
+            raise ValueError(f"amp must be bf16 or fp16 (or absent for fp32), got {self.amp!r}")
         if self.head not in ("pabee", "full"):
             raise ValueError(f"head must be 'pabee' or 'full', got {self.head!r}")
         for name in ("epochs", "batch_size", "max_length"):
@@ -67,71 +69,22 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def train_model(config: TrainConfig, *, progress: bool = True, overwrite: bool = False) -> Path:
-    """Train, validate every epoch, save model + tokenizer + ``train.json`` to ``config.out``; returns it."""
-    import torch
-    from transformers import AutoTokenizer, get_linear_schedule_with_warmup
+def train_model(config: TrainConfig, *, progress: bool = True, overwrite: bool = False, restart: bool | None = None,
+                checkpoint_every: int | None = None, hint: str = "pass --overwrite to start afresh") -> Path:
+    """Train, validate every epoch, save model + tokenizer + ``train.json`` to ``config.out``; returns it.
 
-    from robustness.models.batching import bucketed_batches, encode, token_lengths
-    from robustness.models.evaluate import accuracy_table, all_layer_logits
-    from robustness.models.pabee import PabeeModel
+    Resumable: a checkpoint beside ``config.out`` (:mod:`robustness.models.checkpoint`) is written every
+    ``checkpoint_every`` optimizer steps (None: about every 10 minutes of work) and after each epoch but the
+    last; a rerun with the same options resumes from it, a rerun with other options is refused naming the
+    first that differs (``restart``, default ``overwrite``: delete it and start afresh). ``overwrite``: a model
+    already in ``config.out`` may be replaced. The checkpoint is deleted once the model is saved."""
+    from robustness.models.trainer import clean_batches, finish, fit, open_session
 
-    out = check_train_out(config.out, overwrite)
-    backbone = config.backbone or default_backbone()
-    train = load_examples(config.dataset, config.train_split, data_dir=config.data_dir, limit=config.limit,
-                          seed=config.seed)
-    val = load_examples(config.dataset, config.eval_split, data_dir=config.data_dir, limit=config.eval_limit,
-                        seed=config.seed)
-    seed_everything(config.seed)
-    tokenizer = AutoTokenizer.from_pretrained(backbone, trust_remote_code=False)
-    model = PabeeModel.from_backbone(backbone, head=config.head, num_labels=len(train.label_names),
-                                     label_names=train.label_names, pooling=config.pooling)
-    lengths = token_lengths(tokenizer, train.texts, config.max_length)
-    steps_per_epoch = -(-len(train) // config.batch_size)
-    total_steps = steps_per_epoch * config.epochs
-    no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
-    groups = [
-        {"params": [p for n, p in model.named_parameters() if not n.endswith(no_decay)],
-         "weight_decay": config.weight_decay},
-        {"params": [p for n, p in model.named_parameters() if n.endswith(no_decay)], "weight_decay": 0.0},
-    ]
-    optimizer = torch.optim.AdamW(groups, lr=config.lr)
-    scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup * total_steps), total_steps)
-    history, start = [], time.perf_counter()
-    bar = tqdm(total=total_steps, desc=f"train {config.head}", unit="step", disable=not progress)
-    for epoch in range(1, config.epochs + 1):
-        model.train()
-        losses = []
-        for idx in bucketed_batches(lengths, config.batch_size, seed=config.seed + epoch):
-            batch = encode(tokenizer, [train.texts[i] for i in idx], config.max_length)
-            loss = model(**batch, labels=torch.tensor([train.labels[i] for i in idx])).loss
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            losses.append(loss.item())
-            bar.update(1)
-            bar.set_postfix(loss=f"{np.mean(losses[-50:]):.4f}")
-        model.eval()
-        logits = all_layer_logits(model, tokenizer, val.texts, batch_size=64, max_length=config.max_length)
-        table = accuracy_table(model, logits, val.labels)
-        history.append({"epoch": epoch, "train_loss": float(np.mean(losses)), "steps": len(losses),
-                        "validation": table.to_dict(orient="records")})
-        if progress:
-            bar.write(f"epoch {epoch}: train loss {np.mean(losses):.4f}; validation " + ", ".join(
-                f"{r.setting} {r.accuracy:.2%} (x{r.layer_speedup:.2f})" for r in table.itertuples()))
-    bar.close()
-    record = {"config": {**dataclasses.asdict(config), "backbone": backbone}, "num_train": len(train),
-              "num_eval": len(val), "num_layers": model.num_layers, "history": history,
-              "wall_time_s": time.perf_counter() - start, "torch_threads": torch.get_num_threads(),
-              "versions": versions()}
-    # the directory appears whole or not at all; a killed save leaves ``.<name>.partial-<pid>``
-    with atomic_directory(out, replace=True) as tmp:
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-        write_json_atomic(tmp / "train.json", record)
-    return out
+    if checkpoint_every is not None and checkpoint_every < 1:
+        raise ValueError(f"--checkpoint-every must be >= 1 optimizer step, got {checkpoint_every}")
+    session = open_session(config, overwrite=overwrite, restart=overwrite if restart is None else restart, hint=hint)
+    fit(session, clean_batches(session), checkpoint_every=checkpoint_every, progress=progress)
+    return finish(session, {"checkpoint_every": checkpoint_every})
 
 
 def check_train_out(out: str | Path, overwrite: bool) -> Path:

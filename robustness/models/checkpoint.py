@@ -130,6 +130,7 @@ def save_checkpoint(path: str | Path, state: dict[str, Any], model, optimizer, s
     tensors.update(rng_tensors)
     full = {**state, "format": FORMAT, "rng": rng, "param_groups": optim["param_groups"],
             "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict() if scaler is not None else None}
+    path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:

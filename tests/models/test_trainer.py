@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -82,3 +83,26 @@ def test_amp_on_cpu_is_refused_before_loading(tmp_path, tiny_backbone_dir, data_
         open_session(_config(tmp_path, tiny_backbone_dir, data_dir, amp="fp16", device="cpu"))
     with pytest.raises(ValueError, match="amp must be bf16 or fp16"):
         _config(tmp_path, tiny_backbone_dir, data_dir, amp="int8")
+
+
+def test_grad_scaler_path_trains_and_is_checkpointed(tmp_path, tiny_backbone_dir, data_dir):
+    """fp16 AMP's grad-scaler bookkeeping (scale, unscale, skip-or-step, update) and its checkpointed state,
+    exercised on the CPU with a CPU scaler (autocast itself needs CUDA: tests/gpu)."""
+    import torch
+
+    from robustness.models.checkpoint import load_checkpoint, read_checkpoint_state
+    from robustness.models.trainer import _save, train_step
+
+    session = open_session(_config(tmp_path, tiny_backbone_dir, data_dir))
+    session.scaler = torch.amp.GradScaler("cpu", init_scale=2.0**10, growth_interval=2)
+    session.model.train()
+    (texts, labels), *_ = clean_batches(session)(1)
+    before = [p.detach().clone() for p in session.model.parameters()]
+    losses = [train_step(session, texts, labels) for _ in range(3)]
+    assert all(np.isfinite(losses)) and session.scaler.get_scale() == 2.0**11  # grew after 2 good steps
+    assert any(not torch.equal(a, b) for a, b in zip(before, session.model.parameters(), strict=True))
+    _save(session)
+    assert read_checkpoint_state(session.checkpoint)["scaler"]["_growth_tracker"] == 1
+    fresh = torch.amp.GradScaler("cpu")
+    load_checkpoint(session.checkpoint, session.model, session.optimizer, session.scheduler, fresh)
+    assert fresh.get_scale() == 2.0**11 and fresh.state_dict() == session.scaler.state_dict()

@@ -23,17 +23,18 @@ ENV = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "MKL_NUM_T
 
 # Runs the CLI after arranging a SIGKILL of this very process: in the forward pass of training step N
 # ("forward N"), in the middle of writing the N-th checkpoint ("save N": half the file is written first), or
-# never ("none 0"). A real SIGKILL, at a chosen moment.
+# never ("none 0"). A real SIGKILL, at a chosen moment. "term N" sends SIGTERM in the forward pass of step N.
 DRIVER = """
 import os, signal, sys
 from pathlib import Path
 mode, n = sys.argv[1], int(sys.argv[2])
 calls = [0]
+sig = signal.SIGTERM if mode == "term" else signal.SIGKILL
 def hit():
     calls[0] += 1
     if calls[0] == n:
-        os.kill(os.getpid(), signal.SIGKILL)
-if mode == "forward":
+        os.kill(os.getpid(), sig)
+if mode in ("forward", "term"):
     from robustness.models.pabee import PabeeModel
     real = PabeeModel.forward
     def forward(self, *a, **k):
@@ -80,10 +81,25 @@ def _run(argv: list[str], mode: str = "none", n: int = 0) -> subprocess.Complete
                           text=True, timeout=300)
 
 
-def test_sigkilled_twice_resumes_to_identical_weights(tmp_path, tiny_backbone_dir, data_dir):
-    reference = tmp_path / "reference"
-    assert _run(_argv(tiny_backbone_dir, data_dir, reference)).returncode == 0
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory, tiny_backbone_dir, data_dir) -> Path:
+    """The model an uninterrupted training gives."""
+    out = tmp_path_factory.mktemp("reference") / "model"
+    done = _run(_argv(tiny_backbone_dir, data_dir, out))
+    assert done.returncode == 0, done.stderr[-2000:]
+    return out
 
+
+def _assert_same_training(out: Path, reference: Path) -> dict:
+    ours, theirs = load_file(out / "model.safetensors"), load_file(reference / "model.safetensors")
+    assert ours.keys() == theirs.keys()
+    assert all(ours[k].dtype == theirs[k].dtype and ours[k].equal(theirs[k]) for k in ours)
+    record, ref_record = (json.loads((d / "train.json").read_text()) for d in (out, reference))
+    assert record["history"] == ref_record["history"]  # losses and validation of every epoch, exactly
+    return record
+
+
+def test_sigkilled_twice_resumes_to_identical_weights(tmp_path, tiny_backbone_dir, data_dir, reference):
     out = tmp_path / "resumed"
     argv = _argv(tiny_backbone_dir, data_dir, out, "--checkpoint-every", "3")
     ckpt = checkpoint_path(out)
@@ -101,13 +117,20 @@ def test_sigkilled_twice_resumes_to_identical_weights(tmp_path, tiny_backbone_di
     assert done.returncode == 0, done.stderr[-2000:]
     assert not ckpt.exists() and not list(tmp_path.glob(".resumed.*"))  # no optimizer state left behind
 
-    ours, theirs = load_file(out / "model.safetensors"), load_file(reference / "model.safetensors")
-    assert ours.keys() == theirs.keys()
-    assert all(ours[k].dtype == theirs[k].dtype and ours[k].equal(theirs[k]) for k in ours)
-    record, ref_record = (json.loads((d / "train.json").read_text()) for d in (out, reference))
-    assert record["history"] == ref_record["history"]  # losses and validation of every epoch, exactly
+    record = _assert_same_training(out, reference)
     assert [s["from_step"] for s in record["sessions"]] == [0, 9, 15]
     assert record["device"] == "cpu" and record["config"]["device"] == "auto" and record["amp"] is None
+
+
+def test_sigterm_checkpoints_the_step_it_stopped_and_resumes(tmp_path, tiny_backbone_dir, data_dir, reference):
+    out = tmp_path / "model"
+    argv = _argv(tiny_backbone_dir, data_dir, out)  # no step checkpoints: only the stop's own
+    stopped = _run(argv, "term", 13)
+    assert stopped.returncode == 143 and "SIGTERM" in stopped.stderr
+    state = read_checkpoint_state(checkpoint_path(out))
+    assert (state["step"], state["epoch"], state["batch"]) == (13, 2, 5) and not out.exists()
+    assert _run(argv).returncode == 0
+    assert [s["from_step"] for s in _assert_same_training(out, reference)["sessions"]] == [0, 13]
 
 
 def test_external_sigkill_then_resume(tmp_path, tiny_backbone_dir, data_dir):

@@ -18,7 +18,11 @@ import hashlib
 import json
 import os
 import random
+import signal
 import tempfile
+import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +30,14 @@ import numpy as np
 from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-__all__ = ["checkpoint_path", "check_resumable", "load_checkpoint", "read_checkpoint_state", "remove_checkpoint",
+__all__ = ["CHECKPOINT_EVERY_S", "CheckpointSchedule", "DeferredStop", "checkpoint_path", "check_resumable",
+           "load_checkpoint", "read_checkpoint_state", "remove_checkpoint",
            "remove_interrupted_saves", "save_checkpoint", "training_identity"]
 
 FORMAT = 1
 _KEY = "robustness_checkpoint"
+#: Default checkpoint interval: seconds of work.
+CHECKPOINT_EVERY_S = 600.0
 
 
 def checkpoint_path(out: str | Path) -> Path:
@@ -185,3 +192,55 @@ def remove_checkpoint(path: str | Path) -> None:
     remove_interrupted_saves(path)
     with contextlib.suppress(FileNotFoundError):
         Path(path).unlink()
+
+
+class CheckpointSchedule:
+    """When to checkpoint: every ``every_steps`` optimizer steps (global step a multiple of it), or, with
+    ``every_steps`` None, once ``every_s`` seconds (of ``clock``) passed since the last checkpoint."""
+
+    def __init__(self, every_steps: int | None = None, every_s: float = CHECKPOINT_EVERY_S,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        if every_steps is not None and every_steps < 1:
+            raise ValueError(f"--checkpoint-every must be >= 1 optimizer step, got {every_steps}")
+        self.every_steps, self.every_s, self.clock = every_steps, every_s, clock
+        self.last = clock()
+
+    def due(self, step: int) -> bool:
+        if self.every_steps is not None:
+            return step % self.every_steps == 0
+        return self.clock() - self.last >= self.every_s
+
+    def saved(self) -> None:
+        self.last = self.clock()
+
+
+class DeferredStop:
+    """Within the block, a first SIGINT or SIGTERM is only recorded (``signal``: its name), so that the
+    training loop finishes its step, checkpoints and then stops (:meth:`check` raises
+    :class:`~robustness.signals.Interrupted`); a second one stops at once. Outside the main thread, nothing
+    changes."""
+
+    def __enter__(self) -> DeferredStop:
+        self.signal: str | None = None
+        self._previous = {}
+        if threading.current_thread() is threading.main_thread():
+            self._previous = {s: signal.signal(s, self._handle) for s in (signal.SIGTERM, signal.SIGINT)}
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        from robustness.signals import Interrupted
+
+        name = signal.Signals(signum).name
+        if self.signal is not None:
+            raise Interrupted(name)
+        self.signal = name
+
+    def check(self) -> None:
+        from robustness.signals import Interrupted
+
+        if self.signal is not None:
+            raise Interrupted(self.signal)
+
+    def __exit__(self, *exc: object) -> None:
+        for number, handler in self._previous.items():
+            signal.signal(number, handler)

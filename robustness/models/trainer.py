@@ -4,9 +4,9 @@ A training is a :class:`TrainSession` (:func:`open_session`: data, model, optimi
 restored from the checkpoint when one matches), run by :func:`fit` over the batches an :data:`EpochBatches`
 function gives for each epoch (:func:`clean_batches`: the training split in shuffled length buckets), and saved
 by :func:`finish`. ``fit`` writes a checkpoint (:mod:`robustness.models.checkpoint`) every ``checkpoint_every``
-optimizer steps -- by default whenever :data:`CHECKPOINT_EVERY_S` seconds of work passed since the last one --
-and after every epoch's validation but the last. Resumed training equals uninterrupted training: bit for bit on
-the CPU with the same number of threads.
+optimizer steps (by default whenever ``CHECKPOINT_EVERY_S`` seconds of work passed since the last one), after
+every epoch's validation but the last, and when SIGINT or SIGTERM stops it. Resumed training equals
+uninterrupted training: bit for bit on the CPU with the same number of threads.
 
 Another source of batches (adversarial training) passes its own ``EpochBatches``: it must return the same
 batches for an epoch when called again after a resume (the loop skips the ones already trained on), and as many
@@ -29,6 +29,8 @@ from tqdm.auto import tqdm
 from robustness.data import Examples, Text, load_examples
 from robustness.devices import device_label, resolve_device
 from robustness.models.checkpoint import (
+    CheckpointSchedule,
+    DeferredStop,
     check_resumable,
     checkpoint_path,
     examples_digest,
@@ -47,29 +49,7 @@ if TYPE_CHECKING:
 Batch = tuple[list[Text], list[int]]
 #: The batches of epoch ``e`` (1-based), in training order.
 EpochBatches = Callable[[int], Sequence[Batch]]
-#: Default checkpoint interval: seconds of work.
-CHECKPOINT_EVERY_S = 600.0
 AMP_DTYPES = ("bf16", "fp16")
-
-
-class CheckpointSchedule:
-    """When to checkpoint: every ``every_steps`` optimizer steps (global step a multiple of it), or, with
-    ``every_steps`` None, once ``every_s`` seconds (of ``clock``) passed since the last checkpoint."""
-
-    def __init__(self, every_steps: int | None = None, every_s: float = CHECKPOINT_EVERY_S,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        if every_steps is not None and every_steps < 1:
-            raise ValueError(f"--checkpoint-every must be >= 1 optimizer step, got {every_steps}")
-        self.every_steps, self.every_s, self.clock = every_steps, every_s, clock
-        self.last = clock()
-
-    def due(self, step: int) -> bool:
-        if self.every_steps is not None:
-            return step % self.every_steps == 0
-        return self.clock() - self.last >= self.every_s
-
-    def saved(self) -> None:
-        self.last = self.clock()
 
 
 @dataclass
@@ -262,14 +242,15 @@ def _save(session: TrainSession) -> None:
 def fit(session: TrainSession, epoch_batches: EpochBatches, *, checkpoint_every: int | None = None,
         progress: bool = True) -> None:
     """Train from where ``session`` stands to the last epoch, validating after each, checkpointing as the
-    module docstring says."""
+    module docstring says. A SIGINT or SIGTERM stops it after the current step (or validation) with a
+    checkpoint of that point (:class:`~robustness.models.checkpoint.DeferredStop`); a second one at once."""
     from robustness.models.evaluate import accuracy_table, all_layer_logits
 
     s, config = session, session.config
     schedule = CheckpointSchedule(checkpoint_every)
     s.started = time.monotonic()
     bar = tqdm(total=s.total_steps, initial=s.step, desc=f"train {config.head}", unit="step", disable=not progress)
-    try:
+    with DeferredStop() as stop, contextlib.closing(bar):
         while s.epoch <= config.epochs:
             batches = epoch_batches(s.epoch)
             if len(batches) != s.steps_per_epoch:
@@ -280,9 +261,10 @@ def fit(session: TrainSession, epoch_batches: EpochBatches, *, checkpoint_every:
                 s.batch, s.step = s.batch + 1, s.step + 1
                 bar.update(1)
                 bar.set_postfix(loss=f"{np.mean(s.losses[-50:]):.4f}")
-                if schedule.due(s.step):
+                if schedule.due(s.step) or stop.signal:  # SIGINT/SIGTERM: checkpoint this step, then stop
                     _save(s)
                     schedule.saved()
+                    stop.check()
             s.model.eval()
             logits = all_layer_logits(_OnDevice(s.model, s.device), s.tokenizer, s.val.texts, batch_size=64,
                                       max_length=config.max_length)
@@ -293,11 +275,10 @@ def fit(session: TrainSession, epoch_batches: EpochBatches, *, checkpoint_every:
                 bar.write(f"epoch {s.epoch}: train loss {np.mean(s.losses):.4f}; validation " + ", ".join(
                     f"{r.setting} {r.accuracy:.2%} (x{r.layer_speedup:.2f})" for r in table.itertuples()))
             s.epoch, s.batch, s.losses = s.epoch + 1, 0, []
-            if s.epoch <= config.epochs:
+            if s.epoch <= config.epochs or stop.signal:
                 _save(s)
                 schedule.saved()
-    finally:
-        bar.close()
+                stop.check()
 
 
 def finish(session: TrainSession, extra_record: dict[str, Any] | None = None) -> Path:

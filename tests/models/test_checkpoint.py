@@ -108,3 +108,25 @@ def test_unreadable_checkpoint_is_one_line(tmp_path):
     with pytest.raises(ValueError, match="is not a readable training checkpoint") as info:
         read_checkpoint_state(path)
     assert "\n" not in str(info.value)
+
+
+def test_deferred_stop_records_the_first_signal_and_raises_on_the_second():
+    import os
+    import signal
+
+    from robustness.models.checkpoint import DeferredStop
+    from robustness.signals import Interrupted
+
+    before = signal.getsignal(signal.SIGTERM)
+    with DeferredStop() as stop:
+        stop.check()  # nothing yet
+        os.kill(os.getpid(), signal.SIGTERM)
+        assert stop.signal == "SIGTERM"  # recorded, the work goes on
+        with pytest.raises(Interrupted) as info:
+            stop.check()
+        assert info.value.signal_name == "SIGTERM"
+        with pytest.raises(Interrupted):
+            os.kill(os.getpid(), signal.SIGINT)  # a second signal stops at once
+            for _ in range(1000):
+                pass
+    assert signal.getsignal(signal.SIGTERM) == before

@@ -9,8 +9,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from robustness.models.checkpoint import CHECKPOINT_EVERY_S, CheckpointSchedule
 from robustness.models.train import TrainConfig
-from robustness.models.trainer import CHECKPOINT_EVERY_S, CheckpointSchedule, clean_batches, finish, fit, open_session
+from robustness.models.trainer import clean_batches, finish, fit, open_session
 
 
 class Clock:

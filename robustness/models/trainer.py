@@ -115,7 +115,9 @@ def _identity(config: TrainConfig, train: Examples, val: Examples, extra: dict[s
 
 def check_checkpoint(config: TrainConfig, hint: str, extra_identity: dict[str, Any] | None = None) -> int | None:
     """The step of the checkpoint a training with ``config`` would resume (None: it starts afresh);
-    ``ValueError`` when the checkpoint was made with other options (``hint`` says how to start afresh)."""
+    ``ValueError`` when the checkpoint was made with other options (``hint`` says how to start afresh), or
+    when the device cannot train it (missing CUDA, AMP on the CPU)."""
+    resolve_training_device(config)
     train, val = _load_splits(config)
     state = check_resumable(checkpoint_path(config.out), _identity(config, train, val, extra_identity),
                             f"--out {config.out}", hint)

@@ -85,3 +85,12 @@ def test_bench_removes_a_stale_checkpoint_of_a_trained_model(tmp_path, tiny_back
     stale = checkpoint_path(out / "models" / "tp")
     stale.write_bytes(b"what a kill between the model's save and the checkpoint's deletion leaves")
     assert main(argv) == 0 and not stale.exists()
+
+
+def test_bench_refuses_amp_on_the_cpu_before_training_anything(tmp_path, tiny_backbone_dir, data_dir, capsys):
+    suite = _suite(tmp_path, tiny_backbone_dir)
+    suite.write_text(suite.read_text() + '\n[[models]]\nid = "amp"\nhead = "full"\n[models.train]\n'
+                     f'backbone = "{tiny_backbone_dir}"\ndevice = "cpu"\namp = "bf16"\n')
+    assert main(["bench", str(suite), "--out", str(tmp_path / "o"), "--data-dir", str(data_dir), "--train-only"]) == 2
+    assert "--amp bf16 needs a CUDA device" in capsys.readouterr().err
+    assert not (tmp_path / "o" / "models").exists()  # the first model was not trained either

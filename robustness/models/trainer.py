@@ -129,7 +129,8 @@ def open_session(config: TrainConfig, *, overwrite: bool = False, restart: bool 
                  extra_identity: dict[str, Any] | None = None) -> TrainSession:
     """Data, model, optimizer and scheduler for ``config``, restored from its checkpoint when one matches.
     ``overwrite``: a model already in ``config.out`` may be replaced; ``restart``: a checkpoint made with other
-    options is deleted (else ``ValueError`` naming the option, ending with ``hint``)."""
+    options is deleted (else ``ValueError`` naming the option, ending with ``hint``). ``extra_identity``: more
+    options that must match to resume (e.g. adversarial training's), JSON values."""
     import torch
     from transformers import AutoTokenizer, get_linear_schedule_with_warmup
 

@@ -49,7 +49,6 @@ if TYPE_CHECKING:
 Batch = tuple[list[Text], list[int]]
 #: The batches of epoch ``e`` (1-based), in training order.
 EpochBatches = Callable[[int], Sequence[Batch]]
-AMP_DTYPES = ("bf16", "fp16")
 
 
 @dataclass
@@ -166,9 +165,8 @@ def open_session(config: TrainConfig, *, overwrite: bool = False, restart: bool 
     total = steps_per_epoch * config.epochs
     scheduler = get_linear_schedule_with_warmup(optimizer, int(config.warmup * total), total)
     scaler = torch.amp.GradScaler(device.type) if config.amp == "fp16" else None
-    session = TrainSession(config=config, out=out, backbone=backbone, device=device, train=train, val=val,
-                           tokenizer=tokenizer, model=model, optimizer=optimizer, scheduler=scheduler,
-                           scaler=scaler, steps_per_epoch=steps_per_epoch, identity=identity)
+    session = TrainSession(config, out, backbone, device, train, val, tokenizer, model, optimizer, scheduler,
+                           scaler, steps_per_epoch, identity)
     if state is not None:
         load_checkpoint(ckpt, model, optimizer, scheduler, scaler, device)
         session.step, session.epoch, session.batch = state["step"], state["epoch"], state["batch"]
@@ -222,8 +220,7 @@ def train_step(session: TrainSession, texts: Sequence[Text], labels: Sequence[in
 
 
 class _OnDevice:
-    """The model as :func:`~robustness.models.evaluate.all_layer_logits` sees it: inputs moved to the
-    training device, logits back on the CPU."""
+    """The model for :func:`~robustness.models.evaluate.all_layer_logits`: inputs to its device, logits back."""
 
     def __init__(self, model, device) -> None:
         self._model, self._device = model, device

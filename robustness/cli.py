@@ -58,7 +58,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--eval-limit", type=int, help="validate on a deterministic subset of N examples")
     p.add_argument("--train-split", default="train", help="split to train on (e.g. validation for QNLI)")
     p.add_argument("--eval-split", default="validation", help="split validated on after every epoch")
-    p.add_argument("--overwrite", action="store_true", help="replace a model already in --out")
+    p.add_argument("--device", default="auto", help="auto (the first CUDA device, else the CPU), cpu, cuda or "
+                   "cuda:N; recorded in train.json, never part of the identity: a training may resume elsewhere")
+    p.add_argument("--amp", choices=["bf16", "fp16"], help="automatic mixed precision on CUDA (default: fp32; "
+                   "the weights stay fp32 either way)")
+    p.add_argument("--checkpoint-every", type=int, metavar="N", help="checkpoint every N optimizer steps "
+                   "(default: about every 10 minutes of work); a rerun with the same options resumes")
+    p.add_argument("--overwrite", action="store_true", help="replace a model already in --out, and start "
+                   "afresh when the checkpoint there was made with other options")
     _add_data_args(p)
 
     from robustness.commands.convert import add_import_parser

@@ -30,9 +30,9 @@ def cmd_train(args: argparse.Namespace, command: str) -> int:
         out=args.out, dataset=args.dataset, head=args.head, pooling=args.pooling, backbone=args.backbone,
         epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, max_length=args.max_length, warmup=args.warmup,
         seed=args.seed, limit=args.limit, eval_limit=args.eval_limit, train_split=args.train_split,
-        eval_split=args.eval_split, data_dir=args.data_dir,
+        eval_split=args.eval_split, data_dir=args.data_dir, device=args.device, amp=args.amp,
     )
-    out = train_model(config, overwrite=args.overwrite)
+    out = train_model(config, overwrite=args.overwrite, checkpoint_every=args.checkpoint_every)
     print(f"saved {args.head} model to {out}")
     return 0
 

@@ -19,27 +19,37 @@ if TYPE_CHECKING:
 def locate_models(suite, out: Path, train: bool = True, *, log: Callable[[str], Any] = print,
                   progress: bool = True) -> dict[str, str]:
     """Where each model of the suite lives, training the missing ones into ``<out>/models/<id>`` (with
-    ``train`` False, a missing model is a ValueError: parts of a job array must not train concurrently). The
-    suite was validated by :func:`~robustness.suite.validate.validate_suite`. ``log`` takes what the stages say
-    (every stage here; default ``print``), ``progress`` shows the training bar."""
+    ``train`` False, a missing model is a ValueError: parts of a job array must not train concurrently). An
+    interrupted training resumes from its checkpoint (``<out>/models/.<id>.checkpoint.safetensors``); one made
+    with other options than the suite's now is refused for every model before any trains. The suite was
+    validated by :func:`~robustness.suite.validate.validate_suite`. ``log`` takes what the stages say (every
+    stage here; default ``print``), ``progress`` shows the training bar."""
+    from robustness.models.checkpoint import checkpoint_path, remove_checkpoint
     from robustness.models.train import TrainConfig, train_model
+    from robustness.models.trainer import check_checkpoint
 
-    dirs = {}
+    dirs, to_train = {}, []
     for model in suite.models:
         if model.path is not None:
             dirs[model.id] = model.path
             continue
         target = out / "models" / model.id
+        dirs[model.id] = str(target)
         if (target / "train.json").is_file():
             log(f"[bench] model {model.id}: already trained at {target}")
+            remove_checkpoint(checkpoint_path(target))  # left by a kill between the save and its deletion
         elif not train:
             raise ValueError(f"model {model.id!r} is not trained yet; run `robustness bench SUITE --out {out} "
                              "--train-only` before the parts")
         else:
-            log(f"[bench] model {model.id}: training ({model.head}) into {target}")
             options = {"dataset": suite.dataset, "data_dir": suite.data_dir, **model.train}
-            train_model(TrainConfig(out=str(target), head=model.head, **options), overwrite=True, progress=progress)
-        dirs[model.id] = str(target)
+            config = TrainConfig(out=str(target), head=model.head, **options)
+            hint = f"delete {checkpoint_path(target).name} in {target.parent} to start afresh"
+            to_train.append((model, config, hint, check_checkpoint(config, hint)))
+    for model, config, hint, step in to_train:
+        resuming = "" if step is None else f" resuming at step {step}"
+        log(f"[bench] model {model.id}: training ({model.head}) into {config.out}{resuming}")
+        train_model(config, overwrite=True, restart=False, hint=hint, progress=progress)
     return dirs
 
 

@@ -14,6 +14,7 @@ import pandas as pd
 
 from robustness.attack.records import RECORD_FIELDS, read_records
 from robustness.provenance import read_json_object
+from robustness.requests import check_spec_records
 from robustness.suite.specs import parse_setting
 
 __all__ = ["KEY", "Run", "find_runs", "load_run", "load_runs", "spec_setting", "validate_runs"]
@@ -91,6 +92,7 @@ def load_run(run_dir: str | Path) -> Run:
     if records["example_id"].duplicated().any():
         raise ValueError(f"{path / 'records.jsonl'} has duplicate example_id values")
     _check_record_count(path, info, len(records))
+    check_spec_records(path / "spec.json", spec, records["example_id"], info.get("status") == "complete")
     return Run(path=path, spec=spec, info=info, records=records)
 
 

@@ -75,10 +75,12 @@ def setting_arg(args: argparse.Namespace):
 
 
 def score_quality(run_dirs: list[Path], lm: str | None, batch_size: int, prefix: str = "") -> None:
-    from robustness.quality import load_lm, score_run
+    from robustness.quality import check_scorable, load_lm, score_run
 
     if batch_size < 1:
         raise ValueError(f"batch size must be >= 1, got {batch_size}")
+    for run_dir in run_dirs:  # every run before the LM loads: a run still going or a stranger's file is refused
+        check_scorable(run_dir)
     model, known = load_lm(lm), {}  # a text's perplexity is computed once for all runs
     for run_dir in run_dirs:
         added = score_run(run_dir, model, batch_size=batch_size, known=known)

@@ -96,16 +96,24 @@ def check_verdict_setting(setting: str | None, available: Iterable[str], where: 
         return
     labels = sorted(set(available), key=lambda label: parse_setting(label).sort_key())
     if parse_setting(setting).label not in labels:
-        raise ValueError(f"{where}: verdict setting {setting} is never run; choose one of {', '.join(labels)}")
+        raise ValueError(f"{where} {setting} is never run; choose one of {', '.join(labels)}")
 
 
 def read_spec(path: Any, data: dict[str, Any]) -> Any:
     """The :class:`~robustness.suite.specs.RunSpec` of an attack run's ``spec.json`` (``data``, read from ``path``),
     checked: every field valid, and the fields still hash to the ``run_id`` the file records (a hand edit of
     ``n``, the setting, the recipe ... after the run is refused: the records were made by the recorded spec)."""
+    import dataclasses
+
     from robustness.suite.specs import RunSpec
 
+    kinds = {"int": int, "int | None": int, "str": str, "str | None": str, "bool": bool}
     try:
+        for field in dataclasses.fields(RunSpec):
+            value, kind = data.get(field.name), kinds.get(str(field.type))
+            if value is not None and kind is not None and (type(value) is bool) != (kind is bool) \
+                    or value is not None and kind is not None and not isinstance(value, kind):
+                raise ValueError(f"field {field.name} is {value!r}, not of type {field.type}")
         spec = RunSpec.from_dict(data)
     except (TypeError, ValueError, KeyError) as exc:
         problem = " ".join(str(exc).split())[:90]
@@ -113,8 +121,8 @@ def read_spec(path: Any, data: dict[str, Any]) -> Any:
             from None
     recorded = data.get("run_id")
     if recorded is not None and recorded != spec.run_id:
-        raise ValueError(f"{path}: its fields describe run {spec.run_id}, not the recorded {recorded} (edited after "
-                         "the run?); restore the file or rerun with --overwrite")
+        raise ValueError(f"{path}: edited after the run (its fields no longer give run id {recorded}); restore the "
+                         "file or rerun with --overwrite")
     return spec
 
 

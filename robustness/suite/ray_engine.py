@@ -86,7 +86,7 @@ def _import_ray() -> Any:
 
 #: How long the probe of ``--address`` waits for a TCP connection, and how long the pool waits for Ray to connect
 #: to a cluster that answered the probe (Ray itself retries an unreachable address for minutes).
-PROBE_TIMEOUT_S, CONNECT_TIMEOUT_S = 5.0, 60.0
+PROBE_TIMEOUT_S, CONNECT_TIMEOUT_S = 5.0, 30.0
 #: How long leaving the pool waits for its thread (stuck in ``ray.init``, say) before leaving it to the exit.
 CLOSE_TIMEOUT_S = 15.0
 
@@ -117,12 +117,34 @@ def probe_address(address: str, timeout_s: float = PROBE_TIMEOUT_S) -> None:
     problem = "no answer"
     for candidate in _local_aliases(host):
         try:
-            with socket.create_connection((candidate, int(port)), timeout=timeout_s):
-                return
+            with socket.create_connection((candidate, int(port)), timeout=timeout_s) as connection:
+                connection.settimeout(timeout_s)
+                if _speaks_grpc(connection):
+                    return
+                problem = "something listens there, but it does not speak gRPC"
+        except TimeoutError:
+            problem = f"no answer within {timeout_s:g} s"
         except OSError as exc:
             problem = exc.strerror or type(exc).__name__
     raise ValueError(f"--address {address}: no Ray cluster answers there ({problem}); start one with `ray start "
                      "--head` or fix the address")
+
+
+#: An HTTP/2 client's first bytes: the connection preface and an empty SETTINGS frame.
+_HTTP2_HELLO = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+
+
+def _speaks_grpc(connection: socket.socket) -> bool:
+    """Whether the peer answers an HTTP/2 preface with a SETTINGS frame, as every gRPC server (Ray's GCS, the
+    Ray client server behind ``ray://``) does first; a silent or other server does not."""
+    connection.sendall(_HTTP2_HELLO)
+    header = b""
+    while len(header) < 9:
+        chunk = connection.recv(9 - len(header))
+        if not chunk:
+            return False
+        header += chunk
+    return header[3] == 4  # the frame type byte: SETTINGS
 
 
 class _NoThreadSigtermNote(logging.Filter):

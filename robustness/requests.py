@@ -61,7 +61,10 @@ def check_run_request(setting: Any, *, num_layers: int, head: str, where: str, g
     """``setting`` (any form :func:`parse_setting` reads) and ``goal`` are possible on a model with
     ``num_layers`` layers and ``head`` ("pabee" or "full"); returns the parsed setting. ``where`` names the
     model or its directory in the message."""
-    chosen = parse_setting(setting)
+    try:
+        chosen = parse_setting(setting)
+    except ValueError as exc:
+        raise ValueError(f"{where}: {exc}") from None
     if head == "full" and chosen.policy != "full":
         raise ValueError(f"{where}: model is a full-depth baseline; its setting must be 'full', got {chosen.label!r}")
     check_setting_reachable(chosen, num_layers, where)
@@ -75,14 +78,21 @@ def check_run_request(setting: Any, *, num_layers: int, head: str, where: str, g
     return chosen
 
 
-def check_calibration_target(target: str, *, num_layers: int, head: str, where: str) -> None:
-    """A calibration target (the part after ``@`` of ``entropy@patience:2``, or a ``--match-*`` value) is a
-    setting the model can reach or a layer speed-up in [1, L]; only multi-exit models have thresholds."""
+def check_calibration_target(target: str, *, num_layers: int, head: str, where: str, setting: bool | None = None
+                             ) -> None:
+    """A calibration target is a setting the model can reach or a layer speed-up in [1, L]; only multi-exit
+    models have thresholds. ``setting``: True for a setting (``--match-patience``: ``2`` is patience 2), False
+    for a speed-up (``--match-speedup``), None to read it as a reference's target does (``entropy@2`` and
+    ``entropy@1.86`` are speed-ups, ``entropy@patience:2`` a setting)."""
     if head != "pabee":
         raise ValueError(f"{where}: thresholds are calibrated on a multi-exit (pabee) model, not a {head} one")
     try:
+        if setting:
+            raise ValueError("a setting")
         speedup = float(target)
     except (TypeError, ValueError):
+        if setting is False:
+            raise ValueError(f"{where}: a layer speed-up is a number, got {target!r}") from None
         check_run_request(target, num_layers=num_layers, head=head, where=where)
         return
     if not (math.isfinite(speedup) and 1 <= speedup <= num_layers):

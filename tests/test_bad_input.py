@@ -450,6 +450,20 @@ def transfer_onto_baseline_patience(w):
     return _transfer(w, model="full", setting="patience:1"), "full-depth baseline"
 
 
+def transfer_setting_malformed(w):
+    return _transfer(w, setting="patience:two"), "--setting patience:two: patience must be a positive integer"
+
+
+def attack_setting_malformed(w):
+    argv = _attack(w)
+    argv[argv.index("--patience") + 1] = "soon"
+    return argv, "--patience soon: patience must be a positive integer"
+
+
+def evaluate_match_patience_malformed(w):
+    return _evaluate(w, "--match-patience", "deep"), "--match-patience deep ("
+
+
 def transfer_batch_size_zero(w):
     return _transfer(w, "--batch-size", "0"), "--batch-size must be >= 1"
 
@@ -665,7 +679,8 @@ def calibration_not_utf8(w):
 NEW_CASES: list[Callable[[Path], tuple[list[str], str]]] = [
     transfer_into_users_records, transfer_into_foreign_files, transfer_out_is_a_file, transfer_into_another_run,
     transfer_source_still_running, transfer_source_spec_edited, transfer_onto_unreachable_setting,
-    transfer_onto_baseline_patience, transfer_batch_size_zero,
+    transfer_onto_baseline_patience, transfer_batch_size_zero, transfer_setting_malformed, attack_setting_malformed,
+    evaluate_match_patience_malformed,
     quality_run_still_running, quality_run_without_records, quality_users_quality_file, quality_lm_missing_path,
     quality_lm_not_causal, quality_batch_size_zero,
     evaluate_match_patience_unreachable, evaluate_match_speedup_impossible, evaluate_match_on_baseline,

@@ -77,7 +77,7 @@ def cmd_evaluate(args: argparse.Namespace, command: str) -> int:
     for flag, values in (("--match-patience", args.match_patience), ("--match-speedup", args.match_speedup)):
         for value in values or []:
             check_calibration_target(str(value), num_layers=facts.num_layers, head=facts.head,
-                                     where=f"{flag} {value} ({args.model})")
+                                     where=f"{flag} {value} ({args.model})", setting=flag == "--match-patience")
     examples = load_examples(args.dataset, args.split, data_dir=args.data_dir, limit=args.limit, seed=args.seed)
     model, tokenizer = load_model_and_tokenizer(args.model)
     bars = _StageBars(tqdm)
@@ -123,6 +123,7 @@ def cmd_attack(args: argparse.Namespace, command: str) -> int:
 
 
 def cmd_transfer(args: argparse.Namespace, command: str) -> int:
+    setting_arg(argparse.Namespace(setting=args.setting, patience=None))  # a bad --setting, named before any load
     args = located(args)
     attack_resources(args)
     from robustness.attack.transfer import TransferSpec, run_transfer

@@ -67,11 +67,19 @@ def setting_arg(args: argparse.Namespace):
     if args.setting is not None and args.patience is not None:
         raise ValueError("give --setting or --patience, not both")
     if args.patience is not None:
-        setting = parse_setting(args.patience)
+        setting = _flag_setting("--patience", args.patience)
         if setting.policy not in ("patience", "full"):
             raise ValueError(f"--patience takes an integer >= 1 or 'full', got {args.patience!r}; use --setting")
         return setting
-    return parse_setting("full" if args.setting is None else args.setting)
+    return _flag_setting("--setting", "full" if args.setting is None else args.setting)
+
+
+def _flag_setting(flag: str, value: str):
+    """``parse_setting(value)``, its error naming ``flag``."""
+    try:
+        return parse_setting(value)
+    except ValueError as exc:
+        raise ValueError(f"{flag} {value}: {exc}") from None
 
 
 def score_quality(run_dirs: list[Path], lm: str | None, batch_size: int, prefix: str = "") -> None:

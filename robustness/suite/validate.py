@@ -11,7 +11,14 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from robustness.models.settings import THRESHOLD_POLICIES, calibrated_setting, check_setting_reachable
+from robustness.models.saved import saved_facts
+from robustness.models.settings import (
+    THRESHOLD_POLICIES,
+    calibrated_setting,
+    check_setting_reachable,
+    read_calibration,
+    resolve_calibrated,
+)
 from robustness.requests import check_calibration_target, check_run_request, check_verdict_setting
 from robustness.suite.specs import ModelSpec, SuiteSpec, parse_selector, parse_setting
 from robustness.suite.suite_file import check_id
@@ -29,12 +36,6 @@ def _train_config(model: ModelSpec, suite: SuiteSpec, target: Path) -> Any:
         return TrainConfig(out=str(target), head=model.head, **values)
     except TypeError as exc:  # e.g. epochs = "two"
         raise ValueError(f"model {model.id!r}: invalid [models.train] value: {exc}") from None
-
-
-def _num_layers_of_saved(path: str) -> int:
-    from robustness.models.saved import saved_facts
-
-    return saved_facts(path).num_layers
 
 
 def _num_layers_of_backbone(backbone: str | None) -> int:
@@ -81,8 +82,6 @@ def check_plan(suite: SuiteSpec, model_dirs: dict[str, str]) -> None:
     """After training and calibration, before the attacks: every run and transfer of the suite is possible
     on its model (:func:`robustness.requests.check_run_request`, calibrated settings included) and its
     selections name settings that are run (:func:`check_selections`)."""
-    from robustness.models.saved import saved_facts
-
     facts = {m.id: saved_facts(model_dirs[m.id]) for m in suite.models}
     for spec in suite.run_specs(model_dirs):
         fact = facts[spec.model_id]
@@ -115,16 +114,15 @@ def validate_suite(suite: SuiteSpec, out: str | Path, *, overwrite: bool = False
     dataset_info(suite.dataset)
     for recipe in suite.recipes:
         check_recipe(recipe, mlm=mlm)
-    layers = {}
+    layers, heads = {}, {m.id: m.head for m in suite.models}
     for model in suite.models:
         check_id(model.id, "suite")
-        if model.path is not None:
-            layers[model.id] = _num_layers_of_saved(model.path)
-        else:
+        saved = model.path
+        if saved is None:
             target = resolve_inside(out, Path("models") / model.id)
             config = _train_config(model, suite, target)
             if (target / "train.json").is_file():
-                layers[model.id] = _num_layers_of_saved(str(target))
+                saved = str(target)
             else:
                 check_train_out(target, overwrite=True)
                 load_examples(config.dataset, config.train_split, data_dir=config.data_dir, limit=config.limit,
@@ -132,11 +130,15 @@ def validate_suite(suite: SuiteSpec, out: str | Path, *, overwrite: bool = False
                 load_examples(config.dataset, config.eval_split, data_dir=config.data_dir,
                               limit=config.eval_limit, seed=config.seed)
                 layers[model.id] = _num_layers_of_backbone(config.backbone)
+        if saved is not None:  # a saved model's own facts, whatever the suite says of it
+            facts = saved_facts(saved)
+            layers[model.id], heads[model.id] = facts.num_layers, facts.head
         _check_patience(model, layers[model.id])
         for reference in model.calibrated:
-            check_calibration_target(calibrated_setting(reference)[1], num_layers=layers[model.id], head=model.head,
-                                     where=f"model {model.id!r} calibrated {reference!r}")
-    heads = {m.id: m.head for m in suite.models}
+            check_calibration_target(calibrated_setting(reference)[1], num_layers=layers[model.id],
+                                     head=heads[model.id], where=f"model {model.id!r} calibrated {reference!r}")
+            if saved is not None and "@".join(calibrated_setting(reference)) in read_calibration(saved):
+                resolve_calibrated(reference, saved)  # an entry already there must be usable (bench reuses it)
     for spec in suite.run_specs({m.id: m.path or str(out / "models" / m.id) for m in suite.models}, calibrated=False):
         check_run_request(spec.setting, num_layers=layers[spec.model_id], head=heads[spec.model_id],
                           where=f"model {spec.model_id!r}", goal=spec.goal, goal_target=spec.goal_target)

@@ -197,10 +197,12 @@ def _command_line(argv: list[str] | None) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from robustness import commands
+    from robustness.requests import check_flags
     from robustness.signals import raise_on_termination, signal_name
 
     try:
         with raise_on_termination():
+            check_flags(args)  # every subcommand's counts, before it does anything
             return getattr(commands, f"cmd_{args.command}")(args, _command_line(argv)) or 0
     except (ValueError, OSError) as exc:
         if args.debug:

@@ -92,7 +92,10 @@ def load_lm(lm: str | os.PathLike[str] | None = None) -> CausalLM:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     name = os.fspath(lm) if lm is not None else default_lm_path()
-    path, kwargs = Path(name), {}
+    path, kwargs = Path(name).expanduser(), {}
+    if not path.exists() and _looks_like_path(name):
+        raise ValueError(f"--lm {name}: no such file or directory; give a causal LM directory, a .gguf file or a "
+                         "hub id (org/name)")
     if path.is_dir() and not (path / "config.json").is_file():
         ggufs = sorted(path.glob("*.gguf"))
         if len(ggufs) != 1:
@@ -110,11 +113,30 @@ def load_lm(lm: str | os.PathLike[str] | None = None) -> CausalLM:
             tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
             model = AutoModelForCausalLM.from_pretrained(source, **kwargs).eval()
     except (OSError, ImportError) as err:
-        raise ValueError(f"cannot load causal LM {name}: {str(err).strip().splitlines()[0]}") from err
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise ValueError(f"--lm {name}: cannot load it as a causal LM: {first[:120]}") from err
+    except (ValueError, KeyError) as err:  # transformers: a config it cannot make a causal LM of (a 2,700-char line)
+        kind = _model_type(source)
+        raise ValueError(f"--lm {name} is not a causal language model{f' (model_type {kind})' if kind else ''}; give "
+                         "a causal LM (GPT-2, Llama, SmolLM2 ...) directory, .gguf file or hub id") from err
     tokenizer.padding_side = "right"
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     return CausalLM(name=name, model=model, tokenizer=tokenizer)
+
+
+def _looks_like_path(name: str) -> bool:
+    """Whether ``name`` can only be a local path (a hub id is ``name`` or ``org/name``)."""
+    return (name.startswith(("/", ".", "~")) or name.count("/") > 1 or os.sep != "/" and os.sep in name
+            or name.endswith(".gguf"))
+
+
+def _model_type(source: str) -> str | None:
+    """The ``model_type`` in ``source/config.json``, if there is one to read."""
+    try:
+        return str(json.loads((Path(source) / "config.json").read_text(encoding="utf-8")).get("model_type"))
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def perplexities(lm: CausalLM, texts: Sequence[str], batch_size: int = 16, max_length: int = 512) -> list[float]:
@@ -155,12 +177,43 @@ def similarities(originals: Sequence[str], adversarials: Sequence[str], encoder:
 
 
 def read_quality(path: str | os.PathLike[str]) -> list[QualityRecord]:
-    """The complete lines of a ``quality.jsonl`` (missing file: empty; a torn last line is ignored)."""
+    """The complete lines of a ``quality.jsonl`` (missing file: empty; a torn last line is ignored);
+    ``ValueError`` naming the file when a line is not a quality record (a file we did not write)."""
     path = Path(path)
     if not path.is_file():
         return []
-    lines = path.read_text(encoding="utf-8").split("\n")[:-1]  # the part after the last newline is torn or empty
-    return [json.loads(line) for line in lines if line]
+    lines = path.read_bytes().split(b"\n")[:-1]  # the part after the last newline is torn or empty
+    out = []
+    for number, line in enumerate(lines, 1):
+        if not line:
+            continue
+        try:
+            record = json.loads(line.decode("utf-8"))
+        except ValueError:  # UnicodeDecodeError and JSONDecodeError
+            record = None
+        if not isinstance(record, dict) or not {"example_id", "lm"} <= set(record):
+            raise ValueError(f"{path}, line {number}: not a quality record of robustness; move the file aside "
+                             "(or delete it) to score the run again")
+        out.append(record)
+    return out
+
+
+def check_scorable(run_dir: str | os.PathLike[str]) -> Path:
+    """``run_dir`` is a finished run of ours that the quality stage may write ``quality.jsonl`` into: it has
+    ``spec.json``, ``records.jsonl`` and a ``run.json`` whose status is ``complete``, and any ``quality.jsonl``
+    there is ours. ``ValueError`` naming the directory and what to do otherwise."""
+    from robustness.provenance import read_json_object
+
+    run_dir = Path(run_dir)
+    for name in ("spec.json", "run.json", "records.jsonl"):
+        if not (run_dir / name).is_file():
+            raise ValueError(f"{run_dir} has no {name}: not a finished run; run the attack (or bench) first")
+    status = read_json_object(run_dir / "run.json").get("status")
+    if status != "complete":
+        raise ValueError(f"{run_dir} is not complete (run.json status {status!r}); finish the run (rerun its "
+                         "attack or bench) before scoring its quality")
+    read_quality(run_dir / QUALITY_FILE)
+    return run_dir
 
 
 def _known_perplexities(lm: CausalLM, texts: Sequence[str], batch_size: int, known: dict[str, float] | None
@@ -178,7 +231,7 @@ def score_run(run_dir: str | os.PathLike[str], lm: CausalLM, *, encoder: Any = N
               known: dict[str, float] | None = None) -> int:
     """Append quality records for the run's succeeded examples not scored yet; returns how many were added.
     ``known``: perplexities already computed with ``lm`` (text -> perplexity), shared across the runs scored."""
-    run_dir = Path(run_dir)
+    run_dir = check_scorable(run_dir)
     path = run_dir / QUALITY_FILE
     done = read_quality(path)
     other = sorted({q["lm"] for q in done} - {lm.name})

@@ -34,6 +34,7 @@ from robustness.analysis.verdict import (
 from robustness.outputs import check_output_dir, refuse_foreign, write_outputs
 from robustness.rendering import MARKER, Block, figure_block, render_html, render_markdown
 from robustness.report_sections import quality_blocks, slowdown_section, transfer_section
+from robustness.requests import check_verdict_setting
 
 FIGURES = [  # name, function input, function, caption
     ("success_vs_setting", "summary", plots.plot_success_vs_setting,
@@ -225,6 +226,8 @@ def write_report(sources: str | Path | Iterable[str | Path], out_dir: str | Path
     runs = [r for r in found if include_incomplete or r.complete]
     if not runs:
         raise ValueError(f"none of the {len(found)} runs is complete (pass include_incomplete to see them)")
+    if verdict_options is not None:
+        check_verdict_setting(verdict_options.setting, {r.setting for r in runs}, "--setting")
     summary = summarize(runs)
     exits, flips = exit_table(runs), flip_table(runs)
     if clean is None:

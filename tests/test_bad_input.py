@@ -405,6 +405,298 @@ def ls_runs_missing(w):
     return ["ls", "runs", str(w / "nowhere")], "not a directory"
 
 
+# --- third campaign (issue 28): ownership of every run directory ---------------------------------------------
+def _transfer(w: Path, *extra: str, out: str = "T", model: str = "model", setting: str = "full") -> list[str]:
+    return ["transfer", str(w / "run"), "--model", str(w / model), "--setting", setting, "--out", str(w / out),
+            *extra]
+
+
+def transfer_into_users_records(w):
+    _write(w / "T" / "records.jsonl", '{"mine": 1}\n{"mine": 2}')  # a torn-looking last line: must stay
+    return _transfer(w), "holds records.jsonl but no spec.json"
+
+
+def transfer_into_foreign_files(w):
+    _write(w / "T" / "notes.txt", "mine")
+    return _transfer(w), "holds notes.txt but no spec.json"
+
+
+def transfer_out_is_a_file(w):
+    _write(w / "T", "a file")
+    return _transfer(w), "T is a file; choose another --out"
+
+
+def transfer_into_another_run(w):
+    return _transfer(w, out="run"), "describes another run"
+
+
+def transfer_source_still_running(w):
+    info = json.loads((w / "run" / "run.json").read_text())
+    _write(w / "run" / "run.json", json.dumps({**info, "status": "running"}))
+    return _transfer(w), "is not a complete attack run"
+
+
+def transfer_source_spec_edited(w):
+    spec = json.loads((w / "run" / "spec.json").read_text())
+    _write(w / "run" / "spec.json", json.dumps({**spec, "n": 3}))
+    return _transfer(w), "spec.json: edited after the run"
+
+
+def transfer_onto_unreachable_setting(w):
+    return _transfer(w, setting="patience:2"), "needs patience < the model's 2 layers"
+
+
+def transfer_onto_baseline_patience(w):
+    return _transfer(w, model="full", setting="patience:1"), "full-depth baseline"
+
+
+def transfer_setting_malformed(w):
+    return _transfer(w, setting="patience:two"), "--setting patience:two: patience must be a positive integer"
+
+
+def attack_setting_malformed(w):
+    argv = _attack(w)
+    argv[argv.index("--patience") + 1] = "soon"
+    return argv, "--patience soon: patience must be a positive integer"
+
+
+def evaluate_match_patience_malformed(w):
+    return _evaluate(w, "--match-patience", "deep"), "--match-patience deep ("
+
+
+def transfer_batch_size_zero(w):
+    return _transfer(w, "--batch-size", "0"), "--batch-size must be >= 1"
+
+
+def quality_run_still_running(w):
+    info = json.loads((w / "run" / "run.json").read_text())
+    _write(w / "run" / "run.json", json.dumps({**info, "status": "running"}))
+    return ["quality", str(w / "run"), "--lm", str(w / "model")], "is not complete (run.json status 'running')"
+
+
+def quality_run_without_records(w):
+    (w / "run" / "records.jsonl").unlink()
+    return ["quality", str(w / "run"), "--lm", str(w / "model")], "has no records.jsonl"
+
+
+def quality_users_quality_file(w):
+    _write(w / "run" / "quality.jsonl", "my notes\nmore notes\n")
+    return ["quality", str(w / "run"), "--lm", str(w / "model")], "quality.jsonl, line 1: not a quality record"
+
+
+def quality_lm_missing_path(w):
+    return ["quality", str(w / "run"), "--lm", str(w / "no" / "lm")], "/no/lm: no such file or directory"
+
+
+def quality_lm_not_causal(w):
+    return ["quality", str(w / "run"), "--lm", str(w / "model")], "is not a causal language model"
+
+
+def quality_batch_size_zero(w):
+    return ["quality", str(w / "run"), "--batch-size", "0"], "--batch-size must be >= 1"
+
+
+# --- impossible requests -------------------------------------------------------------------------------------
+def _evaluate(w: Path, *extra: str, model: str = "model") -> list[str]:
+    return ["evaluate", "--model", str(w / model), "--data-dir", str(w / "data"), "--out", str(w / "eval.csv"),
+            *extra]
+
+
+def evaluate_match_patience_unreachable(w):
+    return _evaluate(w, "--match-patience", "patience:9"), "--match-patience patience:9"
+
+
+def evaluate_match_speedup_impossible(w):
+    return _evaluate(w, "--match-speedup", "5"), "--match-speedup 5.0"
+
+
+def evaluate_match_on_baseline(w):
+    return _evaluate(w, "--match-patience", "full", model="full"), "thresholds are calibrated on a multi-exit"
+
+
+def evaluate_batch_size_zero(w):
+    return _evaluate(w, "--batch-size", "0"), "--batch-size must be >= 1"
+
+
+def evaluate_timing_repeats_negative(w):
+    return _evaluate(w, "--timing-repeats", "-1"), "--timing-repeats must be >= 0"
+
+
+def evaluate_limit_zero(w):
+    return _evaluate(w, "--limit", "0"), "--limit must be >= 1"
+
+
+def evaluate_max_length_zero(w):
+    return _evaluate(w, "--max-length", "0"), "--max-length must be >= 1"
+
+
+def attack_slowdown_at_full(w):
+    argv = _attack(w, "--goal", "slowdown")
+    argv[argv.index("--patience") + 1] = "full"
+    return argv, "the slowdown goal needs an early-exit setting"
+
+
+def attack_slowdown_on_baseline(w):
+    argv = _attack(w, "--goal", "slowdown", model="full")
+    argv[argv.index("--patience") + 1] = "full"
+    return argv, "the slowdown goal needs an early-exit setting"
+
+
+def attack_goal_target_too_deep(w):
+    return _attack(w, "--goal", "slowdown", "--goal-target", "9"), "slowdown goal target 9 is outside 2..2"
+
+
+def attack_goal_target_one(w):
+    return _attack(w, "--goal", "slowdown", "--goal-target", "1"), "slowdown goal target 1 is outside 2..2"
+
+
+def attack_n_zero(w):
+    argv = _attack(w)
+    argv[argv.index("--n") + 1] = "0"
+    return argv, "--n must be >= 1"
+
+
+def attack_query_budget_zero(w):
+    argv = _attack(w)
+    argv[argv.index("--query-budget") + 1] = "0"
+    return argv, "--query-budget must be >= 1"
+
+
+def foreign_config_without_weights(w):
+    _write(w / "model" / "config.json", json.dumps({"model_type": "bert", "hidden_size": 32}))
+    (w / "model" / "model.safetensors").unlink()
+    return _attack(w), "config.json has model_type 'bert', not pabee"
+
+
+def spec_n_edited(w):
+    spec = json.loads((w / "run" / "spec.json").read_text())
+    _write(w / "run" / "spec.json", json.dumps({**spec, "n": 4}))
+    return ["aggregate", str(w / "run"), "--out", str(w / "agg")], "spec.json: edited after the run"
+
+
+def spec_setting_edited(w):
+    spec = json.loads((w / "run" / "spec.json").read_text())
+    _write(w / "run" / "spec.json", json.dumps({**spec, "setting": "full"}))
+    return ["aggregate", str(w / "run"), "--out", str(w / "agg")], "spec.json: edited after the run"
+
+
+def spec_bad_field(w):
+    spec = json.loads((w / "run" / "spec.json").read_text())
+    _write(w / "run" / "spec.json", json.dumps({**spec, "n": "five"}))
+    return ["aggregate", str(w / "run"), "--out", str(w / "agg")], "spec.json: not a valid run spec (field n is 'five'"
+
+
+def report_setting_never_run(w):
+    return ["report", str(w / "run"), "--out", str(w / "rep"), "--setting", "patience:9"], \
+        "--setting patience:9 is never run; choose one of patience:1"
+
+
+def report_min_n_zero(w):
+    return ["report", str(w / "run"), "--out", str(w / "rep"), "--min-n", "0"], "--min-n must be >= 1"
+
+
+def clean_eval_not_utf8(w):
+    _write(w / "clean.csv", b"model_id,setting\n\xff\xfe,1\n")
+    return ["report", str(w / "run"), "--out", str(w / "rep"), "--clean-eval", str(w / "clean.csv")], \
+        "--clean-eval " + str(w / "clean.csv")
+
+
+def quality_file_not_utf8(w):
+    _write(w / "run" / "quality.jsonl", b'{"example_id": 0, "lm": "\xff"}\n')
+    return ["aggregate", str(w / "run"), "--out", str(w / "agg")], "quality.jsonl, line 1: not a quality record"
+
+
+# --- bench: everything checked before the first model loads ---------------------------------------------------
+def bench_shard_size_zero(w):
+    return _suite(w) + ["--shard-size", "0"], "--shard-size must be >= 1"
+
+
+def bench_workers_negative(w):
+    return _suite(w) + ["--workers", "-1"], "--workers must be >= 1"
+
+
+def bench_workers_zero(w):
+    return _suite(w) + ["--workers", "0"], "--workers must be >= 1"
+
+
+def bench_address_without_ray(w):
+    return _suite(w) + ["--address", "auto"], "--address names a Ray cluster; add --engine ray"
+
+
+def bench_ray_nothing_listening(w):
+    return _suite(w) + ["--engine", "ray", "--address", "127.0.0.1:1"], "--address 127.0.0.1:1: no Ray cluster"
+
+
+def bench_ray_address_malformed(w):
+    return _suite(w) + ["--engine", "ray", "--address", "somewhere"], "--address somewhere: expected HOST:PORT"
+
+
+def suite_transfer_unreachable_target(w):
+    return _suite(w, suite='transfers = [["m@patience:1", "m@patience:5"]]\n'), \
+        "needs patience < the model's 2 layers"
+
+
+def suite_transfer_source_not_run(w):
+    return _suite(w, suite='transfers = [["m@entropy:0.5", "m@full"]]\n'), "the suite never runs m@entropy:0.5"
+
+
+def suite_transfer_onto_itself(w):
+    return _suite(w, suite='transfers = [["m@patience:1", "m@patience:1"]]\n'), "replays a run onto itself"
+
+
+def suite_verdict_setting_never_run(w):
+    return _suite(w, body='[verdict]\nsetting = "entropy:0.3"\n'), "[verdict] setting entropy:0.3 is never run"
+
+
+def suite_goal_target_unreachable(w):
+    return _suite(w, suite='goals = ["accuracy", "slowdown"]\ngoal_target = 5\n'), \
+        "slowdown goal target 5 is outside 2..2"
+
+
+def suite_calibrated_unreachable(w):
+    models = f'[[models]]\nid = "m"\npath = "{w / "model"}"\nsettings = [1]\ncalibrated = ["entropy@patience:9"]\n'
+    return _suite(w, models=models), "calibrated 'entropy@patience:9'"
+
+
+def suite_overlong_text_outside_sample(w):
+    _frame(["word " * 5000, *SENTENCES[1:]]).to_parquet(w / "data" / "sst2" / "validation.parquet")
+    return _suite(w), "more than the limit of 20000"  # n = 2, seed 0 samples rows 1 and 3: row 0 is outside
+
+
+def suite_calibration_poisoned(w):
+    entry = {"reference": "entropy@patience:1", "setting": "entropy:0.0", "layer_speedup": float("nan")}
+    _write(w / "model" / "calibration.json", json.dumps({"entropy@patience:1": entry}))
+    models = f'[[models]]\nid = "m"\npath = "{w / "model"}"\nsettings = [1]\ncalibrated = ["entropy@patience:1"]\n'
+    return _suite(w, models=models), "calibration.json: entry entropy@patience:1 is unusable"
+
+
+def calibration_not_utf8(w):
+    _write(w / "model" / "calibration.json", b'{"entropy@patience:1": "\xff"}')
+    models = f'[[models]]\nid = "m"\npath = "{w / "model"}"\nsettings = [1]\ncalibrated = ["entropy@patience:1"]\n'
+    return _suite(w, models=models), "calibration.json is not valid JSON"
+
+
+NEW_CASES: list[Callable[[Path], tuple[list[str], str]]] = [
+    transfer_into_users_records, transfer_into_foreign_files, transfer_out_is_a_file, transfer_into_another_run,
+    transfer_source_still_running, transfer_source_spec_edited, transfer_onto_unreachable_setting,
+    transfer_onto_baseline_patience, transfer_batch_size_zero, transfer_setting_malformed, attack_setting_malformed,
+    evaluate_match_patience_malformed,
+    quality_run_still_running, quality_run_without_records, quality_users_quality_file, quality_lm_missing_path,
+    quality_lm_not_causal, quality_batch_size_zero,
+    evaluate_match_patience_unreachable, evaluate_match_speedup_impossible, evaluate_match_on_baseline,
+    evaluate_batch_size_zero, evaluate_timing_repeats_negative, evaluate_limit_zero, evaluate_max_length_zero,
+    attack_slowdown_at_full, attack_slowdown_on_baseline, attack_goal_target_too_deep, attack_goal_target_one,
+    attack_n_zero, attack_query_budget_zero, foreign_config_without_weights,
+    spec_n_edited, spec_setting_edited, spec_bad_field, report_setting_never_run, report_min_n_zero,
+    clean_eval_not_utf8, quality_file_not_utf8,
+    bench_shard_size_zero, bench_workers_negative, bench_workers_zero, bench_address_without_ray,
+    bench_ray_nothing_listening, bench_ray_address_malformed, suite_transfer_unreachable_target,
+    suite_transfer_source_not_run, suite_transfer_onto_itself, suite_verdict_setting_never_run,
+    suite_goal_target_unreachable, suite_calibrated_unreachable, suite_overlong_text_outside_sample,
+    suite_calibration_poisoned, calibration_not_utf8,
+]
+
+
 CASES: list[Callable[[Path], tuple[list[str], str]]] = [
     empty_split, n_larger_than_split, null_text, empty_text, string_labels, labels_out_of_range, missing_column,
     corrupt_parquet, non_utf8_csv, overlong_text, missing_data_dir, unknown_dataset, missing_split,
@@ -420,6 +712,7 @@ CASES: list[Callable[[Path], tuple[list[str], str]]] = [
     torn_complete_run, garbage_record_line, records_not_utf8, run_json_not_json, aggregate_foreign_table,
     aggregate_not_a_run, report_foreign_report, report_foreign_figure, report_out_is_file, compare_with_itself,
     compare_out_exists, ls_runs_missing,
+    *NEW_CASES,
 ]
 
 
@@ -445,4 +738,4 @@ def test_bad_input_is_one_line_exit_2_and_loses_nothing(case, world, tmp_path, c
 
 
 def test_matrix_is_large_enough():
-    assert len(CASES) >= 40
+    assert len(CASES) >= 40 and len(NEW_CASES) >= 40

@@ -250,3 +250,93 @@ def test_ctrl_c_stops_every_worker_keeps_shards_and_resumes(tmp_path, tiny_pabee
             final[(run.name, record["example_id"])] = record
     assert len(final) == 48  # 24 examples x 2 settings
     assert all(final[key] == record for key, record in kept.items())  # kept, not redone (same attack_time_s)
+
+
+def _descendants(pid: int) -> set[int]:
+    """Every live process below ``pid`` (by parent id; zombies count as gone)."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if fields[0] != "Z":
+            parents[int(stat.parent.name)] = int(fields[1])
+    found, frontier = set(), {pid}
+    while frontier:
+        frontier = {p for p, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+def _alive(pids: set[int]) -> set[int]:
+    alive = set()
+    for pid in pids:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if state != "Z":
+            alive.add(pid)
+    return alive
+
+
+def test_ray_address_with_nothing_listening_fails_within_20_s(tmp_path, tiny_pabee_dir, data_dir):
+    """The whole command, imports included: one line naming the address, exit 2, no output written."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # free once closed: nothing listens there
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    cmd = [sys.executable, "-m", "robustness.cli", "bench", str(_suite(tmp_path, tiny_pabee_dir)), "--out",
+           str(tmp_path / "out"), "--data-dir", str(data_dir), "--engine", "ray", "--address", f"127.0.0.1:{port}"]
+    start = time.monotonic()
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=60)
+    elapsed = time.monotonic() - start
+    assert proc.returncode == 2 and elapsed < 20, (elapsed, proc.stderr)
+    assert proc.stderr.strip().splitlines() == [f"robustness bench: error: --address 127.0.0.1:{port}: no Ray "
+                                                "cluster answers there (Connection refused); start one with `ray "
+                                                "start --head` or fix the address"]
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").is_file(), reason="needs /proc to list processes")
+def test_ctrl_c_stops_a_ray_bench_and_every_process_it_started(tmp_path, tiny_pabee_dir, long_data_dir):
+    """Ctrl-C (SIGINT to the process group) while a local Ray instance attacks: exit 130 within seconds, and
+    every process the command started (Ray's GCS, raylet and workers included) is gone soon after."""
+    pytest.importorskip("ray")
+    suite = tmp_path / "long.toml"
+    suite.write_text('[suite]\nname = "long"\ndataset = "glue/sst2"\nn = 24\nquery_budget = 400\nbatch_size = 1\n'
+                     f'recipes = ["deepwordbug"]\n[[models]]\nid = "tp"\npath = "{tiny_pabee_dir}"\n'
+                     'settings = [1, "full"]\n')
+    out = tmp_path / "out"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1]), "PYTHONUNBUFFERED": "1"}
+    cmd = [sys.executable, "-m", "robustness.cli", "bench", str(suite), "--out", str(out), "--data-dir",
+           str(long_data_dir), "--nltk-data", str(SHARED / "nltk_data"), "--workers", "1", "--shard-size", "1",
+           "--engine", "ray"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    deadline = time.time() + 240
+    for line in proc.stdout:  # the attacks are under way once bench says how many tasks go to Ray
+        if " tasks (" in line or time.time() > deadline:
+            break
+    time.sleep(3)  # the actor is importing or attacking
+    if proc.poll() is not None:
+        pytest.fail(f"bench ended (exit {proc.returncode}) before it was interrupted: {proc.stderr.read()}")
+    started = _descendants(proc.pid)
+    assert started  # Ray's processes
+    os.killpg(proc.pid, signal.SIGINT)
+    start = time.monotonic()
+    _, err = proc.communicate(timeout=60)
+    stopped_s = time.monotonic() - start
+    if proc.returncode == 0:
+        pytest.skip("the suite finished before SIGINT arrived")
+    assert proc.returncode == 130 and stopped_s < 30, (stopped_s, err[-2000:])
+    assert "interrupted by SIGINT" in err
+    gone = time.time() + 30
+    while _alive(started) and time.time() < gone:
+        time.sleep(0.2)
+    assert _alive(started) == set()
+    for run_json in out.glob("runs/*/run.json"):
+        assert json.loads(run_json.read_text())["status"] in ("interrupted", "complete")

@@ -59,6 +59,8 @@ def run_dir(tmp_path) -> Path:
                _record(1, "failed", TEXTS[1], TEXTS[1]), _record(2, "skipped", TEXTS[2], None),
                _record(3, "succeeded", TEXTS[2], TEXTS[2])]
     (run / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    (run / "spec.json").write_text(json.dumps({"run_id": run.name}))  # a finished run: quality scores only those
+    (run / "run.json").write_text(json.dumps({"run_id": run.name, "status": "complete"}))
     return run
 
 

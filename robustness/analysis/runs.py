@@ -12,6 +12,7 @@ from typing import Any
 
 import pandas as pd
 
+from robustness.requests import check_spec_records
 from robustness.schema.records import RECORD_FIELDS, read_records
 from robustness.schema.rundir import RECORDS_FILE, check_record_count, is_run_dir, read_run_files, spec_setting
 
@@ -81,6 +82,7 @@ def load_run(run_dir: str | Path) -> Run:
     if records["example_id"].duplicated().any():
         raise ValueError(f"{path / RECORDS_FILE} has duplicate example_id values")
     check_record_count(path, info, len(records))
+    check_spec_records(path / "spec.json", spec, records["example_id"], info.get("status") == "complete")
     return Run(path=path, spec=spec, info=info, records=records)
 
 

@@ -89,8 +89,9 @@ def read_clean_tables(paths: Sequence[Path]) -> pd.DataFrame:
     for path in paths:
         try:
             table = pd.read_csv(path)
-        except (OSError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
-            raise ValueError(f"cannot read clean evaluation table {path}: {exc}") from None
+        except (OSError, ValueError) as exc:  # ParserError, EmptyDataError, UnicodeDecodeError are ValueErrors
+            message = " ".join(str(exc).split())[:120]
+            raise ValueError(f"--clean-eval {path}: cannot read it as a clean evaluation table ({message})") from None
         missing = [c for c in CLEAN_COLUMNS if c not in table]
         if missing:
             raise ValueError(f"{path} lacks columns {', '.join(missing)}")

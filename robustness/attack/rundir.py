@@ -27,9 +27,10 @@ _MODEL_FIELDS = ("num_layers", "head", "label_names")
 
 def check_run_dir(run_dir: Path, overwrite: bool) -> None:
     """``run_dir`` is absent, empty, or a run of ours (it has ``spec.json``); else, without ``overwrite``, a
-    ``ValueError`` naming what is there. A file at ``run_dir`` is refused even with ``overwrite``."""
+    ``ValueError`` naming what is there. A file at ``run_dir`` is refused even with ``overwrite``. Every command
+    that writes a run directory (``attack``, ``transfer``, ``bench``) calls it before it writes anything."""
     if run_dir.exists() and not run_dir.is_dir():
-        raise ValueError(f"run directory {run_dir} is a file")
+        raise ValueError(f"run directory {run_dir} is a file; choose another --out (a directory, new or a run's)")
     if not run_dir.is_dir() or (run_dir / SPEC_FILE).is_file() or overwrite:
         return
     present = sorted(p.name for p in run_dir.iterdir() if p.name not in _OWN_EXTRA and not p.name.startswith("."))

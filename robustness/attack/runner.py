@@ -35,12 +35,12 @@ from robustness.attack.rundir import (
 )
 from robustness.data import load_examples
 from robustness.models.fingerprint import model_fingerprint
-from robustness.models.saved import check_model_dir
+from robustness.models.saved import check_model_dir, saved_facts
 from robustness.models.train import seed_everything
 from robustness.provenance import utc_now, versions, write_json_atomic
+from robustness.requests import check_run_request
 from robustness.resources.textattack_compat import import_textattack
 from robustness.schema.records import SCHEMA_VERSION, AttackRecord, append_record, read_records, truncate_torn_tail
-from robustness.schema.settings import check_setting_reachable, parse_setting
 from robustness.schema.specs import RunSpec
 from robustness.signals import signal_name
 
@@ -155,6 +155,9 @@ def run_attack(
     fingerprint = None
     if model is None or Path(spec.model_dir).is_dir():
         fingerprint = model_fingerprint(check_model_dir(spec.model_dir))
+        facts = saved_facts(spec.model_dir)  # an impossible request is refused before the imports and the load
+        check_run_request(spec.setting, num_layers=facts.num_layers, head=facts.head, where=spec.model_dir,
+                          goal=spec.goal, goal_target=spec.goal_target)
     if overwrite:
         _start_afresh(out_dir)
     if fingerprint is not None:
@@ -189,10 +192,8 @@ def prepare_attack(spec: RunSpec, model: Any, tokenizer: Any, resources: Any, ca
     (sharing model-independent work through ``shared``, a ``SharedWork``, when given)."""
     from robustness.attack.wrapper import PabeeModelWrapper
 
-    if model.head == "full" and spec.setting != "full":
-        raise ValueError(f"model {spec.model_id} is a full-depth baseline; its setting must be 'full', "
-                         f"got {spec.setting!r}")
-    check_setting_reachable(parse_setting(spec.setting), model.num_layers, spec.model_dir)
+    check_run_request(spec.setting, num_layers=int(model.num_layers), head=model.head, where=spec.model_dir,
+                      goal=spec.goal, goal_target=spec.goal_target)
     if len(examples.label_names) != model.num_labels:
         raise ValueError(f"{spec.dataset} has {len(examples.label_names)} labels, the model {model.num_labels}")
     wrapper = PabeeModelWrapper(model, tokenizer, spec.setting, batch_size=spec.batch_size,

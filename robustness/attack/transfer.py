@@ -23,9 +23,10 @@ from pathlib import Path
 from typing import Any
 
 from robustness.provenance import read_json_object, versions, write_json_atomic
+from robustness.requests import check_spec_records
 from robustness.schema.records import SCHEMA_VERSION, append_record, read_records, truncate_torn_tail
 from robustness.schema.rundir import RECORDS_FILE, RUN_FILE, SPEC_FILE
-from robustness.schema.settings import check_setting_reachable, parse_setting
+from robustness.schema.settings import parse_setting
 from robustness.schema.specs import TransferSpec
 
 __all__ = ["TransferSpec", "run_transfer", "transfer_record"]
@@ -41,7 +42,9 @@ def _source(spec: TransferSpec) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         raise ValueError(f"{run} is a transfer, not an attack run")
     if source.get("run_id", run.name) != spec.source_run_id:
         raise ValueError(f"{run} holds run {source.get('run_id')}, not {spec.source_run_id}")
-    return source, sorted(read_records(run / RECORDS_FILE), key=lambda r: r["example_id"])
+    records = sorted(read_records(run / RECORDS_FILE), key=lambda r: r["example_id"])
+    check_spec_records(run / SPEC_FILE, source, [r["example_id"] for r in records], complete=True)
+    return source, records
 
 
 def _key(text: str, pairs: bool) -> Any:
@@ -91,21 +94,27 @@ def transfer_record(wrapper: Any, record: dict[str, Any], source: dict[str, Any]
 def run_transfer(spec: TransferSpec, out_dir: str | Path, *, model: Any = None, tokenizer: Any = None,
                  cache: Any = None, command: str | None = None) -> Path:
     """Replay ``spec.source_run`` into ``out_dir`` (resuming the records already there); returns it."""
-    from robustness.attack.rundir import exclusive
+    from robustness.attack.rundir import check_run_dir, exclusive
     from robustness.attack.wrapper import PabeeModelWrapper
     from robustness.data import dataset_info
+    from robustness.models.saved import saved_facts
+    from robustness.requests import check_run_request
 
     out = Path(out_dir)
+    check_run_dir(out, overwrite=False)  # the same ownership rule as attack: never write into a stranger's dir
+    if (out / SPEC_FILE).is_file() and read_json_object(out / SPEC_FILE).get("run_id") != spec.run_id:
+        raise ValueError(f"{out / SPEC_FILE} describes another run; refusing to mix records (choose another --out)")
     source, records = _source(spec)
+    facts = saved_facts(spec.model_dir) if model is None else model
+    check_run_request(spec.setting, num_layers=int(facts.num_layers), head=facts.head, where=spec.model_dir,
+                      goal=str(source.get("goal") or "accuracy"))
+    if len(facts.label_names) != len(source.get("label_names", facts.label_names)):
+        raise ValueError(f"{spec.source_run} has {len(source['label_names'])} labels, the model "
+                         f"{len(facts.label_names)}")
     if model is None:
         from robustness.models.pabee import load_model_and_tokenizer
 
         model, tokenizer = load_model_and_tokenizer(spec.model_dir)
-    check_setting_reachable(parse_setting(spec.setting), model.num_layers, spec.model_dir)
-    if model.head == "full" and spec.setting != "full":
-        raise ValueError(f"model {spec.model_id} is a full-depth baseline; its setting must be 'full'")
-    if len(model.label_names) != len(source.get("label_names", model.label_names)):
-        raise ValueError(f"{spec.source_run} has {len(source['label_names'])} labels, the model {model.num_labels}")
     content = {**asdict(spec), "kind": "transfer", "run_id": spec.run_id, "recipe": source["recipe"],
                "dataset": source["dataset"], "split": source.get("split"), "n": source.get("n"),
                "seed": source.get("seed"), "goal": source.get("goal") or "accuracy",
@@ -115,7 +124,7 @@ def run_transfer(spec: TransferSpec, out_dir: str | Path, *, model: Any = None, 
     out.mkdir(parents=True, exist_ok=True)
     with exclusive(out):
         if (out / SPEC_FILE).is_file() and read_json_object(out / SPEC_FILE).get("run_id") != spec.run_id:
-            raise ValueError(f"{out / SPEC_FILE} describes another run; refusing to mix records")
+            raise ValueError(f"{out / SPEC_FILE} describes another run; refusing to mix records (choose another --out)")
         write_json_atomic(out / SPEC_FILE, content)
         path = out / RECORDS_FILE
         truncate_torn_tail(path)

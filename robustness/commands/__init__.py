@@ -67,12 +67,19 @@ def cmd_evaluate(args: argparse.Namespace, command: str) -> int:
     from robustness.data import load_examples
     from robustness.models.evaluate import evaluate_model, timed_repetitions
     from robustness.models.pabee import check_model_dir, load_model_and_tokenizer
+    from robustness.models.saved import saved_facts
     from robustness.provenance import write_csv_atomic
+    from robustness.requests import check_calibration_target
 
     args = located(args)
     out = Path(args.out)
     check_out_file(out, args.overwrite)
     check_model_dir(args.model)
+    facts = saved_facts(args.model)  # a match the model cannot reach is refused before any work
+    for flag, values in (("--match-patience", args.match_patience), ("--match-speedup", args.match_speedup)):
+        for value in values or []:
+            check_calibration_target(str(value), num_layers=facts.num_layers, head=facts.head,
+                                     where=f"{flag} {value} ({args.model})", setting=flag == "--match-patience")
     examples = load_examples(args.dataset, args.split, data_dir=args.data_dir, limit=args.limit, seed=args.seed)
     model, tokenizer = load_model_and_tokenizer(args.model)
     bars = _StageBars(tqdm)
@@ -122,6 +129,7 @@ def cmd_attack(args: argparse.Namespace, command: str) -> int:
 
 
 def cmd_transfer(args: argparse.Namespace, command: str) -> int:
+    setting_arg(argparse.Namespace(setting=args.setting, patience=None))  # a bad --setting, named before any load
     args = located(args)
     attack_resources(args)
     from robustness.attack.transfer import TransferSpec, run_transfer

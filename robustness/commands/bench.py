@@ -13,6 +13,16 @@ from robustness.commands.common import attack_resources, import_attack_stack, lo
 __all__ = ["cmd_bench"]
 
 
+@contextlib.contextmanager
+def _naming(suite_file: str):
+    """A ``ValueError`` inside becomes one line naming the suite file, unless the problem already names it."""
+    try:
+        yield
+    except ValueError as exc:
+        message = str(exc)
+        raise ValueError(message if message.startswith(str(suite_file)) else f"{suite_file}: {message}") from None
+
+
 def _bench_attacks(args: argparse.Namespace, suite, part: tuple[int, int] | None, out: Path, workers: int,
                    resources, pool, command: str):
     """``bench`` up to the attacks: validate, train (unless a part), calibrate, plan, execute. ``(runs,
@@ -24,13 +34,10 @@ def _bench_attacks(args: argparse.Namespace, suite, part: tuple[int, int] | None
     from robustness.suite.executors import Driver, execute
     from robustness.suite.plan import plan_tasks, select_part
     from robustness.suite.shards import mark_interrupted, prepare_run
-    from robustness.suite.validate import validate_suite
+    from robustness.suite.validate import check_plan, validate_suite
 
-    try:
+    with _naming(args.suite):
         validate_suite(suite, out, overwrite=args.overwrite, mlm=args.mlm)
-    except ValueError as exc:  # one line naming the suite file, unless the problem already names it
-        message = str(exc)
-        raise ValueError(message if message.startswith(str(args.suite)) else f"{args.suite}: {message}") from None
     if pool is not None:  # Ray is up (it started while this process validated) before anything is trained or written
         pool.wait()
     if args.engine != "ray":  # local workers are forked from this process; a Ray driver attacks nothing
@@ -39,6 +46,8 @@ def _bench_attacks(args: argparse.Namespace, suite, part: tuple[int, int] | None
     if args.train_only:
         return None
     stages.calibrate_thresholds(suite, model_dirs)
+    with _naming(args.suite):  # calibrated settings too, before any attack
+        check_plan(suite, model_dirs)
     fingerprints = {model_id: model_fingerprint(path) for model_id, path in model_dirs.items()}
     # Recipe-major order: an interrupted suite leaves whole recipes compared across every setting.
     runs = sorted(suite.run_specs(model_dirs), key=lambda s: suite.recipes.index(s.recipe))
@@ -79,7 +88,7 @@ def cmd_bench(args: argparse.Namespace, command: str) -> int:
                              f"{args.suite}")
         suite = dataclasses.replace(suite, slowdown_score=tuple(args.slowdown_score))
     out = Path(args.out)
-    workers = args.workers or default_workers()
+    workers = default_workers() if args.workers is None else args.workers
     # With Ray, Ray starts first: its actors (fresh processes) import torch, transformers and TextAttack while
     # this process imports what it needs, validates the suite, trains and plans. The pool closes when the
     # attacks end.

@@ -67,18 +67,28 @@ def setting_arg(args: argparse.Namespace):
     if args.setting is not None and args.patience is not None:
         raise ValueError("give --setting or --patience, not both")
     if args.patience is not None:
-        setting = parse_setting(args.patience)
+        setting = _flag_setting("--patience", args.patience)
         if setting.policy not in ("patience", "full"):
             raise ValueError(f"--patience takes an integer >= 1 or 'full', got {args.patience!r}; use --setting")
         return setting
-    return parse_setting("full" if args.setting is None else args.setting)
+    return _flag_setting("--setting", "full" if args.setting is None else args.setting)
+
+
+def _flag_setting(flag: str, value: str):
+    """``parse_setting(value)``, its error naming ``flag``."""
+    try:
+        return parse_setting(value)
+    except ValueError as exc:
+        raise ValueError(f"{flag} {value}: {exc}") from None
 
 
 def score_quality(run_dirs: list[Path], lm: str | None, batch_size: int, prefix: str = "") -> None:
-    from robustness.quality import load_lm, score_run
+    from robustness.quality import check_scorable, load_lm, score_run
 
     if batch_size < 1:
         raise ValueError(f"batch size must be >= 1, got {batch_size}")
+    for run_dir in run_dirs:  # every run before the LM loads: a run still going or a stranger's file is refused
+        check_scorable(run_dir)
     model, known = load_lm(lm), {}  # a text's perplexity is computed once for all runs
     for run_dir in run_dirs:
         added = score_run(run_dir, model, batch_size=batch_size, known=known)

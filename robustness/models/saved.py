@@ -28,10 +28,28 @@ def check_model_dir(path: str | Path) -> Path:
     has_config, has_weights = (path / CONFIG_NAME).is_file(), (path / WEIGHTS_NAME).is_file()
     if not has_config and not has_weights:
         raise ValueError(f"{path} is not a saved PABEE model (needs {CONFIG_NAME} and {WEIGHTS_NAME})")
+    foreign = _foreign_type(path / CONFIG_NAME) if has_config else None
+    if foreign is not None:  # another library's model (with or without weights), not a half-saved one of ours
+        raise ValueError(f"{path} is not a saved PABEE model ({CONFIG_NAME} has model_type {foreign!r}, not pabee "
+                         "or the older format); give a model made by robustness train")
     if not has_config or not has_weights:
         missing = WEIGHTS_NAME if has_config else CONFIG_NAME
         raise ValueError(f"{path} is a half-saved model ({missing} missing); train it again with --overwrite")
     return path
+
+
+def _foreign_type(config_path: Path) -> str | None:
+    """The ``model_type`` of a config that is another library's (a ``model_type`` other than "pabee", no older
+    ``format``); None otherwise, also for a file that is no JSON object (its reader names that problem)."""
+    import json
+
+    try:
+        values = json.loads(config_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(values, dict) or values.get("model_type") in (None, "pabee") or "format" in values:
+        return None
+    return str(values.get("model_type"))
 
 
 @dataclass(frozen=True)

@@ -104,12 +104,19 @@ def load_glove(glove_dir: str | Path | None = None) -> tuple[list[str], np.ndarr
 def read_word_list(path: str | Path) -> list[str]:
     """One word per line; blank lines dropped; order and first occurrence kept."""
     seen: dict[str, None] = {}
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            word = line.strip()
-            if word:
-                seen.setdefault(word, None)
+    for line in _text_lines(path):
+        word = line.strip()
+        if word:
+            seen.setdefault(word, None)
     return list(seen)
+
+
+def _text_lines(path: str | Path) -> list[str]:
+    """The lines of a UTF-8 text file; ``ValueError`` naming the file when it is not UTF-8."""
+    try:
+        return Path(path).read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{path}: not UTF-8 text (byte {exc.start}); replace the lexicon file") from None
 
 
 def read_pairs(paths: Sequence[str | Path], word2index: dict[str, int]) -> np.ndarray:
@@ -119,14 +126,13 @@ def read_pairs(paths: Sequence[str | Path], word2index: dict[str, int]) -> np.nd
     """
     rows: list[tuple[int, int]] = []
     for path in paths:
-        with open(path, encoding="utf-8") as f:
-            for line in f:
-                parts = line.split()
-                if len(parts) < 2 or parts[0] == parts[1]:
-                    continue
-                i, j = word2index.get(parts[0]), word2index.get(parts[1])
-                if i is not None and j is not None:
-                    rows.extend([(i, j), (j, i)])
+        for line in _text_lines(path):
+            parts = line.split()
+            if len(parts) < 2 or parts[0] == parts[1]:
+                continue
+            i, j = word2index.get(parts[0]), word2index.get(parts[1])
+            if i is not None and j is not None:
+                rows.extend([(i, j), (j, i)])
     if not rows:
         return np.zeros((0, 2), dtype=np.int64)
     return np.unique(np.asarray(rows, dtype=np.int64), axis=0)

@@ -134,9 +134,12 @@ def read_calibration(model_dir: str | Path) -> dict[str, dict[str, Any]]:
     if not path.is_file():
         return {}
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
         raise ValueError(f"{path} is not valid JSON: {exc}") from None
+    if not isinstance(data, dict) or not all(isinstance(v, dict) for v in data.values()):
+        raise ValueError(f"{path} must map references (entropy@patience:2) to entries; delete it and calibrate again")
+    return data
 
 
 def resolve_calibrated(reference: str, model_dir: str | Path) -> Setting:
@@ -148,7 +151,17 @@ def resolve_calibrated(reference: str, model_dir: str | Path) -> Setting:
         flag = f"--match-speedup {target}" if target[0].isdigit() else f"--match-patience {target}"
         raise ValueError(f"{Path(model_dir) / CALIBRATION_FILE} has no {key}; run robustness evaluate --model "
                          f"{model_dir} {flag} first")
-    return parse_setting(entry["setting"])
+    bad = [k for k, v in entry.items() if isinstance(v, float) and not math.isfinite(v)]
+    try:
+        if bad:
+            raise ValueError(f"its {bad[0]} is {entry[bad[0]]}")
+        setting = parse_setting(entry.get("setting"))
+        if setting.policy != policy:
+            raise ValueError(f"it holds a {setting.policy} setting")
+    except ValueError as exc:
+        raise ValueError(f"{Path(model_dir) / CALIBRATION_FILE}: entry {key} is unusable ({exc}); delete the entry "
+                         "and calibrate again") from None
+    return setting
 
 
 def check_setting_reachable(setting: Setting, num_layers: int, where: str) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
 import sys
 import threading
 import time
@@ -83,6 +84,69 @@ def _import_ray() -> Any:
     return ray
 
 
+#: How long the probe of ``--address`` waits for a TCP connection, and how long the pool waits for Ray to connect
+#: to a cluster that answered the probe (Ray itself retries an unreachable address for minutes).
+PROBE_TIMEOUT_S, CONNECT_TIMEOUT_S = 5.0, 30.0
+#: How long leaving the pool waits for its thread (stuck in ``ray.init``, say) before leaving it to the exit.
+CLOSE_TIMEOUT_S = 15.0
+
+
+def _local_aliases(host: str) -> list[str]:
+    """``host`` and, for a loopback name, the node's IP: Ray connects there instead (it rewrites 127.0.0.1)."""
+    hosts = [host]
+    if host in ("127.0.0.1", "localhost", "::1"):
+        try:
+            from ray._private.services import get_node_ip_address
+
+            hosts.append(get_node_ip_address())
+        except Exception:  # noqa: BLE001 - a private helper of Ray: without it only the given host is probed
+            pass
+    return hosts
+
+
+def probe_address(address: str, timeout_s: float = PROBE_TIMEOUT_S) -> None:
+    """``ValueError`` naming ``address`` unless something listens at its host and port (one TCP connection per
+    candidate host, each bounded by ``timeout_s``): an unreachable cluster is refused in seconds, where
+    ``ray.init`` would retry for minutes. ``auto`` and ``local`` are left to Ray (it finds or starts one)."""
+    if address in ("auto", "local"):
+        return
+    host, sep, port = address.split("://", 1)[-1].rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"--address {address}: expected HOST:PORT, ray://HOST:PORT or auto")
+    problem = "no answer"
+    for candidate in _local_aliases(host):
+        try:
+            with socket.create_connection((candidate, int(port)), timeout=timeout_s) as connection:
+                connection.settimeout(timeout_s)
+                if _speaks_grpc(connection):
+                    return
+                problem = "something listens there, but it does not speak gRPC"
+        except TimeoutError:
+            problem = f"no answer within {timeout_s:g} s"
+        except OSError as exc:
+            problem = exc.strerror or type(exc).__name__
+    raise ValueError(f"--address {address}: no Ray cluster answers there ({problem}); start one with `ray start "
+                     "--head` or fix the address")
+
+
+#: An HTTP/2 client's first bytes: the connection preface and an empty SETTINGS frame.
+_HTTP2_HELLO = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+
+
+def _speaks_grpc(connection: socket.socket) -> bool:
+    """Whether the peer answers an HTTP/2 preface with a SETTINGS frame, as every gRPC server (Ray's GCS, the
+    Ray client server behind ``ray://``) does first; a silent or other server does not."""
+    connection.sendall(_HTTP2_HELLO)
+    header = b""
+    while len(header) < 9:
+        chunk = connection.recv(9 - len(header))
+        if not chunk:
+            return False
+        header += chunk
+    return header[3] == 4  # the frame type byte: SETTINGS
+
+
 class _NoThreadSigtermNote(logging.Filter):
     """Drops Ray's note that ``ray.init`` outside the main thread sets no SIGTERM handler: the command line
     handles SIGTERM itself (runs marked interrupted, exit code 143), which Ray's handler would replace."""
@@ -108,6 +172,9 @@ class RayPool:
                  max_actors: int | None = None) -> None:
         if workers < 1:
             raise ValueError(f"--workers must be >= 1, got {workers}")
+        if address:
+            probe_address(address)
+        self.address = address
         self.ray, self.actors = _import_ray(), []
         self._error: BaseException | None = None
         self._ready, self._closing = threading.Event(), threading.Event()
@@ -149,9 +216,13 @@ class RayPool:
             ray.shutdown()
 
     def wait(self) -> list[Any]:
-        """The actors, once started (a timeout per wait, so that Ctrl-C gets through)."""
+        """The actors, once started (a timeout per wait, so that Ctrl-C gets through); a cluster at ``address``
+        that has not let Ray connect within ``CONNECT_TIMEOUT_S`` is a ``ValueError`` naming it."""
+        deadline = time.monotonic() + CONNECT_TIMEOUT_S
         while not self._ready.wait(timeout=0.5):
-            pass
+            if self.address and time.monotonic() > deadline:
+                raise ValueError(f"--address {self.address}: Ray did not connect within {CONNECT_TIMEOUT_S:.0f} s; "
+                                 "check that a Ray cluster (GCS) of this version runs there")
         if self._error is not None:
             raise self._error
         return self.actors
@@ -164,8 +235,11 @@ class RayPool:
         del self.actors[keep:]
 
     def close(self) -> None:
+        """Kill the actors and disconnect (in the pool's thread). A thread still starting Ray (an interrupted or
+        failed start) is waited for ``CLOSE_TIMEOUT_S`` at most: it is a daemon, and Ray's processes end with
+        this process."""
         self._closing.set()
-        self._thread.join()
+        self._thread.join(timeout=None if self._ready.is_set() else CLOSE_TIMEOUT_S)
 
     def __enter__(self) -> RayPool:
         return self

@@ -37,7 +37,7 @@ def _shard_results(run_dir: Path) -> list[dict[str, Any]]:
     folder = run_dir / SHARD_DIR
     if not folder.is_dir():
         return []
-    return [json.loads(path.read_text(encoding="utf-8")) for path in sorted(folder.glob("[0-9]*.json"))]
+    return [read_json_object(path) for path in sorted(folder.glob("[0-9]*.json"))]  # a bad one is named
 
 
 def done_ids(run_dir: Path) -> set[int]:

@@ -103,7 +103,9 @@ class SuiteSpec:
                 out += [TransferSpec(source_run=str(Path(runs_root) / run.run_id), source_run_id=run.run_id,
                                      model_id=dst_model, model_dir=model_dirs[dst_model], setting=s.label,
                                      batch_size=self.batch_size, max_length=self.max_length)
-                        for s in settings if (dst_model, s.label) != (src_model, run.setting)]
+                        for s in settings if (dst_model, s.label) != (src_model, run.setting)
+                        # a slowdown text replayed where every text exits at L has nothing to show (as run_specs)
+                        and not (run.goal == "slowdown" and (s.policy == "full" or models[dst_model].head == "full"))]
         return out
 
     def run_specs(self, model_dirs: dict[str, str], calibrated: bool = True) -> list[RunSpec]:

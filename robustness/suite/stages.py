@@ -86,7 +86,11 @@ def clean_tables(suite, model_dirs: dict[str, str], fingerprints: dict[str, str]
         # reused only for the same weights, the same excluded sample and every setting of the suite
         key = {"model_fingerprint": fingerprints[model.id],
                "excluded_sample": f"{suite.split} n={suite.n} seed={suite.seed}"}
-        cached = pd.read_csv(path, dtype={"model_fingerprint": str}) if path.is_file() else pd.DataFrame()
+        try:
+            cached = pd.read_csv(path, dtype={"model_fingerprint": str}) if path.is_file() else pd.DataFrame()
+        except ValueError as exc:  # not CSV, not UTF-8
+            raise ValueError(f"{path}: cannot read it ({' '.join(str(exc).split())[:80]}); delete it to evaluate "
+                             "again") from None
         settings = model.exit_settings(model_dirs[model.id])  # calibrated thresholds included
         fresh = (all(c in cached and set(cached[c]) == {v} for c, v in key.items())
                  and {s.label for s in settings} <= set(cached.get("setting", [])))

@@ -65,14 +65,16 @@ def fake_records(patience: int | None, single_head: bool = False) -> list[dict]:
 def write_run(root: Path, model_id: str, head: str, patience: int | None, recipe: str,
               status: str = "complete", records: list[dict] | None = None, **spec_fields) -> Path:
     """A run directory; ``spec_fields`` override RunSpec fields (``stock``, ``seed``, ...)."""
+    rows = records if records is not None else fake_records(patience, single_head=head == "full")
+    # a complete run's spec.json must agree with its records (robustness.requests): n is their number
+    n = len(rows) if status == "complete" else max(len(rows), len(EXAMPLES))
     spec = RunSpec(model_id=model_id, model_dir=f"/models/{model_id}", recipe=recipe, dataset="sst2",
-                   setting=patience, **{"n": len(EXAMPLES), "seed": 7, **spec_fields})
+                   setting=patience, **{"n": n, "seed": 7, **spec_fields})
     run_dir = root / "runs" / spec.run_id
     run_dir.mkdir(parents=True)
     full = {**spec.to_dict(), "run_id": spec.run_id, "num_layers": NUM_LAYERS, "head": head,
             "label_names": ["negative", "positive"]}
     (run_dir / "spec.json").write_text(json.dumps(full))
-    rows = records if records is not None else fake_records(patience, single_head=head == "full")
     info = {"status": status, "run_id": spec.run_id, "started_at": "2025-01-01T00:00:00Z",
             "finished_at": "2025-01-01T00:01:00Z", "seed": 7,
             "versions": {"robustness": "0.1.0", "torch": "2.13.0", "transformers": "4.57.6",

@@ -120,3 +120,98 @@ def test_bad_workers_and_a_missing_ray_are_one_line_errors(fake_ray, monkeypatch
     monkeypatch.setitem(sys.modules, "ray", None)  # `import ray` raises ImportError
     with pytest.raises(ValueError, match=r'pip install -e "\.\[ray\]"'):
         ray_engine.RayPool("res", workers=2)
+
+
+# --- an unreachable or wrong --address fails in seconds, and a start that hangs never blocks the exit ----------
+def _server(reply: bytes | None):
+    """A TCP server on a free local port that accepts and answers ``reply`` (None: stays silent)."""
+    import socket
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(4)
+    held = []
+
+    def serve() -> None:
+        while True:
+            try:
+                connection, _ = server.accept()
+            except OSError:
+                return
+            held.append(connection)
+            if reply is not None:
+                connection.recv(64)
+                connection.sendall(reply)
+
+    threading.Thread(target=serve, daemon=True).start()
+    return server, f"127.0.0.1:{server.getsockname()[1]}"
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_nothing_listening_is_refused_at_once_naming_the_address(fake_ray, monkeypatch):
+    import time
+
+    ray = fake_ray()
+    monkeypatch.setattr(ray_engine, "_local_aliases", lambda host: [host])
+    address = f"127.0.0.1:{_free_port()}"
+    start = time.monotonic()
+    with pytest.raises(ValueError, match=rf"--address {address}: no Ray cluster answers there \(Connection refused"):
+        ray_engine.RayPool("res", workers=1, address=address)
+    assert time.monotonic() - start < 5 and ray.inits == []  # Ray never tried (it would retry for minutes)
+    for bad in ("somewhere", "host:port", "ray://:10001", "h:0"):
+        with pytest.raises(ValueError, match=f"--address {bad}: expected HOST:PORT"):
+            ray_engine.probe_address(bad)
+
+
+def test_a_silent_or_foreign_server_is_refused_a_grpc_one_accepted(monkeypatch):
+    import time
+
+    monkeypatch.setattr(ray_engine, "_local_aliases", lambda host: [host])
+    silent, address = _server(None)
+    start = time.monotonic()
+    with pytest.raises(ValueError, match="no answer within 0.5 s"):
+        ray_engine.probe_address(address, timeout_s=0.5)
+    assert time.monotonic() - start < 3
+    http, address = _server(b"HTTP/1.1 400 Bad Request\r\n\r\n")
+    with pytest.raises(ValueError, match="does not speak gRPC"):
+        ray_engine.probe_address(address, timeout_s=2)
+    settings = bytes([0, 0, 6, 4, 0, 0, 0, 0, 0, 0, 3, 0, 0, 0, 100])  # a server's first frame: SETTINGS
+    grpc, address = _server(settings)
+    ray_engine.probe_address(address, timeout_s=2)
+    ray_engine.probe_address(f"ray://{address}", timeout_s=2)
+    ray_engine.probe_address("auto")  # left to Ray
+    for server in (silent, http, grpc):
+        server.close()
+
+
+class HangingRay(FakeRay):
+    """``ray.init`` that never returns (Ray retrying an address that let it connect but never answers)."""
+
+    def init(self, **options: Any) -> None:
+        self.inits.append(options)
+        threading.Event().wait()
+
+
+def test_a_hanging_start_times_out_and_leaving_the_pool_is_bounded(monkeypatch):
+    import time
+
+    monkeypatch.setitem(sys.modules, "ray", HangingRay())
+    monkeypatch.setattr(ray_engine, "probe_address", lambda address: None)
+    monkeypatch.setattr(ray_engine, "CONNECT_TIMEOUT_S", 1.0)
+    monkeypatch.setattr(ray_engine, "CLOSE_TIMEOUT_S", 1.0)
+    start = time.monotonic()
+    with pytest.raises(ValueError, match="--address h:1: Ray did not connect within 1 s"), \
+            ray_engine.RayPool("res", workers=1, address="h:1") as pool:
+        pool.wait()
+    assert time.monotonic() - start < 5  # leaving the pool did not wait for the hung thread (a daemon)
+    start = time.monotonic()
+    with pytest.raises(KeyboardInterrupt), ray_engine.RayPool("res", workers=1) as pool:
+        raise KeyboardInterrupt  # Ctrl-C while a local instance is still starting
+    assert time.monotonic() - start < 5

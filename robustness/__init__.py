@@ -3,9 +3,10 @@
 ``import robustness as rb`` offers one call per job (:mod:`robustness.api`): ``rb.train``, ``rb.evaluate``,
 ``rb.attack``, ``rb.transfer``, ``rb.quality``, ``rb.aggregate``, ``rb.report`` and ``rb.bench``, each doing
 what the subcommand of the same name does and returning what it writes. They load on first use (a module
-``__getattr__``): ``rb.report`` and ``rb.quality`` are the modules :mod:`robustness.report` and
-:mod:`robustness.quality` themselves, made callable (calling them calls :func:`robustness.api.report` and
-:func:`robustness.api.quality`), so that the names keep meaning the modules too.
+``__getattr__``): ``rb.attack``, ``rb.report`` and ``rb.quality`` are the package :mod:`robustness.attack` and
+the modules :mod:`robustness.report` and :mod:`robustness.quality` themselves, made callable (calling them calls
+:func:`robustness.api.attack`, :func:`robustness.api.report` and :func:`robustness.api.quality`), so that the names
+keep meaning the modules too, whichever was imported first.
 
 Importing the package makes the PABEE model known to transformers' ``AutoConfig``, ``AutoModel`` and
 ``AutoModelForSequenceClassification`` (:mod:`robustness.models.registry`): at once if transformers is already
@@ -26,7 +27,7 @@ __version__ = "0.1.0"
 
 #: The one-call jobs of :mod:`robustness.api`; those that share their name with a module are that module, callable.
 JOBS = ("train", "evaluate", "attack", "transfer", "quality", "aggregate", "report", "bench")
-_MODULE_JOBS = ("quality", "report")
+_MODULE_JOBS = ("attack", "quality", "report")
 
 register_on_import()
 
@@ -49,7 +50,7 @@ class _CallableModule(types.ModuleType):
 
 
 def callable_module(name: str) -> None:
-    """Make the module ``name`` (``robustness.report``, ``robustness.quality``) callable as its job."""
+    """Make the module ``name`` (``robustness.attack``, ``.report``, ``.quality``) callable as its job."""
     sys.modules[name].__class__ = _CallableModule
 
 

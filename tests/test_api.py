@@ -192,3 +192,16 @@ def test_bench(tmp_path, tiny_pabee_dir, tiny_full_dir, data_root, capfd) -> Non
     assert part.report_md is None and part.runs == result.runs
     with pytest.raises(ValueError, match="--part must look like i/k"):
         rb.bench(suite, out=tmp_path / "out", part=(3, 2))
+
+
+def test_jobs_named_like_a_module_stay_callable_whichever_is_imported_first():
+    """``robustness.attack`` is a package and ``robustness.report``/``.quality`` are modules: importing them (as
+    the stages do) binds the attribute to the module, which must still be the job when called."""
+    import subprocess
+    import sys
+
+    code = ("import robustness.attack.rundir, robustness.report, robustness.quality\n"
+            "import robustness as rb\n"
+            "print(all(callable(getattr(rb, n)) for n in rb.JOBS), rb.attack.__name__)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["True", "robustness.attack"]

@@ -30,8 +30,9 @@ from robustness.attack.rundir import RECORDS_FILE, RUN_FILE, SPEC_FILE
 from robustness.models.settings import parse_setting
 from robustness.provenance import read_json_object, versions, write_json_atomic
 
-#: Fields that say where things are, not what is computed: kept out of the transfer's hash.
-_LOCATIONS = ("source_run", "model_dir")
+#: Fields that say where things are, not what is computed: kept out of the transfer's hash (``device``: a
+#: transfer may resume on another device).
+_LOCATIONS = ("source_run", "model_dir", "device")
 
 
 @dataclass(frozen=True)
@@ -45,9 +46,13 @@ class TransferSpec:
     setting: str = "full"
     batch_size: int = 32
     max_length: int = 128
+    device: str = "auto"  # recorded, not part of the identity (robustness.devices)
 
     def __post_init__(self) -> None:
+        from robustness.devices import check_device
+
         object.__setattr__(self, "setting", parse_setting(self.setting).label)
+        object.__setattr__(self, "device", check_device(self.device, "device"))
 
     @property
     def run_id(self) -> str:
@@ -123,10 +128,14 @@ def run_transfer(spec: TransferSpec, out_dir: str | Path, *, model: Any = None, 
 
     out = Path(out_dir)
     source, records = _source(spec)
+    from robustness.devices import device_label, resolve_device
+
+    device = resolve_device(spec.device)
     if model is None:
         from robustness.models.pabee import load_model_and_tokenizer
 
         model, tokenizer = load_model_and_tokenizer(spec.model_dir)
+    model = model.to(device)
     check_setting_reachable(parse_setting(spec.setting), model.num_layers, spec.model_dir)
     if model.head == "full" and spec.setting != "full":
         raise ValueError(f"model {spec.model_id} is a full-depth baseline; its setting must be 'full'")
@@ -147,7 +156,7 @@ def run_transfer(spec: TransferSpec, out_dir: str | Path, *, model: Any = None, 
         truncate_torn_tail(path)
         done = {r["example_id"] for r in read_records(path)}
         info = {"run_id": spec.run_id, "status": "running", "command": command, "versions": versions(),
-                "num_examples": len(records), "resumed_records": len(done)}
+                "num_examples": len(records), "resumed_records": len(done), "device": device_label(device)}
         write_json_atomic(out / RUN_FILE, info)
         wrapper = PabeeModelWrapper(model, tokenizer, spec.setting, batch_size=spec.batch_size,
                                     max_length=spec.max_length, cache=cache)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from robustness.devices import check_device
 from robustness.models.settings import POLICIES, Setting, parse_setting, resolve_calibrated
 
 __all__ = ["GOALS", "POLICIES", "ModelSpec", "RunSpec", "Setting", "SuiteSpec", "VerdictOptions", "check_goal",
@@ -24,8 +25,9 @@ __all__ = ["GOALS", "POLICIES", "ModelSpec", "RunSpec", "Setting", "SuiteSpec", 
 #: What an attack optimises: flip the prediction at the exit, or push the exit deeper (robustness.attack.goals).
 GOALS = ("accuracy", "slowdown")
 
-#: Fields that say *where* things are, not *what* is computed: kept out of the run hash.
-_LOCATION_FIELDS = ("model_dir", "data_dir")
+#: Fields that say *where* things are, not *what* is computed: kept out of the run hash. ``device`` is one: a
+#: run may resume on another device (attacks run in fp32 everywhere; see robustness.models.agreement).
+_LOCATION_FIELDS = ("model_dir", "data_dir", "device")
 
 
 def setting_order(labels: Any) -> list[str]:
@@ -69,9 +71,11 @@ class RunSpec:
     goal: str = "accuracy"
     goal_target: int | None = None  # slowdown: the exit layer to reach (None = L)
     keep_prediction: bool = False  # slowdown: the exit prediction must stay the original text's
+    device: str = "auto"  # where it runs (robustness.devices): recorded, never part of the run's identity
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "setting", parse_setting(self.setting).label)
+        object.__setattr__(self, "device", check_device(self.device, "device"))
         check_goal(self.goal, self.goal_target, self.keep_prediction)
         if self.n < 1:
             raise ValueError(f"n must be >= 1, got {self.n}")
@@ -186,8 +190,10 @@ class SuiteSpec:
     transfers: tuple[tuple[str, str], ...] = ()
     goal_target: int | None = None  # slowdown runs: the exit layer to reach (None = L)
     keep_prediction: bool = False  # slowdown runs: pure slowdown (the prediction must not change)
+    device: str = "auto"  # every stage's device (auto|cpu|cuda|cuda:N, robustness.devices); --device overrides it
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "device", check_device(self.device, "[suite] device"))
         for goal in self.goals:
             check_goal(goal)
         if self.goal_target is not None or self.keep_prediction:
@@ -209,7 +215,7 @@ class SuiteSpec:
             for run in (r for r in runs if r.model_id == src_model and r.setting == parse_setting(src_setting).label):
                 out += [TransferSpec(source_run=str(Path(runs_root) / run.run_id), source_run_id=run.run_id,
                                      model_id=dst_model, model_dir=model_dirs[dst_model], setting=s.label,
-                                     batch_size=self.batch_size, max_length=self.max_length)
+                                     batch_size=self.batch_size, max_length=self.max_length, device=self.device)
                         for s in settings if (dst_model, s.label) != (src_model, run.setting)]
         return out
 
@@ -230,7 +236,7 @@ class SuiteSpec:
                                 model_id=model.id, model_dir=model_dirs[model.id], recipe=recipe,
                                 dataset=self.dataset, setting=setting.label, split=self.split, n=self.n,
                                 seed=self.seed, query_budget=self.query_budget, batch_size=self.batch_size,
-                                max_length=self.max_length, data_dir=self.data_dir, goal=goal,
+                                max_length=self.max_length, data_dir=self.data_dir, goal=goal, device=self.device,
                                 **(slowdown if goal == "slowdown" else {}),
                             )
                         )

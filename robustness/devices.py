@@ -15,7 +15,7 @@ import re
 from typing import Any
 
 __all__ = ["DEVICE_CHOICES", "check_device", "default_batch_size", "device_label", "process_device", "resolve_device",
-           "use_device"]
+           "strict_fp32", "use_device"]
 
 #: The forms ``--device`` accepts (``cuda:N`` for any N >= 0).
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "cuda:N")
@@ -73,7 +73,19 @@ def use_device(value: str) -> Any:
     global _PROCESS_DEVICE
     device = resolve_device(value)
     _PROCESS_DEVICE = str(device)
+    if device.type == "cuda":
+        strict_fp32()
     return device
+
+
+def strict_fp32() -> None:
+    """Full fp32 matrix products on a GPU (no TF32, whose 10-bit mantissa would change exits far beyond float
+    rounding): attacks and evaluations run in fp32 on every device (robustness.models.agreement)."""
+    import torch
+
+    torch.set_float32_matmul_precision("highest")
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
 
 
 def process_device() -> Any:

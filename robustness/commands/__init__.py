@@ -104,8 +104,10 @@ def cmd_evaluate(args: argparse.Namespace, command: str) -> int:
 
 
 def cmd_attack(args: argparse.Namespace, command: str) -> int:
+    from robustness.devices import check_device
     from robustness.suite.specs import RunSpec
 
+    check_device(args.device)
     setting = setting_arg(args)
     args = located(args)
     resources = attack_resources(args)
@@ -127,6 +129,9 @@ def cmd_attack(args: argparse.Namespace, command: str) -> int:
 
 
 def cmd_transfer(args: argparse.Namespace, command: str) -> int:
+    from robustness.devices import check_device
+
+    check_device(args.device)
     args = located(args)
     attack_resources(args)
     from robustness.attack.transfer import TransferSpec, run_transfer

@@ -72,12 +72,13 @@ def cmd_bench(args: argparse.Namespace, command: str) -> int:
     from robustness.suite.plan import max_tasks, parse_part
     from robustness.suite.suite_file import load_suite
 
-    suite = load_suite(args.suite)
-    part = parse_part(args.part) if args.part else None
-    device = check_device(args.device) if args.device is not None else suite.device
-    gpus_per_ray_task = gpus_per_task(device, args.gpus_per_task) if args.engine == "ray" else 0.0
+    flag_device = check_device(args.device) if args.device is not None else None
     if args.gpus_per_task is not None and args.engine != "ray":
         raise ValueError("--gpus-per-task is for --engine ray (the local pool runs one worker per visible GPU)")
+    suite = load_suite(args.suite)
+    part = parse_part(args.part) if args.part else None
+    device = flag_device or suite.device
+    gpus_per_ray_task = gpus_per_task(device, args.gpus_per_task) if args.engine == "ray" else 0.0
     args = located(args, suite)
     suite = dataclasses.replace(suite, data_dir=args.data_dir, device=device)
     out = Path(args.out)

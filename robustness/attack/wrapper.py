@@ -238,7 +238,7 @@ class PabeeModelWrapper(ModelWrapper):
                 layer_logits = self.model(**batch).layer_logits
                 exit_layer, _ = self.model.exit_from_layer_logits(layer_logits.detach(), self.setting)
                 head = exit_layer - 1 if layer_logits.shape[0] == self.num_layers else exit_layer.new_zeros(1)
-                logits = layer_logits[head, torch.arange(layer_logits.shape[1])]
+                logits = layer_logits[head, torch.arange(layer_logits.shape[1], device=layer_logits.device)]
                 loss = torch.nn.functional.cross_entropy(logits, logits.argmax(dim=-1))
                 loss.backward()
         finally:

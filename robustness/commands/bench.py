@@ -93,8 +93,8 @@ def cmd_bench(args: argparse.Namespace, command: str) -> int:
         pool = None
         if args.engine == "ray" and not args.train_only:
             bound = max_tasks(len(suite.models), len(suite.recipes), suite.n, args.shard_size, part)
-            pool = stack.enter_context(RayPool(resources, workers, args.address, max_actors=bound,
-                                               gpus_per_task=gpus_per_ray_task))
+            gpu_request = {"gpus_per_task": gpus_per_ray_task} if gpus_per_ray_task else {}  # CPU: as before
+            pool = stack.enter_context(RayPool(resources, workers, args.address, max_actors=bound, **gpu_request))
         attacked = _bench_attacks(args, suite, part, out, workers, resources, pool, command, gpus)
     if attacked is None:  # --train-only
         return 0

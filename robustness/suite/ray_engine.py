@@ -38,7 +38,10 @@ class _RayWorker:
     FLUSH_S = 0.5
 
     def __init__(self, resources: Any, device: str | None = None) -> None:
-        work.init_worker(resources, device=device)  # device: the GPU Ray gave this actor (it sees only that)
+        if device is None:  # a CPU worker, as before devices existed
+            work.init_worker(resources)
+        else:  # the GPU Ray gave this actor (it sees only that one)
+            work.init_worker(resources, device=device)
         self.resources, self.name = resources, work.worker_name()
 
     def run(self, task: Task) -> Iterator[tuple[str, Any]]:

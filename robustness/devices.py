@@ -14,12 +14,14 @@ from __future__ import annotations
 import re
 from typing import Any
 
-__all__ = ["DEVICE_CHOICES", "check_device", "default_batch_size", "device_label", "resolve_device"]
+__all__ = ["DEVICE_CHOICES", "check_device", "default_batch_size", "device_label", "process_device", "resolve_device",
+           "strict_fp32", "use_device"]
 
 #: The forms ``--device`` accepts (``cuda:N`` for any N >= 0).
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "cuda:N")
 
 _DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+_PROCESS_DEVICE = "cpu"  # where this process's shared models (the sentence encoder) load: see use_device
 
 
 def check_device(value: Any, where: str = "--device") -> str:
@@ -62,3 +64,32 @@ def device_label(device: Any) -> str:
 def default_batch_size(device: Any, cpu: int = 32, gpu: int = 128) -> int:
     """Per-device default batch size: larger on a GPU, where a batch costs about what one text costs."""
     return gpu if str(device).startswith("cuda") else cpu
+
+
+def use_device(value: str) -> Any:
+    """Make ``value`` (resolved) the device of this process's shared models, those loaded deep inside a recipe
+    rather than by a command (the sentence encoder); the commands call it with their ``--device``. Returns
+    the ``torch.device``. Until it is called that device is the CPU, as before devices existed."""
+    global _PROCESS_DEVICE
+    device = resolve_device(value)
+    _PROCESS_DEVICE = str(device)
+    if device.type == "cuda":
+        strict_fp32()
+    return device
+
+
+def strict_fp32() -> None:
+    """Full fp32 matrix products on a GPU (no TF32, whose 10-bit mantissa would change exits far beyond float
+    rounding): attacks and evaluations run in fp32 on every device (robustness.models.agreement)."""
+    import torch
+
+    torch.set_float32_matmul_precision("highest")
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+
+
+def process_device() -> Any:
+    """The ``torch.device`` set by :func:`use_device` (the CPU until then)."""
+    import torch
+
+    return torch.device(_PROCESS_DEVICE)

@@ -86,9 +86,9 @@ def _silent() -> Iterator[None]:
         logging.set_verbosity(level)
 
 
-def load_lm(lm: str | os.PathLike[str] | None = None) -> CausalLM:
+def load_lm(lm: str | os.PathLike[str] | None = None, device: Any = "cpu") -> CausalLM:
     """``lm``: a causal-LM directory or hub id, a ``.gguf`` file, a directory holding one ``.gguf`` file; None:
-    :func:`default_lm_path`. Returned in eval mode on the CPU, tokenizer padding on the right."""
+    :func:`default_lm_path`. Returned in eval mode (fp32) on ``device``, tokenizer padding on the right."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     name = os.fspath(lm) if lm is not None else default_lm_path()
@@ -111,7 +111,7 @@ def load_lm(lm: str | os.PathLike[str] | None = None) -> CausalLM:
     try:
         with _silent():
             tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
-            model = AutoModelForCausalLM.from_pretrained(source, **kwargs).eval()
+            model = AutoModelForCausalLM.from_pretrained(source, **kwargs).eval().to(device)
     except (OSError, ImportError) as err:
         first = (str(err).strip().splitlines() or [type(err).__name__])[0]
         raise ValueError(f"--lm {name}: cannot load it as a causal LM: {first[:120]}") from err
@@ -156,13 +156,14 @@ def perplexities(lm: CausalLM, texts: Sequence[str], batch_size: int = 16, max_l
         rows = order[start:start + batch_size]
         batch = lm.tokenizer([texts[i] for i in rows], padding=True, truncation=True, max_length=max_length,
                              return_tensors="pt")
+        ids, attention = (batch[k].to(lm.model.device) for k in ("input_ids", "attention_mask"))  # once per batch
         with torch.no_grad():  # only ids and mask: GPT-2 would embed a BERT tokenizer's token_type_ids
-            logits = lm.model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits.float()
-        targets, mask = batch["input_ids"][:, 1:], batch["attention_mask"][:, 1:].float()
-        nll = F.cross_entropy(logits[:, :-1].transpose(1, 2), targets, reduction="none")
-        counts = mask.sum(dim=1)
-        mean = (nll * mask).sum(dim=1) / counts.clamp(min=1)
-        for i, m, c in zip(rows, mean.tolist(), counts.tolist(), strict=True):
+            logits = lm.model(input_ids=ids, attention_mask=attention).logits.float()
+            targets, mask = ids[:, 1:], attention[:, 1:].float()
+            nll = F.cross_entropy(logits[:, :-1].transpose(1, 2), targets, reduction="none")
+            counts = mask.sum(dim=1)
+            mean = (nll * mask).sum(dim=1) / counts.clamp(min=1)
+        for i, m, c in zip(rows, mean.cpu().tolist(), counts.cpu().tolist(), strict=True):
             out[i] = math.exp(m) if c > 0 else math.nan
     return out
 

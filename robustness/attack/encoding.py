@@ -152,7 +152,7 @@ def _run(model: Any, tokenizer: Any, cache: LayerLogitsCache, items: list[_Item]
     for j, item in enumerate(items):
         if item.depth:
             if hidden is None:
-                hidden = item.state.new_zeros(size, width, item.state.shape[-1])
+                hidden = torch.zeros(size, width, item.state.shape[-1], dtype=item.state.dtype, device=device)
             hidden[j, : item.length] = item.state.to(device)
     layer_logits = torch.zeros(num_layers, size, model.num_labels)
     depth = torch.tensor([item.depth for item in items])
@@ -165,14 +165,16 @@ def _run(model: Any, tokenizer: Any, cache: LayerLogitsCache, items: list[_Item]
     prev_pred = torch.where(depth > 0, preds.gather(0, last)[0], torch.full_like(depth, -1))
     counter = torch.where(depth > 0, patience_counters(preds).gather(0, last)[0], torch.zeros_like(depth))
     done = torch.zeros(size, dtype=torch.bool)
+    # depth, done, lengths and the rule's state stay on the host; a layer's one device -> host copy is its logits
     for i in range(int(depth.min()), num_layers):
         active = ((depth == i) & ~done).nonzero().flatten()
         if active.numel() == 0:
             continue
         cols = int(lengths[active].max())
-        out, logits = model.layer_step(i, hidden[active, :cols], mask[active, :cols])
-        hidden[active, :cols] = out
-        logits = logits.float().cpu()
+        rows = active.to(device)
+        out, logits = model.layer_step(i, hidden[rows, :cols], mask[rows, :cols])
+        hidden[rows, :cols] = out
+        logits = logits.float().cpu()  # the exit decision needs them
         layer_logits[i, active] = logits
         depth[active] = i + 1
         work.token_layers += int(lengths[active].sum())

@@ -9,6 +9,10 @@ at layer 3 costs 3 layers, not L, and a deeper setting asking later pays only th
 Hidden states are the large part (``T * D`` floats per text), so they live in an LRU bounded in bytes
 (``max_state_bytes``). A text whose state was dropped restarts from its embeddings when a deeper layer is
 needed: the same layers again, the same logits (counted in ``restarted``).
+
+States stay on the model's device (a GPU's memory, when the model is there): a resumed text then joins its
+batch without a host round trip. The byte bound counts them wherever they are, so on a GPU it is the memory
+the cache may hold there beside the model (256 MiB by default).
 """
 
 from __future__ import annotations

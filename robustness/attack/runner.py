@@ -34,6 +34,7 @@ from robustness.attack.rundir import (
     spec_content,
 )
 from robustness.data import load_examples
+from robustness.devices import device_label, use_device
 from robustness.models.fingerprint import model_fingerprint
 from robustness.models.saved import check_model_dir, saved_facts
 from robustness.models.train import seed_everything
@@ -166,10 +167,12 @@ def run_attack(
         check_or_write_spec(out_dir, spec, None)
         return out_dir
     import_textattack(nltk_data=getattr(resources, "nltk_data", None), offline=getattr(resources, "offline", None))
+    device = use_device(spec.device)  # the recipe's sentence encoder loads there too
     if model is None:
         from robustness.models.pabee import load_model_and_tokenizer
 
         model, tokenizer = load_model_and_tokenizer(spec.model_dir)
+    model = model.to(device)  # fp32 on every device: the attack never casts
     examples = load_run_examples(spec)
     wrapper, attack = prepare_attack(spec, model, tokenizer, resources, cache, examples)
 
@@ -215,6 +218,7 @@ def _attack_all(spec: RunSpec, out_dir: Path, wrapper: PabeeModelWrapper, attack
         "run_id": spec.run_id, "status": "running", "started_at": utc_now(), "finished_at": None, "seed": spec.seed,
         "versions": versions(), "command": command, "num_examples": len(examples), "resumed_records": len(done),
         "num_records": len(done), "error": None,
+        "device": device_label(next(wrapper.model.parameters()).device),  # this session's; a resume may differ
     }
     write_json_atomic(out_dir / RUN_FILE, run_info)
     setup_s = time.perf_counter() - wall_start

@@ -97,6 +97,7 @@ def run_transfer(spec: TransferSpec, out_dir: str | Path, *, model: Any = None, 
     from robustness.attack.rundir import check_run_dir, exclusive
     from robustness.attack.wrapper import PabeeModelWrapper
     from robustness.data import dataset_info
+    from robustness.devices import device_label, resolve_device
     from robustness.models.saved import saved_facts
     from robustness.requests import check_run_request
 
@@ -111,10 +112,12 @@ def run_transfer(spec: TransferSpec, out_dir: str | Path, *, model: Any = None, 
     if len(facts.label_names) != len(source.get("label_names", facts.label_names)):
         raise ValueError(f"{spec.source_run} has {len(source['label_names'])} labels, the model "
                          f"{len(facts.label_names)}")
+    device = resolve_device(spec.device)
     if model is None:
         from robustness.models.pabee import load_model_and_tokenizer
 
         model, tokenizer = load_model_and_tokenizer(spec.model_dir)
+    model = model.to(device)
     content = {**asdict(spec), "kind": "transfer", "run_id": spec.run_id, "recipe": source["recipe"],
                "dataset": source["dataset"], "split": source.get("split"), "n": source.get("n"),
                "seed": source.get("seed"), "goal": source.get("goal") or "accuracy",
@@ -130,7 +133,7 @@ def run_transfer(spec: TransferSpec, out_dir: str | Path, *, model: Any = None, 
         truncate_torn_tail(path)
         done = {r["example_id"] for r in read_records(path)}
         info = {"run_id": spec.run_id, "status": "running", "command": command, "versions": versions(),
-                "num_examples": len(records), "resumed_records": len(done)}
+                "num_examples": len(records), "resumed_records": len(done), "device": device_label(device)}
         write_json_atomic(out / RUN_FILE, info)
         wrapper = PabeeModelWrapper(model, tokenizer, spec.setting, batch_size=spec.batch_size,
                                     max_length=spec.max_length, cache=cache)

@@ -182,9 +182,10 @@ class PabeeModelWrapper(ModelWrapper):
                     out = self.model.early_exit(**batch, setting=self.setting)
                     real = batch["attention_mask"].sum(dim=1)
                     self.token_layers_encoded += int((real * out.exit_layer.to(real.device)).sum())
-                    probs = out.logits.float().softmax(dim=-1).cpu().numpy()
+                    probs = out.logits.float().softmax(dim=-1).cpu().numpy()  # one copy per batch
+                    exit_layers = out.exit_layer.cpu().tolist()
                     for j, i in enumerate(positions):
-                        self._exits[todo[i]] = (int(out.exit_layer[j]), probs[j])
+                        self._exits[todo[i]] = (exit_layers[j], probs[j])
             self.num_encoded += len(todo)
         exit_layers = np.array([self._exits[k][0] for k in keys])
         self._count(keys, exit_layers.tolist())
@@ -237,7 +238,7 @@ class PabeeModelWrapper(ModelWrapper):
                 layer_logits = self.model(**batch).layer_logits
                 exit_layer, _ = self.model.exit_from_layer_logits(layer_logits.detach(), self.setting)
                 head = exit_layer - 1 if layer_logits.shape[0] == self.num_layers else exit_layer.new_zeros(1)
-                logits = layer_logits[head, torch.arange(layer_logits.shape[1])]
+                logits = layer_logits[head, torch.arange(layer_logits.shape[1], device=layer_logits.device)]
                 loss = torch.nn.functional.cross_entropy(logits, logits.argmax(dim=-1))
                 loss.backward()
         finally:

@@ -65,12 +65,16 @@ def cmd_evaluate(args: argparse.Namespace, command: str) -> int:
     from tqdm.auto import tqdm
 
     from robustness.data import load_examples
+    from robustness.devices import check_device, default_batch_size, use_device
     from robustness.models.evaluate import evaluate_model, timed_repetitions
     from robustness.models.pabee import check_model_dir, load_model_and_tokenizer
     from robustness.models.saved import saved_facts
     from robustness.provenance import write_csv_atomic
     from robustness.requests import check_calibration_target
 
+    check_device(args.device)
+    if args.batch_size is not None and args.batch_size < 1:
+        raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
     args = located(args)
     out = Path(args.out)
     check_out_file(out, args.overwrite)
@@ -80,11 +84,14 @@ def cmd_evaluate(args: argparse.Namespace, command: str) -> int:
         for value in values or []:
             check_calibration_target(str(value), num_layers=facts.num_layers, head=facts.head,
                                      where=f"{flag} {value} ({args.model})", setting=flag == "--match-patience")
+    device = use_device(args.device)
+    batch_size = args.batch_size or default_batch_size(device)
     examples = load_examples(args.dataset, args.split, data_dir=args.data_dir, limit=args.limit, seed=args.seed)
     model, tokenizer = load_model_and_tokenizer(args.model)
+    model = model.to(device)
     bars = _StageBars(tqdm)
     match = [*(parse_setting(x).label for x in args.match_patience or []), *(str(x) for x in args.match_speedup or [])]
-    table = evaluate_model(model, tokenizer, examples.texts, examples.labels, batch_size=args.batch_size,
+    table = evaluate_model(model, tokenizer, examples.texts, examples.labels, batch_size=batch_size,
                            max_length=args.max_length, timing_repeats=args.timing_repeats,
                            progress=bars.counter("all-layer pass", len(examples), "ex"),
                            timing_progress=bars.counter("timing early exit vs full depth",
@@ -111,6 +118,9 @@ def cmd_attack(args: argparse.Namespace, command: str) -> int:
     if args.goal != "slowdown" and args.slowdown_score != "exit":  # before any model or resource is loaded
         raise ValueError(f"--slowdown-score {args.slowdown_score} needs --goal slowdown")
     check_goal(args.goal, args.goal_target, args.keep_prediction, args.slowdown_score)
+    from robustness.devices import check_device
+
+    check_device(args.device)
     setting = setting_arg(args)
     args = located(args)
     resources = attack_resources(args)
@@ -122,7 +132,11 @@ def cmd_attack(args: argparse.Namespace, command: str) -> int:
         query_budget=args.query_budget, batch_size=args.batch_size, max_length=args.max_length, stock=args.stock,
         data_dir=args.data_dir, goal=args.goal, goal_target=args.goal_target, keep_prediction=args.keep_prediction,
         slowdown_score=args.slowdown_score,
+        device=args.device,
     )
+    from robustness.devices import use_device
+
+    use_device(spec.device)  # the recipe's sentence encoder loads there too
     run_dir = run_attack(spec, Path(args.out), resources=resources, command=command, overwrite=args.overwrite)
     print(f"run complete: {run_dir}")
     return 0
@@ -130,6 +144,9 @@ def cmd_attack(args: argparse.Namespace, command: str) -> int:
 
 def cmd_transfer(args: argparse.Namespace, command: str) -> int:
     setting_arg(argparse.Namespace(setting=args.setting, patience=None))  # a bad --setting, named before any load
+    from robustness.devices import check_device
+
+    check_device(args.device)
     args = located(args)
     attack_resources(args)
     from robustness.attack.transfer import TransferSpec, run_transfer
@@ -140,19 +157,21 @@ def cmd_transfer(args: argparse.Namespace, command: str) -> int:
         raise ValueError(f"{source} is not a run directory (spec.json missing)")
     spec = TransferSpec(source_run=str(source), source_run_id=str(read_json_object(source / "spec.json").get(
         "run_id", source.name)), model_id=Path(args.model).name, model_dir=str(args.model), setting=args.setting,
-        batch_size=args.batch_size, max_length=args.max_length)
+        batch_size=args.batch_size, max_length=args.max_length, device=args.device)
     print(f"transfer complete: {run_transfer(spec, Path(args.out), command=command)}")
     return 0
 
 
 def cmd_quality(args: argparse.Namespace, command: str) -> int:
     from robustness.analysis.runs import find_runs
+    from robustness.devices import check_device
 
+    check_device(args.device)
     args = located(args)
     runs = find_runs([Path(r) for r in args.runs])
     if not runs:
         raise ValueError(f"no runs under {' '.join(args.runs)}")
-    score_quality(runs, args.lm, args.batch_size)
+    score_quality(runs, args.lm, args.batch_size, device=args.device)
     return 0
 
 

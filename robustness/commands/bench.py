@@ -24,7 +24,7 @@ def _naming(suite_file: str):
 
 
 def _bench_attacks(args: argparse.Namespace, suite, part: tuple[int, int] | None, out: Path, workers: int,
-                   resources, pool, command: str):
+                   resources, pool, command: str, gpus: list[str] | None = None):
     """``bench`` up to the attacks: validate, train (unless a part), calibrate, plan, execute. ``(runs,
     model_dirs, fingerprints)`` (each model's, hashed once for the whole command), or None with ``--train-only``."""
     from robustness.attack.rundir import reconcile_changed
@@ -64,7 +64,8 @@ def _bench_attacks(args: argparse.Namespace, suite, part: tuple[int, int] | None
     print(f"[bench] {len(todo)} tasks ({sum(t.size for t in todo)} examples) on {args.engine}"
           + (f", part {part[0]}/{part[1]}" if part else ""))
     try:
-        execute(todo, driver, resources, workers=workers, engine=args.engine, address=args.address, pool=pool)
+        execute(todo, driver, resources, workers=workers, engine=args.engine, address=args.address, pool=pool,
+                gpus=gpus)
     except KeyboardInterrupt as exc:  # SIGINT/SIGTERM: unfinished runs say so, with their true record count
         for spec in runs:
             mark_interrupted(out / "runs" / spec.run_id, signal_name(exc))
@@ -73,22 +74,31 @@ def _bench_attacks(args: argparse.Namespace, suite, part: tuple[int, int] | None
 
 
 def cmd_bench(args: argparse.Namespace, command: str) -> int:
+    from robustness.devices import check_device
     from robustness.suite import stages
     from robustness.suite.executors import RayPool, default_workers
+    from robustness.suite.gpus import gpu_slots, gpus_per_task, visible_gpus
     from robustness.suite.plan import max_tasks, parse_part
     from robustness.suite.suite_file import load_suite
 
+    flag_device = check_device(args.device) if args.device is not None else None
+    if args.gpus_per_task is not None and args.engine != "ray":
+        raise ValueError("--gpus-per-task is for --engine ray (the local pool runs one worker per visible GPU)")
     suite = load_suite(args.suite)
     part = parse_part(args.part) if args.part else None
+    device = flag_device or suite.device
+    gpus_per_ray_task = gpus_per_task(device, args.gpus_per_task) if args.engine == "ray" else 0.0
     args = located(args, suite)
-    suite = dataclasses.replace(suite, data_dir=args.data_dir)
+    suite = dataclasses.replace(suite, data_dir=args.data_dir, device=device)
     if args.slowdown_score:
         if "slowdown" not in suite.goals:
             raise ValueError(f"--slowdown-score needs a suite with slowdown runs; add goals = [\"slowdown\"] to "
                              f"{args.suite}")
         suite = dataclasses.replace(suite, slowdown_score=tuple(args.slowdown_score))
     out = Path(args.out)
-    workers = default_workers() if args.workers is None else args.workers
+    # local GPU workers: one per visible GPU, capped by --workers; None on the CPU (then nothing changes)
+    gpus = gpu_slots(device, args.workers, visible_gpus()) if args.engine == "local" and device != "cpu" else None
+    workers = len(gpus) if gpus else (default_workers() if args.workers is None else args.workers)
     # With Ray, Ray starts first: its actors (fresh processes) import torch, transformers and TextAttack while
     # this process imports what it needs, validates the suite, trains and plans. The pool closes when the
     # attacks end.
@@ -97,8 +107,9 @@ def cmd_bench(args: argparse.Namespace, command: str) -> int:
         pool = None
         if args.engine == "ray" and not args.train_only:
             bound = max_tasks(len(suite.models), len(suite.recipes), suite.n, args.shard_size, part)
-            pool = stack.enter_context(RayPool(resources, workers, args.address, max_actors=bound))
-        attacked = _bench_attacks(args, suite, part, out, workers, resources, pool, command)
+            gpu_request = {"gpus_per_task": gpus_per_ray_task} if gpus_per_ray_task else {}  # CPU: as before
+            pool = stack.enter_context(RayPool(resources, workers, args.address, max_actors=bound, **gpu_request))
+        attacked = _bench_attacks(args, suite, part, out, workers, resources, pool, command, gpus)
     if attacked is None:  # --train-only
         return 0
     runs, model_dirs, fingerprints = attacked
@@ -113,7 +124,7 @@ def cmd_bench(args: argparse.Namespace, command: str) -> int:
     # seconds: before the slow quality stage, so it survives a stop
     clean = stages.clean_tables(suite, model_dirs, fingerprints, out)
     if suite.quality:  # the quality stage, once every run is complete: the report reads its quality.jsonl
-        score_quality([out / "runs" / s.run_id for s in runs], args.lm, 16, prefix="[bench] ")
+        score_quality([out / "runs" / s.run_id for s in runs], args.lm, None, prefix="[bench] ", device=device)
     sources = [out / "runs", *([out / "transfers"] if (out / "transfers").is_dir() else [])]
     md, html = write_report(sources, out, provenance={"suite": str(args.suite), "command": command},
                             verdict_options=suite.verdict, clean=clean, overwrite=args.overwrite)

@@ -82,14 +82,20 @@ def _flag_setting(flag: str, value: str):
         raise ValueError(f"{flag} {value}: {exc}") from None
 
 
-def score_quality(run_dirs: list[Path], lm: str | None, batch_size: int, prefix: str = "") -> None:
+def score_quality(run_dirs: list[Path], lm: str | None, batch_size: int | None, prefix: str = "",
+                  device: str = "cpu") -> None:
+    """The quality stage on ``device`` (its LM and the sentence encoder); ``batch_size`` None: 16 on the CPU,
+    64 on a GPU."""
+    from robustness.devices import default_batch_size, use_device
     from robustness.quality import check_scorable, load_lm, score_run
 
-    if batch_size < 1:
+    if batch_size is not None and batch_size < 1:
         raise ValueError(f"batch size must be >= 1, got {batch_size}")
     for run_dir in run_dirs:  # every run before the LM loads: a run still going or a stranger's file is refused
         check_scorable(run_dir)
-    model, known = load_lm(lm), {}  # a text's perplexity is computed once for all runs
+    where = use_device(device)  # the sentence encoder loads there too
+    batch_size = default_batch_size(where, cpu=16, gpu=64) if batch_size is None else batch_size
+    model, known = load_lm(lm, device=where), {}  # a text's perplexity is computed once for all runs
     for run_dir in run_dirs:
         added = score_run(run_dir, model, batch_size=batch_size, known=known)
         print(f"{prefix}quality: {run_dir.name}: {added} adversarial texts scored")

@@ -18,23 +18,38 @@ EVAL_COLUMNS = ["setting", "accuracy", "min_class_recall", "max_pred_share", "me
                 "wall_speedup", "calibration"]
 
 
-def _batches(tokenizer, texts: Sequence[Text], batch_size: int, max_length: int) -> list[tuple[list[int], dict]]:
+def _batches(tokenizer, texts: Sequence[Text], batch_size: int, max_length: int, device: torch.device | None = None
+             ) -> list[tuple[list[int], dict]]:
+    """Length-sorted batches, each moved to ``device`` (default: stays on the CPU) once."""
     lengths = token_lengths(tokenizer, texts, max_length)
     batches = sorted_batches(lengths, batch_size)
-    return [(idx, encode(tokenizer, [texts[i] for i in idx], max_length)) for idx in batches]
+    return [(idx, {k: v.to(device) for k, v in encode(tokenizer, [texts[i] for i in idx], max_length).items()})
+            for idx in batches]
+
+
+def model_device(model) -> torch.device:
+    """Where the model's weights are (its inputs go there)."""
+    return next(model.parameters()).device
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for the device's queued work (CUDA runs asynchronously: a wall-clock time must include it)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def all_layer_logits(
     model, tokenizer, texts: Sequence[Text], *, batch_size: int = 64, max_length: int = 128,
     progress: Callable[[int], None] | None = None,
 ) -> torch.Tensor:
-    """Logits of every internal classifier for every text, ``[H, N, C]`` in the order of ``texts``."""
+    """Logits of every internal classifier for every text, ``[H, N, C]`` in the order of ``texts``, on the CPU
+    (each batch runs on the model's device and comes back once)."""
     out: torch.Tensor | None = None
-    for idx, batch in _batches(tokenizer, texts, batch_size, max_length):
+    for idx, batch in _batches(tokenizer, texts, batch_size, max_length, model_device(model)):
         logits = model.all_layer_logits(**batch)
         if out is None:
             out = torch.empty(logits.shape[0], len(texts), logits.shape[2])
-        out[:, idx] = logits.float()
+        out[:, idx] = logits.float().cpu()
         if progress is not None:
             progress(len(idx))
     if out is None:
@@ -117,10 +132,13 @@ def off_sample_table(model, tokenizer, examples: Examples, exclude: Sequence[int
 
 
 def time_early_exit(model, batches: list[dict], setting: Setting | None) -> float:
-    """Seconds for true early exit over all batches."""
+    """Seconds for true early exit over all batches (already on the model's device), its queued work included."""
+    device = model_device(model)
+    synchronize(device)
     start = time.perf_counter()
     for batch in batches:
         model.early_exit(**batch, setting=setting)
+    synchronize(device)
     return time.perf_counter() - start
 
 
@@ -155,7 +173,7 @@ def wall_speedups(
 ) -> dict[str, float]:
     """Per setting, :func:`paired_speedup` of full depth against true early exit (same batches, length-sorted);
     1.0 for full depth itself. ``progress(1)`` after each timed repetition ((len(settings) − 1) × repeats)."""
-    batches = [b for _, b in _batches(tokenizer, texts, batch_size, max_length)]
+    batches = [b for _, b in _batches(tokenizer, texts, batch_size, max_length, model_device(model))]
     time_early_exit(model, batches[:2], None)  # warm-up
     out = {}
     for setting in patience_settings(model) if settings is None else settings:

@@ -73,27 +73,38 @@ class LayerStepping:
             logits = self.all_layer_logits(input_ids, attention_mask, token_type_ids)[-1]
             layer_preds[:, -1] = logits.argmax(dim=-1)
             return EarlyExitOutput(exit_layer, logits, layer_preds, batch * num_layers)
+        # Host-side bookkeeping (which examples are left, how many columns they need) is computed from one copy of
+        # the mask made per batch, so that a layer's only host round trip is its exit decision (``done``).
+        columns = torch.arange(1, mask.shape[1] + 1)
+        width = (mask.cpu().ne(0) * columns).max(dim=1).values  # [B] last real column (1-based), 0 if none
         with self._inference():
             hidden = self._adapter.embed(input_ids, kwargs.get("token_type_ids"))
             out_logits = torch.empty(batch, self.num_labels, dtype=hidden.dtype, device=device)
-            active = torch.arange(batch, device=device)
+            active_host = torch.arange(batch)
+            active = active_host.to(device)
             counter = torch.zeros(batch, dtype=torch.long, device=device)
             prev_pred = torch.full((batch,), -1, dtype=torch.long, device=device)
             layers_computed = 0
             for i in range(num_layers):
-                keep_cols = int(mask.any(dim=0).nonzero().max()) + 1 if bool(mask.any()) else 1
+                keep_cols = max(int(width[active_host].max()), 1)
                 hidden, mask = hidden[:, :keep_cols], mask[:, :keep_cols]
                 hidden = self._adapter.layer(i, hidden, self._adapter.extended_mask(mask, hidden.dtype))
-                layers_computed += int(active.numel())
+                layers_computed += int(active_host.numel())
                 logits = self._classify(i, hidden, mask)
                 done, pred, counter = exit_step(setting, i + 1, num_layers, logits, prev_pred, counter)
                 layer_preds[active, i] = pred
-                exit_layer[active[done]] = i + 1
-                out_logits[active[done]] = logits[done]
-                live = ~done
-                if not bool(live.any()):
+                done_host = done.cpu()  # the exit decision: this layer's one device -> host copy
+                if not bool(done_host.any()):
+                    prev_pred = pred
+                    continue
+                fired = done_host.nonzero().flatten().to(device)
+                exit_layer[active[fired]] = i + 1
+                out_logits[active[fired]] = logits[fired]
+                live_host = (~done_host).nonzero().flatten()
+                if live_host.numel() == 0:
                     break
-                active, hidden, mask = active[live], hidden[live], mask[live]
+                live = live_host.to(device)
+                active_host, active, hidden, mask = active_host[live_host], active[live], hidden[live], mask[live]
                 counter, prev_pred = counter[live], pred[live]
         return EarlyExitOutput(exit_layer, out_logits, layer_preds, layers_computed)
 

@@ -47,30 +47,35 @@ import numpy as np
 
 from robustness.resources.textattack_compat import import_textattack
 
-_ENCODERS: dict[str, _MiniLM] = {}
+_ENCODERS: dict[tuple[str, str], _MiniLM] = {}
 _LOCK = threading.Lock()
 
 
 class _MiniLM:
     """all-MiniLM-L6-v2 through transformers: mean pooling over real tokens, then L2 normalisation."""
 
-    def __init__(self, model_path: str, batch_size: int = 32, max_length: int = 256, cache_size: int = 1 << 14):
+    def __init__(self, model_path: str, batch_size: int | None = None, max_length: int = 256,
+                 cache_size: int = 1 << 14, device: Any = "cpu"):
         from transformers import AutoModel, AutoTokenizer
 
+        from robustness.devices import default_batch_size
+
         self.tokenizer = AutoTokenizer.from_pretrained(model_path, local_files_only=True)
-        self.model = AutoModel.from_pretrained(model_path, local_files_only=True).eval()
-        self.batch_size, self.max_length, self.cache_size = batch_size, max_length, cache_size
+        self.model = AutoModel.from_pretrained(model_path, local_files_only=True).eval().to(device)
+        self.batch_size = batch_size or default_batch_size(device)
+        self.max_length, self.cache_size = max_length, cache_size
         self._cache: OrderedDict[str, Any] = OrderedDict()
 
     def _encode_batch(self, texts: list[str]) -> Any:
         import torch
 
         batch = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length, return_tensors="pt")
+        batch = batch.to(self.model.device)  # once per batch; the vectors come back to the CPU once
         with torch.no_grad():
             hidden = self.model(**batch).last_hidden_state
-        mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-        pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp_min(1e-9)
-        return torch.nn.functional.normalize(pooled, p=2, dim=1)
+            mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+            pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp_min(1e-9)
+            return torch.nn.functional.normalize(pooled, p=2, dim=1).cpu()
 
     def encode(self, sentences: Sequence[str]) -> Any:
         """(N, 384) float tensor of unit vectors; repeated texts come from an LRU cache."""
@@ -109,13 +114,17 @@ def sentence_encoder_path(explicit: str | os.PathLike[str] | None = None) -> str
     return path
 
 
-def minilm(model_path: str | os.PathLike[str] | None = None) -> _MiniLM:
-    """The shared (per path) MiniLM encoder."""
+def minilm(model_path: str | os.PathLike[str] | None = None, device: Any = None) -> _MiniLM:
+    """The shared (per path and device) MiniLM encoder, on ``device`` (default: the process's device,
+    :func:`robustness.devices.process_device`, which the commands set from ``--device``)."""
+    from robustness.devices import process_device
+
     path = sentence_encoder_path(model_path)
+    device = str(device if device is not None else process_device())
     with _LOCK:
-        if path not in _ENCODERS:
-            _ENCODERS[path] = _MiniLM(path)
-        return _ENCODERS[path]
+        if (path, device) not in _ENCODERS:
+            _ENCODERS[(path, device)] = _MiniLM(path, device=device)
+        return _ENCODERS[(path, device)]
 
 
 def _define_encoder_class() -> type:

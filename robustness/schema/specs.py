@@ -17,6 +17,7 @@ import re
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from robustness.devices import check_device
 from robustness.schema.settings import Setting, parse_setting
 
 __all__ = ["GOALS", "SLOWDOWN_SCORES", "RunSpec", "TransferSpec", "VerdictOptions", "check_goal", "setting_order"]
@@ -30,9 +31,9 @@ GOALS = ("accuracy", "slowdown")
 SLOWDOWN_SCORES = ("exit", "waffle", "oavg")
 
 #: Fields that say *where* things are, not *what* is computed: kept out of the run hash.
-_LOCATION_FIELDS = ("model_dir", "data_dir")
+_LOCATION_FIELDS = ("model_dir", "data_dir", "device")
 #: The same for a transfer: kept out of the transfer's hash.
-_TRANSFER_LOCATIONS = ("source_run", "model_dir")
+_TRANSFER_LOCATIONS = ("source_run", "model_dir", "device")
 
 
 def setting_order(labels: Any) -> list[str]:
@@ -80,9 +81,11 @@ class RunSpec:
     goal_target: int | None = None  # slowdown: the exit layer to reach (None = L)
     keep_prediction: bool = False  # slowdown: the exit prediction must stay the original text's
     slowdown_score: str = "exit"  # slowdown: the score that guides the search (SLOWDOWN_SCORES)
+    device: str = "auto"  # where it runs (robustness.devices): recorded, never part of the run's identity
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "setting", parse_setting(self.setting).label)
+        object.__setattr__(self, "device", check_device(self.device, "device"))
         check_goal(self.goal, self.goal_target, self.keep_prediction, self.slowdown_score)
         if self.n < 1:
             raise ValueError(f"n must be >= 1, got {self.n}")
@@ -170,9 +173,11 @@ class TransferSpec:
     setting: str = "full"
     batch_size: int = 32
     max_length: int = 128
+    device: str = "auto"  # recorded, not part of the identity (robustness.devices)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "setting", parse_setting(self.setting).label)
+        object.__setattr__(self, "device", check_device(self.device, "device"))
 
     @property
     def run_id(self) -> str:

@@ -13,6 +13,8 @@ directory; the workers need the models, the data and the resources at the same p
   (Rust threads; TextAttack turns it on at import).
   Ctrl-C terminates every worker; finished tasks are kept, the rest run on the next call.
 * ``ray``: Ray actors (:mod:`robustness.suite.ray_engine`), one per CPU, each running tasks one after another.
+* GPUs (:mod:`robustness.suite.gpus`): the local pool spawns one worker per visible GPU, each seeing only its
+  own; Ray actors request ``num_gpus``. Without a GPU nothing above changes.
 
 With several workers, :class:`~robustness.suite.dispatch.TaskQueue` picks each worker's next task: the
 largest first (a short tail), preferring the group the worker has prepared.
@@ -94,14 +96,22 @@ _EVENTS: Any = None  # a worker process's queue to the driver
 START_METHOD = "fork" if sys.platform == "linux" else "spawn"  # how local workers start
 
 
-def _pool_init(events: Any, resources: Any) -> None:
+def _pool_init(events: Any, resources: Any, gpus: Any = None, threads: int = 1) -> None:
+    """A worker's start. ``gpus``: a queue of ``CUDA_VISIBLE_DEVICES`` values, one per worker (GPU workers,
+    spawned): this worker takes one before anything touches CUDA, and runs every task on it (``cuda:0``)."""
     import signal
 
     global _EVENTS
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the driver's to handle: it terminates the pool
     signal.signal(signal.SIGTERM, signal.SIG_DFL)  # a fork inherits the driver's handler; terminate() must kill
     _EVENTS = events
-    work.init_worker(resources)
+    if gpus is None:
+        work.init_worker(resources)
+        return
+    from robustness.suite.gpus import WORKER_DEVICE
+
+    os.environ["CUDA_VISIBLE_DEVICES"] = gpus.get()
+    work.init_worker(resources, threads=threads, device=WORKER_DEVICE)
 
 
 def _pool_task(index: int, task: Task, resources: Any) -> None:
@@ -129,14 +139,22 @@ def _drain(events: Any, progress: Progress, wait_s: float) -> list[tuple[int, li
         return ended
 
 
-def _local_pool(tasks: Sequence[Task], resources: Any, progress: Progress, workers: int) -> Iterator[Outcome]:
+def _local_pool(tasks: Sequence[Task], resources: Any, progress: Progress, workers: int,
+                gpus: Sequence[str] | None = None) -> Iterator[Outcome]:
     """Tasks go out one per idle worker (:class:`~robustness.suite.dispatch.TaskQueue`): the next task is
-    chosen when a worker ends one, for that worker, which is the only idle one."""
-    context = multiprocessing.get_context(START_METHOD)
-    if START_METHOD == "fork":
+    chosen when a worker ends one, for that worker, which is the only idle one. ``gpus``: one spawned worker
+    per entry (its ``CUDA_VISIBLE_DEVICES``), ``workers`` ignored."""
+    context = multiprocessing.get_context("spawn" if gpus else START_METHOD)
+    if not gpus and START_METHOD == "fork":
         work.preload(resources)
     events = context.Queue()
-    pool = context.Pool(workers, initializer=_pool_init, initargs=(events, resources))
+    initargs: tuple[Any, ...] = (events, resources)
+    if gpus:
+        workers, slots = len(gpus), context.Queue()
+        for gpu in gpus:
+            slots.put(gpu)
+        initargs = (events, resources, slots, max(1, default_workers() // workers))
+    pool = context.Pool(workers, initializer=_pool_init, initargs=initargs)
     queue, running, numbers = TaskQueue(tasks, workers), {}, itertools.count()
 
     def submit(after: Task | None) -> None:
@@ -163,9 +181,12 @@ def _local_pool(tasks: Sequence[Task], resources: Any, progress: Progress, worke
 
 
 def execute(tasks: Sequence[Task], driver: Driver, resources: Any, *, workers: int = 1, engine: str = "local",
-            address: str | None = None, progress: bool = True, pool: RayPool | None = None) -> None:
+            address: str | None = None, progress: bool = True, pool: RayPool | None = None,
+            gpus: Sequence[str] | None = None, gpus_per_task: float = 0.0) -> None:
     """Run ``tasks`` on ``engine`` and let ``driver`` write every result as it arrives. With ``engine="ray"``
-    the tasks go to ``pool`` if given (the caller closes it), else to a pool made and closed here."""
+    the tasks go to ``pool`` if given (the caller closes it), else to a pool made and closed here (its workers
+    requesting ``gpus_per_task`` GPUs). ``gpus`` (local engine, :func:`robustness.suite.gpus.gpu_slots`): one
+    worker per entry, on that GPU; None: ``workers`` CPU workers, as before."""
     if engine not in ENGINES:
         raise ValueError(f"unknown engine {engine!r}; known: {', '.join(ENGINES)}")
     if workers < 1:
@@ -176,9 +197,11 @@ def execute(tasks: Sequence[Task], driver: Driver, resources: Any, *, workers: i
     bar = Progress(sum(t.size for t in tasks), progress)
     runners: dict[str, Callable[[], Iterator[Outcome]]] = {
         "ray": lambda: (run_on_ray(tasks, pool, bar) if pool is not None
-                        else own_ray_pool(tasks, resources, bar, workers, address)),
-        "local": lambda: (_in_process(tasks, resources, bar) if workers == 1 or len(tasks) <= 1
-                          else _local_pool(tasks, resources, bar, min(workers, len(tasks)))),
+                        else own_ray_pool(tasks, resources, bar, workers, address, gpus_per_task)),
+        "local": lambda: (_in_process(tasks, resources, bar) if (len(gpus) if gpus else workers) == 1
+                          or len(tasks) <= 1
+                          else _local_pool(tasks, resources, bar, min(workers, len(tasks)),
+                                           list(gpus)[:len(tasks)] if gpus else None)),
     }
     try:
         if tasks:

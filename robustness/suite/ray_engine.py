@@ -38,8 +38,11 @@ class _RayWorker:
 
     FLUSH_S = 0.5
 
-    def __init__(self, resources: Any) -> None:
-        work.init_worker(resources)
+    def __init__(self, resources: Any, device: str | None = None) -> None:
+        if device is None:  # a CPU worker, as before devices existed
+            work.init_worker(resources)
+        else:  # the GPU Ray gave this actor (it sees only that one)
+            work.init_worker(resources, device=device)
         self.resources, self.name = resources, work.worker_name()
 
     def run(self, task: Task) -> Iterator[tuple[str, Any]]:
@@ -169,18 +172,41 @@ class RayPool:
     running)."""
 
     def __init__(self, resources: Any, workers: int, address: str | None = None,
-                 max_actors: int | None = None) -> None:
+                 max_actors: int | None = None, gpus_per_task: float = 0.0) -> None:
         if workers < 1:
             raise ValueError(f"--workers must be >= 1, got {workers}")
+        if gpus_per_task < 0:
+            raise ValueError(f"--gpus-per-task must be >= 0, got {gpus_per_task}")
         if address:
             probe_address(address)
         self.address = address
         self.ray, self.actors = _import_ray(), []
+        self.gpus_per_task = gpus_per_task
         self._error: BaseException | None = None
         self._ready, self._closing = threading.Event(), threading.Event()
         self._thread = threading.Thread(target=self._serve, args=(resources, workers, address, max_actors),
                                         name="ray-pool", daemon=True)
         self._thread.start()
+
+    def _actors(self, resources: Any, workers: int, max_actors: int | None) -> list[Any]:
+        """The actors: ``num_cpus=1`` each, as before devices existed; with ``gpus_per_task`` > 0 each also
+        requests that many GPUs (Ray schedules it on a GPU node and sets its ``CUDA_VISIBLE_DEVICES``), and
+        there are no more of them than the cluster's GPUs hold."""
+        ray = self.ray
+        if self.gpus_per_task <= 0:
+            actor = ray.remote(num_cpus=1, max_restarts=0)(_RayWorker)
+            count = max(1, min(workers, max_actors if max_actors is not None else workers))
+            return [actor.remote(resources) for _ in range(count)]
+        from robustness.suite.gpus import WORKER_DEVICE
+
+        gpus = float(ray.cluster_resources().get("GPU", 0))
+        if gpus < self.gpus_per_task:
+            raise ValueError(f"--gpus-per-task {self.gpus_per_task:g}: the Ray cluster has {gpus:g} GPUs; "
+                             "use --device cpu, or a cluster with GPU nodes")
+        actor = ray.remote(num_cpus=1, num_gpus=self.gpus_per_task, max_restarts=0)(_RayWorker)
+        count = max(1, min(workers, int(gpus // self.gpus_per_task),
+                           max_actors if max_actors is not None else workers))
+        return [actor.remote(resources, WORKER_DEVICE) for _ in range(count)]
 
     def _serve(self, resources: Any, workers: int, address: str | None, max_actors: int | None) -> None:
         ray, started = self.ray, False
@@ -201,9 +227,7 @@ class RayPool:
                     logging.getLogger("ray._private.worker").removeFilter(quiet)
             if address:
                 workers = int(ray.cluster_resources().get("CPU", workers))
-            actor = ray.remote(num_cpus=1, max_restarts=0)(_RayWorker)
-            count = max(1, min(workers, max_actors if max_actors is not None else workers))
-            self.actors = [actor.remote(resources) for _ in range(count)]
+            self.actors = self._actors(resources, workers, max_actors)
         except BaseException as exc:  # handed to the driver by wait()
             self._error = exc
         finally:
@@ -278,6 +302,6 @@ def run_on_ray(tasks: Sequence[Task], pool: RayPool, progress: Progress) -> Iter
 
 
 def own_ray_pool(tasks: Sequence[Task], resources: Any, progress: Progress, workers: int,
-                  address: str | None) -> Iterator[Outcome]:
-    with RayPool(resources, workers, address, max_actors=len(tasks)) as pool:
+                  address: str | None, gpus_per_task: float = 0.0) -> Iterator[Outcome]:
+    with RayPool(resources, workers, address, max_actors=len(tasks), gpus_per_task=gpus_per_task) as pool:
         yield from run_on_ray(tasks, pool, progress)

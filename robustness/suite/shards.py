@@ -108,7 +108,8 @@ def finalize_run(spec: RunSpec, run_dir: Path, command: str | None) -> bool:
                      # CPU seconds of the worker processes for this run's shards (None if a shard predates it)
                      "cpu_time_s": (sum(s["cpu_time_s"] for s in shards)
                                     if all("cpu_time_s" in s for s in shards) else None)},
-            executor={"shards": len(shards), "workers": sorted({s["worker"] for s in shards})},
+            executor={"shards": len(shards), "workers": sorted({s["worker"] for s in shards}),
+                      "devices": sorted({s.get("device", "cpu") for s in shards})},  # never part of the run's id
         )
         _write_records(run_dir / RECORDS_FILE, records)
         write_json_atomic(run_dir / RUN_FILE, info)

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from robustness.devices import check_device
 from robustness.schema.settings import POLICIES, Setting, parse_setting, resolve_calibrated
 from robustness.schema.specs import (
     GOALS,
@@ -72,8 +73,10 @@ class SuiteSpec:
     keep_prediction: bool = False  # slowdown runs: pure slowdown (the prediction must not change)
     #: slowdown runs: the scores that guide the search (SLOWDOWN_SCORES); one slowdown run per score
     slowdown_score: tuple[str, ...] = ("exit",)
+    device: str = "auto"  # every stage's device (auto|cpu|cuda|cuda:N, robustness.devices); --device overrides it
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "device", check_device(self.device, "[suite] device"))
         for goal in self.goals:
             check_goal(goal)
         if isinstance(self.slowdown_score, str):
@@ -102,7 +105,7 @@ class SuiteSpec:
             for run in (r for r in runs if r.model_id == src_model and r.setting == parse_setting(src_setting).label):
                 out += [TransferSpec(source_run=str(Path(runs_root) / run.run_id), source_run_id=run.run_id,
                                      model_id=dst_model, model_dir=model_dirs[dst_model], setting=s.label,
-                                     batch_size=self.batch_size, max_length=self.max_length)
+                                     batch_size=self.batch_size, max_length=self.max_length, device=self.device)
                         for s in settings if (dst_model, s.label) != (src_model, run.setting)
                         # a slowdown text replayed where every text exits at L has nothing to show (as run_specs)
                         and not (run.goal == "slowdown" and (s.policy == "full" or models[dst_model].head == "full"))]
@@ -128,7 +131,7 @@ class SuiteSpec:
                                 model_id=model.id, model_dir=model_dirs[model.id], recipe=recipe,
                                 dataset=self.dataset, setting=setting.label, split=self.split, n=self.n,
                                 seed=self.seed, query_budget=self.query_budget, batch_size=self.batch_size,
-                                max_length=self.max_length, data_dir=self.data_dir, goal=goal,
+                                max_length=self.max_length, data_dir=self.data_dir, goal=goal, device=self.device,
                                 **(slowdown if goal == "slowdown" else {}),
                             ))
         return runs

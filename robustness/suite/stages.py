@@ -70,6 +70,7 @@ def clean_tables(suite, model_dirs: dict[str, str], fingerprints: dict[str, str]
     verdict's eligibility reads them); None when the sample is the whole split."""
     import pandas as pd
 
+    from robustness.devices import resolve_device
     from robustness.models.evaluate import off_sample_table
     from robustness.models.pabee import load_model_and_tokenizer
     from robustness.provenance import write_csv_atomic
@@ -97,6 +98,7 @@ def clean_tables(suite, model_dirs: dict[str, str], fingerprints: dict[str, str]
         if not fresh:
             log(f"[bench] clean evaluation of {model.id} outside the attack sample")
             net, tokenizer = load_model_and_tokenizer(model_dirs[model.id])
+            net = net.to(resolve_device(suite.device))
             cached = off_sample_table(net, tokenizer, examples, sample, settings,
                                       batch_size=suite.batch_size, max_length=suite.max_length)
             cached.insert(0, "model_id", model.id)
@@ -119,6 +121,7 @@ def calibrate_thresholds(suite, model_dirs: dict[str, str], *, log: Callable[[st
         if not targets:
             continue
         # torch only when there is something to calibrate: a Ray driver or a part does not import it otherwise
+        from robustness.devices import resolve_device
         from robustness.models.calibrate import write_calibration
         from robustness.models.evaluate import accuracy_table, all_layer_logits, calibrate, off_sample_positions
         from robustness.models.pabee import load_model_and_tokenizer
@@ -129,6 +132,7 @@ def calibrate_thresholds(suite, model_dirs: dict[str, str], *, log: Callable[[st
         examples, sample = split
         keep = off_sample_positions(examples, sample) or list(range(len(examples)))
         net, tokenizer = load_model_and_tokenizer(model_dirs[model.id])
+        net = net.to(resolve_device(suite.device))
         logits = all_layer_logits(net, tokenizer, [examples.texts[i] for i in keep], batch_size=suite.batch_size,
                                   max_length=suite.max_length)
         matched = calibrate(net, logits, targets)

@@ -21,8 +21,10 @@ from typing import Any
 from robustness.suite.plan import Task, attack_order, group_key
 
 #: per process: model dir -> (model, tokenizer); and the prepared attacks of the last group
-_MODELS: dict[str, tuple[Any, Any]] = {}
+_MODELS: dict[tuple[str, str], tuple[Any, Any]] = {}
 _GROUP: dict[str, Any] = {}
+#: set by a GPU worker's start (robustness.suite.gpus): the one device it was given, whatever the spec names
+_DEVICE_OVERRIDE: str | None = None
 
 Report = Callable[[str, Any], None]  # (event, value): ("task", label) when a task starts, ("examples", n)
 
@@ -31,11 +33,15 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def init_worker(resources: Any, threads: int = 1) -> None:
+def init_worker(resources: Any, threads: int = 1, device: str | None = None) -> None:
     """Per-process set-up: one torch thread, :func:`preload` (TextAttack offline-safely, the attack stack), and
     no tokenizer thread pool: TextAttack turns the tokenizers' parallelism on at import, which would give
-    every worker a Rust thread per core (and a forked worker a copy of the driver's pool, which hangs)."""
+    every worker a Rust thread per core (and a forked worker a copy of the driver's pool, which hangs).
+    ``device``: run every task there whatever its spec names (a GPU worker that sees one GPU: ``cuda:0``)."""
+    global _DEVICE_OVERRIDE
     import torch
+
+    _DEVICE_OVERRIDE = device
 
     torch.set_num_threads(threads)
     preload(resources)
@@ -54,12 +60,21 @@ def preload(resources: Any) -> None:
         importlib.import_module(f"robustness.attack.{module}")
 
 
-def _model(model_dir: str) -> tuple[Any, Any]:
-    if model_dir not in _MODELS:
+def task_device(spec: Any) -> Any:
+    """The ``torch.device`` a task of ``spec`` runs on in this process (the worker's own GPU, if it has one)."""
+    from robustness.devices import resolve_device
+
+    return resolve_device(_DEVICE_OVERRIDE or spec.device)
+
+
+def _model(model_dir: str, device: Any) -> tuple[Any, Any]:
+    key = (model_dir, str(device))
+    if key not in _MODELS:
         from robustness.models.pabee import load_model_and_tokenizer
 
-        _MODELS[model_dir] = load_model_and_tokenizer(model_dir)
-    return _MODELS[model_dir]
+        model, tokenizer = load_model_and_tokenizer(model_dir)
+        _MODELS[key] = (model.to(device), tokenizer)
+    return _MODELS[key]
 
 
 def _prepared(task: Task, resources: Any, share_work: bool) -> dict[str, Any]:
@@ -70,14 +85,20 @@ def _prepared(task: Task, resources: Any, share_work: bool) -> dict[str, Any]:
         from robustness.attack.runner import load_run_examples, prepare_attack
         from robustness.attack.shared_caches import SharedWork
         from robustness.attack.wrapper import LayerLogitsCache
+        from robustness.devices import use_device
 
-        model, tokenizer = _model(task.specs[0].model_dir)
+        device = task_device(task.specs[0])
+        use_device(str(device))  # the recipes' sentence encoder loads there too
+        model, tokenizer = _model(task.specs[0].model_dir, device)
         cache, shared = LayerLogitsCache(), (SharedWork() if share_work else None)
         examples = load_run_examples(task.specs[0])
         attacks = {s.run_id: prepare_attack(s, model, tokenizer, resources, cache, examples, shared)
                    for s in task.specs}
         _GROUP.clear()
-        _GROUP.update(key=(key, share_work), examples=examples, attacks=attacks, cache=cache, shared=shared)
+        from robustness.devices import device_label
+
+        _GROUP.update(key=(key, share_work), examples=examples, attacks=attacks, cache=cache, shared=shared,
+                      device=device_label(next(model.parameters()).device))
     return _GROUP
 
 
@@ -136,7 +157,7 @@ def task_events(task: Task, resources: Any, share_work: bool = True
             continue
         wrapper = group["attacks"][spec.run_id][0]
         results.append({
-            "run_id": spec.run_id, "records": records[j], "worker": worker_name(),
+            "run_id": spec.run_id, "records": records[j], "worker": worker_name(), "device": group["device"],
             "wall_time_s": setup_s + sum(r["attack_time_s"] for r in records[j]), "setup_time_s": setup_s,
             "cpu_time_s": cpu_s[j],
             # texts this run's wrapper encoded (the group's runs share one cache: a text is encoded once)

@@ -1,0 +1,9 @@
+"""Import shim (scripts/gpu/shims/README.md): ``from botocore import UNSIGNED`` works; anything else raises."""
+
+UNSIGNED = object()
+
+
+def __getattr__(name: str):
+    if name.startswith("__"):  # probes such as __version__ or __path__ find nothing, as on any module
+        raise AttributeError(name)
+    raise ImportError(f"botocore is a shim on this machine (scripts/gpu/setup.sh): install it to use botocore.{name}")

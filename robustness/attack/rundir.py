@@ -8,6 +8,7 @@ Used by :func:`robustness.attack.runner.run_attack` before any work and by ``ben
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -114,9 +115,15 @@ def check_or_write_spec(run_dir: Path, spec: RunSpec, content: dict[str, Any] | 
         return
     existing = read_json_object(path)
     try:
-        same = RunSpec.from_dict(existing).content_hash() == spec.content_hash()
+        recorded = RunSpec.from_dict(existing)
+        same = recorded.content_hash() == spec.content_hash()
     except (TypeError, ValueError):
-        same = False
+        recorded, same = None, False
+    if recorded is not None and recorded.sentence_encoder != spec.sentence_encoder and \
+            dataclasses.replace(recorded, sentence_encoder=spec.sentence_encoder).content_hash() == spec.content_hash():
+        raise ValueError(f"{path}: the run was made with sentence encoder {recorded.sentence_encoder}, not "
+                         f"{spec.sentence_encoder}; refusing to mix records (--sentence-encoder "
+                         f"{recorded.sentence_encoder} resumes it; or another --out, or --overwrite)")
     if content is not None:
         same = same and all(existing.get(k) == content[k] for k in _MODEL_FIELDS)
     if not same:

@@ -60,7 +60,8 @@ def _build_attack(spec: RunSpec, wrapper: PabeeModelWrapper, resources: Any, sha
     return build_attack(spec.recipe, wrapper, resources=resources, stock=spec.stock,
                         query_budget=spec.query_budget, mlm=getattr(resources, "mlm", None), goal=spec.goal,
                         goal_target=spec.goal_target, keep_prediction=spec.keep_prediction,
-                        shared=shared, slowdown_score=spec.slowdown_score)
+                        shared=shared, slowdown_score=spec.slowdown_score,
+                        sentence_encoder=spec.sentence_encoder)
 
 
 def goal_target(spec: RunSpec, num_layers: int) -> int | None:

@@ -133,6 +133,7 @@ def cmd_attack(args: argparse.Namespace, command: str) -> int:
         data_dir=args.data_dir, goal=args.goal, goal_target=args.goal_target, keep_prediction=args.keep_prediction,
         slowdown_score=args.slowdown_score,
         device=args.device,
+        sentence_encoder=args.sentence_encoder,
     )
     from robustness.devices import use_device
 

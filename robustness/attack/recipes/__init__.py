@@ -5,8 +5,10 @@ are resource substitutions that let a recipe run offline, each marked with a ``#
 
 * TextAttack's counter-fitted Paragram embedding (S3 download) → counter-fitted GloVe 50-d built locally
   from the original counter-fitting lexicons (Mrkšić et al. 2016), see :mod:`robustness.resources.counterfit`.
-* USE (TF-Hub) and SBERT stsb-distilbert-base (HF download) → all-MiniLM-L6-v2 with the stock metric,
-  window and threshold (see :func:`robustness.resources.sentence_encoder.calibrated_threshold`).
+* USE v4 (TF-Hub) → USE multilingual v3 (``use-m3``, numpy, a PyPI package) and SBERT stsb-distilbert-base
+  (HF download) → all-MiniLM-L6-v2 (``minilm``), with the stock metric, window and threshold (see
+  :mod:`robustness.resources.encoder_calibration`); ``sentence_encoder="minilm"`` selects MiniLM for every
+  recipe, as all runs made before USE-m3 was added did (:mod:`robustness.resources.sentence_encoder`).
 * Language-model constraints that need downloads (Google 1B LM + TensorFlow, Learning-to-Write, GPT-2) are
   dropped; HowNet candidates (S3 download + flair POS model) are replaced by WordNet synonyms.
 
@@ -32,6 +34,7 @@ from robustness.attack.recipes import characters, greedy, population
 from robustness.attack.recipes.context import BuildContext, Resources
 from robustness.attack.recipes.greedy import TEXTFOOLER_STOPWORDS
 from robustness.resources.mlm import mlm_head_problem
+from robustness.resources.sentence_encoder import check_encoder
 from robustness.resources.textattack_compat import import_textattack, quiet_textattack
 from robustness.schema.specs import check_goal
 
@@ -147,8 +150,13 @@ def build_attack(
     keep_prediction: bool = False,
     shared: Any = None,
     slowdown_score: str = "exit",
+    sentence_encoder: str | None = None,
 ) -> Any:
     """Build recipe ``name`` as a ``textattack.Attack`` against ``model_wrapper``.
+
+    ``sentence_encoder`` (``"use-m3"`` or ``"minilm"``) is the offline encoder of the recipes with a
+    sentence-encoder constraint; None: the recipe's default
+    (:func:`robustness.resources.sentence_encoder.recipe_encoder`). Other recipes ignore it.
 
     ``shared`` (a :class:`robustness.attack.shared_caches.SharedWork`) makes the attack share its
     transformation, constraints and their caches with the other attacks built with it (not for ``stock``).
@@ -171,6 +179,8 @@ def build_attack(
     if query_budget is not None and (isinstance(query_budget, bool) or not isinstance(query_budget, int)
                                      or query_budget < 1):
         raise ValueError(f"query_budget must be a positive int, got {query_budget!r}")
+    if sentence_encoder is not None:
+        check_encoder(sentence_encoder)
     resources = resources or Resources.from_args()
     mlm = mlm or resources.mlm
     textattack = import_textattack(resources.nltk_data, offline=resources.offline)
@@ -179,7 +189,8 @@ def build_attack(
             attack = _build_stock(textattack, name, model_wrapper)
         else:
             objective, constraints, transformation, search = _BUILDERS[name](model_wrapper,
-                                                                              BuildContext(resources, mlm))
+                                                                              BuildContext(resources, mlm,
+                                                                                           sentence_encoder))
             if goal == "slowdown":
                 from robustness.attack.goals import SlowdownGoalFunction
 

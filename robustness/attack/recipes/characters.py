@@ -82,7 +82,8 @@ def textbugger(w: Any, ctx: BuildContext) -> tuple:
             WordSwapEmbedding(max_candidates=5, embedding=ctx.embedding()),
         ]
     )
-    # Departure: USE (TF-Hub), UniversalSentenceEncoder(threshold=0.8) with its default angular metric on
-    # the whole text -> all-MiniLM-L6-v2, same metric and window, threshold from calibrated_threshold().
+    # Departure: USE v4 (TF-Hub), UniversalSentenceEncoder(threshold=0.8) with its default angular metric on
+    # the whole text -> USE multilingual v3 (use-m3, the default) or all-MiniLM-L6-v2 (minilm), same metric,
+    # window and threshold (encoder_calibration).
     constraints = [RepeatModification(), StopwordModification(), ctx.encoder("textbugger", metric="angular")]
     return untargeted(w), constraints, transformation, GreedyWordSwapWIR(wir_method="delete")

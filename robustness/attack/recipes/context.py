@@ -46,6 +46,8 @@ _ENV = {
 class BuildContext:
     resources: Resources
     mlm: str | None
+    #: the offline sentence encoder (use-m3 | minilm); None: each recipe's default (recipe_encoder)
+    sentence_encoder: str | None = None
     _embedding: Any = field(default=None, repr=False)
 
     def embedding(self) -> Any:
@@ -55,9 +57,11 @@ class BuildContext:
         return self._embedding
 
     def encoder(self, recipe: str, **kwargs: Any) -> Any:
-        threshold = sentence_encoder.calibrated_threshold(recipe)
+        """The recipe's sentence-encoder constraint on the chosen offline encoder, at its stock threshold."""
+        name = sentence_encoder.recipe_encoder(recipe, self.sentence_encoder)
+        threshold = sentence_encoder.calibrated_threshold(recipe, encoder=name)
         path = self.resources.sentence_encoder_path
-        return sentence_encoder.local_sentence_encoder(path, threshold=threshold, **kwargs)
+        return sentence_encoder.local_sentence_encoder(path, encoder=name, threshold=threshold, **kwargs)
 
 
 def untargeted(w: Any) -> Any:

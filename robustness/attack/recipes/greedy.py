@@ -60,8 +60,8 @@ def textfooler(w: Any, ctx: BuildContext) -> tuple:
         InputColumnModification(["premise", "hypothesis"], {"premise"}),
         WordEmbeddingDistance(embedding=ctx.embedding(), min_cos_sim=0.5),
         PartOfSpeech(allow_verb_noun_swap=True),
-        # Departure: USE (TF-Hub) -> all-MiniLM-L6-v2 on the same 15-word windows, angular metric;
-        # threshold from calibrated_threshold("textfooler") instead of 0.840845057.
+        # Departure: USE v4 (TF-Hub) -> USE multilingual v3 (use-m3, the default) or all-MiniLM-L6-v2 (minilm) on
+        # the same 15-word windows, angular metric, stock threshold 0.840845057 (encoder_calibration).
         ctx.encoder("textfooler", metric="angular", compare_against_original=False, window_size=15,
                     skip_text_shorter_than_window=True),
     ]
@@ -87,7 +87,8 @@ def a2t(w: Any, ctx: BuildContext) -> tuple:
         InputColumnModification(["premise", "hypothesis"], {"premise"}),
         PartOfSpeech(allow_verb_noun_swap=False),
         MaxModificationRate(max_rate=0.1, min_threshold=4),
-        # Departure: SBERT stsb-distilbert-base (HF download) -> all-MiniLM-L6-v2, cosine on the whole text.
+        # Departure: SBERT stsb-distilbert-base (HF download) -> all-MiniLM-L6-v2 (minilm, the default; an SBERT
+        # model too) or USE-m3, cosine on the whole text, stock threshold 0.9.
         ctx.encoder("a2t", metric="cosine"),
     ]
     # Departure: Paragram counter-fitted vectors (S3) -> locally counter-fitted GloVe 50-d (both uses).
@@ -134,12 +135,12 @@ def masked_lm(w: Any, ctx: BuildContext, *, method: str) -> tuple:
         transformation = WordSwapMaskedLM(method="bae", masked_language_model=ctx.mlm, max_candidates=50,
                                           min_confidence=0.0)
         constraints.append(PartOfSpeech(allow_verb_noun_swap=True))
-        # Departure: USE (TF-Hub) -> all-MiniLM-L6-v2, cosine on 15-word windows, calibrated threshold.
+        # Departure: USE v4 (TF-Hub) -> USE-m3 (default) or MiniLM, cosine on 15-word windows, stock threshold.
         constraints.append(ctx.encoder("bae", metric="cosine", compare_against_original=True, window_size=15,
                                        skip_text_shorter_than_window=True))
         return untargeted(w), constraints, transformation, GreedyWordSwapWIR(wir_method="delete")
     transformation = WordSwapMaskedLM(method="bert-attack", masked_language_model=ctx.mlm, max_candidates=8)
     constraints.append(MaxWordsPerturbed(max_percent=0.4))
-    # Departure: USE (TF-Hub) -> all-MiniLM-L6-v2, cosine on the whole text, calibrated threshold.
+    # Departure: USE v4 (TF-Hub) -> USE-m3 (default) or MiniLM, cosine on the whole text, stock threshold.
     constraints.append(ctx.encoder("bert-attack", metric="cosine", compare_against_original=True, window_size=None))
     return untargeted(w), constraints, transformation, GreedyWordSwapWIR(wir_method="unk")

@@ -42,7 +42,9 @@ def make_spec(model_dir: Path, data_dir: Path, **overrides) -> RunSpec:
 
 
 def test_the_device_is_not_part_of_a_runs_identity(tmp_path):
-    base = dict(model_id="m", model_dir="/a", recipe="textfooler", dataset="glue/sst2", setting="patience:2")
+    # MiniLM: the sentence encoder of every run made before devices (and USE-m3) existed
+    base = dict(model_id="m", model_dir="/a", recipe="textfooler", dataset="glue/sst2", setting="patience:2",
+                sentence_encoder="minilm")
     ids = {RunSpec(**base, device=d).run_id for d in ("auto", "cpu", "cuda", "cuda:1", " CUDA:0 ")}
     assert len(ids) == 1
     assert ids == {"m-p2_textfooler_sst2_fcd203"}  # the id this spec had before devices existed

@@ -178,6 +178,7 @@ def aggregate(runs: Paths, *, out: PathLike | None = None, overwrite: bool = Fal
     ``overwrite``)."""
     from robustness.analysis.aggregate import exit_table, flip_table, summarize
     from robustness.analysis.quality import quality_table
+    from robustness.analysis.revalidation import revalidation_table
     from robustness.analysis.runs import load_runs
     from robustness.analysis.tables import write_tables
 
@@ -190,6 +191,9 @@ def aggregate(runs: Paths, *, out: PathLike | None = None, overwrite: bool = Fal
     scored = quality_table(complete)
     if not scored.empty:
         extra["quality"] = scored
+    strict = revalidation_table(summary)
+    if not strict.empty:  # runs re-validated (robustness revalidate)
+        extra["revalidation"] = strict
     written = write_tables(summary, Path(out), extra=extra, overwrite=overwrite) if out is not None else {}
     return Tables(summary=summary, tables=extra, paths=written, left_out=[r for r in found if not r.complete])
 

@@ -55,6 +55,9 @@ class SuiteSpec:
     resources: str | None = None  # a resource bundle (robustness.resources.bundle); the fields above override it
     quality: bool = False  # bench also runs the quality stage (robustness.quality) on every run
     lm: str | None = None  # its causal LM (default: the bundle's models/lm, else SmolLM2-135M)
+    #: bench also re-validates every run's successful adversarial texts with this preset (robustness.revalidate,
+    #: e.g. "morris2020"; it uses ``lm`` too); None: no re-validation
+    revalidate: str | None = None
     verdict: VerdictOptions = field(default_factory=VerdictOptions)
     goals: tuple[str, ...] = ("accuracy",)
     #: (source, target) selectors ``MODEL@SETTING`` (target setting ``*``: every setting of the model): the
@@ -64,6 +67,12 @@ class SuiteSpec:
     keep_prediction: bool = False  # slowdown runs: pure slowdown (the prediction must not change)
 
     def __post_init__(self) -> None:
+        if self.revalidate is not None:
+            from robustness.revalidate import check_preset
+
+            if not isinstance(self.revalidate, str):
+                raise ValueError(f"suite revalidate must be a preset name, got {self.revalidate!r}")
+            check_preset(self.revalidate)
         for goal in self.goals:
             check_goal(goal)
         if self.goal_target is not None or self.keep_prediction:

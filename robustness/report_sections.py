@@ -1,6 +1,7 @@
 """The report's sections that appear only when the runs call for them: "Slowdown" (slowdown attacks beside the
 accuracy attacks of the same settings), "Transfer" (replayed adversarial texts) and "Quality of adversarial
-text" (``robustness quality``'s perplexity and similarity), "Strict re-validation" (``robustness revalidate``). Each returns blocks for
+text" (``robustness quality``'s perplexity and similarity), "Strict re-validation" (``robustness
+revalidate``). Each returns blocks for
 :mod:`robustness.rendering`; :func:`robustness.report.write_report` places them after the main sections.
 """
 

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypedDict
 
+from robustness import callable_module
 from robustness.quality import CausalLM, _known_perplexities, similarities
 from robustness.schema.records import read_records, truncate_torn_tail
 
@@ -294,3 +295,6 @@ def revalidate_run(run_dir: str | os.PathLike[str], checkers: Checkers, preset: 
         if progress is not None:
             progress(len(chunk))
     return len(todo)
+
+
+callable_module(__name__)  # ``rb.revalidate(...)``: this module, called, re-validates runs (robustness.api.revalidate)

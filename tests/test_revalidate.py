@@ -185,3 +185,15 @@ def test_cli_without_runs_exits_2(tmp_path, capsys) -> None:
     assert "\n" not in err and "no run" in err
     assert main(["revalidate", str(tmp_path / "missing")]) == 2
     assert "not a directory" in capsys.readouterr().err
+
+
+def test_rb_revalidate_is_the_module_made_callable(run_dir, checkers, monkeypatch) -> None:
+    import robustness as rb
+    import robustness.revalidate as reval
+
+    assert rb.revalidate is reval
+    monkeypatch.setattr(reval, "load_checkers", lambda lm=None, **paths: checkers)  # the full vocabulary takes minutes
+    assert rb.revalidate(run_dir.parent) == {run_dir.resolve(): 3}
+    assert rb.revalidate([run_dir]) == {run_dir.resolve(): 0}  # resumed
+    with pytest.raises(ValueError, match="unknown re-validation preset"):
+        rb.revalidate(run_dir, preset="strict")

@@ -11,8 +11,9 @@ thresholds):
   counter-fitted vectors (:func:`robustness.resources.counter_fitted_embedding`; a word outside that vocabulary,
   e.g. a character-level typo of DeepWordBug, has no vector and fails, as in TextAttack's
   ``WordEmbeddingDistance``), and the part of speech unchanged: NLTK's perceptron tagger, universal tagset, each
-  swapped word tagged in the context of the whole original text (TextAttack's ``PartOfSpeech`` constraint tags
-  it with 4 words either side, and lets nouns and verbs swap; Morris et al. keep the tag);
+  swapped word tagged in the context of the whole original text (TextFooler's constraint, which Morris et al.'s
+  adjusted attack builds on; TextAttack's ``PartOfSpeech`` tags with 4 words either side and lets nouns and verbs
+  swap, here the tag must be kept);
 * per text, the sentence-encoder cosine similarity of original and adversarial text (whole text, no window), and
   the LM perplexity ratio adversarial / original (:func:`robustness.quality.perplexities`), the offline stand-in
   for Morris et al.'s grammar check (LanguageTool, "no new errors"), which needs a Java server or the network.
@@ -39,7 +40,7 @@ from robustness.schema.records import read_records, truncate_torn_tail
 
 REVALIDATION_FILE = "revalidation.jsonl"
 REVALIDATION_SCHEMA_VERSION = 1
-BLOCK = 64  # examples checked together (batched by the LM and the encoder), then appended
+BLOCK = 32  # examples checked together (batched by the LM and the encoder), then appended
 
 
 @dataclass(frozen=True)
@@ -54,16 +55,18 @@ class Preset:
     source: str
 
 
-#: morris2020: the word-embedding (0.9) and sentence-encoder (0.98) thresholds and the POS rule are Morris et al.
-#: 2020's (section 5, "TFAdjusted"; their encoder was USE, ours the suite's stand-in, see sentence_encoder.py).
+#: morris2020: the word-embedding (0.9) and sentence-encoder (0.98) thresholds are Morris et al. 2020's (their
+#: adjusted TextFooler; their encoder was USE, ours the suite's stand-in, see sentence_encoder.py); the POS rule is
+#: TextFooler's part-of-speech constraint in its strict form (the same universal tag, no noun/verb exception).
 #: Their grammar rule ("no new LanguageTool errors") is replaced by perplexity ratio <= 1.5, our choice: a mean
 #: rise of ln 1.5 = 0.41 nats per token, i.e. about 8 nats of extra surprisal over a 20-token SST-2 sentence --
 #: room for one rarer but fitting word, not for a misspelling split into sub-word pieces. Not calibrated on
 #: human judgements: a stand-in, reported as such.
 PRESETS: dict[str, Preset] = {
     "morris2020": Preset(name="morris2020", min_word_cosine=0.9, pos_unchanged=True, min_similarity=0.98,
-                         max_ppl_ratio=1.5, source="Morris et al. 2020, Findings of EMNLP, sec. 5; perplexity "
-                         "ratio bound ours (stand-in for LanguageTool)"),
+                         max_ppl_ratio=1.5, source="Morris et al. 2020, Findings of EMNLP (word and sentence "
+                         "thresholds); POS: TextFooler's, strict; perplexity ratio bound ours (stand-in for "
+                         "LanguageTool)"),
 }
 
 

@@ -97,8 +97,10 @@ class RevalidationRecord(TypedDict):
     """One succeeded example of a run, re-checked."""
 
     schema_version: int
-    #: The record's ``example_id`` in ``records.jsonl``.
+    #: The record's ``example_id`` in ``records.jsonl`` and the adversarial text checked (a line whose text no
+    #: longer matches the record's is stale: the run was redone).
     example_id: int
+    adv_text: str
     preset: str
     swaps: list[Swap]
     #: Words inserted or deleted (not one-for-one swaps): any makes the example invalid.
@@ -240,8 +242,8 @@ def revalidate_texts(orig_texts: Sequence[str], adv_texts: Sequence[str], checke
                       if not _in_vocabulary(checkers.embedding, w)})
         ratio = adv_ppl[index] / orig_ppl[index]
         row = RevalidationRecord(
-            schema_version=REVALIDATION_SCHEMA_VERSION, example_id=int(k), preset=preset.name, swaps=swaps,
-            unaligned_words=unaligned, oov_words=oov,
+            schema_version=REVALIDATION_SCHEMA_VERSION, example_id=int(k), adv_text=adv, preset=preset.name,
+            swaps=swaps, unaligned_words=unaligned, oov_words=oov,
             word_cosine_ok=unaligned == 0 and all(s["cosine_ok"] for s in swaps),
             pos_ok=unaligned == 0 and all(s["pos_ok"] for s in swaps),
             similarity=float(sims[index]), similarity_ok=float(sims[index]) >= preset.min_similarity,
@@ -253,13 +255,30 @@ def revalidate_texts(orig_texts: Sequence[str], adv_texts: Sequence[str], checke
     return out
 
 
+_REQUIRED = ("example_id", "adv_text", "preset", "valid", "lm", "encoder")
+
+
 def read_revalidation(path: str | os.PathLike[str]) -> list[RevalidationRecord]:
-    """The complete lines of a ``revalidation.jsonl`` (missing file: empty; a torn last line is ignored)."""
+    """The complete lines of a ``revalidation.jsonl`` (missing file: empty; a torn last line is ignored); a line
+    that is not a re-validation record is a ValueError naming the file and line."""
     path = Path(path)
     if not path.is_file():
         return []
     lines = path.read_text(encoding="utf-8").split("\n")[:-1]  # the part after the last newline is torn or empty
-    return [json.loads(line) for line in lines if line]
+    rows = []
+    for number, line in enumerate(lines, 1):
+        if not line:
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError as err:
+            raise ValueError(f"{path}, line {number}: not JSON ({err}); delete the file to re-validate") from None
+        missing = [k for k in _REQUIRED if k not in row] if isinstance(row, dict) else list(_REQUIRED)
+        if missing:
+            raise ValueError(f"{path}, line {number}: not a re-validation record (lacks {', '.join(missing)}); "
+                             "delete the file to re-validate")
+        rows.append(row)
+    return rows
 
 
 def pending(run_dir: str | os.PathLike[str]) -> int:
@@ -282,8 +301,13 @@ def revalidate_run(run_dir: str | os.PathLike[str], checkers: Checkers, preset: 
         if other:
             raise ValueError(f"{path} was written with another {field} ({other[0]}); refusing to mix, delete it "
                              "to re-validate")
-    seen = {q["example_id"] for q in done}
-    todo = [r for r in read_records(run_dir / "records.jsonl")
+    seen = {q["example_id"]: q["adv_text"] for q in done}
+    records = read_records(run_dir / "records.jsonl")
+    stale = [r["example_id"] for r in records if r["example_id"] in seen and seen[r["example_id"]] != r["adv_text"]]
+    if stale:
+        raise ValueError(f"{path} is stale: example {stale[0]}'s adversarial text differs from the run's records "
+                         "(the run was redone); delete it to re-validate")
+    todo = [r for r in records
             if r["result"] == "succeeded" and r["adv_text"] is not None and r["example_id"] not in seen]
     truncate_torn_tail(path)
     path.touch()  # a run without succeeded examples is re-validated too: an empty file

@@ -159,6 +159,20 @@ def test_a_file_of_another_preset_or_lm_is_refused(run_dir, checkers) -> None:
             name="another-lm", model=checkers.lm.model, tokenizer=checkers.lm.tokenizer)}), MORRIS)
 
 
+def test_a_stale_or_foreign_file_is_refused(run_dir, checkers) -> None:
+    revalidate_run(run_dir, checkers, MORRIS)
+    records = (run_dir / "records.jsonl").read_text().replace("the actign is", "the actnig is")  # the run redone
+    (run_dir / "records.jsonl").write_text(records)
+    with pytest.raises(ValueError, match="is stale: example 3's adversarial text differs"):
+        revalidate_run(run_dir, checkers, MORRIS)
+    (run_dir / REVALIDATION_FILE).write_text('{"example_id": 0}\n')
+    with pytest.raises(ValueError, match=f"{REVALIDATION_FILE}, line 1: not a re-validation record \\(lacks adv_text"):
+        revalidate_run(run_dir, checkers, MORRIS)
+    (run_dir / REVALIDATION_FILE).write_text("not json\n")
+    with pytest.raises(ValueError, match="line 1: not JSON"):
+        read_revalidation(run_dir / REVALIDATION_FILE)
+
+
 def test_looser_thresholds_pass_what_morris_rejects(run_dir, checkers) -> None:
     loose = Preset(name="loose", min_word_cosine=-1.0, pos_unchanged=False, min_similarity=-1.0,
                    max_ppl_ratio=math.inf, source="test")

@@ -31,10 +31,12 @@ TABLE_COLUMNS = [*KEY, "run_id", "n", "attack_success_rate", "accuracy_under_att
 
 
 def run_validity(run: Run) -> dict[int, bool]:
-    """example id -> valid, for the succeeded examples of the run that have a re-validation line."""
-    won = set(run.records.loc[run.records["result"] == "succeeded", "example_id"])
+    """example id -> valid, for the succeeded examples of the run that have a re-validation line of the same
+    adversarial text (a stale line, from before the run was redone, does not count)."""
+    won = run.records[run.records["result"] == "succeeded"]
+    texts = dict(zip(won["example_id"], won["adv_text"], strict=True))
     return {int(r["example_id"]): bool(r["valid"]) for r in read_revalidation(run.path / REVALIDATION_FILE)
-            if r["example_id"] in won}
+            if r["example_id"] in texts and texts[r["example_id"]] == r["adv_text"]}
 
 
 def valid_column(run: Run) -> list[bool | None] | None:

@@ -66,7 +66,8 @@ def _records() -> list[dict]:
 
 def _line(example_id: int, valid: bool, **fails: bool) -> dict:
     checks = {"word_cosine_ok": True, "pos_ok": True, "similarity_ok": True, "ppl_ratio_ok": True, **fails}
-    return {"schema_version": 1, "example_id": example_id, "preset": "morris2020", "swaps": [],
+    return {"schema_version": 1, "example_id": example_id, "adv_text": f"a{example_id}", "preset": "morris2020",
+            "swaps": [],
             "unaligned_words": 0, "oov_words": [], "similarity": 0.99, "orig_perplexity": 10.0,
             "adv_perplexity": 11.0, "ppl_ratio": 1.1, "valid": valid, "lm": "lm", "encoder": "enc", **checks}
 
@@ -92,6 +93,8 @@ def test_strict_metrics_of_a_revalidated_run(tmp_path, make_run) -> None:
     assert row["strict_attack_success_rate_ci_low"] < 0.2 < row["strict_attack_success_rate_ci_high"]
     assert (row["fail_word_cosine"], row["fail_pos"], row["fail_similarity"], row["fail_ppl_ratio"]) == \
         pytest.approx((1 / 3, 1 / 3, 0.0, 1 / 3))
+    _write(run_dir, [*LINES[:2], {**LINES[2], "adv_text": "an older run's text"}])  # stale: not counted
+    assert math.isnan(strict_metrics(load_run(run_dir))["strict_attack_success_rate"])
 
 
 def test_summary_shows_strict_next_to_raw_only_when_revalidated(tmp_path, make_run) -> None:

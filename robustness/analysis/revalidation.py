@@ -54,10 +54,10 @@ def valid_column(run: Run) -> list[bool | None] | None:
 
 
 def strict_metrics(run: Run) -> dict[str, object]:
-    """The :data:`STRICT_COLUMNS` of one run (NaN and preset None when it is not fully re-validated)."""
+    """The :data:`STRICT_COLUMNS` of one run (NaN when it is not fully re-validated)."""
     row: dict[str, object] = dict.fromkeys(STRICT_COLUMNS, np.nan)
     rows = read_revalidation(run.path / REVALIDATION_FILE)
-    row["revalidation_preset"] = ", ".join(sorted({str(r["preset"]) for r in rows})) or None
+    row["revalidation_preset"] = ", ".join(sorted({str(r["preset"]) for r in rows})) or np.nan  # as CSV reads it
     valid = valid_column(run)
     if valid is None:
         return row

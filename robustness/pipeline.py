@@ -144,7 +144,8 @@ def _attacks(spec: Any, part: tuple[int, int] | None, out: Path, workers: int, s
 
 def _after_attacks(spec: Any, out: Path, stack: Any, model_dirs: dict[str, str], fingerprints: dict[str, str],
                    run_dirs: list[Path], lm: str | None, options: dict[str, Any]) -> BenchResult:
-    """Transfers, clean tables, quality (when the suite asks for it) and the report, once the attacks are done."""
+    """Transfers, clean tables, quality and re-validation (when the suite asks for them) and the report, once the
+    attacks are done."""
     from robustness.quality import load_lm, score_run
     from robustness.report import write_report
     from robustness.resources.textattack_compat import import_textattack
@@ -159,6 +160,15 @@ def _after_attacks(spec: Any, out: Path, stack: Any, model_dirs: dict[str, str],
         model, known = load_lm(lm), {}  # a text's perplexity is computed once for all runs
         for run_dir in run_dirs:
             log(f"[bench] quality: {run_dir.name}: {score_run(run_dir, model, known=known)} adversarial texts scored")
+    if spec.revalidate:  # strict re-validation, once every run is complete: the report reads revalidation.jsonl
+        from robustness.revalidate import check_preset, load_checkers, revalidate_run
+
+        preset = check_preset(spec.revalidate)
+        checkers, known = load_checkers(lm, lexicons=stack.lexicons_dir, nltk_data=stack.nltk_data,
+                                        cache_dir=stack.cache_dir, sentence_encoder=stack.sentence_encoder_path), {}
+        for run_dir in run_dirs:
+            added = revalidate_run(run_dir, checkers, preset, known=known)
+            log(f"[bench] revalidate: {run_dir.name}: {added} adversarial texts re-checked")
     transfers = [out / "transfers" / t.run_id for t in spec.transfer_specs(model_dirs, out / "runs")]
     sources = [out / "runs", *([out / "transfers"] if (out / "transfers").is_dir() else [])]
     md, html = write_report(sources, out, provenance={"suite": str(options["suite_file"]), "command": command},

@@ -21,6 +21,7 @@ from robustness.analysis import plots
 from robustness.analysis.aggregate import exit_table, flip_table, summarize
 from robustness.analysis.compare import findings
 from robustness.analysis.quality import quality_table
+from robustness.analysis.revalidation import revalidation_table
 from robustness.analysis.runs import Run, load_runs
 from robustness.analysis.tables import VIEWS, table_files, view
 from robustness.analysis.transfer import transfer_table
@@ -33,7 +34,7 @@ from robustness.analysis.verdict import (
 )
 from robustness.outputs import check_output_dir, refuse_foreign, write_outputs
 from robustness.rendering import MARKER, Block, figure_block, render_html, render_markdown
-from robustness.report_sections import quality_blocks, slowdown_section, transfer_section
+from robustness.report_sections import quality_blocks, revalidation_blocks, slowdown_section, transfer_section
 from robustness.requests import check_verdict_setting
 
 FIGURES = [  # name, function input, function, caption
@@ -60,6 +61,8 @@ FIGURES = [  # name, function input, function, caption
 EXTRA_TABLES = ("exit_distribution", "flip_rates", "verdict", "verdict_candidates")
 #: Written when runs carry quality records (robustness quality).
 QUALITY_TABLE = "quality"
+#: Written when runs were re-validated (robustness revalidate): raw and strict metrics side by side.
+REVALIDATION_TABLE = "revalidation"
 #: Figures of the Slowdown section (beside FIGURES).
 SLOWDOWN_FIGURES = ("slowdown_exits", "efficiency_left")
 
@@ -67,7 +70,7 @@ SLOWDOWN_FIGURES = ("slowdown_exits", "efficiency_left")
 def report_outputs() -> list[str]:
     """Every file (relative to the output directory) a report may write."""
     tables = ["tables/summary.csv", *(f"tables/{name}.md" for name in VIEWS),
-              *(f"tables/{name}.csv" for name in (*EXTRA_TABLES, QUALITY_TABLE, "transfer"))]
+              *(f"tables/{name}.csv" for name in (*EXTRA_TABLES, QUALITY_TABLE, REVALIDATION_TABLE, "transfer"))]
     figures = [*(name for name, *_ in FIGURES), *SLOWDOWN_FIGURES, "transfer_matrix"]
     return [*tables, *(f"figures/{name}.png" for name in figures), "report.md", "report.html"]
 
@@ -133,9 +136,19 @@ CANDIDATES_VIEW = [("dataset", "dataset"), ("recipe", "recipe"), ("model", "mode
                    ("p_adjusted", "p (Holm)")]
 
 
+#: The secondary endpoint's columns, shown when some row has them (runs re-validated).
+SECONDARY_VIEW = [("strict_accuracy_under_attack", "strict acc under attack (secondary)"),
+                  ("baseline_strict_accuracy_under_attack", "baseline strict acc under attack"),
+                  ("strict_p_value", "strict p (unadjusted)")]
+
+
 def _verdict_view(verdict: pd.DataFrame, columns: list[tuple[str, str]] = VERDICT_VIEW) -> pd.DataFrame:
+    if "strict_accuracy_under_attack" in verdict and verdict["strict_accuracy_under_attack"].notna().any():
+        columns = [*columns, *SECONDARY_VIEW]
     shown = verdict[[c for c, _ in columns]].copy()
-    for column in ("p_value", "p_adjusted"):
+    for column in ("p_value", "p_adjusted", "strict_p_value"):
+        if column not in shown:
+            continue
         shown[column] = ["n/a" if v != v else f"{v:.3g}" for v in shown[column]]
     for column in ("reason_ineligible", "setting"):
         shown[column] = shown[column].fillna("")
@@ -237,17 +250,22 @@ def write_report(sources: str | Path | Iterable[str | Path], out_dir: str | Path
     main_runs = [r for r in runs if r.run_id in set(accuracy["run_id"])]
     verdict, candidates = verdict_tables(accuracy, main_runs, verdict_options, clean)
     quality = quality_table(runs)
+    revalidation = revalidation_table(summary)
     tables = dict(zip(EXTRA_TABLES, (exits, flips, verdict, candidates), strict=True))
     files = table_files(summary, extra={**tables, **({QUALITY_TABLE: quality} if not quality.empty else {})})
     left_out = [] if include_incomplete else [r for r in found if not r.complete]
     figures = _figures(accuracy, exits[exits["run_id"].isin(accuracy["run_id"])],
                        flips[flips["run_id"].isin(accuracy["run_id"])])
     transfers = transfer_table([sources] if isinstance(sources, str | Path) else sources)
+    if not revalidation.empty:
+        files[f"tables/{REVALIDATION_TABLE}.csv"] = revalidation.to_csv(index=False).encode()
     if not transfers.empty:
         files["tables/transfer.csv"] = transfers.to_csv(index=False).encode()
     extra = slowdown_section(summary, exits)
     if not quality.empty:
         extra.append(("Quality of adversarial text", quality_blocks(main_runs, accuracy, quality)))
+    if not revalidation.empty:
+        extra.append(("Strict re-validation", revalidation_blocks(revalidation)))
     sections = build_sections(runs, accuracy, figures, provenance, verdict, verdict_options,
                               left_out=left_out, extra=[*extra, *transfer_section(transfers)],
                               candidates=candidates)

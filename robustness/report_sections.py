@@ -1,6 +1,7 @@
 """The report's sections that appear only when the runs call for them: "Slowdown" (slowdown attacks beside the
 accuracy attacks of the same settings), "Transfer" (replayed adversarial texts) and "Quality of adversarial
-text" (``robustness quality``'s perplexity and similarity). Each returns blocks for
+text" (``robustness quality``'s perplexity and similarity), "Strict re-validation" (``robustness
+revalidate``). Each returns blocks for
 :mod:`robustness.rendering`; :func:`robustness.report.write_report` places them after the main sections.
 """
 
@@ -11,11 +12,12 @@ import pandas as pd
 from robustness.analysis import plots
 from robustness.analysis.compare import slowdown_findings
 from robustness.analysis.quality import quality_findings
+from robustness.analysis.revalidation import strict_findings
 from robustness.analysis.runs import Run
 from robustness.analysis.tables import format_value, view
 from robustness.rendering import Block, figure_block
 
-__all__ = ["quality_blocks", "slowdown_section", "transfer_section"]
+__all__ = ["quality_blocks", "revalidation_blocks", "slowdown_section", "transfer_section"]
 
 
 def slowdown_section(summary: pd.DataFrame, exits: pd.DataFrame) -> list[tuple[str, list[Block]]]:
@@ -75,3 +77,17 @@ def quality_blocks(runs: list[Run], summary: pd.DataFrame, quality: pd.DataFrame
     shown = quality[["model_id", "setting", "recipe", "dataset", "quality_n", "ppl_ratio_mean", "similarity_mean",
                      "orig_perplexity_mean", "adv_perplexity_mean"]]
     return [("p", intro), ("list", quality_findings(runs, summary)), ("table", shown.map(format_value))]
+
+
+def revalidation_blocks(table: pd.DataFrame) -> list[Block]:
+    """The blocks of the "Strict re-validation" section: what strict means, findings, raw vs strict per setting."""
+    intro = ("Every successful adversarial text re-checked against fixed constraints (`robustness revalidate`; "
+             "morris2020: Morris et al. 2020's counter-fitted word cosine >= 0.9 per swap, part of speech kept, "
+             "sentence-encoder cosine >= 0.98; their LanguageTool grammar check cannot run offline and is replaced by "
+             "an LM perplexity ratio <= 1.5, a stand-in). A text that fails counts as an attack failure: the original "
+             "prediction stands. Strict numbers are a secondary endpoint; the verdict keeps the raw one. The fail "
+             "columns are the shares of the re-checked texts failing each check.")
+    shown = table[["model_id", "setting", "recipe", "dataset", "revalidation_preset", "revalidated",
+                   "attack_success_rate", "strict_attack_success_rate", "accuracy_under_attack",
+                   "strict_accuracy_under_attack", "fail_word_cosine", "fail_pos", "fail_similarity", "fail_ppl_ratio"]]
+    return [("p", intro), ("list", strict_findings(table)), ("table", shown.map(format_value))]

@@ -205,3 +205,39 @@ def test_jobs_named_like_a_module_stay_callable_whichever_is_imported_first():
             "print(all(callable(getattr(rb, n)) for n in rb.JOBS), rb.attack.__name__)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
     assert out == ["True", "robustness.attack"]
+
+
+def test_bench_revalidates_when_the_suite_asks(tmp_path, tiny_pabee_dir, tiny_gpt2_dir, data_root, monkeypatch,
+                                               capfd) -> None:
+    import numpy as np
+
+    import robustness.revalidate as reval
+    from robustness.quality import load_lm
+    from robustness.resources.sentence_encoder import minilm
+    from robustness.resources.textattack_compat import import_textattack
+
+    embedding = import_textattack().shared.WordEmbedding(np.eye(2, dtype=np.float32), {"a": 0, "b": 1},
+                                                         {0: "a", 1: "b"}, None)
+    asked = {}
+
+    def checkers(lm=None, **paths):  # the full counter-fitted vocabulary takes minutes to build
+        asked.update(paths, lm=lm)
+        return reval.Checkers(embedding=embedding, tag=reval.nltk_universal_tagger(paths["nltk_data"]),
+                              encoder=minilm(), encoder_name="minilm", lm=load_lm(lm))
+
+    monkeypatch.setattr(reval, "load_checkers", checkers)
+    suite = tmp_path / "tiny.toml"
+    suite.write_text(
+        f'[suite]\nname = "tiny"\ndataset = "glue/sst2"\nn = 4\nquery_budget = 10\nbatch_size = 4\nlm = '
+        f'"{tiny_gpt2_dir}"\nrevalidate = "morris2020"\nrecipes = ["deepwordbug"]\npatience = [1]\n'
+        f'[[models]]\nid = "tp"\nhead = "pabee"\npath = "{tiny_pabee_dir}"\n')
+    lines: list[str] = []
+    capfd.readouterr()
+    result = rb.bench(suite, out=tmp_path / "out", data_dir=data_root / "data", nltk_data=SHARED / "nltk_data",
+                      workers=1, log=lines.append)
+    assert capfd.readouterr() == ("", "")
+    assert asked["lm"] == str(tiny_gpt2_dir) and asked["nltk_data"] == str(SHARED / "nltk_data")
+    (run,) = result.runs
+    succeeded = sum(r["result"] == "succeeded" for r in _records(run))
+    assert f"[bench] revalidate: {run.name}: {succeeded} adversarial texts re-checked" in lines
+    assert len((run / "revalidation.jsonl").read_text().splitlines()) == succeeded

@@ -6,6 +6,7 @@ import json
 import os
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -116,3 +117,53 @@ def test_bench_runs_the_quality_stage_when_the_suite_asks(suite_out, tiny_gpt2_d
     assert scored > 0
     assert "## Quality of adversarial text" in (out / "report.md").read_text()
     assert len(pd.read_csv(out / "tables" / "quality.csv")) >= 1
+
+
+def test_bench_runs_the_revalidation_stage_when_the_suite_asks(suite_out, tiny_gpt2_dir, tmp_path, monkeypatch):
+    """The stage's wiring: every success re-checked, strict columns in the tables and a report section. The
+    checkers are the test's (building the full counter-fitted vocabulary takes minutes): their vocabulary holds
+    none of DeepWordBug's typos, so every success is invalid and the strict success rate is 0."""
+    import robustness.revalidate as reval
+    from robustness.quality import load_lm
+    from robustness.resources.sentence_encoder import minilm
+    from robustness.resources.textattack_compat import import_textattack
+
+    words = ["film", "movie"]
+    embedding = import_textattack().shared.WordEmbedding(np.eye(2, dtype=np.float32), {w: i for i, w in
+                                                         enumerate(words)}, dict(enumerate(words)), None)
+    asked = {}
+
+    def checkers(lm=None, **paths):
+        asked.update(paths, lm=lm)
+        return reval.Checkers(embedding=embedding, tag=reval.nltk_universal_tagger(paths["nltk_data"]),
+                              encoder=minilm(), encoder_name="minilm", lm=load_lm(lm))
+
+    monkeypatch.setattr(reval, "load_checkers", checkers)
+    suite, out, argv = suite_out
+    asking = tmp_path / "revalidate.toml"
+    asking.write_text(suite.read_text().replace("[suite]\n", f'[suite]\nrevalidate = "morris2020"\nlm = '
+                                                f'"{tiny_gpt2_dir}"\n', 1))
+    assert main(["bench", str(asking), *argv[2:]]) == 0
+    assert asked["lm"] == str(tiny_gpt2_dir) and asked["nltk_data"] == str(SHARED / "nltk_data")
+    checked = 0
+    for run in (out / "runs").iterdir():
+        records = [json.loads(line) for line in (run / "records.jsonl").read_text().splitlines()]
+        lines = [json.loads(line) for line in (run / "revalidation.jsonl").read_text().splitlines()]
+        assert [q["example_id"] for q in lines] == [r["example_id"] for r in records if r["result"] == "succeeded"]
+        assert not any(q["valid"] for q in lines) and all(q["oov_words"] for q in lines if q["swaps"])
+        checked += len(lines)
+    assert checked > 0
+    summary = pd.read_csv(out / "tables" / "summary.csv")
+    assert summary["revalidated"].notna().all()  # every run, those without a success too
+    assert ((summary["strict_attack_success_rate"] == 0) | summary["attack_success_rate"].isna()).all()
+    assert (summary["strict_accuracy_under_attack"] >= summary["accuracy_under_attack"]).all()
+    assert "## Strict re-validation" in (out / "report.md").read_text()
+
+
+def test_bench_refuses_an_unknown_revalidation_preset(tmp_path, capsys):
+    suite = tmp_path / "bad.toml"
+    suite.write_text('[suite]\nname = "b"\ndataset = "glue/sst2"\nrecipes = ["pwws"]\nrevalidate = "strict"\n'
+                     '[[models]]\nid = "m"\npath = "/nowhere"\n')
+    assert main(["bench", str(suite), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "unknown re-validation preset 'strict'; choose from morris2020" in err

@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 
 from robustness.analysis import metrics as m
+from robustness.analysis.revalidation import strict_metrics
 from robustness.analysis.runs import KEY, Run, find_runs, load_run, load_runs, spec_setting, validate_runs
 from robustness.analysis.tables import VIEWS, format_value, markdown_table, table_files, view, write_tables
 from robustness.schema.specs import setting_order
@@ -119,6 +120,7 @@ def summarize(runs: Sequence[Run]) -> pd.DataFrame:
                    split=spec.get("split"), seed=spec.get("seed"), n_requested=spec.get("n"),
                    query_budget=spec.get("query_budget"), run_id=run.run_id, complete=run.complete)
         row.update(run_metrics(run.records, run.num_layers, seed=int(spec.get("seed") or 0), target=run.goal_target))
+        row.update(strict_metrics(run))  # NaN unless the run was re-validated (robustness revalidate)
         timings = run.info.get("timings") or {}
         row.update(wall_time_s=timings.get("wall_time_s"), attack_time_s=timings.get("attack_time_s"))
         rows.append(row)

@@ -81,6 +81,36 @@ def mean_or_nan(values: Sequence[float | None]) -> float:
     return float(np.mean(values)) if values else NAN
 
 
+def strict_results(results: Sequence[str], valid: Sequence[bool | None]) -> list[str]:
+    """Results under strict re-validation (:mod:`robustness.revalidate`): a succeeded example whose adversarial
+    text fails re-validation (``valid`` False) counts as ``failed`` -- the attack found no valid text, so the
+    original prediction stands; every other result is kept. ``valid`` is read only for succeeded examples, where
+    None (not re-validated) is a ValueError: strict metrics need every success checked."""
+    if len(results) != len(valid):
+        raise ValueError("results and valid differ in length")
+    _results(results)
+    if any(r == "succeeded" and v is None for r, v in zip(results, valid, strict=True)):
+        raise ValueError("a succeeded example was not re-validated; strict metrics need them all")
+    return ["failed" if r == "succeeded" and not v else r for r, v in zip(results, valid, strict=True)]
+
+
+def strict_attack_success_rate(results: Sequence[str], valid: Sequence[bool | None]) -> float:
+    """Strict attack success rate = S_valid / (S + F): the attacked examples are the same as for the raw rate
+    (:func:`attack_success_rate`), only successes with a valid adversarial text count."""
+    return attack_success_rate(strict_results(results, valid))
+
+
+def strict_still_correct(orig_preds: Sequence[int], adv_preds: Sequence[int | None], labels: Sequence[int],
+                         results: Sequence[str], valid: Sequence[bool | None]) -> np.ndarray:
+    """:func:`still_correct` under strict re-validation: an example whose adversarial text fails re-validation
+    is judged on its original prediction (its ``adv_pred`` is ignored, as for a skipped example). Its mean over
+    all n examples is the strict accuracy under attack, >= the raw one."""
+    strict = strict_results(results, valid)
+    final = [None if r == "succeeded" and s == "failed" else a
+             for r, s, a in zip(results, strict, adv_preds, strict=True)]
+    return still_correct(orig_preds, final, labels)
+
+
 def words_perturbed(words_changed: Sequence[int], words_total: Sequence[int]) -> float:
     """Mean over successful attacks of words_changed / words_total (a fraction, not a percentage)."""
     if len(words_changed) != len(words_total):

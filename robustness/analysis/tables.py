@@ -17,12 +17,17 @@ __all__ = ["VIEWS", "format_value", "markdown_table", "table_files", "view", "wr
 
 _SETTING = [("model_id", "model"), ("head", "head"), ("setting", "setting"), ("goal", "goal"),
             ("recipe", "recipe"), ("dataset", "dataset")]
-_CI = ("original_accuracy", "accuracy_under_attack", "attack_success_rate")
+_CI = ("original_accuracy", "accuracy_under_attack", "attack_success_rate", "strict_accuracy_under_attack",
+       "strict_attack_success_rate")
+#: Shown only when some row has them (runs re-validated by ``robustness revalidate``).
+_OPTIONAL = ("strict_accuracy_under_attack", "strict_attack_success_rate")
 #: table name -> (column, header) pairs shown in the rounded Markdown / HTML views.
 VIEWS: dict[str, list[tuple[str, str]]] = {
     "summary": _SETTING + [
         ("n", "n"), ("num_layers", "L"), ("original_accuracy", "clean acc [95% CI]"),
-        ("accuracy_under_attack", "acc under attack [95% CI]"), ("attack_success_rate", "success rate [95% CI]"),
+        ("accuracy_under_attack", "acc under attack [95% CI]"),
+        ("strict_accuracy_under_attack", "strict acc under attack [95% CI]"),
+        ("attack_success_rate", "success rate [95% CI]"), ("strict_attack_success_rate", "strict success [95% CI]"),
         ("skipped", "skipped"), ("mean_queries", "queries"), ("mean_forward_passes", "forward passes"),
         ("mean_layers_computed", "deployed layers"), ("mean_layers_encoded", "layers encoded"),
         ("mean_query_exit_layer", "query exit layer"), ("words_perturbed", "words perturbed"),
@@ -79,6 +84,8 @@ def view(summary: pd.DataFrame, name: str) -> pd.DataFrame:
         raise ValueError(f"unknown table {name!r}; choose from {sorted(VIEWS)}")
     out = pd.DataFrame(index=summary.index)
     for column, header in VIEWS[name]:
+        if column in _OPTIONAL and (column not in summary or summary[column].isna().all()):
+            continue
         cells = [format_value(v) for v in summary[column]]
         if column in _CI:
             lows, highs = summary[f"{column}_ci_low"], summary[f"{column}_ci_high"]

@@ -13,6 +13,10 @@ baseline?
   the eligible setting with the highest accuracy under attack. The confirmatory family -- the pre-registered
   setting's tests, else every eligible setting's (so picking the best costs power) -- x recipe x model x
   baseline is Holm-adjusted as one family.
+* Secondary endpoint (never the verdict): the strict accuracy under attack, where an adversarial text that fails
+  strict re-validation (``robustness revalidate``) counts as an attack failure
+  (:func:`~robustness.analysis.metrics.strict_still_correct`), with its own exact McNemar p-value, unadjusted;
+  NaN unless both runs are re-validated. It is reported beside the pre-registered endpoint, never instead.
 * Exploratory: every other comparison with at least ``min_n`` paired examples (ineligible settings, and with a
   pre-registered setting every other one) is still tested and Holm-adjusted as a second family (``role`` =
   ``exploratory``); it never enters the verdict.
@@ -30,6 +34,7 @@ from statsmodels.stats.multitest import multipletests
 
 from robustness.analysis import metrics as m
 from robustness.analysis.compare import paired_records
+from robustness.analysis.revalidation import valid_column
 from robustness.analysis.runs import Run
 from robustness.schema.specs import VerdictOptions
 
@@ -44,6 +49,8 @@ __all__ = ["COLUMNS", "VERDICTS", "VerdictOptions", "exploratory_finding", "find
 COLUMNS = ["dataset", "recipe", "model", "baseline", "setting", "eligible", "reason_ineligible", "clean_accuracy",
            "baseline_clean_accuracy", "n", "accuracy_under_attack", "baseline_accuracy_under_attack", "p_value",
            "p_adjusted", "verdict"]
+#: The secondary endpoint's columns (strict re-validation), after :data:`COLUMNS` in the verdict table.
+SECONDARY = ["strict_accuracy_under_attack", "baseline_strict_accuracy_under_attack", "strict_p_value"]
 #: Columns of a clean evaluation table (one row per model and setting, off the attack sample).
 CLEAN_COLUMNS = ["model_id", "setting", "n", "accuracy", "min_class_recall", "max_pred_share"]
 
@@ -153,7 +160,27 @@ def _candidate(run: Run, setting: str, base: Run, options: VerdictOptions, clean
             row.update(eligible=False, reason_ineligible=f"n = {len(both)} < minimum {options.min_n}")
     else:  # the ineligible and the not pre-registered are tested too, as exploratory comparisons
         row["p_value"] = m.mcnemar_exact(kept, kept_base).p_value
+    row.update(_strict(run, base, both))
     return row
+
+
+def _strict(run: Run, base: Run, both: pd.DataFrame) -> dict[str, float]:
+    """The secondary endpoint on the paired examples (NaN unless both runs are re-validated)."""
+    out = dict.fromkeys(SECONDARY, np.nan)
+    kept = {}
+    for side, r in (("a", base), ("b", run)):
+        valid = valid_column(r)
+        if valid is None:
+            return out
+        by_id = dict(zip(r.records["example_id"], valid, strict=True))
+        kept[side] = m.strict_still_correct(list(both[f"orig_pred_{side}"]), list(both[f"adv_pred_{side}"]),
+                                            list(both[f"label_{side}"]), list(both[f"result_{side}"]),
+                                            [by_id[k] for k in both["example_id"]])
+    out.update(strict_accuracy_under_attack=m.proportion(kept["b"]),
+               baseline_strict_accuracy_under_attack=m.proportion(kept["a"]))
+    if len(both):
+        out["strict_p_value"] = m.mcnemar_exact(kept["b"], kept["a"]).p_value
+    return out
 
 
 def _role(candidate: dict, options: VerdictOptions) -> str:
@@ -217,7 +244,8 @@ def verdict_tables(summary: pd.DataFrame, runs: Sequence[Run], options: VerdictO
     keys = ["dataset", "recipe", "model", "baseline", "setting"]
     confirmatory = every_df[every_df["role"] == "confirmatory"]
     verdict = pd.DataFrame(picked).drop(columns="p_adjusted", errors="ignore").merge(
-        confirmatory[[*keys, "p_adjusted"]], on=keys, how="left").reindex(columns=[*COLUMNS, "clean_off_sample"])
+        confirmatory[[*keys, "p_adjusted"]], on=keys, how="left").reindex(
+        columns=[*COLUMNS, *SECONDARY, "clean_off_sample"])
     verdict["verdict"] = [_outcome(r, options) for _, r in verdict.iterrows()]
     return verdict, every_df
 
@@ -249,6 +277,16 @@ def exploratory_finding(candidates: pd.DataFrame, options: VerdictOptions | None
     return [f"Exploratory (every comparison outside the verdict; Holm-adjusted over its {len(rows)} tests, "
             f"never the verdict): more robust in {more}, less robust in {len(significant) - more}, no significant "
             f"difference in {len(rows) - len(significant)} (tables/verdict_candidates.csv)."]
+
+
+def _secondary(row: pd.Series) -> str:
+    """The secondary endpoint's clause of a verdict sentence (empty when the runs are not re-validated)."""
+    if row.get("strict_accuracy_under_attack", np.nan) != row.get("strict_accuracy_under_attack", np.nan):
+        return ""
+    return (f"; secondary, never the verdict: strict accuracy under attack (texts failing re-validation count as "
+            f"attack failures) {_pct(row['strict_accuracy_under_attack'])} vs "
+            f"{_pct(row['baseline_strict_accuracy_under_attack'])}, McNemar p = {row['strict_p_value']:.3g} "
+            f"unadjusted")
 
 
 def verdict_findings(verdict: pd.DataFrame, options: VerdictOptions | None = None) -> list[str]:
@@ -284,5 +322,5 @@ def verdict_findings(verdict: pd.DataFrame, options: VerdictOptions | None = Non
         said = {"more_robust": "more robust", "less_robust": "less robust",
                 "no_significant_difference": "no significant difference"}[row["verdict"]]
         out.append(f"{where}: {said} at {row['setting']} ({numbers}; p = {row['p_value']:.3g}, Holm-adjusted "
-                   f"{row['p_adjusted']:.3g}).")
+                   f"{row['p_adjusted']:.3g}){_secondary(row)}.")
     return out

@@ -11,6 +11,7 @@ from robustness.commands.common import (
     attack_resources,
     check_out_file,
     located,
+    revalidate_runs,
     score_quality,
     setting_arg,
 )
@@ -18,7 +19,7 @@ from robustness.commands.convert import cmd_import
 from robustness.suite.specs import parse_setting
 
 __all__ = ["cmd_aggregate", "cmd_attack", "cmd_bench", "cmd_compare", "cmd_doctor", "cmd_evaluate", "cmd_ls",
-           "cmd_quality", "cmd_report", "cmd_train", "cmd_transfer"]
+           "cmd_quality", "cmd_report", "cmd_revalidate", "cmd_train", "cmd_transfer"]
 __all__ += ["cmd_import"]  # robustness import, in commands/convert.py
 
 
@@ -176,6 +177,21 @@ def cmd_quality(args: argparse.Namespace, command: str) -> int:
     return 0
 
 
+def cmd_revalidate(args: argparse.Namespace, command: str) -> int:
+    from robustness.analysis.runs import find_runs
+    from robustness.revalidate import check_preset
+
+    check_preset(args.preset)  # before anything loads
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
+    args = located(args)
+    runs = find_runs([Path(r) for r in args.runs])
+    if not runs:
+        raise ValueError(f"no runs under {' '.join(args.runs)}")
+    revalidate_runs(runs, args.preset, args)
+    return 0
+
+
 def cmd_aggregate(args: argparse.Namespace, command: str) -> int:
     from robustness.analysis.aggregate import exit_table, flip_table, summarize
     from robustness.analysis.runs import load_runs
@@ -188,12 +204,17 @@ def cmd_aggregate(args: argparse.Namespace, command: str) -> int:
     for run in (r for r in found if not r.complete):
         print(f"left out {run.run_id}: status {run.info.get('status') or 'unknown'}, {len(run.records)} records")
     from robustness.analysis.quality import quality_table
+    from robustness.analysis.revalidation import revalidation_table
 
     extra = {"exits": exit_table(runs), "flips": flip_table(runs)}
     quality = quality_table(runs)
     if not quality.empty:
         extra["quality"] = quality
-    paths = write_tables(summarize(runs), Path(args.out), extra=extra, overwrite=args.overwrite)
+    summary = summarize(runs)
+    strict = revalidation_table(summary)
+    if not strict.empty:  # runs re-validated (robustness revalidate)
+        extra["revalidation"] = strict
+    paths = write_tables(summary, Path(args.out), extra=extra, overwrite=args.overwrite)
     for path in paths.values():
         print(f"wrote {path}")
     return 0

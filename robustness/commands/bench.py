@@ -128,7 +128,7 @@ def cmd_bench(args: argparse.Namespace, command: str) -> int:
     if suite.revalidate:  # strict re-validation, once every run is complete: the report reads revalidation.jsonl
         revalidate_runs([out / "runs" / s.run_id for s in runs], suite.revalidate, argparse.Namespace(
             lm=args.lm, lexicons=resources.lexicons_dir, nltk_data=resources.nltk_data, cache_dir=resources.cache_dir,
-            sentence_encoder=resources.sentence_encoder_path, batch_size=16), prefix="[bench] ")
+            sentence_encoder=suite.sentence_encoder, batch_size=16), prefix="[bench] ")
     sources = [out / "runs", *([out / "transfers"] if (out / "transfers").is_dir() else [])]
     md, html = write_report(sources, out, provenance={"suite": str(args.suite), "command": command},
                             verdict_options=suite.verdict, clean=clean, overwrite=args.overwrite)

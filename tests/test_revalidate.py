@@ -216,8 +216,8 @@ def test_rb_revalidate_is_the_module_made_callable(run_dir, checkers, monkeypatc
 def test_the_sentence_check_uses_use_m3_unless_minilm_or_a_directory_is_asked_for(monkeypatch):
     import robustness.quality as quality
     import robustness.resources as resources
-    from robustness.revalidate import load_checkers
     from robustness.resources.sentence_encoder import get_encoder, sentence_encoder_path
+    from robustness.revalidate import load_checkers
 
     monkeypatch.setattr(resources, "counter_fitted_embedding", lambda *args: "embedding")  # minutes to build
     monkeypatch.setattr(quality, "load_lm", lambda lm: "lm")

@@ -184,7 +184,7 @@ def test_looser_thresholds_pass_what_morris_rejects(run_dir, checkers) -> None:
 
 @pytest.mark.parametrize(("argv", "message"), [
     (["--preset", "strict"], "unknown re-validation preset 'strict'"),
-    (["--batch-size", "0"], "--batch-size must be >= 1, got 0"),
+    (["--batch-size", "0"], "--batch-size must be >= 1 (an integer), got 0"),
 ])
 def test_cli_bad_inputs_exit_2_with_one_line(run_dir, capsys, argv, message) -> None:
     assert main(["revalidate", str(run_dir), *argv]) == 2

@@ -139,6 +139,7 @@ def open_session(config: TrainConfig, *, overwrite: bool = False, restart: bool 
 
     out = check_train_out(config.out, overwrite)
     device = resolve_training_device(config)
+    backbone = resolve_backbone(config.backbone or default_backbone())  # a missing backbone before any data
     train, val = _load_splits(config)
     identity = _identity(config, train, val, extra_identity)
     ckpt = checkpoint_path(out)
@@ -150,7 +151,6 @@ def open_session(config: TrainConfig, *, overwrite: bool = False, restart: bool 
         remove_checkpoint(ckpt)
         state = None
     remove_interrupted_saves(ckpt)
-    backbone = resolve_backbone(config.backbone or default_backbone())
     seed_everything(config.seed)
     tokenizer = AutoTokenizer.from_pretrained(backbone, trust_remote_code=False)
     model = PabeeModel.from_backbone(backbone, head=config.head, num_labels=len(train.label_names),

@@ -142,7 +142,8 @@ class RunSpec:
     def run_id(self) -> str:
         """``<model>-<setting slug>_<recipe>[-slowdown[-<score>]]_<dataset>_<hash>``, e.g.
         ``pabee-minilm-p3_textfooler_sst2_3f2a1c``, ``pabee-minilm-ent0-35_textfooler-slowdown_sst2_9b1e0d`` or
-        (a slowdown score other than ``exit``) ``pabee-minilm-p2_textfooler-slowdown-waffle_sst2_5ce146``."""
+        (a slowdown score other than ``exit``; MiniLM sentence encoder)
+        ``pabee-minilm-p2_textfooler-slowdown-waffle_sst2_5ce146``."""
         dataset = _slug(self.dataset.split("/")[-1])
         model = f"{_slug(self.model_id)}-{_slug(self.exit_setting.slug)}"
         recipe = _slug(self.recipe) + ("" if self.goal == "accuracy" else f"-{self.goal}")

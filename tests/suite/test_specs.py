@@ -208,21 +208,24 @@ def test_suite_goals_make_slowdown_runs_for_early_exit_settings_only(tmp_path):
 
 
 def test_slowdown_score_leaves_exit_run_ids_unchanged_and_names_other_scores():
-    # run ids made before slowdown scores existed (pinned from that code): an exit-guided run keeps its id
+    # run ids made before slowdown scores existed (pinned from that code; MiniLM, the only sentence encoder then):
+    # an exit-guided run keeps its id
     old = RunSpec(model_id="pabee-minilm", model_dir="/m", recipe="textfooler", dataset="glue/sst2",
-                  setting="patience:2", goal="slowdown")
+                  setting="patience:2", goal="slowdown", sentence_encoder="minilm")
     assert old.run_id == "pabee-minilm-p2_textfooler-slowdown_sst2_78586d"
     assert RunSpec(model_id="pabee-minilm", model_dir="/m", recipe="textfooler", dataset="glue/sst2",
                    setting="entropy:0.35", goal="slowdown", goal_target=5, keep_prediction=True,
-                   slowdown_score="exit").run_id == "pabee-minilm-ent0-35_textfooler-slowdown_sst2_1ff0e3"
-    assert spec().run_id == "pabee-minilm-p3_textfooler_sst2_e44a1c"  # accuracy runs too
+                   slowdown_score="exit", sentence_encoder="minilm",
+                   ).run_id == "pabee-minilm-ent0-35_textfooler-slowdown_sst2_1ff0e3"
+    assert spec(sentence_encoder="minilm").run_id == "pabee-minilm-p3_textfooler_sst2_e44a1c"  # accuracy runs
     # a spec.json written before the field reads as exit
     written = {k: v for k, v in old.to_dict().items() if k != "slowdown_score"}
     assert RunSpec.from_dict(written) == old and RunSpec.from_dict(written).slowdown_score == "exit"
     waffle, oavg = spec(goal="slowdown", slowdown_score="waffle"), spec(goal="slowdown", slowdown_score="oavg")
     assert "_textfooler-slowdown-waffle_sst2_" in waffle.run_id and "_textfooler-slowdown-oavg_sst2_" in oavg.run_id
     assert RunSpec(model_id="pabee-minilm", model_dir="/m", recipe="textfooler", dataset="glue/sst2",  # the docstring's
-                   setting="patience:2", goal="slowdown", slowdown_score="waffle").run_id.endswith("waffle_sst2_5ce146")
+                   setting="patience:2", goal="slowdown", slowdown_score="waffle",
+                   sentence_encoder="minilm").run_id.endswith("waffle_sst2_5ce146")
     assert len({waffle.content_hash(), oavg.content_hash(), spec(goal="slowdown").content_hash()}) == 3
     assert RunSpec.from_dict(waffle.to_dict()) == waffle
     for bad, message in ((dict(slowdown_score="waffle"), "only to the slowdown goal"),

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["ADVERSARIAL_GOALS", "AdversarialOptions", "adversarial_config", "check_adversarial", "clean_budget",
-           "init_record"]
+__all__ = ["ADVERSARIAL_GOALS", "AdversarialOptions", "adversarial_config", "check_adversarial", "check_against_init",
+           "check_options", "clean_budget", "init_record"]
 
 ADVERSARIAL_GOALS = ("accuracy", "slowdown")
 #: training options a fine-tuning takes from its ``--init`` model unless given (its model decides the rest)
@@ -55,9 +55,18 @@ def check_adversarial(options: AdversarialOptions, *, mlm: str | None = None) ->
     """Everything that can be refused before any model loads, each a one-line ``ValueError`` naming the flag:
     an unknown recipe or goal, R outside (0, 1], a missing or non-model ``--init``, the slowdown goal on a
     full-depth baseline, an attack setting the init model cannot reach."""
-    from robustness.attack.recipes import check_recipe
     from robustness.models.saved import saved_facts
-    from robustness.requests import check_run_request
+
+    if not options.init:
+        raise ValueError("--adversarial fine-tunes a trained model: pass --init MODEL_DIR (a clean model)")
+    check_options(options, mlm=mlm)
+    facts = saved_facts(options.init)  # ValueError naming the directory if it holds no whole model
+    check_against_init(options, num_layers=facts.num_layers, head=facts.head, where=f"--init {options.init}")
+
+
+def check_options(options: AdversarialOptions, *, mlm: str | None = None) -> None:
+    """The options on their own: a known recipe and goal, R in (0, 1], a query budget >= 1."""
+    from robustness.attack.recipes import check_recipe
 
     try:
         check_recipe(options.recipe, mlm=mlm)
@@ -71,14 +80,18 @@ def check_adversarial(options: AdversarialOptions, *, mlm: str | None = None) ->
     if options.query_budget is not None and (isinstance(options.query_budget, bool)
                                              or not isinstance(options.query_budget, int) or options.query_budget < 1):
         raise ValueError(f"--adv-query-budget must be an integer >= 1, got {options.query_budget!r}")
-    if not options.init:
-        raise ValueError("--adversarial fine-tunes a trained model: pass --init MODEL_DIR (a clean model)")
-    facts = saved_facts(options.init)  # ValueError naming the directory if it holds no whole model
-    if options.goal == "slowdown" and facts.head != "pabee":
-        raise ValueError(f"--adversarial-goal slowdown: --init {options.init} is a full-depth baseline (every text "
-                         "exits at the last layer); use a pabee model or the accuracy goal")
-    check_run_request(options.attack_setting, num_layers=facts.num_layers, head=facts.head,
-                      where=f"--adv-setting on --init {options.init}", goal=options.goal)
+
+
+def check_against_init(options: AdversarialOptions, *, num_layers: int, head: str, where: str) -> None:
+    """The options on an init model of ``num_layers`` layers and ``head`` (``where`` names it): the slowdown
+    goal needs a pabee model, the attack setting must be reachable."""
+    from robustness.requests import check_run_request
+
+    if options.goal == "slowdown" and head != "pabee":
+        raise ValueError(f"--adversarial-goal slowdown: {where} is a full-depth baseline (every text exits at the "
+                         "last layer); use a pabee model or the accuracy goal")
+    check_run_request(options.attack_setting, num_layers=num_layers, head=head, where=f"--adv-setting on {where}",
+                      goal=options.goal)
 
 
 def init_record(init: str | Path) -> dict[str, Any] | None:

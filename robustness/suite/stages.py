@@ -17,24 +17,28 @@ if TYPE_CHECKING:
 
 
 def locate_models(suite, out: Path, train: bool = True, *, log: Callable[[str], Any] = print,
-                  progress: bool = True) -> dict[str, str]:
+                  progress: bool = True, resources: Any = None) -> dict[str, str]:
     """Where each model of the suite lives, training the missing ones into ``<out>/models/<id>`` (with
     ``train`` False, a missing model is a ValueError: parts of a job array must not train concurrently). An
     interrupted training resumes from its checkpoint (``<out>/models/.<id>.checkpoint.safetensors``); one made
-    with other options than the suite's now is refused for every model before any trains. The suite was
-    validated by :func:`~robustness.suite.validate.validate_suite`. ``log`` takes what the stages say (every
-    stage here; default ``print``), ``progress`` shows the training bar."""
+    with other options than the suite's now is refused for every model before any trains. Models are trained
+    init models first: a defended model (:mod:`robustness.suite.defended`) is its init model adversarially
+    fine-tuned, attacking with ``resources``. The suite was validated by
+    :func:`~robustness.suite.validate.validate_suite`. ``log`` takes what the stages say (every stage here;
+    default ``print``), ``progress`` shows the training bar."""
     from robustness.models.checkpoint import checkpoint_path, remove_checkpoint
-    from robustness.models.train import TrainConfig, train_model
+    from robustness.models.train import TrainConfig
     from robustness.models.trainer import check_checkpoint
+    from robustness.suite.defended import split_train, training_order
 
     dirs, to_train = {}, []
-    for model in suite.models:
+    for model in training_order(suite.models):
         if model.path is not None:
             dirs[model.id] = model.path
             continue
         target = out / "models" / model.id
         dirs[model.id] = str(target)
+        own, adv = split_train(model.train)
         if (target / "train.json").is_file():
             log(f"[bench] model {model.id}: already trained at {target}")
             remove_checkpoint(checkpoint_path(target))  # left by a kill between the save and its deletion
@@ -42,15 +46,44 @@ def locate_models(suite, out: Path, train: bool = True, *, log: Callable[[str], 
             raise ValueError(f"model {model.id!r} is not trained yet; run `robustness bench SUITE --out {out} "
                              "--train-only` before the parts")
         else:
-            options = {"dataset": suite.dataset, "data_dir": suite.data_dir, **model.train}
-            config = TrainConfig(out=str(target), head=model.head, **options)
             hint = f"delete {checkpoint_path(target).name} in {target.parent} to start afresh"
-            to_train.append((model, config, hint, check_checkpoint(config, hint)))
+            config, step = None, None
+            if not adv:
+                config = TrainConfig(out=str(target), head=model.head, dataset=suite.dataset, data_dir=suite.data_dir,
+                                     **own)
+                step = check_checkpoint(config, hint)
+            to_train.append((model, config, hint, step))
     for model, config, hint, step in to_train:
         resuming = "" if step is None else f" resuming at step {step}"
+        if config is None:
+            _train_defended(suite, model, dirs, hint, log=log, progress=progress, resources=resources)
+            continue
         log(f"[bench] model {model.id}: training ({model.head}) into {config.out}{resuming}")
-        train_model(config, overwrite=True, restart=False, hint=hint, progress=progress)
+        _train_clean(config, hint, progress)
     return dirs
+
+
+def _train_clean(config, hint: str, progress: bool) -> None:
+    from robustness.models.train import train_model
+
+    train_model(config, overwrite=True, restart=False, hint=hint, progress=progress)
+
+
+def _train_defended(suite, model, dirs: dict[str, str], hint: str, *, log: Callable[[str], Any], progress: bool,
+                    resources: Any) -> None:
+    """Fine-tune ``model`` adversarially from its init (trained by now) into ``dirs[model.id]``."""
+    from robustness.attack.adversarial_options import adversarial_config
+    from robustness.attack.adversarial_training import train_adversarial
+    from robustness.suite.defended import adversarial_options, split_train
+
+    own, adv = split_train(model.train)
+    init = dirs[adv["init"]]
+    options = adversarial_options(model, init)
+    config = adversarial_config(init, {"dataset": suite.dataset, **own}, out=dirs[model.id], data_dir=suite.data_dir)
+    log(f"[bench] model {model.id}: adversarial fine-tuning ({options.recipe}, {options.goal}, R={options.ratio}) "
+        f"of {adv['init']} into {config.out}")
+    train_adversarial(config, options, resources=resources, overwrite=True, restart=False, hint=hint,
+                      progress=progress)
 
 
 def _split_and_sample(suite) -> tuple[Examples, list[int]]:

@@ -52,15 +52,31 @@ def locate_models(suite, out: Path, train: bool = True, *, log: Callable[[str], 
                 config = TrainConfig(out=str(target), head=model.head, dataset=suite.dataset, data_dir=suite.data_dir,
                                      **own)
                 step = check_checkpoint(config, hint)
+            elif (Path(dirs[adv["init"]]) / "config.json").is_file():  # its init exists: check its checkpoint now
+                step = _check_defended_checkpoint(suite, model, dirs, hint)
             to_train.append((model, config, hint, step))
     for model, config, hint, step in to_train:
         resuming = "" if step is None else f" resuming at step {step}"
         if config is None:
-            _train_defended(suite, model, dirs, hint, log=log, progress=progress, resources=resources)
+            _train_defended(suite, model, dirs, hint, resuming, log=log, progress=progress, resources=resources)
             continue
         log(f"[bench] model {model.id}: training ({model.head}) into {config.out}{resuming}")
         _train_clean(config, hint, progress)
     return dirs
+
+
+def _check_defended_checkpoint(suite, model, dirs: dict[str, str], hint: str) -> int | None:
+    """The step a defended model's checkpoint would resume (None: none); ``ValueError`` when made with other options."""
+    from robustness.attack.adversarial_options import adversarial_config
+    from robustness.models.fingerprint import model_fingerprint
+    from robustness.models.trainer import check_checkpoint
+    from robustness.suite.defended import adversarial_options, split_train
+
+    own, adv = split_train(model.train)
+    options = adversarial_options(model, dirs[adv["init"]])
+    config = adversarial_config(options.init, {"dataset": suite.dataset, **own}, out=dirs[model.id],
+                                data_dir=suite.data_dir)
+    return check_checkpoint(config, hint, options.identity(model_fingerprint(options.init)))
 
 
 def _train_clean(config, hint: str, progress: bool) -> None:
@@ -69,8 +85,8 @@ def _train_clean(config, hint: str, progress: bool) -> None:
     train_model(config, overwrite=True, restart=False, hint=hint, progress=progress)
 
 
-def _train_defended(suite, model, dirs: dict[str, str], hint: str, *, log: Callable[[str], Any], progress: bool,
-                    resources: Any) -> None:
+def _train_defended(suite, model, dirs: dict[str, str], hint: str, resuming: str, *, log: Callable[[str], Any],
+                    progress: bool, resources: Any) -> None:
     """Fine-tune ``model`` adversarially from its init (trained by now) into ``dirs[model.id]``."""
     from robustness.attack.adversarial_options import adversarial_config
     from robustness.attack.adversarial_training import train_adversarial
@@ -81,7 +97,7 @@ def _train_defended(suite, model, dirs: dict[str, str], hint: str, *, log: Calla
     options = adversarial_options(model, init)
     config = adversarial_config(init, {"dataset": suite.dataset, **own}, out=dirs[model.id], data_dir=suite.data_dir)
     log(f"[bench] model {model.id}: adversarial fine-tuning ({options.recipe}, {options.goal}, R={options.ratio}) "
-        f"of {adv['init']} into {config.out}")
+        f"of {adv['init']} into {config.out}{resuming}")
     train_adversarial(config, options, resources=resources, overwrite=True, restart=False, hint=hint,
                       progress=progress)
 

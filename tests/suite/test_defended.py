@@ -92,3 +92,37 @@ def test_a_cycle_of_inits_is_refused(tmp_path):
                     '[[models]]\nid = "b"\n[models.train]\nadversarial = "a2t"\ninit = "a"\n')
     with pytest.raises(ValueError, match="models a -> b -> a are each other's init"):
         load_suite(path)
+
+
+def test_bench_refuses_changed_adversarial_options_then_resumes(tmp_path, tiny_backbone_dir, data_dir, monkeypatch,
+                                                               capsys):
+    from robustness.attack import adversarial_training
+    from robustness.models.pabee import PabeeModel
+
+    def attacker(resources=None, progress=True):
+        def attack(session, options, todo, epoch):
+            for _, text, _ in todo:
+                yield {"result": "succeeded", "adv_text": f"{text} fine", "num_queries": 1, "attack_time_s": 0.0}
+        return attack
+
+    monkeypatch.setattr(adversarial_training, "textattack_attacker", attacker)
+    real, calls = PabeeModel.forward, []
+
+    def forward(self, *args, **kwargs):
+        if self.training:
+            calls.append(1)
+            if len(calls) == 8 + 6:  # the clean model's 8 steps, then step 6 of the fine-tuning (checkpoint: 4)
+                raise KeyboardInterrupt
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(PabeeModel, "forward", forward)
+    out, common = tmp_path / "out", ["--data-dir", str(data_dir), "--train-only"]
+    assert main(["bench", str(_suite(tmp_path, tiny_backbone_dir)), "--out", str(out), *common]) == 130
+    changed = _suite(tmp_path, tiny_backbone_dir, 'adversarial = "a2t"\ninit = "clean"\nadv_ratio = 0.25\n')
+    capsys.readouterr()
+    assert main(["bench", str(changed), "--out", str(out), *common]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "adv_ratio = 0.5 (now 0.25)" in err and "delete .defended.checkpoint.safetensors" in err, err
+    assert main(["bench", str(_suite(tmp_path, tiny_backbone_dir)), "--out", str(out), *common]) == 0
+    assert "resuming at step 4" in capsys.readouterr().out
+    assert [s["from_step"] for s in json.loads((out / "models/defended/train.json").read_text())["sessions"]] == [0, 4]

@@ -156,6 +156,7 @@ class _Store:
         except (json.JSONDecodeError, UnicodeDecodeError):
             same, rows = False, []
         rows = [r for r in rows if r["epoch"] <= keep_epochs]  # later epochs' attacks saw other weights
+        path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
         with tmp.open("w", encoding="utf-8") as handle:
             for row in [header, *rows]:

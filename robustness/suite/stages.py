@@ -26,6 +26,7 @@ def locate_models(suite, out: Path, train: bool = True, *, log: Callable[[str], 
     fine-tuned, attacking with ``resources``. The suite was validated by
     :func:`~robustness.suite.validate.validate_suite`. ``log`` takes what the stages say (every stage here;
     default ``print``), ``progress`` shows the training bar."""
+    from robustness.attack.adversarial_training import adversarial_path
     from robustness.models.checkpoint import checkpoint_path, remove_checkpoint
     from robustness.models.train import TrainConfig
     from robustness.models.trainer import check_checkpoint
@@ -42,6 +43,7 @@ def locate_models(suite, out: Path, train: bool = True, *, log: Callable[[str], 
         if (target / "train.json").is_file():
             log(f"[bench] model {model.id}: already trained at {target}")
             remove_checkpoint(checkpoint_path(target))  # left by a kill between the save and its deletion
+            adversarial_path(target).unlink(missing_ok=True)  # the same for an adversarial fine-tuning's examples
         elif not train:
             raise ValueError(f"model {model.id!r} is not trained yet; run `robustness bench SUITE --out {out} "
                              "--train-only` before the parts")

@@ -47,22 +47,23 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", help="fine-tune a PABEE model or a full-depth baseline")
+    # options left out are None: cmd_train fills in TrainConfig's defaults, or (--init) the init model's own
     p.add_argument("--backbone", help="HF model id or local dir (default: packaged all-MiniLM-L6-v2)")
-    p.add_argument("--head", choices=["pabee", "full"], default="pabee")
-    p.add_argument("--pooling", choices=["cls", "mean"], default="cls",
-                   help="what each internal classifier pools: [CLS] (the paper) or the mean of token states")
-    p.add_argument("--dataset", default="glue/sst2")
+    p.add_argument("--head", choices=["pabee", "full"], help="pabee (default) or full")
+    p.add_argument("--pooling", choices=["cls", "mean"],
+                   help="what each internal classifier pools: [CLS] (the paper; default) or the mean of token states")
+    p.add_argument("--dataset", help="default: glue/sst2")
     p.add_argument("--out", required=True, help="model directory to create")
-    p.add_argument("--epochs", type=int, default=1)
-    p.add_argument("--lr", type=float, default=5e-5)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--max-length", type=int, default=128)
-    p.add_argument("--warmup", type=float, default=0.06, help="warmup fraction of steps")
-    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--epochs", type=int, help="default: 1")
+    p.add_argument("--lr", type=float, help="default: 5e-05")
+    p.add_argument("--batch-size", type=int, help="default: 32")
+    p.add_argument("--max-length", type=int, help="default: 128")
+    p.add_argument("--warmup", type=float, help="warmup fraction of steps (default: 0.06)")
+    p.add_argument("--seed", type=int, help="default: 42")
     p.add_argument("--limit", type=int, help="train on a deterministic subset of N examples")
     p.add_argument("--eval-limit", type=int, help="validate on a deterministic subset of N examples")
-    p.add_argument("--train-split", default="train", help="split to train on (e.g. validation for QNLI)")
-    p.add_argument("--eval-split", default="validation", help="split validated on after every epoch")
+    p.add_argument("--train-split", help="split to train on (default: train; e.g. validation for QNLI)")
+    p.add_argument("--eval-split", help="split validated on after every epoch (default: validation)")
     p.add_argument("--device", default="auto", help="auto (the first CUDA device, else the CPU), cpu, cuda or "
                    "cuda:N; recorded in train.json, never part of the identity: a training may resume elsewhere")
     p.add_argument("--amp", choices=["bf16", "fp16"], help="automatic mixed precision on CUDA (default: fp32; "
@@ -71,6 +72,18 @@ def _parser() -> argparse.ArgumentParser:
                    "(default: about every 10 minutes of work); a rerun with the same options resumes")
     p.add_argument("--overwrite", action="store_true", help="replace a model already in --out, and start "
                    "afresh when the checkpoint there was made with other options")
+    g = p.add_argument_group("adversarial fine-tuning (A2T style; the training options default to --init's)")
+    g.add_argument("--adversarial", metavar="RECIPE", help="each epoch, attack a fraction of the training examples "
+                   "with RECIPE against the current model and train on them too (e.g. a2t)")
+    g.add_argument("--adversarial-goal", choices=["accuracy", "slowdown"], default="accuracy",
+                   help="what the attack pushes: a wrong prediction or a late exit (pabee models)")
+    g.add_argument("--adv-ratio", type=float, default=0.2, metavar="R", help="fraction in (0, 1] of the training "
+                   "examples attacked each epoch (default 0.2)")
+    g.add_argument("--adv-setting", help="exit setting attacked (default: full; patience:2 for slowdown)")
+    g.add_argument("--adv-query-budget", type=int, metavar="N", help="queries per attacked example "
+                   "(default: the recipe's)")
+    g.add_argument("--init", metavar="MODEL_DIR", help="the clean model the fine-tuning starts from")
+    _add_resource_args(p)
     _add_data_args(p)
 
     from robustness.commands.convert import add_import_parser

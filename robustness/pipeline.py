@@ -114,7 +114,8 @@ def _attacks(spec: Any, part: tuple[int, int] | None, out: Path, workers: int, s
         pool.wait()
     if options["engine"] != "ray":  # local workers are forked from this process; a Ray driver attacks nothing
         import_textattack(stack.nltk_data, offline=stack.offline)
-    model_dirs = stages.locate_models(spec, out, train=part is None, log=log, progress=options["progress"])
+    model_dirs = stages.locate_models(spec, out, train=part is None, log=log, progress=options["progress"],
+                                      resources=stack)
     if options["train_only"]:
         return None
     stages.calibrate_thresholds(spec, model_dirs, log=log)

@@ -23,18 +23,43 @@ __all__ = ["cmd_aggregate", "cmd_attack", "cmd_bench", "cmd_compare", "cmd_docto
 __all__ += ["cmd_import"]  # robustness import, in commands/convert.py
 
 
+_TRAIN_OPTIONS = ("dataset", "head", "pooling", "backbone", "epochs", "lr", "batch_size", "max_length", "warmup",
+                  "seed", "limit", "eval_limit", "train_split", "eval_split")
+
+
 def cmd_train(args: argparse.Namespace, command: str) -> int:
     from robustness.models.train import TrainConfig, train_model
 
+    given = {name: getattr(args, name) for name in _TRAIN_OPTIONS if getattr(args, name) is not None}
+    if args.adversarial is not None or args.init is not None:
+        return _train_adversarial(args, given)
     args = located(args)
-    config = TrainConfig(
-        out=args.out, dataset=args.dataset, head=args.head, pooling=args.pooling, backbone=args.backbone,
-        epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, max_length=args.max_length, warmup=args.warmup,
-        seed=args.seed, limit=args.limit, eval_limit=args.eval_limit, train_split=args.train_split,
-        eval_split=args.eval_split, data_dir=args.data_dir, device=args.device, amp=args.amp,
-    )
+    config = TrainConfig(out=args.out, data_dir=args.data_dir, device=args.device, amp=args.amp, **given)
     out = train_model(config, overwrite=args.overwrite, checkpoint_every=args.checkpoint_every)
-    print(f"saved {args.head} model to {out}")
+    print(f"saved {config.head} model to {out}")
+    return 0
+
+
+def _train_adversarial(args: argparse.Namespace, given: dict) -> int:
+    """``train --adversarial RECIPE --init MODEL_DIR``: every option is checked before any model loads."""
+    from robustness.attack.adversarial_options import AdversarialOptions, adversarial_config, check_adversarial
+
+    if args.adversarial is None:
+        raise ValueError("--init starts an adversarial fine-tuning: add --adversarial RECIPE (e.g. a2t)")
+    if args.init is None:
+        raise ValueError("--adversarial fine-tunes a trained model: pass --init MODEL_DIR (a clean model)")
+    options = AdversarialOptions(recipe=args.adversarial, init=args.init, goal=args.adversarial_goal,
+                                 ratio=args.adv_ratio, setting=args.adv_setting, query_budget=args.adv_query_budget)
+    args = located(args)
+    check_adversarial(options, mlm=args.mlm)
+    config = adversarial_config(args.init, given, out=args.out, data_dir=args.data_dir, device=args.device,
+                                amp=args.amp)
+    resources = attack_resources(args)
+    from robustness.attack.adversarial_training import train_adversarial
+
+    out = train_adversarial(config, options, resources=resources, overwrite=args.overwrite,
+                            checkpoint_every=args.checkpoint_every)
+    print(f"saved adversarially fine-tuned ({args.adversarial}, {args.adversarial_goal}) {config.head} model to {out}")
     return 0
 
 

@@ -42,7 +42,7 @@ def _bench_attacks(args: argparse.Namespace, suite, part: tuple[int, int] | None
         pool.wait()
     if args.engine != "ray":  # local workers are forked from this process; a Ray driver attacks nothing
         import_attack_stack(resources)
-    model_dirs = stages.locate_models(suite, out, train=part is None)
+    model_dirs = stages.locate_models(suite, out, train=part is None, resources=resources)
     if args.train_only:
         return None
     stages.calibrate_thresholds(suite, model_dirs)

@@ -125,11 +125,13 @@ def check_checkpoint(config: TrainConfig, hint: str, extra_identity: dict[str, A
 
 def open_session(config: TrainConfig, *, overwrite: bool = False, restart: bool = False,
                  hint: str = "pass --overwrite to start afresh",
-                 extra_identity: dict[str, Any] | None = None) -> TrainSession:
+                 extra_identity: dict[str, Any] | None = None, init: str | Path | None = None) -> TrainSession:
     """Data, model, optimizer and scheduler for ``config``, restored from its checkpoint when one matches.
     ``overwrite``: a model already in ``config.out`` may be replaced; ``restart``: a checkpoint made with other
     options is deleted (else ``ValueError`` naming the option, ending with ``hint``). ``extra_identity``: more
-    options that must match to resume (e.g. adversarial training's), JSON values."""
+    options that must match to resume (e.g. adversarial training's), JSON values. ``init``: a saved model
+    directory whose weights and tokenizer the training starts from (instead of the backbone and fresh heads;
+    the optimizer and the schedule are new either way); its head must be ``config.head``."""
     import torch
     from transformers import AutoTokenizer, get_linear_schedule_with_warmup
 
@@ -139,7 +141,10 @@ def open_session(config: TrainConfig, *, overwrite: bool = False, restart: bool 
 
     out = check_train_out(config.out, overwrite)
     device = resolve_training_device(config)
-    backbone = resolve_backbone(config.backbone or default_backbone())  # a missing backbone before any data
+    # a missing backbone is named before any data loads; with ``init`` it is only recorded (the weights come from
+    # the saved model)
+    backbone = (config.backbone or str(init)) if init is not None else resolve_backbone(
+        config.backbone or default_backbone())
     train, val = _load_splits(config)
     identity = _identity(config, train, val, extra_identity)
     ckpt = checkpoint_path(out)
@@ -152,9 +157,18 @@ def open_session(config: TrainConfig, *, overwrite: bool = False, restart: bool 
         state = None
     remove_interrupted_saves(ckpt)
     seed_everything(config.seed)
-    tokenizer = AutoTokenizer.from_pretrained(backbone, trust_remote_code=False)
-    model = PabeeModel.from_backbone(backbone, head=config.head, num_labels=len(train.label_names),
-                                     label_names=train.label_names, pooling=config.pooling).to(device)
+    if init is None:
+        tokenizer = AutoTokenizer.from_pretrained(backbone, trust_remote_code=False)
+        model = PabeeModel.from_backbone(backbone, head=config.head, num_labels=len(train.label_names),
+                                         label_names=train.label_names, pooling=config.pooling).to(device)
+    else:
+        from robustness.models.pabee import load_model_and_tokenizer
+
+        model, tokenizer = load_model_and_tokenizer(init)
+        if model.head != config.head or list(model.label_names) != list(train.label_names):
+            raise ValueError(f"--init {init}: a {model.head} model with labels {list(model.label_names)}; "
+                             f"the training needs a {config.head} model with labels {list(train.label_names)}")
+        model = model.to(device)
     steps_per_epoch = -(-len(train) // config.batch_size)
     no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
     groups = [

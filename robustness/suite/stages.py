@@ -17,40 +17,91 @@ if TYPE_CHECKING:
 
 
 def locate_models(suite, out: Path, train: bool = True, *, log: Callable[[str], Any] = print,
-                  progress: bool = True) -> dict[str, str]:
+                  progress: bool = True, resources: Any = None) -> dict[str, str]:
     """Where each model of the suite lives, training the missing ones into ``<out>/models/<id>`` (with
     ``train`` False, a missing model is a ValueError: parts of a job array must not train concurrently). An
     interrupted training resumes from its checkpoint (``<out>/models/.<id>.checkpoint.safetensors``); one made
-    with other options than the suite's now is refused for every model before any trains. The suite was
-    validated by :func:`~robustness.suite.validate.validate_suite`. ``log`` takes what the stages say (every
-    stage here; default ``print``), ``progress`` shows the training bar."""
+    with other options than the suite's now is refused for every model before any trains. Models are trained
+    init models first: a defended model (:mod:`robustness.suite.defended`) is its init model adversarially
+    fine-tuned, attacking with ``resources``. The suite was validated by
+    :func:`~robustness.suite.validate.validate_suite`. ``log`` takes what the stages say (every stage here;
+    default ``print``), ``progress`` shows the training bar."""
+    from robustness.attack.adversarial_training import adversarial_path
     from robustness.models.checkpoint import checkpoint_path, remove_checkpoint
-    from robustness.models.train import TrainConfig, train_model
+    from robustness.models.train import TrainConfig
     from robustness.models.trainer import check_checkpoint
+    from robustness.suite.defended import split_train, training_order
 
     dirs, to_train = {}, []
-    for model in suite.models:
+    for model in training_order(suite.models):
         if model.path is not None:
             dirs[model.id] = model.path
             continue
         target = out / "models" / model.id
         dirs[model.id] = str(target)
+        own, adv = split_train(model.train)
         if (target / "train.json").is_file():
             log(f"[bench] model {model.id}: already trained at {target}")
             remove_checkpoint(checkpoint_path(target))  # left by a kill between the save and its deletion
+            adversarial_path(target).unlink(missing_ok=True)  # the same for an adversarial fine-tuning's examples
         elif not train:
             raise ValueError(f"model {model.id!r} is not trained yet; run `robustness bench SUITE --out {out} "
                              "--train-only` before the parts")
         else:
-            options = {"dataset": suite.dataset, "data_dir": suite.data_dir, **model.train}
-            config = TrainConfig(out=str(target), head=model.head, **options)
             hint = f"delete {checkpoint_path(target).name} in {target.parent} to start afresh"
-            to_train.append((model, config, hint, check_checkpoint(config, hint)))
+            config, step = None, None
+            if not adv:
+                config = TrainConfig(out=str(target), head=model.head, dataset=suite.dataset, data_dir=suite.data_dir,
+                                     **own)
+                step = check_checkpoint(config, hint)
+            elif (Path(dirs[adv["init"]]) / "config.json").is_file():  # its init exists: check its checkpoint now
+                step = _check_defended_checkpoint(suite, model, dirs, hint)
+            to_train.append((model, config, hint, step))
     for model, config, hint, step in to_train:
         resuming = "" if step is None else f" resuming at step {step}"
+        if config is None:
+            _train_defended(suite, model, dirs, hint, resuming, log=log, progress=progress, resources=resources)
+            continue
         log(f"[bench] model {model.id}: training ({model.head}) into {config.out}{resuming}")
-        train_model(config, overwrite=True, restart=False, hint=hint, progress=progress)
+        _train_clean(config, hint, progress)
     return dirs
+
+
+def _check_defended_checkpoint(suite, model, dirs: dict[str, str], hint: str) -> int | None:
+    """The step a defended model's checkpoint would resume (None: none); ``ValueError`` when made with other options."""
+    from robustness.attack.adversarial_options import adversarial_config
+    from robustness.models.fingerprint import model_fingerprint
+    from robustness.models.trainer import check_checkpoint
+    from robustness.suite.defended import adversarial_options, split_train
+
+    own, adv = split_train(model.train)
+    options = adversarial_options(model, dirs[adv["init"]])
+    config = adversarial_config(options.init, {"dataset": suite.dataset, **own}, out=dirs[model.id],
+                                data_dir=suite.data_dir)
+    return check_checkpoint(config, hint, options.identity(model_fingerprint(options.init)))
+
+
+def _train_clean(config, hint: str, progress: bool) -> None:
+    from robustness.models.train import train_model
+
+    train_model(config, overwrite=True, restart=False, hint=hint, progress=progress)
+
+
+def _train_defended(suite, model, dirs: dict[str, str], hint: str, resuming: str, *, log: Callable[[str], Any],
+                    progress: bool, resources: Any) -> None:
+    """Fine-tune ``model`` adversarially from its init (trained by now) into ``dirs[model.id]``."""
+    from robustness.attack.adversarial_options import adversarial_config
+    from robustness.attack.adversarial_training import train_adversarial
+    from robustness.suite.defended import adversarial_options, split_train
+
+    own, adv = split_train(model.train)
+    init = dirs[adv["init"]]
+    options = adversarial_options(model, init)
+    config = adversarial_config(init, {"dataset": suite.dataset, **own}, out=dirs[model.id], data_dir=suite.data_dir)
+    log(f"[bench] model {model.id}: adversarial fine-tuning ({options.recipe}, {options.goal}, R={options.ratio}) "
+        f"of {adv['init']} into {config.out}{resuming}")
+    train_adversarial(config, options, resources=resources, overwrite=True, restart=False, hint=hint,
+                      progress=progress)
 
 
 def _split_and_sample(suite) -> tuple[Examples, list[int]]:

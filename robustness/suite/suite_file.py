@@ -122,6 +122,9 @@ def load_suite(path: str | Path) -> SuiteSpec:
     ids = [m.id for m in models]
     if len(set(ids)) != len(ids):
         raise ValueError(f"{path}: duplicate model ids {ids}")
+    from robustness.suite.defended import check_defended
+
+    check_defended(models, str(path))  # adversarial fine-tunings name another model as their init
     recipes = tuple(suite.pop("recipes"))
     if len(set(recipes)) != len(recipes):
         raise ValueError(f"{path}: duplicate recipes {list(recipes)}")

@@ -26,16 +26,40 @@ from robustness.suite.suite_file import check_id
 
 def _train_config(model: ModelSpec, suite: SuiteSpec, target: Path) -> Any:
     from robustness.models.train import TrainConfig
+    from robustness.suite.defended import ADVERSARIAL_KEYS, split_train
 
     allowed = {f.name for f in dataclasses.fields(TrainConfig)} - {"out", "head"}
-    unknown = set(model.train) - allowed
+    unknown = set(model.train) - allowed - set(ADVERSARIAL_KEYS)
     if unknown:
-        raise ValueError(f"model {model.id!r}: unknown train keys {sorted(unknown)}; known: {sorted(allowed)}")
-    values = {"dataset": suite.dataset, "data_dir": suite.data_dir, **model.train}
+        raise ValueError(f"model {model.id!r}: unknown train keys {sorted(unknown)}; known: "
+                         f"{sorted(allowed | set(ADVERSARIAL_KEYS))}")
+    own, adv = split_train(model.train)
+    if adv:  # a fine-tuning trains with its init model's options unless it gives its own
+        init = {m.id: m for m in suite.models}[adv["init"]]
+        own = {**split_train(init.train)[0], **own}
+    values = {"dataset": suite.dataset, "data_dir": suite.data_dir, **own}
     try:
         return TrainConfig(out=str(target), head=model.head, **values)
     except TypeError as exc:  # e.g. epochs = "two"
         raise ValueError(f"model {model.id!r}: invalid [models.train] value: {exc}") from None
+
+
+def _check_defended(suite: SuiteSpec, layers: dict[str, int], heads: dict[str, str], mlm: str | None) -> None:
+    """Each defended model's adversarial options, on what its init model will be (layers, head)."""
+    from robustness.attack.adversarial_options import check_against_init, check_options
+    from robustness.suite.defended import adversarial_options, split_train
+
+    for model in suite.models:
+        adv = split_train(model.train)[1]
+        if adv:
+            where = f"model {model.id!r}"
+            options = adversarial_options(model, adv["init"])
+            try:
+                check_options(options, mlm=mlm)
+                check_against_init(options, num_layers=layers[adv["init"]], head=heads[adv["init"]],
+                                   where=f"init {adv['init']!r}")
+            except ValueError as exc:
+                raise ValueError(f"{where}: {exc}") from None
 
 
 def _num_layers_of_backbone(backbone: str | None) -> int:
@@ -140,6 +164,7 @@ def validate_suite(suite: SuiteSpec, out: str | Path, *, overwrite: bool = False
                                      head=heads[model.id], where=f"model {model.id!r} calibrated {reference!r}")
             if saved is not None and "@".join(calibrated_setting(reference)) in read_calibration(saved):
                 resolve_calibrated(reference, saved)  # an entry already there must be usable (bench reuses it)
+    _check_defended(suite, layers, heads, mlm)
     for spec in suite.run_specs({m.id: m.path or str(out / "models" / m.id) for m in suite.models}, calibrated=False):
         check_run_request(spec.setting, num_layers=layers[spec.model_id], head=heads[spec.model_id],
                           where=f"model {spec.model_id!r}", goal=spec.goal, goal_target=spec.goal_target)

@@ -14,10 +14,11 @@ from robustness.commands.common import (
     score_quality,
     setting_arg,
 )
+from robustness.commands.trigger import cmd_trigger
 from robustness.suite.specs import parse_setting
 
 __all__ = ["cmd_aggregate", "cmd_attack", "cmd_bench", "cmd_compare", "cmd_doctor", "cmd_evaluate", "cmd_ls",
-           "cmd_quality", "cmd_report", "cmd_train", "cmd_transfer"]
+           "cmd_quality", "cmd_report", "cmd_train", "cmd_transfer", "cmd_trigger"]
 
 
 def cmd_train(args: argparse.Namespace, command: str) -> int:

@@ -1,13 +1,13 @@
 """Universal slowdown triggers, the run: search one K-word prefix on training data (:mod:`.trigger_search`), then
 evaluate it on the attack sample, at the source setting and, replayed, at other settings and on other models.
 
-A trigger directory holds ``spec.json`` (``kind: "trigger"``, the :class:`TriggerSpec`, the model fingerprint),
+A trigger directory (its files and rows: :mod:`robustness.schema.triggers`) holds ``spec.json``, ``run.json``,
 ``search_state.json`` (the search, rewritten atomically after every step: a rerun continues from it),
 ``trigger.json`` (once the search is done: the prefix, the search trace, the cost in forward passes, the spec
-and the fingerprint), ``evaluation.jsonl`` (one row per evaluated model and setting, appended; a rerun skips
-the rows already there) with ``evaluation.csv`` beside it, and ``run.json`` (status). Ownership as for attack
-runs: a directory that is not a trigger run is refused without ``overwrite``; one made by other weights or
-another spec is never continued.
+and the fingerprint) and ``evaluation.jsonl`` (one row per evaluated model and setting, appended; a rerun skips
+the rows already there) with ``evaluation.csv`` beside it. Ownership as for attack runs: a directory that is
+not a trigger run is refused without ``overwrite``; one made by other weights or another spec is never
+continued.
 
 **Evaluation** on the attack sample (``n`` examples of ``split`` drawn with ``seed``, exactly as an attack run
 with the same dataset, split, n and seed samples them), every text with and without the prefix: mean exit
@@ -19,69 +19,23 @@ left, (L / mean triggered exit − 1) / (L / mean clean exit − 1), the definit
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from robustness.provenance import read_json_object, versions, write_csv_atomic, write_json_atomic
 from robustness.schema.records import truncate_torn_tail
 from robustness.schema.settings import Setting, check_setting_reachable, parse_setting, resolve_calibrated
+from robustness.schema.triggers import EVALUATION_FILE, STATE_FILE, TRIGGER_FILE, TriggerSpec, read_rows
 
 __all__ = ["EVALUATION_FILE", "TRIGGER_FILE", "TriggerSpec", "evaluate_prefix", "read_rows", "replay_trigger",
            "resolve_setting", "run_trigger"]
 
-TRIGGER_FILE = "trigger.json"
-STATE_FILE = "search_state.json"
-EVALUATION_FILE = "evaluation.jsonl"
-_LOCATIONS = ("model_dir", "data_dir")
 #: The files of a trigger directory (removed, and only they, to start afresh).
 _OWN_FILES = ("spec.json", "run.json", STATE_FILE, TRIGGER_FILE, EVALUATION_FILE, "evaluation.csv")
-
-
-@dataclass(frozen=True)
-class TriggerSpec:
-    """One trigger search: the model at ``setting`` (a resolved setting label), a prefix of ``length`` words,
-    searched on ``train_n`` examples of ``train_split`` (drawn with ``seed``) over ``candidates`` words of
-    ``vocabulary`` ("tokenizer" or a word file) for at most ``iterations`` passes with a beam of ``beam``,
-    climbing the slowdown ``score``; evaluated on ``n`` examples of ``split`` drawn with ``seed``."""
-
-    model_id: str
-    model_dir: str
-    setting: str
-    length: int = 3
-    dataset: str = "glue/sst2"
-    train_split: str = "train"
-    train_n: int = 64
-    split: str = "validation"
-    n: int = 100
-    seed: int = 0
-    candidates: int = 50
-    iterations: int = 2
-    beam: int = 1
-    vocabulary: str = "tokenizer"
-    score: str = "exit"
-    batch_size: int = 32
-    max_length: int = 128
-    data_dir: str | None = None
-
-    def __post_init__(self) -> None:
-        for name in ("length", "train_n", "n", "candidates", "iterations", "beam", "batch_size", "max_length"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"--{name.replace('_', '-')} must be an integer >= 1, got {value!r}")
-        object.__setattr__(self, "setting", parse_setting(self.setting).label)
-
-    @property
-    def run_id(self) -> str:
-        """``<model>-<setting slug>_trigger<K>_<dataset>_<hash of what is computed>``."""
-        content = {k: v for k, v in asdict(self).items() if k not in _LOCATIONS}
-        digest = hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:6]
-        slug = "".join(c if c.isalnum() else "-" for c in f"{self.model_id}-{parse_setting(self.setting).slug}")
-        return f"{slug.lower()}_trigger{self.length}_{self.dataset.split('/')[-1]}_{digest}"
 
 
 def resolve_setting(text: str, model_dir: str | Path) -> Setting:
@@ -123,19 +77,6 @@ def _write_rows(out: Path, rows: list[dict[str, Any]]) -> None:
         handle.flush()
         os.fsync(handle.fileno())
     write_csv_atomic(out / "evaluation.csv", pd.DataFrame(read_rows(out)))
-
-
-def read_rows(trigger_dir: str | Path) -> list[dict[str, Any]]:
-    """The evaluation rows of a trigger directory (a torn last line, from an interrupted write, is left out)."""
-    path = Path(trigger_dir) / EVALUATION_FILE
-    rows = []
-    if path.is_file():
-        for line in path.read_text(encoding="utf-8").splitlines():
-            try:
-                rows.append(json.loads(line))
-            except ValueError:
-                continue
-    return rows
 
 
 def _evaluate_settings(out: Path, trigger: dict[str, Any], model: Any, tokenizer: Any, model_dir: str,

@@ -62,6 +62,8 @@ class SuiteSpec:
     transfers: tuple[tuple[str, str], ...] = ()
     goal_target: int | None = None  # slowdown runs: the exit layer to reach (None = L)
     keep_prediction: bool = False  # slowdown runs: pure slowdown (the prediction must not change)
+    #: universal slowdown triggers searched after the attacks (robustness.suite.triggers.TriggerEntry)
+    triggers: tuple[Any, ...] = ()
 
     def __post_init__(self) -> None:
         for goal in self.goals:

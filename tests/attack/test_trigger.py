@@ -7,6 +7,7 @@ import json
 import random
 import subprocess
 import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -236,3 +237,55 @@ def test_bad_input_is_one_line_and_exit_2(planted, tmp_path, extra, message):
     setting = [] if "--setting" in extra else ["--setting", "patience:1"]
     done = _cli("--model", str(planted / "model"), "--data-dir", str(planted / "data"), *setting, *extra)
     assert done.returncode == 2 and message in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
+
+
+def _suite(planted, tmp_path, triggers: str) -> Path:
+    path = tmp_path / "suite.toml"
+    path.write_text(f"""[suite]
+name = "t"
+dataset = "glue/sst2"
+recipes = ["textfooler"]
+n = 10
+data_dir = "{planted / 'data'}"
+settings = ["patience:1", "patience:2"]
+triggers = {triggers}
+
+[[models]]
+id = "planted"
+path = "{planted / 'model'}"
+""")
+    return path
+
+
+def test_suite_triggers_run_as_a_bench_stage(planted, tmp_path):
+    from robustness.suite import stages
+    from robustness.suite.suite_file import load_suite
+
+    suite = load_suite(_suite(planted, tmp_path, f'[{{model = "planted", setting = "patience:1", length = 1, '
+                              f'train_n = 8, candidates = 7, iterations = 1, vocabulary = "{planted / "words.txt"}", '
+                              f'replay_on = ["planted@full"]}}]'))
+    logged: list[str] = []
+    stages.run_triggers(suite, {"planted": str(planted / "model")}, tmp_path / "out", None, log=logged.append)
+    (where,) = (tmp_path / "out" / "triggers").iterdir()
+    assert logged == [f"[bench] trigger 1/1: {where.name}"]
+    rows = read_rows(where)
+    assert [(r["setting"], r["replayed"]) for r in rows] == [("patience:1", False), ("patience:2", True),
+                                                             ("full", True)]
+    assert rows[0]["prefix"] == MARKER and rows[0]["n"] == 10 and rows[0]["exit_shift"] == 1.0
+    stages.run_triggers(suite, {"planted": str(planted / "model")}, tmp_path / "out", None, log=logged.append)
+    assert len(read_rows(where)) == 3  # resumed: nothing evaluated twice
+
+
+@pytest.mark.parametrize("triggers, message", [
+    ('[{model = "other", setting = "patience:1"}]', "needs a model of the suite"),
+    ('[{model = "planted", setting = "patience:1", length = "3"}]', "trigger length must be int"),
+    ('[{model = "planted", setting = "patience:1", bogus = 1}]', "unknown trigger keys"),
+    ('[{model = "planted", setting = "patience:1", replay_on = ["nobody@full"]}]', "must be MODEL@SETTING"),
+    ('{model = "planted"}', "triggers must be a list of tables"),
+])
+def test_bad_suite_triggers_name_the_file(planted, tmp_path, triggers, message):
+    from robustness.suite.suite_file import load_suite
+
+    with pytest.raises(ValueError, match=message) as caught:
+        load_suite(_suite(planted, tmp_path, triggers))
+    assert "suite.toml" in str(caught.value) and "\n" not in str(caught.value)

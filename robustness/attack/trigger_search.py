@@ -146,9 +146,10 @@ def search_trigger(scorer: PrefixScorer, candidates: Sequence[str], length: int,
     """Run (or continue, from ``state``) the search of the module docstring; ``on_step(state)`` after each step.
 
     The state (JSON-serialisable): ``step`` (steps done), ``beam`` (prefixes with ``score`` and ``mean_exit``),
-    ``pass_start_score`` (the best score when the current pass over positions began), ``trace`` (one entry per
-    step: iteration, position, best prefix, its score and mean exit, forward passes so far), ``forward_passes``,
-    ``done``. Returns the final state; its ``beam[0]`` is the trigger."""
+    ``pass_start_score`` (the best score when the current pass over positions began), ``candidates`` (a resumed
+    search must be given the same), ``trace`` (one entry per step: iteration, position, best prefix, its score and
+    mean exit, forward passes so far), ``forward_passes``, ``done``. Returns the final state; ``beam[0]`` is the
+    trigger."""
     if length < 1 or iterations < 1 or beam < 1:
         raise ValueError(f"--length, --iterations and --beam must be >= 1, got {length}, {iterations}, {beam}")
     if state is None:
@@ -159,6 +160,10 @@ def search_trigger(scorer: PrefixScorer, candidates: Sequence[str], length: int,
                  "trace": [{"iteration": 0, "position": None, **first, "forward_passes": scorer.forward_passes}]}
         if on_step is not None:
             on_step(state)
+    elif state.get("candidates") not in (None, list(candidates)):
+        raise ValueError("the candidate words differ from those the saved search used (the vocabulary changed); "
+                         "start afresh (--overwrite)")
+    state["candidates"] = list(candidates)
     scorer.forward_passes = int(state["forward_passes"])
     while not state["done"]:
         step = int(state["step"])

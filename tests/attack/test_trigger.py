@@ -163,6 +163,8 @@ def test_search_resumes_from_its_state_after_an_interruption(minilm_tokenizer):
         search_trigger(scorer(), words, 2, iterations=2, on_step=stop_after_two)
     resumed = search_trigger(scorer(), words, 2, iterations=2, state=saved[-1])
     assert resumed == whole and whole["beam"][0]["words"] in (["zebra", "movie"], ["movie", "zebra"])
+    with pytest.raises(ValueError, match="candidate words differ"):
+        search_trigger(scorer(), ["apple", "zebra"], 2, iterations=2, state=saved[-1])
     # hand-made exits: pass 1 finds the best prefix, pass 2 cannot raise its score, and the search stops early
     long = search_trigger(scorer(), words, 2, iterations=5)
     assert long["trace"] == whole["trace"] and long["done"] and long["step"] == 4

@@ -31,8 +31,8 @@ from robustness.schema.records import truncate_torn_tail
 from robustness.schema.settings import Setting, check_setting_reachable, parse_setting, resolve_calibrated
 from robustness.schema.triggers import EVALUATION_FILE, STATE_FILE, TRIGGER_FILE, TriggerSpec, read_rows
 
-__all__ = ["EVALUATION_FILE", "TRIGGER_FILE", "TriggerSpec", "evaluate_prefix", "read_rows", "replay_trigger",
-           "resolve_setting", "run_trigger"]
+__all__ = ["EVALUATION_FILE", "TRIGGER_FILE", "TriggerSpec", "evaluate_prefix", "exit_numbers", "prefix_logits",
+           "read_rows", "replay_trigger", "resolve_setting", "run_trigger"]
 
 #: The files of a trigger directory (removed, and only they, to start afresh).
 _OWN_FILES = ("spec.json", "run.json", STATE_FILE, TRIGGER_FILE, EVALUATION_FILE, "evaluation.csv")
@@ -43,27 +43,40 @@ def resolve_setting(text: str, model_dir: str | Path) -> Setting:
     return resolve_calibrated(text, model_dir) if "@" in str(text) else parse_setting(text)
 
 
-def evaluate_prefix(model: Any, tokenizer: Any, texts: Sequence[Any], labels: Sequence[int], words: Sequence[str],
-                    setting: Setting, *, batch_size: int = 32, max_length: int = 128) -> dict[str, Any]:
-    """The evaluation numbers of the module docstring for one model at one setting."""
-    from robustness.analysis.metrics import efficiency_gain_left
+def prefix_logits(model: Any, tokenizer: Any, texts: Sequence[Any], words: Sequence[str], *, batch_size: int = 32,
+                  max_length: int = 128) -> tuple[Any, Any]:
+    """All-layer logits ``[H, N, C]`` of the texts without and with the prefix (one pass each)."""
     from robustness.attack.trigger_search import with_prefix
     from robustness.models.evaluate import all_layer_logits
 
+    return tuple(all_layer_logits(model, tokenizer, batch, batch_size=batch_size, max_length=max_length)
+                 for batch in (list(texts), [with_prefix(t, words) for t in texts]))
+
+
+def exit_numbers(model: Any, logits: tuple[Any, Any], labels: Sequence[int], setting: Setting) -> dict[str, Any]:
+    """The evaluation numbers of the module docstring at ``setting`` from :func:`prefix_logits`' output."""
+    from robustness.analysis.metrics import efficiency_gain_left
+
     num_layers = int(model.num_layers)
-    out: dict[str, Any] = {"num_layers": num_layers, "n": len(texts)}
+    out: dict[str, Any] = {"num_layers": num_layers, "n": len(labels)}
     preds = {}
-    for side, batch in (("clean", list(texts)), ("trigger", [with_prefix(t, words) for t in texts])):
-        logits = all_layer_logits(model, tokenizer, batch, batch_size=batch_size, max_length=max_length)
-        exits, exit_logits = model.exit_from_layer_logits(logits, setting)
+    for side, layer_logits in zip(("clean", "trigger"), logits, strict=True):
+        exits, exit_logits = model.exit_from_layer_logits(layer_logits, setting)
         preds[side] = exit_logits.argmax(-1).tolist()
         out[f"{side}_mean_exit"] = float(exits.float().mean())
-        out[f"{side}_accuracy"] = sum(p == y for p, y in zip(preds[side], labels, strict=True)) / len(texts)
+        out[f"{side}_accuracy"] = sum(p == y for p, y in zip(preds[side], labels, strict=True)) / len(labels)
         out[f"{side}_at_last_layer"] = float((exits == num_layers).float().mean())
     out["exit_shift"] = out["trigger_mean_exit"] - out["clean_mean_exit"]
-    out["prediction_changed"] = sum(a != b for a, b in zip(preds["clean"], preds["trigger"], strict=True)) / len(texts)
+    out["prediction_changed"] = sum(a != b for a, b in zip(preds["clean"], preds["trigger"], strict=True)) / len(labels)
     out["efficiency_gain_left"] = efficiency_gain_left(num_layers, out["clean_mean_exit"], out["trigger_mean_exit"])
     return out
+
+
+def evaluate_prefix(model: Any, tokenizer: Any, texts: Sequence[Any], labels: Sequence[int], words: Sequence[str],
+                    setting: Setting, *, batch_size: int = 32, max_length: int = 128) -> dict[str, Any]:
+    """The evaluation numbers of the module docstring for one model at one setting."""
+    logits = prefix_logits(model, tokenizer, texts, words, batch_size=batch_size, max_length=max_length)
+    return exit_numbers(model, logits, labels, setting)
 
 
 def _write_rows(out: Path, rows: list[dict[str, Any]]) -> None:
@@ -86,7 +99,7 @@ def _evaluate_settings(out: Path, trigger: dict[str, Any], model: Any, tokenizer
     done = {(r["model_fingerprint"] or r["model_id"], r["setting"]) for r in read_rows(out)}
     model_id = Path(model_dir).name
     spec = trigger["spec"]
-    new = []
+    new, logits = [], None
     for text in dict.fromkeys(settings):
         setting = resolve_setting(text, model_dir)
         check_setting_reachable(setting, model.num_layers, model_dir)
@@ -94,8 +107,10 @@ def _evaluate_settings(out: Path, trigger: dict[str, Any], model: Any, tokenizer
             raise ValueError(f"model {model_id} is a full-depth baseline; its setting must be 'full'")
         if ((fingerprint or model_id), setting.label) in done:
             continue
-        numbers = evaluate_prefix(model, tokenizer, examples.texts, examples.labels, trigger["prefix"], setting,
-                                  batch_size=batch_size, max_length=max_length)
+        if logits is None:  # once for all settings of this model
+            logits = prefix_logits(model, tokenizer, examples.texts, trigger["prefix"], batch_size=batch_size,
+                                   max_length=max_length)
+        numbers = exit_numbers(model, logits, examples.labels, setting)
         replayed = fingerprint != trigger["model_fingerprint"] or setting.label != spec["setting"]
         row = {"trigger_id": trigger["run_id"], "prefix": " ".join(trigger["prefix"]), "length": spec["length"],
                "source_model_id": spec["model_id"], "source_setting": spec["setting"], "model_id": model_id,

@@ -33,7 +33,6 @@ from typing import Any
 
 import torch
 
-from robustness.attack.goals import slowdown_score
 from robustness.data import Text
 from robustness.models.evaluate import all_layer_logits
 from robustness.schema.settings import Setting
@@ -46,7 +45,10 @@ ScoreFn = Callable[[torch.Tensor, Setting, int, int], float]
 
 
 def exit_score(layer_logits: torch.Tensor, setting: Setting, num_layers: int, label: int) -> float:
-    """The ``exit`` score of :mod:`robustness.attack.goals`: ``(e − 1 + c) / L`` (the label is not used)."""
+    """The ``exit`` score of :mod:`robustness.attack.goals`: ``(e − 1 + c) / L`` (the label is not used).
+    Imported when called: that module imports TextAttack, which evaluating a prefix does not need."""
+    from robustness.attack.goals import slowdown_score
+
     return slowdown_score(layer_logits, setting, num_layers)[1]
 
 

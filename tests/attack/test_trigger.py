@@ -232,6 +232,8 @@ def test_cli_searches_and_replays(planted, tmp_path):
     (["--vocabulary", "/nonexistent/words.txt", "--out", "OUT"], "vocabulary file"),
     (["--score", "bogus", "--out", "OUT"], "unknown trigger score"),
     (["--replay", "OUT"], "holds no finished trigger"),
+    (["--replay", "OUT", "--out", "OUT"], "drop --out"),
+    (["--n", "5"], "needs --out DIR"),
     (["--setting", "patience:3", "--out", "OUT"], "needs patience < the model's 3 layers"),
 ])
 def test_bad_input_is_one_line_and_exit_2(planted, tmp_path, extra, message):

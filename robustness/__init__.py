@@ -25,7 +25,7 @@ from robustness.models.registry import register_on_import
 __version__ = "0.1.0"
 
 #: The one-call jobs of :mod:`robustness.api`; those that share their name with a module are that module, callable.
-JOBS = ("train", "evaluate", "attack", "transfer", "quality", "aggregate", "report", "bench")
+JOBS = ("train", "evaluate", "attack", "transfer", "trigger", "quality", "aggregate", "report", "bench")
 _MODULE_JOBS = ("quality", "report")
 
 register_on_import()

@@ -293,3 +293,17 @@ def test_bad_suite_triggers_name_the_file(planted, tmp_path, triggers, message):
     with pytest.raises(ValueError, match=message) as caught:
         load_suite(_suite(planted, tmp_path, triggers))
     assert "suite.toml" in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_python_api_searches_and_replays_like_the_command(planted, tmp_path):
+    import robustness as rb
+
+    args = dict(length=1, train_n=8, n=10, candidates=7, iterations=1, vocabulary=str(planted / "words.txt"),
+                data_dir=str(planted / "data"))
+    rows = rb.trigger(planted / "model", ["patience:1", "full"], out=tmp_path / "api", **args)
+    assert rows["setting"].tolist() == ["patience:1", "full"] and rows["prefix"].tolist() == [MARKER] * 2
+    assert rows.loc[0, "exit_shift"] == 1.0
+    more = rb.trigger(planted / "model", "patience:2", replay=tmp_path / "api", data_dir=str(planted / "data"))
+    assert more["setting"].tolist() == ["patience:1", "full", "patience:2"]
+    with pytest.raises(ValueError, match="needs out"):
+        rb.trigger(planted / "model", "patience:1", **args)

@@ -26,7 +26,8 @@ from robustness.models.registry import register_on_import
 __version__ = "0.1.0"
 
 #: The one-call jobs of :mod:`robustness.api`; those that share their name with a module are that module, callable.
-JOBS = ("train", "evaluate", "attack", "transfer", "quality", "revalidate", "aggregate", "report", "bench")
+JOBS = ("train", "evaluate", "attack", "transfer", "trigger", "quality", "revalidate", "aggregate", "report",
+        "bench")
 _MODULE_JOBS = ("attack", "quality", "report", "revalidate")
 
 register_on_import()

@@ -1,5 +1,6 @@
 """One call per job: ``import robustness as rb``, then ``rb.train``, ``rb.evaluate``, ``rb.attack``,
-``rb.transfer``, ``rb.quality``, ``rb.revalidate``, ``rb.aggregate``, ``rb.report`` and ``rb.bench``.
+``rb.transfer``, ``rb.trigger``, ``rb.quality``, ``rb.revalidate``, ``rb.aggregate``, ``rb.report`` and
+``rb.bench``.
 
 Each function does what the ``robustness`` subcommand of the same name does, with the same defaults, and returns
 what the command writes: a model directory, the evaluation table, the loaded run (:class:`Run`: spec, run.json,
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
     from robustness.analysis.runs import Run
 
 __all__ = ["BenchResult", "Tables", "aggregate", "attack", "bench", "evaluate", "quality", "report", "revalidate",
-           "train", "transfer"]
+           "train", "transfer", "trigger"]
 
 PathLike = str | os.PathLike[str]
 Paths = PathLike | Iterable[PathLike]
@@ -143,6 +144,44 @@ def transfer(run: PathLike, model: PathLike, *, out: PathLike, setting: Any = "f
         "run_id", source.name)), model_id=model_id or Path(model).name, model_dir=os.fspath(model), setting=setting,
         batch_size=batch_size, max_length=max_length)
     return load_run(run_transfer(spec, Path(out), command=command))
+
+
+def trigger(model: PathLike, setting: Any | Sequence[Any], *, out: PathLike | None = None,
+            replay: PathLike | None = None, length: int = 3, dataset: str = "glue/sst2", train_split: str = "train",
+            train_n: int = 64, split: str = "validation", n: int = 100, seed: int = 0, candidates: int = 50,
+            iterations: int = 2, beam: int = 1, vocabulary: str = "tokenizer", score: str = "exit",
+            batch_size: int = 32, max_length: int = 128, model_id: str | None = None, data_dir: PathLike | None = None,
+            nltk_data: PathLike | None = None, resources: PathLike | None = None, overwrite: bool = False,
+            progress: bool = False, command: str | None = None) -> pd.DataFrame:
+    """Search a universal slowdown trigger on the saved ``model`` at the first of ``setting`` (one setting or a
+    list; every one is evaluated) into the trigger directory ``out`` (continued if it holds this search), or with
+    ``replay`` (a finished trigger directory) evaluate that trigger on ``model`` at ``setting``; returns the
+    directory's evaluation rows (:mod:`robustness.schema.triggers`)."""
+    import pandas as pd
+
+    settings = [setting] if isinstance(setting, str | int) or setting is None else list(setting)
+    if not settings or settings[0] is None:
+        raise ValueError("trigger needs a setting (e.g. setting='patience:2')")
+    paths, offline = located(resources, data_dir=data_dir, nltk_data=nltk_data)
+    attack_resources(paths, None, offline)
+    from robustness.attack.trigger import TriggerSpec, read_rows, replay_trigger, resolve_setting, run_trigger
+
+    if replay is not None:
+        if out is not None:
+            raise ValueError("replay writes into the trigger directory it replays; drop out")
+        replay_trigger(Path(replay), os.fspath(model), [str(s) for s in settings], batch_size=batch_size,
+                       max_length=max_length, data_dir=paths["data_dir"])
+        return pd.DataFrame(read_rows(replay))
+    if out is None:
+        raise ValueError("trigger needs out (a trigger directory), or replay")
+    spec = TriggerSpec(model_id=model_id or Path(model).name, model_dir=os.fspath(model),
+                       setting=resolve_setting(str(settings[0]), model).label, length=length, dataset=dataset,
+                       train_split=train_split, train_n=train_n, split=split, n=n, seed=seed, candidates=candidates,
+                       iterations=iterations, beam=beam, vocabulary=vocabulary, score=score, batch_size=batch_size,
+                       max_length=max_length, data_dir=paths["data_dir"])
+    where = run_trigger(spec, Path(out), evaluate_on=[str(s) for s in settings[1:]], command=command,
+                        overwrite=overwrite, progress=progress)
+    return pd.DataFrame(read_rows(where))
 
 
 def quality(runs: Paths, *, lm: PathLike | None = None, batch_size: int = 16,

@@ -152,6 +152,33 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="transfer run directory (resumed if it exists)")
     _add_resource_args(p)
 
+    p = sub.add_parser("trigger", help="search a universal slowdown trigger (one K-word prefix), or replay one")
+    p.add_argument("--model", required=True, help="model directory (the source model; with --replay, the target)")
+    p.add_argument("--setting", action="append", metavar="SETTING",
+                   help="exit setting (patience:P, entropy:T, maxprob:T, full, or a calibration reference such as "
+                        "entropy@patience:2); the first is searched at, every one given is evaluated (repeatable)")
+    p.add_argument("--replay", metavar="DIR", help="a finished trigger directory: evaluate its prefix on --model at "
+                                                   "each --setting (rows appended to DIR/evaluation.jsonl)")
+    p.add_argument("--length", type=int, default=3, help="words in the prefix (default %(default)s)")
+    p.add_argument("--dataset", default="glue/sst2")
+    p.add_argument("--train-split", default="train", help="split the trigger is searched on")
+    p.add_argument("--train-n", type=int, default=64, help="training examples the score is averaged over")
+    p.add_argument("--split", default="validation", help="split of the attack sample it is evaluated on")
+    p.add_argument("--n", type=int, default=100, help="size of the attack sample (drawn with --seed, as attack runs)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--candidates", type=int, default=50, help="candidate words tried at each position")
+    p.add_argument("--iterations", type=int, default=2, help="most passes over the positions")
+    p.add_argument("--beam", type=int, default=1, help="prefixes kept after each position step")
+    p.add_argument("--vocabulary", default="tokenizer",
+                   help="'tokenizer' (its alphabetic whole words) or a word file (first field of each line)")
+    p.add_argument("--score", default="exit", help="slowdown score the search climbs (default %(default)s)")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--max-length", type=int, default=128)
+    p.add_argument("--out", help="trigger directory (resumed if it exists); not with --replay")
+    p.add_argument("--overwrite", action="store_true", help="start afresh in --out, replacing a trigger run there")
+    _add_data_args(p)
+    _add_resource_args(p)
+
     p = sub.add_parser("bench", help="train what is missing, run every attack of a suite, aggregate, report")
     p.add_argument("suite", help="attacks/<suite>.toml")
     p.add_argument("--out", required=True)

@@ -155,6 +155,7 @@ def _after_attacks(spec: Any, out: Path, stack: Any, model_dirs: dict[str, str],
     log, command = options["log"], options["command"]
     import_textattack(stack.nltk_data, offline=stack.offline)  # the transfers attack in this process
     stages.run_transfers(spec, model_dirs, out, command, log=log)
+    stages.run_triggers(spec, model_dirs, out, command, log=log)
     # seconds: before the slow quality stage, so it survives a stop
     clean = stages.clean_tables(spec, model_dirs, fingerprints, out, log=log)
     if spec.quality:  # once every run is complete: the report reads each run's quality.jsonl

@@ -25,6 +25,7 @@ from robustness.analysis.revalidation import revalidation_table
 from robustness.analysis.runs import Run, load_runs
 from robustness.analysis.tables import VIEWS, table_files, view
 from robustness.analysis.transfer import transfer_table
+from robustness.analysis.triggers import trigger_table
 from robustness.analysis.verdict import (
     VerdictOptions,
     exploratory_finding,
@@ -34,7 +35,13 @@ from robustness.analysis.verdict import (
 )
 from robustness.outputs import check_output_dir, refuse_foreign, write_outputs
 from robustness.rendering import MARKER, Block, figure_block, render_html, render_markdown
-from robustness.report_sections import quality_blocks, revalidation_blocks, slowdown_section, transfer_section
+from robustness.report_sections import (
+    quality_blocks,
+    revalidation_blocks,
+    slowdown_section,
+    transfer_section,
+    trigger_section,
+)
 from robustness.requests import check_verdict_setting
 
 FIGURES = [  # name, function input, function, caption
@@ -70,7 +77,8 @@ SLOWDOWN_FIGURES = ("slowdown_exits", "efficiency_left")
 def report_outputs() -> list[str]:
     """Every file (relative to the output directory) a report may write."""
     tables = ["tables/summary.csv", *(f"tables/{name}.md" for name in VIEWS),
-              *(f"tables/{name}.csv" for name in (*EXTRA_TABLES, QUALITY_TABLE, REVALIDATION_TABLE, "transfer"))]
+              *(f"tables/{name}.csv" for name in (*EXTRA_TABLES, QUALITY_TABLE, REVALIDATION_TABLE, "transfer",
+                                                  "triggers"))]
     figures = [*(name for name, *_ in FIGURES), *SLOWDOWN_FIGURES, "transfer_matrix"]
     return [*tables, *(f"figures/{name}.png" for name in figures), "report.md", "report.html"]
 
@@ -261,13 +269,17 @@ def write_report(sources: str | Path | Iterable[str | Path], out_dir: str | Path
         files[f"tables/{REVALIDATION_TABLE}.csv"] = revalidation.to_csv(index=False).encode()
     if not transfers.empty:
         files["tables/transfer.csv"] = transfers.to_csv(index=False).encode()
+    triggers = trigger_table([sources] if isinstance(sources, str | Path) else sources, summary)
+    if not triggers.empty:
+        files["tables/triggers.csv"] = triggers.to_csv(index=False).encode()
     extra = slowdown_section(summary, exits)
     if not quality.empty:
         extra.append(("Quality of adversarial text", quality_blocks(main_runs, accuracy, quality)))
     if not revalidation.empty:
         extra.append(("Strict re-validation", revalidation_blocks(revalidation)))
     sections = build_sections(runs, accuracy, figures, provenance, verdict, verdict_options,
-                              left_out=left_out, extra=[*extra, *transfer_section(transfers)],
+                              left_out=left_out, extra=[*extra, *transfer_section(transfers),
+                                                         *trigger_section(triggers)],
                               candidates=candidates)
     files.update({f"figures/{name}.png": png for _, blocks in sections for kind, content in blocks
                   if kind == "figure" for name, _, png in [content]})

@@ -17,7 +17,7 @@ from robustness.analysis.runs import Run
 from robustness.analysis.tables import format_value, view
 from robustness.rendering import Block, figure_block
 
-__all__ = ["quality_blocks", "revalidation_blocks", "slowdown_section", "transfer_section"]
+__all__ = ["quality_blocks", "revalidation_blocks", "slowdown_section", "transfer_section", "trigger_section"]
 
 
 def slowdown_section(summary: pd.DataFrame, exits: pd.DataFrame) -> list[tuple[str, list[Block]]]:
@@ -91,3 +91,19 @@ def revalidation_blocks(table: pd.DataFrame) -> list[Block]:
                    "attack_success_rate", "strict_attack_success_rate", "accuracy_under_attack",
                    "strict_accuracy_under_attack", "fail_word_cosine", "fail_pos", "fail_similarity", "fail_ppl_ratio"]]
     return [("p", intro), ("list", strict_findings(table)), ("table", shown.map(format_value))]
+
+
+def trigger_section(triggers: pd.DataFrame) -> list[tuple[str, list[Block]]]:
+    """The "Universal triggers" section when there are finished trigger searches: one row per evaluated model
+    and setting (the search's own first, then replays), beside the per-example slowdown attacks."""
+    if triggers.empty:
+        return []
+    shown = triggers.drop(columns=["trigger_id"]).map(format_value)
+    return [("Universal triggers", [
+        ("p", "One K-word prefix put in front of every text (WAFFLE's universal slowdown attack), searched on "
+              "training examples by a black-box coordinate search over candidate words (robustness/attack/"
+              "trigger_search.py), evaluated on the attack sample with and without it: mean exit layer, its shift, "
+              "accuracy at the exit and efficiency gain left = (L / mean exit with trigger − 1) / (L / mean clean "
+              "exit − 1), as for the slowdown attacks (attack_gain_left: those runs of the same model and "
+              "setting, per recipe). Replayed rows evaluate the same prefix at another setting or model."),
+        ("table", shown)])]

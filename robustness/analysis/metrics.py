@@ -14,6 +14,8 @@ from typing import NamedTuple
 import numpy as np
 from scipy import stats
 
+from robustness.schema.speedup import efficiency_gain_left, layer_speedup  # noqa: F401 (defined there)
+
 NAN = float("nan")
 
 
@@ -133,11 +135,6 @@ def mean_exit_layer(exits: Sequence[int]) -> float:
     return float(np.mean(exits)) if len(exits) else NAN
 
 
-def layer_speedup(num_layers: int, mean_exit: float) -> float:
-    """Speed-up = L / mean exit layer (a ratio ≥ 1; the PABEE code's 1 − mean/L is the fraction saved)."""
-    return num_layers / mean_exit if mean_exit and not math.isnan(mean_exit) else NAN
-
-
 def exit_distribution(exits: Sequence[int], num_layers: int) -> np.ndarray:
     """Fraction of examples exiting at each layer 1..L (length-L array; zeros when ``exits`` is empty)."""
     array = _exits(exits, num_layers).astype(int)
@@ -203,20 +200,6 @@ def mean_exit_increase(orig_exits: Sequence[int], adv_exits: Sequence[int | None
     """Mean over all n examples of (final exit − clean exit); skipped examples add 0."""
     finals = final_exits(orig_exits, adv_exits)
     return float(np.mean(finals - np.asarray(orig_exits, dtype=float))) if finals.size else NAN
-
-
-def efficiency_gain_left(num_layers: int, clean_mean_exit: float, adv_mean_exit: float) -> float:
-    """Share of the clean early-exit saving that survives the attack:
-
-        (L / mean adversarial exit − 1) / (L / mean clean exit − 1)
-
-    1 = the attack cost nothing, 0 = every example runs all L layers (SAME's "efficiency reduced by 80%" is
-    1 − this = 0.8). Means over all n examples (final exits for the adversarial side). NaN when the clean
-    model saves nothing (mean clean exit = L)."""
-    gain = layer_speedup(num_layers, clean_mean_exit) - 1
-    if math.isnan(gain) or gain <= 0:
-        return NAN
-    return (layer_speedup(num_layers, adv_mean_exit) - 1) / gain
 
 
 def accuracy_at_exit(orig_preds: Sequence[int], adv_preds: Sequence[int | None], labels: Sequence[int]) -> float:

@@ -121,6 +121,7 @@ def cmd_bench(args: argparse.Namespace, command: str) -> int:
 
     import_attack_stack(resources)  # the transfers attack in this process
     stages.run_transfers(suite, model_dirs, out, command)
+    stages.run_triggers(suite, model_dirs, out, command)
     # seconds: before the slow quality stage, so it survives a stop
     clean = stages.clean_tables(suite, model_dirs, fingerprints, out)
     if suite.quality:  # the quality stage, once every run is complete: the report reads its quality.jsonl

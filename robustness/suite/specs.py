@@ -81,6 +81,8 @@ class SuiteSpec:
     #: offline sentence encoder of every run with a sentence-encoder constraint ("use-m3" | "minilm");
     #: None: each recipe's default (RunSpec.sentence_encoder)
     sentence_encoder: str | None = None
+    #: universal slowdown triggers searched after the attacks (robustness.suite.triggers.TriggerEntry)
+    triggers: tuple[Any, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "device", check_device(self.device, "[suite] device"))

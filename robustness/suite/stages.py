@@ -213,3 +213,30 @@ def run_transfers(suite, model_dirs: dict[str, str], out: Path, command: str | N
         log(f"[bench] transfer {i}/{len(specs)}: {spec.run_id}")
         run_transfer(spec, out / "transfers" / spec.run_id, model=model, tokenizer=tokenizer, cache=cache,
                      command=command)
+
+
+def run_triggers(suite, model_dirs: dict[str, str], out: Path, command: str | None, *,
+                 log: Callable[[str], Any] = print) -> None:
+    """Search and evaluate the suite's universal triggers (each resumable) into ``<out>/triggers/<run_id>``, then
+    replay each on its ``replay_on`` targets; one model load per model."""
+    from robustness.attack.trigger import replay_trigger, run_trigger
+    from robustness.models.pabee import load_model_and_tokenizer
+    from robustness.suite.triggers import trigger_jobs
+
+    jobs = trigger_jobs(suite, model_dirs)
+    loaded: dict[str, tuple] = {}
+
+    def load(model_dir: str) -> tuple:
+        if model_dir not in loaded:
+            loaded[model_dir] = load_model_and_tokenizer(model_dir)
+        return loaded[model_dir]
+
+    for i, (spec, own, replays) in enumerate(jobs, 1):
+        log(f"[bench] trigger {i}/{len(jobs)}: {spec.run_id}")
+        model, tokenizer = load(spec.model_dir)
+        where = run_trigger(spec, out / "triggers" / spec.run_id, evaluate_on=own, model=model, tokenizer=tokenizer,
+                            command=command, progress=False)
+        for model_dir, settings in replays:
+            target, target_tokenizer = load(model_dir)
+            replay_trigger(where, model_dir, settings, model=target, tokenizer=target_tokenizer,
+                           batch_size=spec.batch_size, max_length=spec.max_length)

@@ -139,6 +139,10 @@ def load_suite(path: str | Path) -> SuiteSpec:
         except ValueError as exc:
             raise ValueError(f"{path}: {exc}") from None
         suite["transfers"] = tuple(tuple(p) for p in pairs)
+    if "triggers" in suite:
+        from robustness.suite.triggers import parse_triggers
+
+        suite["triggers"] = parse_triggers(suite["triggers"], {m.id: m for m in models}, str(path))
     if "goals" in suite:
         if not isinstance(suite["goals"], list) or not suite["goals"]:
             raise ValueError(f"{path}: [suite] goals must be a non-empty list, got {suite['goals']!r}")

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from robustness.analysis.plot_labels import FAMILY_NAMES, drop_overlapping, family_rank, short_labels, shown_rows
 from robustness.schema.specs import setting_order
 
 if TYPE_CHECKING:
@@ -47,9 +48,12 @@ MAX_COLUMNS = 4
 def _figure(**options: Any) -> Figure:
     """A new Agg-rendered figure. matplotlib is imported here, when a plot is made, not with this module: a
     suite's start-up (``validate_suite`` reads the report's file names) does not pay for it."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    return Figure(**options)
+    figure = Figure(**options)
+    FigureCanvasAgg(figure)  # draw() and text extents work without pyplot
+    return figure
 
 
 def _grid(count: int, width: float = 5.0, height: float = 3.6, ncols: int = 3) -> tuple[Figure, list]:
@@ -79,20 +83,51 @@ def _yerr(rows: pd.DataFrame, metric: str) -> np.ndarray | None:
     return np.vstack([values - rows[low].to_numpy(float), rows[high].to_numpy(float) - values]).clip(min=0)
 
 
-def _vs_setting(ax, rows: pd.DataFrame, metric: str, order: list[str], series: list[str]) -> None:
-    """Lines of ``metric`` against the exit setting for PABEE rows; baselines as horizontal lines (CI band)."""
-    colors = iter(f"C{i}" for i in range(100))
-    for name, group in rows[rows["head"] != "full"].groupby(series, sort=True):
+def _series(rows: pd.DataFrame, series: list[str]) -> list[tuple[str, pd.DataFrame]]:
+    """(legend label, rows) per series and policy family of the early-exit rows, models sorted, families in
+    :data:`~robustness.schema.settings.POLICIES` order: one line per family."""
+    groups = []
+    for name, group in rows[rows["head"] != "full"].groupby([*series, "family"], sort=True):
+        *keys, fam = np.atleast_1d(name).astype(str)
+        groups.append((family_rank(fam), keys, f"{' / '.join(keys)} · {FAMILY_NAMES[fam]}", group))
+    return [(label, group) for _, _, label, group in sorted(groups, key=lambda g: (g[1], g[0]))]
+
+
+def _palette(rows: pd.DataFrame, series: list[str]) -> dict[str, str]:
+    """One colour per legend label over the whole figure (the same line has the same colour in every panel)."""
+    labels = [label for label, _ in _series(rows, series)]
+    bases = rows[rows["head"] == "full"]
+    labels += [" / ".join(str(b[s]) for s in series) + " (baseline)" for _, b in bases.iterrows()]
+    return {label: f"C{i % 10}" for i, label in enumerate(dict.fromkeys(labels))}
+
+
+def _categories(rows: pd.DataFrame) -> tuple[list[str], list[str]]:
+    """The x categories of the early-exit rows in :func:`setting_order` (patience ascending, entropy, max-prob,
+    full) and their tick labels (:func:`short_labels` of the folded display names)."""
+    pabee = rows[rows["head"] != "full"]
+    order = setting_order(pabee["setting"]) or ["full"]
+    shown = dict(zip(pabee["setting"], pabee["shown"], strict=True))
+    labels = short_labels(shown.get(s, s) for s in order)
+    return order, [labels[shown.get(s, s)] for s in order]
+
+
+def _vs_setting(ax, rows: pd.DataFrame, metric: str, categories: tuple[list[str], list[str]], series: list[str],
+                palette: dict[str, str]) -> None:
+    """``metric`` against the exit setting, one line per (series, policy family) of early-exit rows; baselines
+    as horizontal lines (CI band)."""
+    order, ticks = categories
+    for label, group in _series(rows, series):
         group = group.assign(_x=[order.index(p) for p in group["setting"]]).sort_values("_x")
         ax.errorbar(group["_x"], group[metric], yerr=_yerr(group, metric), marker="o", capsize=3,
-                    color=next(colors), label=" / ".join(np.atleast_1d(name).astype(str)))
+                    color=palette[label], label=label)
     for _, base in rows[rows["head"] == "full"].iterrows():
-        color = next(colors)
         label = " / ".join(str(base[s]) for s in series) + " (baseline)"
-        ax.axhline(base[metric], color=color, linestyle="--", label=label)
+        ax.axhline(base[metric], color=palette[label], linestyle="--", label=label)
         if f"{metric}_ci_low" in base and not math.isnan(base[f"{metric}_ci_low"]):
-            ax.axhspan(base[f"{metric}_ci_low"], base[f"{metric}_ci_high"], color=color, alpha=0.12)
-    ax.set_xticks(range(len(order)), order, rotation=30 if len(order) > 4 else 0)
+            ax.axhspan(base[f"{metric}_ci_low"], base[f"{metric}_ci_high"], color=palette[label], alpha=0.12)
+    rotate = len(order) > 4
+    ax.set_xticks(range(len(order)), ticks, rotation=40 if rotate else 0, ha="right" if rotate else "center",
+                  rotation_mode="anchor", fontsize="small")
     ax.set_xlim(-0.5, max(len(order) - 0.5, 0.5))
     ax.set_xlabel("exit setting")
     ax.set_ylabel(PRETTY.get(metric, metric))
@@ -101,14 +136,16 @@ def _vs_setting(ax, rows: pd.DataFrame, metric: str, order: list[str], series: l
 
 def plot_success_vs_setting(summary: pd.DataFrame, metric: str = "attack_success_rate") -> Figure:
     """One panel per (dataset, recipe): ``metric`` (with 95% CI bars) against the exit setting, one line per PABEE
-    model; every baseline model is a dashed horizontal line with its CI as a band."""
+    model and policy family; every baseline model is a dashed horizontal line with its CI as a band. Settings
+    of identical exits are folded into one point (:mod:`robustness.analysis.equivalence`)."""
     _check(summary, ["dataset", "recipe", "head", "model_id", "setting", metric])
-    order = setting_order(summary.loc[summary["head"] != "full", "setting"]) or ["full"]
-    facets = _facets(summary)
+    shown = shown_rows(summary)
+    categories, palette = _categories(shown), _palette(shown, ["model_id"])
+    facets = _facets(shown)
     fig, axes = _grid(len(facets))
     for ax, (dataset, recipe) in zip(axes, facets, strict=True):
-        rows = summary[(summary["dataset"] == dataset) & (summary["recipe"] == recipe)]
-        _vs_setting(ax, rows, metric, order, ["model_id"])
+        rows = shown[(shown["dataset"] == dataset) & (shown["recipe"] == recipe)]
+        _vs_setting(ax, rows, metric, categories, ["model_id"], palette)
         ax.set_ylim(-0.02, 1.02)
         ax.set_title(f"{recipe} on {dataset}")
     _legend(fig, axes)
@@ -118,20 +155,21 @@ def plot_success_vs_setting(summary: pd.DataFrame, metric: str = "attack_success
 def plot_cost_vs_setting(summary: pd.DataFrame) -> Figure:
     """Attack cost against the exit setting, one column per (dataset, recipe), wrapping after :data:`MAX_COLUMNS`:
     mean TextAttack queries (upper panel) and mean layers computed (lower panel) per attacked example, one line
-    per PABEE model; baselines dashed."""
+    per PABEE model and policy family; baselines dashed."""
     metrics = ["mean_queries", "mean_layers_computed"]
     _check(summary, ["dataset", "recipe", "head", "model_id", "setting", *metrics])
-    order = setting_order(summary.loc[summary["head"] != "full", "setting"]) or ["full"]
-    facets = _facets(summary)
+    shown = shown_rows(summary)
+    categories, palette = _categories(shown), _palette(shown, ["model_id"])
+    facets = _facets(shown)
     ncols = min(len(facets), MAX_COLUMNS)
     nrows = 2 * math.ceil(len(facets) / ncols)
-    fig = _figure(figsize=(5.0 * ncols, 3.6 * nrows + 0.6), layout="constrained")
+    fig = _figure(figsize=(5.0 * ncols, 3.8 * nrows + 0.6), layout="constrained")
     axes = []
     for i, (dataset, recipe) in enumerate(facets):
-        rows = summary[(summary["dataset"] == dataset) & (summary["recipe"] == recipe)]
+        rows = shown[(shown["dataset"] == dataset) & (shown["recipe"] == recipe)]
         for row, metric in enumerate(metrics):
             ax = fig.add_subplot(nrows, ncols, (2 * (i // ncols) + row) * ncols + i % ncols + 1)
-            _vs_setting(ax, rows, metric, order, ["model_id"])
+            _vs_setting(ax, rows, metric, categories, ["model_id"], palette)
             ax.set_ylim(bottom=0)
             if row == 0:
                 ax.set_title(f"{recipe} on {dataset}")
@@ -142,51 +180,67 @@ def plot_cost_vs_setting(summary: pd.DataFrame) -> Figure:
 
 def plot_efficiency_left(summary: pd.DataFrame) -> Figure:
     """Efficiency gain left after the attack, (L / mean exit under attack − 1) / (L / mean clean exit − 1),
-    against the exit setting, one panel per (dataset, recipe) and one line per (model, goal): a slowdown
-    attack drives it towards 0, an accuracy attack should leave it near 1. Early-exit settings only."""
+    against the exit setting, one panel per (dataset, recipe) and one line per (model, goal, policy family): a
+    slowdown attack drives it towards 0, an accuracy attack should leave it near 1. Early-exit settings only."""
     _check(summary, ["dataset", "recipe", "head", "model_id", "setting", "goal", "efficiency_gain_left"])
-    rows_all = summary[(summary["head"] != "full") & summary["efficiency_gain_left"].notna()]
+    shown = shown_rows(summary)
+    rows_all = shown[(shown["head"] != "full") & shown["efficiency_gain_left"].notna()]
     _check(rows_all, [])
-    order = setting_order(rows_all["setting"])
+    categories, palette = _categories(rows_all), _palette(rows_all, ["model_id", "goal"])
     facets = _facets(rows_all)
     fig, axes = _grid(len(facets))
     for ax, (dataset, recipe) in zip(axes, facets, strict=True):
         rows = rows_all[(rows_all["dataset"] == dataset) & (rows_all["recipe"] == recipe)]
-        _vs_setting(ax, rows, "efficiency_gain_left", order, ["model_id", "goal"])
+        _vs_setting(ax, rows, "efficiency_gain_left", categories, ["model_id", "goal"], palette)
         ax.axhline(1.0, color="grey", linewidth=0.8, linestyle=":")
         ax.set_ylim(min(-0.05, float(rows["efficiency_gain_left"].min()) - 0.05), 1.1)
         ax.set_title(f"{recipe} on {dataset}")
+    _legend(fig, axes)
     return fig
 
 
 def plot_tradeoff(summary: pd.DataFrame) -> Figure:
-    """Accuracy under attack (95% CI bars) against the layer speed-up, one panel per (dataset, recipe):
-    per model, filled markers on clean texts and hollow markers (dashed) on adversarial texts, points
-    labelled by setting; baselines are squares."""
+    """Accuracy under attack (95% CI bars) against the layer speed-up, one panel per (dataset, recipe): one line
+    per model and policy family through its settings in order of speed-up, filled markers at the clean texts'
+    speed-up and hollow markers (dashed) at the adversarial texts'; baselines are squares. Points carry short
+    setting labels where they fit (a label that would overlap other text is left out)."""
     _check(summary, ["dataset", "recipe", "head", "model_id", "setting", "accuracy_under_attack",
                      "orig_speedup", "adv_speedup"])
-    facets = _facets(summary)
+    shown = shown_rows(summary)
+    palette = _palette(shown, ["model_id"])
+    labels = short_labels(shown["shown"])
+    facets = _facets(shown)
     fig, axes = _grid(len(facets), width=5.5, height=4.2)
+    annotations = []
     for ax, (dataset, recipe) in zip(axes, facets, strict=True):
-        rows = summary[(summary["dataset"] == dataset) & (summary["recipe"] == recipe)]
-        for i, (model, group) in enumerate(rows.groupby("model_id", sort=True)):
-            ranks = {label: i for i, label in enumerate(setting_order(group["setting"]))}
-            group = group.assign(_r=group["setting"].map(ranks)).sort_values("_r")
-            marker = "s" if (group["head"] == "full").all() else "o"
+        rows = shown[(shown["dataset"] == dataset) & (shown["recipe"] == recipe)]
+        lines = [(label, group, "o") for label, group in _series(rows, ["model_id"])]
+        lines += [(f"{model} (baseline)", group, "s")
+                  for model, group in rows[rows["head"] == "full"].groupby("model_id", sort=True)]
+        for label, group, marker in lines:
+            group = group.sort_values("orig_speedup")
             y, yerr = group["accuracy_under_attack"], _yerr(group, "accuracy_under_attack")
-            ax.errorbar(group["orig_speedup"], y, yerr=yerr, marker=marker, capsize=3, color=f"C{i}",
-                        label=f"{model}, clean")
-            ax.errorbar(group["adv_speedup"], y, marker=marker, linestyle="--", markerfacecolor="white",
-                        color=f"C{i}", alpha=0.8, label=f"{model}, adversarial")
-            for x, yy, p in zip(group["orig_speedup"], y, group["setting"], strict=True):
-                ax.annotate("base" if marker == "s" else p, (x, yy), textcoords="offset points",
-                            xytext=(5, 4), fontsize="x-small")
+            ax.errorbar(group["orig_speedup"], y, yerr=yerr, marker=marker, capsize=3, color=palette[label],
+                        label=label)
+            adv = group.sort_values("adv_speedup")
+            ax.plot(adv["adv_speedup"], adv["accuracy_under_attack"], marker=marker, linestyle="--",
+                    markerfacecolor="white", color=palette[label], alpha=0.8)
+            for x, yy, p in zip(group["orig_speedup"], y, group["shown"], strict=True):
+                text = "baseline" if marker == "s" else labels[p]
+                annotations.append(ax.annotate(text, (x, yy), textcoords="offset points", xytext=(5, 4),
+                                               fontsize="x-small", color=palette[label]))
         ax.set_title(f"{recipe} on {dataset}")
         ax.set_xlabel(PRETTY["speedup"])
         ax.set_ylabel(PRETTY["accuracy_under_attack"])
         ax.set_ylim(-0.02, 1.02)
         ax.grid(alpha=0.3)
+    from matplotlib.lines import Line2D
+
+    axes[0].plot([], [], color="grey", marker="o", label="filled: clean texts' speed-up")
+    axes[0].add_line(Line2D([], [], color="grey", marker="o", markerfacecolor="white", linestyle="--",
+                            label="hollow, dashed: adversarial texts' speed-up"))
     _legend(fig, axes)
+    drop_overlapping(fig, annotations)
     return fig
 
 
@@ -212,21 +266,27 @@ def plot_exit_histograms(exits: pd.DataFrame) -> Figure:
 
 def plot_overthinking(summary: pd.DataFrame) -> Figure:
     """Two panels (destructive, wasteful overthinking) against the exit setting for multi-exit models: solid lines
-    on clean texts, dashed on adversarial texts. Single-head baselines have no such rates."""
+    on clean texts, dashed on adversarial texts, one colour per (model, recipe) and one line per policy family.
+    Single-head baselines have no such rates."""
     _check(summary, ["recipe", "model_id", "setting", "clean_destructive", "adv_destructive",
                      "clean_wasteful", "adv_wasteful"])
-    rows = summary[summary["clean_destructive"].notna()]
-    order = setting_order(rows["setting"])
+    shown = shown_rows(summary.assign(head=summary["head"]) if "head" in summary else summary.assign(head="pabee"))
+    rows = shown[shown["clean_destructive"].notna()]
+    order, ticks = _categories(rows) if not rows.empty else ([], [])
     fig, axes = _grid(2, width=6.0, ncols=2)
     for ax, kind in zip(axes, ["destructive", "wasteful"], strict=True):
         for i, ((model, recipe), group) in enumerate(rows.groupby(["model_id", "recipe"], sort=True)):
-            group = group.assign(_x=[order.index(p) for p in group["setting"]]).sort_values("_x")
-            ax.plot(group["_x"], group[f"clean_{kind}"], marker="o", color=f"C{i}", label=f"{model} / {recipe} clean")
-            ax.plot(group["_x"], group[f"adv_{kind}"], marker="s", linestyle="--", color=f"C{i}",
-                    label=f"{model} / {recipe} adversarial")
+            for _, part in group.groupby("family", sort=False):
+                part = part.assign(_x=[order.index(p) for p in part["setting"]]).sort_values("_x")
+                ax.plot(part["_x"], part[f"clean_{kind}"], marker="o", color=f"C{i % 10}",
+                        label=f"{model} / {recipe} clean")
+                ax.plot(part["_x"], part[f"adv_{kind}"], marker="s", linestyle="--", color=f"C{i % 10}",
+                        label=f"{model} / {recipe} adversarial")
         if rows.empty:
             ax.text(0.5, 0.5, "no multi-exit model", ha="center", va="center", transform=ax.transAxes)
-        ax.set_xticks(range(len(order)), order)
+        rotate = len(order) > 4
+        ax.set_xticks(range(len(order)), ticks, rotation=40 if rotate else 0, ha="right" if rotate else "center",
+                      rotation_mode="anchor", fontsize="small")
         ax.set_xlabel("exit setting")
         ax.set_ylabel(PRETTY[kind])
         ax.set_ylim(-0.02, 1.02)

@@ -80,9 +80,21 @@ def family_rank(name: str) -> int:
 
 
 def _visible_texts(fig: Figure) -> list[Text]:
+    """Every text the figure draws: tick labels of ticks inside their axis's view (matplotlib keeps labels of
+    ticks outside it, undrawn), titles, axis labels, annotations, legend entries."""
     from matplotlib.text import Text
 
-    return [t for t in fig.findobj(Text) if t.get_visible() and t.get_text().strip()]
+    ticks, drawn = set(), []
+    for ax in fig.axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            low, high = sorted(axis.get_view_interval())
+            slack = 1e-9 * max(1.0, abs(high - low))
+            for tick in axis.get_major_ticks() + axis.get_minor_ticks():
+                ticks.update({id(tick.label1), id(tick.label2)})
+                if low - slack <= tick.get_loc() <= high + slack:
+                    drawn += [tick.label1, tick.label2]
+    others = [t for t in fig.findobj(Text) if id(t) not in ticks]
+    return [t for t in [*drawn, *others] if t.get_visible() and t.get_text().strip()]
 
 
 def overlapping_texts(fig: Figure, pad: float = 0.0) -> list[tuple[str, str]]:

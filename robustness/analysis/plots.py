@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from robustness.analysis.plot_labels import FAMILY_NAMES, drop_overlapping, family_rank, short_labels, shown_rows
+from robustness.schema.settings import parse_setting
 from robustness.schema.specs import setting_order
 
 if TYPE_CHECKING:
@@ -126,8 +127,8 @@ def _vs_setting(ax, rows: pd.DataFrame, metric: str, categories: tuple[list[str]
         if f"{metric}_ci_low" in base and not math.isnan(base[f"{metric}_ci_low"]):
             ax.axhspan(base[f"{metric}_ci_low"], base[f"{metric}_ci_high"], color=palette[label], alpha=0.12)
     rotate = len(order) > 4
-    ax.set_xticks(range(len(order)), ticks, rotation=40 if rotate else 0, ha="right" if rotate else "center",
-                  rotation_mode="anchor", fontsize="small")
+    ax.set_xticks(range(len(order)), ticks, rotation=90 if rotate else 0,
+                  fontsize="small")
     ax.set_xlim(-0.5, max(len(order) - 0.5, 0.5))
     ax.set_xlabel("exit setting")
     ax.set_ylabel(PRETTY.get(metric, metric))
@@ -285,8 +286,8 @@ def plot_overthinking(summary: pd.DataFrame) -> Figure:
         if rows.empty:
             ax.text(0.5, 0.5, "no multi-exit model", ha="center", va="center", transform=ax.transAxes)
         rotate = len(order) > 4
-        ax.set_xticks(range(len(order)), ticks, rotation=40 if rotate else 0, ha="right" if rotate else "center",
-                      rotation_mode="anchor", fontsize="small")
+        ax.set_xticks(range(len(order)), ticks, rotation=90 if rotate else 0,
+                      fontsize="small")
         ax.set_xlabel("exit setting")
         ax.set_ylabel(PRETTY[kind])
         ax.set_ylim(-0.02, 1.02)
@@ -316,9 +317,21 @@ def plot_flip_heatmap(flips: pd.DataFrame) -> Figure:
     return fig
 
 
+def _side(models: pd.Series, settings: pd.Series) -> tuple[list[str], dict[tuple[str, str], str], str]:
+    """Keys (model@setting) of one side of the transfer matrix in model, :func:`setting_order` order, their tick
+    labels (short settings; the model named once in the axis label when there is only one) and the axis note."""
+    pairs = sorted(set(zip(models, settings, strict=True)),
+                   key=lambda p: (p[0], parse_setting(p[1]).sort_key()))
+    short = short_labels(settings)
+    one = len({m for m, _ in pairs}) == 1
+    labels = {p: short[p[1]] if one else f"{p[0]} · {short[p[1]]}" for p in pairs}
+    return [f"{m}@{s}" for m, s in pairs], labels, f" ({pairs[0][0]})" if one and pairs else ""
+
+
 def plot_transfer_matrix(transfers: pd.DataFrame) -> Figure:
     """Transfer success rate, source (rows: model@setting) × target (columns: model@setting), one heatmap per
-    (dataset, recipe, goal) of :func:`robustness.analysis.transfer.transfer_table`; blank: not transferred."""
+    (dataset, recipe, goal) of :func:`robustness.analysis.transfer.transfer_table`; blank: not transferred.
+    Settings in :func:`setting_order` with short labels; a model shared by every row (column) is named once."""
     _check(transfers, ["dataset", "recipe", "goal", "source_model", "source_setting", "target_model",
                        "target_setting", "success_rate"])
     table = transfers.assign(source=transfers["source_model"] + "@" + transfers["source_setting"],
@@ -327,15 +340,20 @@ def plot_transfer_matrix(transfers: pd.DataFrame) -> Figure:
     fig, axes = _grid(len(facets), width=5.5, height=4.0)
     for ax, (dataset, recipe, goal) in zip(axes, facets, strict=True):
         rows = table[(table["dataset"] == dataset) & (table["recipe"] == recipe) & (table["goal"] == goal)]
+        sources, source_labels, source_note = _side(rows["source_model"], rows["source_setting"])
+        targets, target_labels, target_note = _side(rows["target_model"], rows["target_setting"])
         grid = rows.pivot_table(index="source", columns="target", values="success_rate", aggfunc="first")
+        grid = grid.reindex(index=sources, columns=targets)
         values = grid.to_numpy(float)
         ax.imshow(np.ma.masked_invalid(values), vmin=0, vmax=1, cmap="viridis", aspect="auto")
-        ax.set_xticks(range(grid.shape[1]), list(grid.columns), rotation=30, ha="right", fontsize="small")
-        ax.set_yticks(range(grid.shape[0]), list(grid.index), fontsize="small")
+        ax.set_xticks(range(len(targets)), list(target_labels.values()), rotation=90 if len(targets) > 3 else 0,
+                      fontsize="small")
+        ax.set_yticks(range(len(sources)), list(source_labels.values()), fontsize="small")
         for (r, c), value in np.ndenumerate(values):
             if not math.isnan(value):
-                ax.text(c, r, f"{value:.2f}", ha="center", va="center", color="white" if value < 0.6 else "black")
-        ax.set_xlabel("target")
-        ax.set_ylabel("source")
+                ax.text(c, r, f"{value:.2f}", ha="center", va="center", fontsize="small",
+                        color="white" if value < 0.6 else "black")
+        ax.set_xlabel(f"target{target_note}")
+        ax.set_ylabel(f"source{source_note}")
         ax.set_title(f"{recipe} ({goal}) on {dataset}")
     return fig

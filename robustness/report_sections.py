@@ -10,6 +10,7 @@ import pandas as pd
 
 from robustness.analysis import plots
 from robustness.analysis.compare import slowdown_findings
+from robustness.analysis.equivalence import folded
 from robustness.analysis.quality import quality_findings
 from robustness.analysis.runs import Run
 from robustness.analysis.tables import format_value, view
@@ -24,6 +25,8 @@ def slowdown_section(summary: pd.DataFrame, exits: pd.DataFrame) -> list[tuple[s
     slow = summary[summary["goal"] == "slowdown"]
     if slow.empty:
         return []
+    shown = folded(summary) if "same_as" in summary else summary  # settings of identical runs once
+    exits = exits[exits["run_id"].isin(shown["run_id"])]
     same = summary.set_index(["dataset", "recipe", "model_id", "setting"]).index.isin(
         list(slow.set_index(["dataset", "recipe", "model_id", "setting"]).index))
     blocks: list[Block] = [
@@ -32,7 +35,7 @@ def slowdown_section(summary: pd.DataFrame, exits: pd.DataFrame) -> list[tuple[s
               "an example's exit under attack is its adversarial text's where it was attacked, else its clean one. "
               "Slowdown success = share of attacked examples whose exit reaches the target (WAFFLE); efficiency "
               "gain left = (L / mean exit under attack − 1) / (L / mean clean exit − 1) (SAME reports 1 − this)."),
-        ("list", slowdown_findings(summary)), ("table", view(summary[same], "slowdown")),
+        ("list", slowdown_findings(shown)), ("table", view(summary[same], "slowdown")),
         figure_block("slowdown_exits", "Exit-layer distributions of the slowdown runs, clean vs slowdown-attacked "
                      "texts (attacked examples).", plots.plot_exit_histograms(exits[exits["goal"] == "slowdown"]))]
     if summary.loc[summary["head"] != "full", "efficiency_gain_left"].notna().any():

@@ -93,7 +93,8 @@ def slowdown_metrics(records: pd.DataFrame, num_layers: int, target: int) -> dic
 
 def summarize(runs: Sequence[Run]) -> pd.DataFrame:
     """One row per setting (model_id, head, setting, recipe, dataset, stock) with every metric, CI bounds, n
-    and L; the run set is checked by :func:`validate_runs` first.
+    and L (``num_classes``: the model's classes, None if unrecorded); the run set is checked by
+    :func:`validate_runs` first.
 
     ``setting`` is the canonical label (``patience:2``, ``entropy:0.35``, ``full``). Rows are sorted by
     dataset, recipe, head (baselines first), model and setting (:func:`~robustness.schema.specs.setting_order`)."""
@@ -106,7 +107,8 @@ def summarize(runs: Sequence[Run]) -> pd.DataFrame:
         row: dict[str, Any] = {k: spec.get(k) for k in KEY}
         row.update(setting=run.setting, goal=run.goal, stock=bool(spec.get("stock", False)), num_layers=run.num_layers,
                    split=spec.get("split"), seed=spec.get("seed"), n_requested=spec.get("n"),
-                   query_budget=spec.get("query_budget"), run_id=run.run_id, complete=run.complete)
+                   query_budget=spec.get("query_budget"), run_id=run.run_id, complete=run.complete,
+                   num_classes=len(spec.get("label_names") or []) or None)
         row.update(run_metrics(run.records, run.num_layers, seed=int(spec.get("seed") or 0), target=run.goal_target))
         timings = run.info.get("timings") or {}
         row.update(wall_time_s=timings.get("wall_time_s"), attack_time_s=timings.get("attack_time_s"))

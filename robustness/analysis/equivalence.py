@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from robustness.analysis.runs import Run
 
 __all__ = ["RECORD_COLUMNS", "binary_entropy", "equivalent_by_construction", "fold_equivalent", "fold_note",
-           "folded", "records_identical", "setting_display"]
+           "fold_rows", "folded", "records_identical", "setting_display"]
 
 #: Record fields that must agree on every example for two runs to be folded (exits, predictions, the search).
 RECORD_COLUMNS = ("result", "orig_pred", "adv_pred", "orig_exit_layer", "adv_exit_layer", "num_queries", "adv_text")
@@ -163,5 +163,27 @@ def fold_note(summary: pd.DataFrame) -> str:
     names = sorted({f"{row['setting']} into {row['same_as']}" for _, row in pairs.iterrows()})
     return (f"Folded {len(pairs)} row(s) ({'; '.join(names)}): their exits are identical by construction "
             "(patience L−1 exits at L like full depth; with two classes max-prob t and entropy H(t) make the "
-            "same exits) and their runs agree in every metric, so each pair shows as one row or point named "
-            "'a = b'. Both runs stay in tables/summary.csv (column same_as).")
+            "same exits) and their runs agree (every example's record; every metric where only tables are "
+            "left), so each pair shows as one row or point named 'a = b'. Both runs stay in tables/summary.csv "
+            "(column same_as).")
+
+
+def fold_rows(table: pd.DataFrame, summary: pd.DataFrame, model: str = "model") -> pd.DataFrame:
+    """Rows of another per-setting table (verdict candidates: dataset, recipe, ``model``, setting) folded as
+    ``summary`` (a :func:`fold_equivalent` summary) folds them: the rows of folded settings dropped, the setting of
+    the row they fold into shown as ``a = b``."""
+    if table.empty or "same_as" not in summary:
+        return table
+    gone = summary[summary["same_as"].fillna("") != ""]
+    if "goal" in summary and "goal" not in table:
+        gone = gone[gone["goal"] == "accuracy"]
+    keys = ["dataset", "recipe", model, "setting"]
+    dropped = {(r.dataset, r.recipe, r.model_id, r.setting): r.same_as for r in gone.itertuples()}
+    joined = {}
+    for (dataset, recipe, model_id, setting), into in dropped.items():
+        key = (dataset, recipe, model_id, into)
+        joined[key] = " = ".join([*filter(None, [joined.get(key)]), setting])
+    out = table[[tuple(k) not in dropped for k in table[keys].itertuples(index=False)]].copy()
+    out["setting"] = [setting_display(s, joined.get(tuple(k), "")) for s, k in zip(
+        out["setting"], out[keys].itertuples(index=False), strict=True)]
+    return out

@@ -41,7 +41,7 @@ __all__ = ["RECORD_COLUMNS", "binary_entropy", "equivalent_by_construction", "fo
 RECORD_COLUMNS = ("result", "orig_pred", "adv_pred", "orig_exit_layer", "adv_exit_layer", "num_queries", "adv_text")
 #: Summary columns that are not measurements of the setting (ids, timings, what this process's cache encoded).
 _NOT_COMPARED = {"run_id", "setting", "same_as", "wall_time_s", "attack_time_s", "mean_layers_encoded", "complete",
-                 "stock"}
+                 "stock", "patience", "patience_label"}  # the last two: first-wave names of the setting
 #: Rows of a summary that may fold into each other must agree on these.
 _GROUP = ["dataset", "recipe", "goal", "model_id", "head"]
 
@@ -134,10 +134,16 @@ def fold_equivalent(summary: pd.DataFrame, runs: Sequence[Run] | None = None, nu
 
 def folded(summary: pd.DataFrame) -> pd.DataFrame:
     """The rows of a :func:`fold_equivalent` summary that are shown, each with ``also`` (the settings folded
-    into it, " = "-joined, "" if none) and ``setting_shown`` (``entropy:0.06 = maxprob:0.988``)."""
+    into it, " = "-joined, "" if none) and ``setting_shown`` (``entropy:0.06 = maxprob:0.988``). A folded row
+    whose row to fold into is not in ``summary`` (a slice of it) is shown as itself."""
     if "same_as" not in summary:
         summary = fold_equivalent(summary)
-    shown = summary[summary["same_as"].fillna("") == ""].copy()
+    same_as = summary["same_as"].fillna("")
+    present = set(zip(*(summary[c] for c in _GROUP), summary["setting"], strict=True))
+    target = [(*key, into) in present for key, into in zip(zip(*(summary[c] for c in _GROUP), strict=True), same_as,
+                                                            strict=True)]
+    summary = summary.assign(same_as=[into if ok else "" for into, ok in zip(same_as, target, strict=True)])
+    shown = summary[summary["same_as"] == ""].copy()
     also = []
     for _, row in shown.iterrows():
         match = summary[(summary["same_as"] == row["setting"])

@@ -114,3 +114,10 @@ def test_fold_with_records_decides_by_records_not_metrics():
     assert list(fold_equivalent(summary, same)["same_as"]) == ["full", ""]
     differ = [same[0], Run(Path("b"), {"run_id": "run-full-pwws"}, {}, _records([6, 6], [1, 1]))]
     assert list(fold_equivalent(summary, differ)["same_as"]) == ["", ""]  # equal metrics, different records
+
+
+def test_folded_slice_keeps_a_row_whose_target_is_not_shown():
+    out = fold_equivalent(_summary(_row("patience:5"), _row("full"), _row("patience:1", mean_queries=1.0)))
+    assert list(folded(out)["setting"]) == ["full", "patience:1"]
+    alone = folded(out[out["setting"] != "full"])  # e.g. the slowdown table, which has no full-depth row
+    assert list(alone["setting_shown"]) == ["patience:5", "patience:1"]

@@ -76,3 +76,17 @@ def test_missing_summary_is_one_line(tmp_path):
     with pytest.raises(ValueError, match="summary.csv not found"):
         refresh_from_tables(tmp_path)
     shutil.rmtree(tmp_path)
+
+
+def test_refresh_command(shared_suite_out, tmp_path):
+    import subprocess
+    import sys
+
+    write_report(shared_suite_out, tmp_path)
+    done = subprocess.run([sys.executable, "-m", "robustness.cli", "refresh", str(tmp_path), "--num-classes", "2"],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert f"wrote {tmp_path / 'report.html'}" in done.stdout
+    bad = subprocess.run([sys.executable, "-m", "robustness.cli", "refresh", str(tmp_path / "nothing")],
+                         capture_output=True, text=True)
+    assert bad.returncode == 2 and "summary.csv not found" in bad.stderr and len(bad.stderr.splitlines()) == 1

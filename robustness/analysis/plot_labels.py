@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from matplotlib.text import Text
 
 __all__ = ["FAMILY_NAMES", "drop_overlapping", "family", "family_rank", "overlapping_texts", "short_label",
-           "short_labels", "shown_rows"]
+           "short_labels", "shown_rows", "texts_outside"]
 
 #: Policy -> the name a legend gives its family of settings.
 FAMILY_NAMES = {"patience": "patience", "entropy": "entropy", "maxprob": "max-prob", "full": "full depth"}
@@ -108,6 +108,20 @@ def overlapping_texts(fig: Figure, pad: float = 0.0) -> list[tuple[str, str]]:
         if box.width > 0 and box.height > 0:
             boxes.append((text.get_text(), box.expanded(1 + pad, 1 + pad)))
     return [(a, c) for i, (a, b) in enumerate(boxes) for c, d in boxes[i + 1:] if b.overlaps(d)]
+
+
+def texts_outside(fig: Figure) -> list[str]:
+    """Visible texts of ``fig`` that do not lie wholly inside the figure (clipped when saved), after drawing."""
+    fig.canvas.draw()
+    renderer = fig._get_renderer()
+    frame = fig.bbox
+    out = []
+    for text in _visible_texts(fig):
+        box = text.get_window_extent(renderer)
+        if box.width > 0 and (box.x0 < frame.x0 - 0.5 or box.x1 > frame.x1 + 0.5 or box.y0 < frame.y0 - 0.5
+                              or box.y1 > frame.y1 + 0.5):
+            out.append(text.get_text())
+    return out
 
 
 def drop_overlapping(fig: Figure, annotations: list[Text]) -> None:

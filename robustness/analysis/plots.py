@@ -9,12 +9,20 @@ ascending, entropy and max-probability thresholds, then "full" (full depth) last
 from __future__ import annotations
 
 import math
+import re
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from robustness.analysis.plot_labels import FAMILY_NAMES, drop_overlapping, family_rank, short_labels, shown_rows
+from robustness.analysis.plot_labels import (
+    FAMILY_NAMES,
+    drop_overlapping,
+    family_rank,
+    short_label,
+    short_labels,
+    shown_rows,
+)
 from robustness.schema.settings import parse_setting
 from robustness.schema.specs import setting_order
 
@@ -71,9 +79,13 @@ def _legend(fig: Figure, axes: list) -> None:
     for ax in axes:
         for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
             entries.setdefault(label, handle)
-    if entries:
-        fig.legend(list(entries.values()), list(entries), loc="outside lower center", fontsize="small",
-                   ncols=min(len(entries), 4), frameon=False)
+    for ncols in range(min(len(entries), 4), 0, -1):  # as many columns as fit the figure's width
+        legend = fig.legend(list(entries.values()), list(entries), loc="outside lower center", fontsize="small",
+                            ncols=ncols, frameon=False)
+        fig.canvas.draw()
+        if ncols == 1 or legend.get_window_extent().width <= fig.bbox.width:
+            break
+        legend.remove()
 
 
 def _yerr(rows: pd.DataFrame, metric: str) -> np.ndarray | None:
@@ -109,7 +121,7 @@ def _categories(rows: pd.DataFrame) -> tuple[list[str], list[str]]:
     order = setting_order(pabee["setting"]) or ["full"]
     shown = dict(zip(pabee["setting"], pabee["shown"], strict=True))
     labels = short_labels(shown.get(s, s) for s in order)
-    return order, [labels[shown.get(s, s)] for s in order]
+    return order, [labels[shown.get(s, s)].replace(" = ", "\n= ") for s in order]  # a folded pair on two lines
 
 
 def _vs_setting(ax, rows: pd.DataFrame, metric: str, categories: tuple[list[str], list[str]], series: list[str],
@@ -143,7 +155,7 @@ def plot_success_vs_setting(summary: pd.DataFrame, metric: str = "attack_success
     shown = shown_rows(summary)
     categories, palette = _categories(shown), _palette(shown, ["model_id"])
     facets = _facets(shown)
-    fig, axes = _grid(len(facets))
+    fig, axes = _grid(len(facets), height=4.6)
     for ax, (dataset, recipe) in zip(axes, facets, strict=True):
         rows = shown[(shown["dataset"] == dataset) & (shown["recipe"] == recipe)]
         _vs_setting(ax, rows, metric, categories, ["model_id"], palette)
@@ -164,7 +176,7 @@ def plot_cost_vs_setting(summary: pd.DataFrame) -> Figure:
     facets = _facets(shown)
     ncols = min(len(facets), MAX_COLUMNS)
     nrows = 2 * math.ceil(len(facets) / ncols)
-    fig = _figure(figsize=(5.0 * ncols, 3.8 * nrows + 0.6), layout="constrained")
+    fig = _figure(figsize=(5.0 * ncols, 4.4 * nrows + 0.6), layout="constrained")
     axes = []
     for i, (dataset, recipe) in enumerate(facets):
         rows = shown[(shown["dataset"] == dataset) & (shown["recipe"] == recipe)]
@@ -189,7 +201,7 @@ def plot_efficiency_left(summary: pd.DataFrame) -> Figure:
     _check(rows_all, [])
     categories, palette = _categories(rows_all), _palette(rows_all, ["model_id", "goal"])
     facets = _facets(rows_all)
-    fig, axes = _grid(len(facets))
+    fig, axes = _grid(len(facets), height=4.6)
     for ax, (dataset, recipe) in zip(axes, facets, strict=True):
         rows = rows_all[(rows_all["dataset"] == dataset) & (rows_all["recipe"] == recipe)]
         _vs_setting(ax, rows, "efficiency_gain_left", categories, ["model_id", "goal"], palette)
@@ -229,11 +241,12 @@ def plot_tradeoff(summary: pd.DataFrame) -> Figure:
             for x, yy, p in zip(group["orig_speedup"], y, group["shown"], strict=True):
                 text = "baseline" if marker == "s" else labels[p]
                 annotations.append(ax.annotate(text, (x, yy), textcoords="offset points", xytext=(5, 4),
-                                               fontsize="x-small", color=palette[label]))
+                                               fontsize="small", color=palette[label]))
         ax.set_title(f"{recipe} on {dataset}")
         ax.set_xlabel(PRETTY["speedup"])
         ax.set_ylabel(PRETTY["accuracy_under_attack"])
-        ax.set_ylim(-0.02, 1.02)
+        high = rows.get("accuracy_under_attack_ci_high", rows["accuracy_under_attack"]).max()
+        ax.set_ylim(-0.02, min(1.02, float(high) + 0.12))  # room above the highest point for its label
         ax.grid(alpha=0.3)
     from matplotlib.lines import Line2D
 
@@ -241,8 +254,20 @@ def plot_tradeoff(summary: pd.DataFrame) -> Figure:
     axes[0].add_line(Line2D([], [], color="grey", marker="o", markerfacecolor="white", linestyle="--",
                             label="hollow, dashed: adversarial texts' speed-up"))
     _legend(fig, axes)
+    for annotation in annotations:  # labels of points in the right third go to their left, inside the panel
+        low, high = annotation.axes.get_xlim()
+        if (annotation.xy[0] - low) > 0.7 * (high - low):
+            annotation.set_horizontalalignment("right")
+            annotation.xyann = (-5, 4)
     drop_overlapping(fig, annotations)
     return fig
+
+
+def _run_title(run: str) -> str:
+    """A run label (``model setting recipe``) as a panel title: the model on its own line, settings shortened."""
+    model, _, rest = run.partition(" ")
+    rest = re.sub(r"\b(?:patience|entropy|maxprob):[0-9.eE+-]+", lambda m: short_label(m.group(0)), rest)
+    return f"{model}\n{rest}"
 
 
 def plot_exit_histograms(exits: pd.DataFrame) -> Figure:
@@ -260,7 +285,7 @@ def plot_exit_histograms(exits: pd.DataFrame) -> Figure:
         ax.set_ylim(0, 1.05)
         ax.set_xlabel("exit layer")
         ax.set_ylabel("fraction of examples")
-        ax.set_title(setting, fontsize="medium")
+        ax.set_title(_run_title(setting), fontsize="medium")
     _legend(fig, axes)
     return fig
 
@@ -274,7 +299,7 @@ def plot_overthinking(summary: pd.DataFrame) -> Figure:
     shown = shown_rows(summary.assign(head=summary["head"]) if "head" in summary else summary.assign(head="pabee"))
     rows = shown[shown["clean_destructive"].notna()]
     order, ticks = _categories(rows) if not rows.empty else ([], [])
-    fig, axes = _grid(2, width=6.0, ncols=2)
+    fig, axes = _grid(2, width=6.0, height=4.6, ncols=2)
     for ax, kind in zip(axes, ["destructive", "wasteful"], strict=True):
         for i, ((model, recipe), group) in enumerate(rows.groupby(["model_id", "recipe"], sort=True)):
             for _, part in group.groupby("family", sort=False):

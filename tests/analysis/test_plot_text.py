@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from robustness.analysis import plots
-from robustness.analysis.plot_labels import overlapping_texts, short_label, short_labels
+from robustness.analysis.plot_labels import overlapping_texts, short_label, short_labels, texts_outside
 
 SETTINGS = ["patience:1", "patience:2", "patience:3", "patience:4", "patience:5", "entropy:0.064254",
             "entropy:0.01865", "maxprob:0.9881693", "maxprob:0.997302", "full"]
@@ -106,13 +106,14 @@ def test_no_text_overlaps(study, name):
         "transfer_matrix": lambda: plots.plot_transfer_matrix(_transfers(study)),
     }[name]()
     assert overlapping_texts(figure) == []
+    assert texts_outside(figure) == []  # nothing clipped at the figure's edge (e.g. a legend wider than it)
 
 
 def test_study_folds_patience_5_into_full(study):
     fig = plots.plot_success_vs_setting(study[study["goal"] == "accuracy"])
     ticks = [t.get_text() for t in fig.axes[0].get_xticklabels()]
     assert ticks == ["patience 1", "patience 2", "patience 3", "patience 4", "entropy 0.0643", "entropy 0.0186",
-                     "max-prob 0.988", "max-prob 0.997", "full = patience 5"]
+                     "max-prob 0.988", "max-prob 0.997", "full\n= patience 5"]
     tradeoff = plots.plot_tradeoff(study[study["goal"] == "accuracy"])
     labels = {c.get_label() for c in tradeoff.axes[0].containers}
     assert labels == {"pabee-minilm-sst2 · patience", "pabee-minilm-sst2 · entropy", "pabee-minilm-sst2 · max-prob",

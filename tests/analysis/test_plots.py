@@ -33,7 +33,7 @@ def test_success_vs_setting(summary):
     ax = fig.axes[1]
     assert ax.get_title() == "textfooler on sst2" and ax.get_ylabel() == "attack success rate"
     # L = 3: patience 2 can only exit at layer 3, so it is folded into full (their runs agree)
-    assert [t.get_text() for t in ax.get_xticklabels()] == ["patience 1", "full = patience 2"]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["patience 1", "full\n= patience 2"]
     lines = {c.get_label(): c.lines[0] for c in ax.containers}  # one line per policy family
     assert list(lines) == ["pabee · patience", "pabee · full depth"]
     np.testing.assert_allclose(np.asarray(lines["pabee · patience"].get_ydata(), float), [1 / 3])

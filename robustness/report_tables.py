@@ -63,9 +63,9 @@ def _figure_builders(summary: pd.DataFrame, tables: Path) -> dict[str, object]:
     names = dict(zip(shown["run_id"], shown["setting_shown"], strict=True))
     accuracy = summary[summary["goal"] == "accuracy"] if (summary["goal"] == "accuracy").any() else summary
 
-    def runs(name: str, goal: str | None) -> pd.DataFrame:
+    def runs(name: str, goal: str) -> pd.DataFrame:
         table = _runs_table(tables / f"{name}.csv", summary)
-        table = table[table["run_id"].isin(names) & (table["goal"] == goal if goal else True)]
+        table = table[table["run_id"].isin(names) & (table["goal"] == goal)]
         return table.assign(run=[r.replace(f" {s} ", f" {names[i]} ", 1) for r, s, i in zip(
             table["run"], table["setting"], table["run_id"], strict=True)])
 
@@ -77,7 +77,7 @@ def _figure_builders(summary: pd.DataFrame, tables: Path) -> dict[str, object]:
         "efficiency_left": lambda: plots.plot_efficiency_left(summary),
         "exit_histograms": lambda: plots.plot_exit_histograms(runs("exit_distribution", "accuracy")),
         "slowdown_exits": lambda: plots.plot_exit_histograms(runs("exit_distribution", "slowdown")),
-        "flip_heatmap": lambda: plots.plot_flip_heatmap(runs("flip_rates", None)),
+        "flip_heatmap": lambda: plots.plot_flip_heatmap(runs("flip_rates", "accuracy")),
         "transfer_matrix": lambda: plots.plot_transfer_matrix(pd.read_csv(tables / "transfer.csv")),
     }
 

@@ -331,7 +331,7 @@ def plot_flip_heatmap(flips: pd.DataFrame) -> Figure:
     ax = fig.add_subplot()
     image = ax.imshow(np.ma.masked_invalid(grid.to_numpy(float)), vmin=0, vmax=1, cmap="viridis", aspect="auto")
     ax.set_xticks(range(grid.shape[1]), [str(c) for c in grid.columns])
-    ax.set_yticks(range(grid.shape[0]), list(grid.index))
+    ax.set_yticks(range(grid.shape[0]), [_run_title(run).replace("\n", " ") for run in grid.index])
     ax.set_xlabel("layer")
     if grid.size <= 400:
         for (r, c), value in np.ndenumerate(grid.to_numpy(float)):

@@ -20,7 +20,7 @@ from robustness import callable_module
 from robustness.analysis import plots
 from robustness.analysis.aggregate import exit_table, flip_table, summarize
 from robustness.analysis.compare import findings
-from robustness.analysis.equivalence import fold_equivalent, fold_note, fold_rows, folded
+from robustness.analysis.equivalence import fold_note, fold_rows, folded
 from robustness.analysis.quality import quality_table
 from robustness.analysis.runs import Run, load_runs
 from robustness.analysis.tables import VIEWS, table_files, view
@@ -243,7 +243,7 @@ def write_report(sources: str | Path | Iterable[str | Path], out_dir: str | Path
     runs = [r for r in found if include_incomplete or r.complete]
     if not runs:
         raise ValueError(f"none of the {len(found)} runs is complete (pass include_incomplete to see them)")
-    summary = fold_equivalent(summarize(runs), runs)  # identical settings shown once; summary.csv keeps all
+    summary = summarize(runs)  # with same_as: identical settings shown once; summary.csv keeps every run
     exits, flips = exit_table(runs), flip_table(runs)
     if clean is None:
         clean = find_clean_tables(sources)

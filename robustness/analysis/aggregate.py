@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 
 from robustness.analysis import metrics as m
+from robustness.analysis.equivalence import fold_equivalent
 from robustness.analysis.runs import KEY, Run, find_runs, load_run, load_runs, spec_setting, validate_runs
 from robustness.analysis.tables import VIEWS, format_value, markdown_table, table_files, view, write_tables
 from robustness.schema.specs import setting_order
@@ -97,7 +98,9 @@ def summarize(runs: Sequence[Run]) -> pd.DataFrame:
     :func:`validate_runs` first.
 
     ``setting`` is the canonical label (``patience:2``, ``entropy:0.35``, ``full``). Rows are sorted by
-    dataset, recipe, head (baselines first), model and setting (:func:`~robustness.schema.specs.setting_order`)."""
+    dataset, recipe, head (baselines first), model and setting (:func:`~robustness.schema.specs.setting_order`).
+    ``same_as`` marks a run whose setting's exits are identical to another's by construction and whose records
+    agree (:func:`~robustness.analysis.equivalence.fold_equivalent`): the rounded views show such pairs once."""
     if not runs:
         raise ValueError("no runs to summarize")
     validate_runs(runs)
@@ -117,7 +120,7 @@ def summarize(runs: Sequence[Run]) -> pd.DataFrame:
     ranks = {label: i for i, label in enumerate(setting_order(df["setting"]))}
     order = df.assign(_base=df["head"] != "full", _p=df["setting"].map(ranks))
     order = order.sort_values(["dataset", "recipe", "_base", "model_id", "_p", "goal"])
-    return df.loc[order.index].reset_index(drop=True)
+    return fold_equivalent(df.loc[order.index].reset_index(drop=True), runs)
 
 
 def exit_table(runs: Sequence[Run]) -> pd.DataFrame:

@@ -114,21 +114,31 @@ def _palette(rows: pd.DataFrame, series: list[str]) -> dict[str, str]:
     return {label: f"C{i % 10}" for i, label in enumerate(dict.fromkeys(labels))}
 
 
-def _categories(rows: pd.DataFrame) -> tuple[list[str], list[str]]:
+def _categories(rows: pd.DataFrame) -> tuple[list[str], dict[str, str]]:
     """The x categories of the early-exit rows in :func:`setting_order` (patience ascending, entropy, max-prob,
-    full) and their tick labels (:func:`short_labels` of the folded display names)."""
+    full) and the short label (:func:`short_labels`) of every setting and folded display name among them."""
     pabee = rows[rows["head"] != "full"]
     order = setting_order(pabee["setting"]) or ["full"]
-    shown = dict(zip(pabee["setting"], pabee["shown"], strict=True))
-    labels = short_labels(shown.get(s, s) for s in order)
-    return order, [labels[shown.get(s, s)].replace(" = ", "\n= ") for s in order]  # a folded pair on two lines
+    return order, short_labels([*order, *pabee["setting_shown"]])
 
 
-def _vs_setting(ax, rows: pd.DataFrame, metric: str, categories: tuple[list[str], list[str]], series: list[str],
+def _ticks(rows: pd.DataFrame, order: list[str], labels: dict[str, str]) -> list[str]:
+    """One panel's tick labels: a setting as this panel shows it (``full = patience 5``, the pair on two lines),
+    ``(folded)`` after a setting folded into another point of this panel."""
+    pabee = rows[rows["head"] != "full"]
+    shown = dict(zip(pabee["setting"], pabee["setting_shown"], strict=True))
+    folded_here = {a for also in pabee["also"] for a in str(also).split(" = ") if a}
+    ticks = [labels[shown[s]] if s in shown else f"{labels[s]} (folded)" if s in folded_here else labels[s]
+             for s in order]
+    return [tick.replace(" = ", "\n= ") for tick in ticks]
+
+
+def _vs_setting(ax, rows: pd.DataFrame, metric: str, categories: tuple[list[str], dict[str, str]], series: list[str],
                 palette: dict[str, str]) -> None:
     """``metric`` against the exit setting, one line per (series, policy family) of early-exit rows; baselines
     as horizontal lines (CI band)."""
-    order, ticks = categories
+    order, labels = categories
+    ticks = _ticks(rows, order, labels)
     for label, group in _series(rows, series):
         group = group.assign(_x=[order.index(p) for p in group["setting"]]).sort_values("_x")
         ax.errorbar(group["_x"], group[metric], yerr=_yerr(group, metric), marker="o", capsize=3,
@@ -298,7 +308,8 @@ def plot_overthinking(summary: pd.DataFrame) -> Figure:
                      "clean_wasteful", "adv_wasteful"])
     shown = shown_rows(summary.assign(head=summary["head"]) if "head" in summary else summary.assign(head="pabee"))
     rows = shown[shown["clean_destructive"].notna()]
-    order, ticks = _categories(rows) if not rows.empty else ([], [])
+    order, labels = _categories(rows) if not rows.empty else ([], {})
+    ticks = _ticks(rows, order, labels) if not rows.empty else []
     fig, axes = _grid(2, width=6.0, height=4.6, ncols=2)
     for ax, kind in zip(axes, ["destructive", "wasteful"], strict=True):
         for i, ((model, recipe), group) in enumerate(rows.groupby(["model_id", "recipe"], sort=True)):

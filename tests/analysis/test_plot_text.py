@@ -118,3 +118,18 @@ def test_study_folds_patience_5_into_full(study):
     labels = {c.get_label() for c in tradeoff.axes[0].containers}
     assert labels == {"pabee-minilm-sst2 · patience", "pabee-minilm-sst2 · entropy", "pabee-minilm-sst2 · max-prob",
                       "pabee-minilm-sst2 · full depth", "full-minilm-sst2 (baseline)"}
+
+
+def test_a_setting_folded_in_one_panel_only_says_so_there(study):
+    accuracy = study[study["goal"] == "accuracy"].copy()
+    pwws = accuracy["recipe"] == "pwws"
+    source = accuracy[pwws & (accuracy["setting"] == "entropy:0.064254")].iloc[0]
+    target = accuracy.index[pwws & (accuracy["setting"] == "maxprob:0.9881693")][0]
+    for column in accuracy.columns.difference(["setting", "run_id"]):
+        accuracy.at[target, column] = source[column]  # H(0.9881693) = 0.064254 and every metric equal
+    fig = plots.plot_success_vs_setting(accuracy)
+    panels = {ax.get_title(): [t.get_text() for t in ax.get_xticklabels()] for ax in fig.axes}
+    assert panels["pwws on glue/sst2"][4:8] == ["entropy 0.0643\n= max-prob 0.988", "entropy 0.0186",
+                                                "max-prob 0.988 (folded)", "max-prob 0.997"]
+    assert panels["a2t on glue/sst2"][4:8] == ["entropy 0.0643", "entropy 0.0186", "max-prob 0.988", "max-prob 0.997"]
+    assert overlapping_texts(fig) == [] and texts_outside(fig) == []

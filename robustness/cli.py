@@ -246,6 +246,12 @@ def _parser() -> argparse.ArgumentParser:
                    help="verdict: clean evaluation tables off the attack sample (a bench's clean/*.csv); default: "
                         "the clean/ folder beside each runs/ given, else the attacked sample with a caveat")
 
+    p = sub.add_parser("refresh", help="redraw a committed report's figures and fold its tables from its tables/ "
+                                       "alone (when its runs are gone)")
+    p.add_argument("report", help="a report folder (tables/summary.csv, figures/, report.md, report.html)")
+    p.add_argument("--num-classes", type=int, help="classes of every model (2 lets max-prob fold into entropy; "
+                                                   "reports before this version do not record it)")
+
     p = sub.add_parser("compare", help="two runs side by side with deltas and McNemar's test")
     p.add_argument("a", help="a run directory, or with --from a selector MODEL@SETTING[@RECIPE]")
     p.add_argument("b", help="a run directory, or with --from a selector MODEL@SETTING[@RECIPE]")

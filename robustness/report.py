@@ -20,6 +20,7 @@ from robustness import callable_module
 from robustness.analysis import plots
 from robustness.analysis.aggregate import exit_table, flip_table, summarize
 from robustness.analysis.compare import findings
+from robustness.analysis.equivalence import fold_note, fold_rows, folded
 from robustness.analysis.quality import quality_table
 from robustness.analysis.revalidation import revalidation_table
 from robustness.analysis.runs import Run, load_runs
@@ -96,7 +97,20 @@ def check_report_out(out: str | Path, overwrite: bool = False, names: Iterable[s
     refuse_foreign(out, [name for name in (names or report_outputs()) if name not in ours], overwrite=False)
 
 
+def _fold_runs(table: pd.DataFrame, names: dict[str, str]) -> pd.DataFrame:
+    """The rows of the runs in ``names`` (run_id -> shown setting), their run label naming that setting."""
+    kept = table[table["run_id"].isin(names)]
+    return kept.assign(run=[run.replace(f" {setting} ", f" {names[run_id]} ", 1) for run, setting, run_id in zip(
+        kept["run"], kept["setting"], kept["run_id"], strict=True)])
+
+
 def _figures(summary: pd.DataFrame, exits: pd.DataFrame, flips: pd.DataFrame) -> list[Block]:
+    """The main figures; with a folded summary (``same_as``) the runs folded into another are left out of the
+    per-run figures too, and a folded run's panel is named ``a = b``."""
+    if "same_as" in summary:
+        shown = folded(summary)
+        names = dict(zip(shown["run_id"], shown["setting_shown"], strict=True))
+        exits, flips = (_fold_runs(t, names) for t in (exits, flips))
     inputs = {"summary": summary, "exits": exits, "flips": flips}
     return [figure_block(name, caption, function(inputs[source]))
             for name, source, function, caption in FIGURES if not inputs[source].empty]
@@ -212,7 +226,7 @@ def build_sections(runs: list[Run], summary: pd.DataFrame, figures: list[Block],
                          "setting's, else every eligible setting's) are Holm-adjusted as one family; with a "
                          "pre-registered setting every other comparison is exploratory, Holm-adjusted as a second "
                          "family, and never decides the verdict (tables/verdict_candidates.csv)."),
-                   ("table", _verdict_view(candidates, CANDIDATES_VIEW))]
+                   ("table", _verdict_view(fold_rows(candidates, summary), CANDIDATES_VIEW))]
     lines = verdict_findings(verdict, options)
     explored = exploratory_finding(candidates, options)
     room = MAX_SUMMARY_FINDINGS - len(explored)
@@ -220,11 +234,15 @@ def build_sections(runs: list[Run], summary: pd.DataFrame, figures: list[Block],
         rest = len(lines) - room + 1
         lines = [*lines[:room - 1], f"... and {rest} more comparisons: see the verdict table below."]
     lines += explored
-    summary_blocks: list[Block] = [("p", intro), ("list", lines)]
+    note = fold_note(summary)
+    summary_blocks: list[Block] = [("p", intro), *([("p", note)] if note else []), ("list", lines)]
     if not verdict.empty:
-        summary_blocks.append(("table", _verdict_view(verdict)))
+        summary_blocks.append(("table", _verdict_view(fold_rows(verdict, summary))))
     summary_blocks += _left_out(left_out or [])
-    return [("Summary", summary_blocks), *(extra or []), ("Findings", [("list", findings(summary, runs))]),
+    if note:
+        tables.insert(0, ("p", note))
+    shown = folded(summary) if "same_as" in summary else summary
+    return [("Summary", summary_blocks), *(extra or []), ("Findings", [("list", findings(shown, runs))]),
             ("Tables", tables), ("Figures", figures), ("Provenance", _provenance(runs, provenance))]
 
 
@@ -249,7 +267,7 @@ def write_report(sources: str | Path | Iterable[str | Path], out_dir: str | Path
         raise ValueError(f"none of the {len(found)} runs is complete (pass include_incomplete to see them)")
     if verdict_options is not None:
         check_verdict_setting(verdict_options.setting, {r.setting for r in runs}, "--setting")
-    summary = summarize(runs)
+    summary = summarize(runs)  # with same_as: identical settings shown once; summary.csv keeps every run
     exits, flips = exit_table(runs), flip_table(runs)
     if clean is None:
         clean = find_clean_tables(sources)

@@ -11,6 +11,7 @@ import pandas as pd
 
 from robustness.analysis import plots
 from robustness.analysis.compare import slowdown_findings
+from robustness.analysis.equivalence import folded
 from robustness.analysis.quality import quality_findings
 from robustness.analysis.revalidation import strict_findings
 from robustness.analysis.runs import Run
@@ -26,6 +27,8 @@ def slowdown_section(summary: pd.DataFrame, exits: pd.DataFrame) -> list[tuple[s
     slow = summary[summary["goal"] == "slowdown"]
     if slow.empty:
         return []
+    shown = folded(summary) if "same_as" in summary else summary  # settings of identical runs once
+    exits = exits[exits["run_id"].isin(shown["run_id"])]
     same = summary.set_index(["dataset", "recipe", "model_id", "setting"]).index.isin(
         list(slow.set_index(["dataset", "recipe", "model_id", "setting"]).index))
     blocks: list[Block] = [
@@ -34,7 +37,7 @@ def slowdown_section(summary: pd.DataFrame, exits: pd.DataFrame) -> list[tuple[s
               "an example's exit under attack is its adversarial text's where it was attacked, else its clean one. "
               "Slowdown success = share of attacked examples whose exit reaches the target (WAFFLE); efficiency "
               "gain left = (L / mean exit under attack − 1) / (L / mean clean exit − 1) (SAME reports 1 − this)."),
-        ("list", slowdown_findings(summary)), ("table", view(summary[same], "slowdown")),
+        ("list", slowdown_findings(shown)), ("table", view(summary[same], "slowdown")),
         ("p", "Efficacy (DeepSloth / WAFFLE) = normalised area under the cumulative distribution of exit layers: 1 "
               "when every example exits at layer 1, 0 when every example runs all L layers; a slowdown attack lowers "
               "it. Clean texts against the final texts (adversarial where attacked), over all examples and split by "

@@ -15,6 +15,7 @@ import pandas as pd
 
 from robustness.analysis import metrics as m
 from robustness.analysis.revalidation import strict_metrics
+from robustness.analysis.equivalence import fold_equivalent
 from robustness.analysis.runs import KEY, Run, find_runs, load_run, load_runs, spec_setting, validate_runs
 from robustness.analysis.tables import VIEWS, format_value, markdown_table, table_files, view, write_tables
 from robustness.schema.specs import setting_order
@@ -104,10 +105,13 @@ def efficacy_columns(records: pd.DataFrame, num_layers: int) -> dict[str, float]
 
 def summarize(runs: Sequence[Run]) -> pd.DataFrame:
     """One row per setting (model_id, head, setting, recipe, dataset, stock) with every metric, CI bounds, n
-    and L; the run set is checked by :func:`validate_runs` first.
+    and L (``num_classes``: the model's classes, None if unrecorded); the run set is checked by
+    :func:`validate_runs` first.
 
     ``setting`` is the canonical label (``patience:2``, ``entropy:0.35``, ``full``). Rows are sorted by
-    dataset, recipe, head (baselines first), model and setting (:func:`~robustness.schema.specs.setting_order`)."""
+    dataset, recipe, head (baselines first), model and setting (:func:`~robustness.schema.specs.setting_order`).
+    ``same_as`` marks a run whose setting's exits are identical to another's by construction and whose records
+    agree (:func:`~robustness.analysis.equivalence.fold_equivalent`): the rounded views show such pairs once."""
     if not runs:
         raise ValueError("no runs to summarize")
     validate_runs(runs)
@@ -118,7 +122,8 @@ def summarize(runs: Sequence[Run]) -> pd.DataFrame:
         row.update(setting=run.setting, goal=run.goal, slowdown_score=run.slowdown_score,
                    stock=bool(spec.get("stock", False)), num_layers=run.num_layers,
                    split=spec.get("split"), seed=spec.get("seed"), n_requested=spec.get("n"),
-                   query_budget=spec.get("query_budget"), run_id=run.run_id, complete=run.complete)
+                   query_budget=spec.get("query_budget"), run_id=run.run_id, complete=run.complete,
+                   num_classes=len(spec.get("label_names") or []) or None)
         row.update(run_metrics(run.records, run.num_layers, seed=int(spec.get("seed") or 0), target=run.goal_target))
         row.update(strict_metrics(run))  # NaN unless the run was re-validated (robustness revalidate)
         timings = run.info.get("timings") or {}
@@ -128,7 +133,7 @@ def summarize(runs: Sequence[Run]) -> pd.DataFrame:
     ranks = {label: i for i, label in enumerate(setting_order(df["setting"]))}
     order = df.assign(_base=df["head"] != "full", _p=df["setting"].map(ranks))
     order = order.sort_values(["dataset", "recipe", "_base", "model_id", "_p", "goal", "slowdown_score"])
-    return df.loc[order.index].reset_index(drop=True)
+    return fold_equivalent(df.loc[order.index].reset_index(drop=True), runs)
 
 
 def exit_table(runs: Sequence[Run]) -> pd.DataFrame:

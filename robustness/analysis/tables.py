@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from robustness.analysis.equivalence import folded
 from robustness.outputs import write_outputs
 
 __all__ = ["VIEWS", "format_value", "markdown_table", "table_files", "view", "write_tables"]
@@ -79,14 +80,19 @@ def format_value(value: Any) -> str:
 
 
 def view(summary: pd.DataFrame, name: str) -> pd.DataFrame:
-    """A rounded, all-string view of ``summary`` for Markdown/HTML (rates with CIs as ``x [lo, hi]``)."""
+    """A rounded, all-string view of ``summary`` for Markdown/HTML (rates with CIs as ``x [lo, hi]``). A summary
+    with ``same_as`` (:func:`~robustness.analysis.equivalence.fold_equivalent`) shows its folded rows once, the
+    setting written ``a = b``."""
     if name not in VIEWS:
         raise ValueError(f"unknown table {name!r}; choose from {sorted(VIEWS)}")
+    if "same_as" in summary and "setting_shown" not in summary:
+        summary = folded(summary)
     out = pd.DataFrame(index=summary.index)
     for column, header in VIEWS[name]:
         if column in _OPTIONAL and (column not in summary or summary[column].isna().all()):
             continue
-        cells = [format_value(v) for v in summary[column]]
+        shown = "setting_shown" if column == "setting" and "setting_shown" in summary else column
+        cells = [format_value(v) for v in summary[shown]]
         if column in _CI:
             lows, highs = summary[f"{column}_ci_low"], summary[f"{column}_ci_high"]
             cells = [c if c == "n/a" else f"{c} [{format_value(lo)}, {format_value(hi)}]"

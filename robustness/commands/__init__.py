@@ -20,7 +20,7 @@ from robustness.commands.trigger import cmd_trigger
 from robustness.suite.specs import parse_setting
 
 __all__ = ["cmd_aggregate", "cmd_attack", "cmd_bench", "cmd_compare", "cmd_doctor", "cmd_evaluate", "cmd_ls",
-           "cmd_quality", "cmd_report", "cmd_revalidate", "cmd_train", "cmd_transfer", "cmd_trigger"]
+           "cmd_quality", "cmd_refresh", "cmd_report", "cmd_revalidate", "cmd_train", "cmd_transfer", "cmd_trigger"]
 __all__ += ["cmd_import"]  # robustness import, in commands/convert.py
 
 
@@ -259,6 +259,18 @@ def cmd_report(args: argparse.Namespace, command: str) -> int:
     md, html = write_report([Path(r) for r in args.runs], Path(args.out), provenance={"command": command},
                             verdict_options=options, clean=clean, overwrite=args.overwrite)
     print(f"wrote {md}\nwrote {html}")
+    return 0
+
+
+def cmd_refresh(args: argparse.Namespace, command: str) -> int:
+    from robustness.report_tables import refresh_from_tables
+
+    if args.num_classes is not None and args.num_classes < 2:
+        raise ValueError(f"--num-classes must be >= 2, got {args.num_classes}")
+    result = refresh_from_tables(Path(args.report), num_classes=args.num_classes)
+    print("\n".join(f"wrote {Path(args.report) / name}" for name in result["written"]))
+    for what in result["not_found"]:
+        print(f"left as it was: {what}")
     return 0
 
 

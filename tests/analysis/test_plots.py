@@ -32,9 +32,12 @@ def test_success_vs_setting(summary):
     assert isinstance(fig, Figure) and len(fig.axes) == 2  # one panel per recipe
     ax = fig.axes[1]
     assert ax.get_title() == "textfooler on sst2" and ax.get_ylabel() == "attack success rate"
-    assert [t.get_text() for t in ax.get_xticklabels()] == ["patience:1", "patience:2", "full"]
-    line = ax.lines[0]  # the PABEE line: success 1/3 at p=1, 2/3 at p=2 and full
-    np.testing.assert_allclose(np.asarray(line.get_ydata(), float), [1 / 3, 2 / 3, 2 / 3])
+    # L = 3: patience 2 can only exit at layer 3, so it is folded into full (their runs agree)
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["patience 1", "full\n= patience 2"]
+    lines = {c.get_label(): c.lines[0] for c in ax.containers}  # one line per policy family
+    assert list(lines) == ["pabee · patience", "pabee · full depth"]
+    np.testing.assert_allclose(np.asarray(lines["pabee · patience"].get_ydata(), float), [1 / 3])
+    np.testing.assert_allclose(np.asarray(lines["pabee · full depth"].get_ydata(), float), [2 / 3])
     baseline = [ln for ln in ax.lines if ln.get_linestyle() == "--"]
     assert len(baseline) == 1 and baseline[0].get_ydata()[0] == pytest.approx(2 / 3)
     assert ax.get_legend() is None  # one legend for the figure, outside the panels
@@ -61,13 +64,19 @@ def test_cost_tradeoff_overthinking(summary):
     assert cost.axes[0].get_title() == "deepwordbug on sst2"
     trade = plots.plot_tradeoff(summary)
     assert len(trade.axes) == 2 and trade.axes[0].get_xlabel() == "layer speed-up (L / mean exit layer)"
-    # per model: clean + adversarial series; PABEE clean speed-ups at p=1, 2, full are 1.5, 1, 1
-    pabee_clean = [c for c in trade.axes[1].containers if c.get_label() == "pabee, clean"][0]
-    np.testing.assert_allclose(np.asarray(pabee_clean.lines[0].get_xdata(), float), [1.5, 1.0, 1.0])
+    # one line per model and family, in order of speed-up: patience 1 at 1.5, full (= patience 2) at 1
+    lines = {c.get_label(): c.lines[0] for c in trade.axes[1].containers}
+    assert list(lines) == ["pabee · patience", "pabee · full depth", "bert-base (baseline)"]
+    np.testing.assert_allclose(np.asarray(lines["pabee · patience"].get_xdata(), float), [1.5])
+    np.testing.assert_allclose(np.asarray(lines["pabee · full depth"].get_xdata(), float), [1.0])
+    shown = [t.get_text() for t in trade.axes[1].texts if t.get_visible()]
+    assert set(shown) <= {"patience 1", "full = patience 2", "baseline"} and "patience 1" in shown
     over = plots.plot_overthinking(summary)
     assert [ax.get_ylabel() for ax in over.axes] == ["destructive overthinking rate", "wasteful overthinking rate"]
-    # 2 PABEE series (one per recipe) x clean/adversarial; baselines have no overthinking rates
-    assert len(over.axes[0].lines) == 4
+    # 2 PABEE series (one per recipe) x 2 families (patience 1; full = patience 2) x clean/adversarial;
+    # baselines have no overthinking rates; the legend has each (model, recipe, text) once
+    assert len(over.axes[0].lines) == 8
+    assert len(over.legends[0].get_texts()) == 4
 
 
 def test_exit_histograms_and_heatmap(runs):

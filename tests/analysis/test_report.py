@@ -87,7 +87,10 @@ def test_write_report(report):
     assert text.index("## Summary") < text.index("## Findings") < text.index("## Tables")
     assert text.split("## Summary")[1].split("\n- ")[1].startswith("Verdict (endpoint: accuracy under attack")
     assert "no verdict, too few examples" in text and "no verdict, too few examples" in page
-    assert "Every setting behind the verdict" in text and "| pabee | bert-base | patience:2 |  | no |" in text
+    # L = 3: patience 2 exits at layer 3 like full depth, and the runs' records agree: one row, both runs kept
+    assert "Every setting behind the verdict" in text and "| pabee | bert-base | full = patience:2 |  | no |" in text
+    assert "Folded 2 row(s) (patience:2 into full)" in text and "| pabee | bert-base | patience:2 |" not in text
+    assert set(pd.read_csv(out / "tables" / "summary.csv")["same_as"].fillna("")) == {"", "full"}
     # the unfinished run is listed, not silently dropped
     summary_part = text.split("## Summary")[1].split("## Findings")[0]
     assert "1 run(s) are not complete and are left out" in summary_part and "pabee-unfinished-p1" in summary_part

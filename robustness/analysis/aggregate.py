@@ -14,8 +14,8 @@ from typing import Any
 import pandas as pd
 
 from robustness.analysis import metrics as m
-from robustness.analysis.revalidation import strict_metrics
 from robustness.analysis.equivalence import fold_equivalent
+from robustness.analysis.revalidation import strict_metrics
 from robustness.analysis.runs import KEY, Run, find_runs, load_run, load_runs, spec_setting, validate_runs
 from robustness.analysis.tables import VIEWS, format_value, markdown_table, table_files, view, write_tables
 from robustness.schema.specs import setting_order

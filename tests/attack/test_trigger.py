@@ -112,6 +112,9 @@ class _HandMadeModel:
     def __init__(self, tokenizer):
         self.ids = {w: tokenizer.convert_tokens_to_ids(w) for w in ("slow", "zebra", "movie")}
 
+    def parameters(self):  # where inputs go (robustness.models.evaluate.model_device): the CPU
+        return iter([torch.zeros(1)])
+
     def all_layer_logits(self, input_ids, attention_mask=None, token_type_ids=None):
         has = {w: (input_ids == i).any(dim=1) for w, i in self.ids.items()}
         first = has["slow"] | (has["zebra"] & has["movie"])

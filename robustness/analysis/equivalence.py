@@ -46,6 +46,12 @@ _NOT_COMPARED = {"run_id", "setting", "same_as", "wall_time_s", "attack_time_s",
 _GROUP = ["dataset", "recipe", "goal", "model_id", "head"]
 
 
+def _group(summary: pd.DataFrame) -> list[str]:
+    """The columns rows fold within: :data:`_GROUP`, and the slowdown score where the summary has one (runs that
+    differ only in what guided their search are two rows, never one)."""
+    return [*_GROUP, *(["slowdown_score"] if "slowdown_score" in summary else [])]
+
+
 def binary_entropy(p: float) -> float:
     """H(p) = −p ln p − (1 − p) ln(1 − p), nats (0 at p ∈ {0, 1})."""
     return -sum(q * math.log(q) for q in (p, 1.0 - p) if q > 0)
@@ -82,7 +88,7 @@ def records_identical(a: pd.DataFrame, b: pd.DataFrame) -> bool:
 
 def _metrics_identical(a: pd.Series, b: pd.Series) -> bool:
     for column in a.index:
-        if column in _NOT_COMPARED or column in _GROUP:
+        if column in _NOT_COMPARED or column in _GROUP or column == "slowdown_score":
             continue
         x, y = a[column], b[column]
         if isinstance(x, float | np.floating) or isinstance(y, float | np.floating):
@@ -111,7 +117,7 @@ def fold_equivalent(summary: pd.DataFrame, runs: Sequence[Run] | None = None, nu
     out = summary.copy()
     out["same_as"] = ""
     by_id = {run.run_id: run for run in runs or []}
-    for _, group in out.groupby(_GROUP, sort=False, dropna=False):
+    for _, group in out.groupby(_group(out), sort=False, dropna=False):
         rows = list(group.itertuples())
         for i, row in enumerate(rows):
             for other in rows[:i] + rows[i + 1:]:
@@ -139,15 +145,16 @@ def folded(summary: pd.DataFrame) -> pd.DataFrame:
     if "same_as" not in summary:
         summary = fold_equivalent(summary)
     same_as = summary["same_as"].fillna("")
-    present = set(zip(*(summary[c] for c in _GROUP), summary["setting"], strict=True))
-    target = [(*key, into) in present for key, into in zip(zip(*(summary[c] for c in _GROUP), strict=True), same_as,
+    group = _group(summary)
+    present = set(zip(*(summary[c] for c in group), summary["setting"], strict=True))
+    target = [(*key, into) in present for key, into in zip(zip(*(summary[c] for c in group), strict=True), same_as,
                                                             strict=True)]
     summary = summary.assign(same_as=[into if ok else "" for into, ok in zip(same_as, target, strict=True)])
     shown = summary[summary["same_as"] == ""].copy()
     also = []
     for _, row in shown.iterrows():
         match = summary[(summary["same_as"] == row["setting"])
-                        & (summary[_GROUP] == row[_GROUP]).all(axis=1)]
+                        & _same_group(summary, row, group)]
         also.append(" = ".join(match["setting"]))
     shown["also"] = also
     shown["setting_shown"] = [setting_display(s, a) for s, a in zip(shown["setting"], shown["also"], strict=True)]
@@ -193,3 +200,13 @@ def fold_rows(table: pd.DataFrame, summary: pd.DataFrame, model: str = "model") 
     out["setting"] = [setting_display(s, joined.get(tuple(k), "")) for s, k in zip(
         out["setting"], out[keys].itertuples(index=False), strict=True)]
     return out
+
+
+def _same_group(summary: pd.DataFrame, row: pd.Series, group: list[str]) -> pd.Series:
+    """Rows of ``summary`` in ``row``'s group (a missing value, e.g. an accuracy run's slowdown score, matches a
+    missing value)."""
+    match = pd.Series(True, index=summary.index)
+    for column in group:
+        value = row[column]
+        match &= summary[column].isna() if pd.isna(value) else summary[column] == value
+    return match

@@ -311,7 +311,7 @@ def plot_overthinking(summary: pd.DataFrame) -> Figure:
     _check(summary, ["recipe", "model_id", "setting", "clean_destructive", "adv_destructive",
                      "clean_wasteful", "adv_wasteful"])
     shown = shown_rows(summary.assign(head=summary["head"]) if "head" in summary else summary.assign(head="pabee"))
-    rows = shown[shown["clean_destructive"].notna()]
+    rows = shown[shown["clean_destructive"].notna() & (shown["head"] != "full")]  # multi-exit models only
     order, labels = _categories(rows) if not rows.empty else ([], {})
     ticks = _ticks(rows, order, labels) if not rows.empty else []
     fig, axes = _grid(2, width=6.0, height=4.6, ncols=2)

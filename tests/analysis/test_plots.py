@@ -109,4 +109,5 @@ def test_efficiency_left_draws_one_labelled_line_per_goal_and_slowdown_score(tmp
         make_run(tmp_path, "pabee", "pabee", 1, "textfooler", records=slowdown, goal="slowdown", slowdown_score=score)
     fig = plots.plot_efficiency_left(summarize(load_runs([tmp_path])))
     labels = [text.get_text() for text in fig.legends[0].get_texts()]
-    assert labels == ["pabee / accuracy", "pabee / slowdown", "pabee / slowdown (waffle)"]
+    assert labels == ["pabee / accuracy · patience", "pabee / slowdown · patience",
+                      "pabee / slowdown (waffle) · patience"]

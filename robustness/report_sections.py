@@ -22,8 +22,9 @@ __all__ = ["quality_blocks", "revalidation_blocks", "slowdown_section", "transfe
 
 
 def slowdown_section(summary: pd.DataFrame, exits: pd.DataFrame) -> list[tuple[str, list[Block]]]:
-    """The "Slowdown" section when the runs include slowdown attacks: findings, the efficiency table (slowdown
-    runs beside the accuracy runs of the same settings), exit distributions and efficiency left per setting."""
+    """The "Slowdown" section when the runs include slowdown attacks: findings, the efficiency left per setting
+    (a figure, placed first so that a report's first screen shows it), the efficiency and efficacy tables
+    (slowdown runs beside the accuracy runs of the same settings) and the exit distributions."""
     slow = summary[summary["goal"] == "slowdown"]
     if slow.empty:
         return []
@@ -37,7 +38,13 @@ def slowdown_section(summary: pd.DataFrame, exits: pd.DataFrame) -> list[tuple[s
               "an example's exit under attack is its adversarial text's where it was attacked, else its clean one. "
               "Slowdown success = share of attacked examples whose exit reaches the target (WAFFLE); efficiency "
               "gain left = (L / mean exit under attack − 1) / (L / mean clean exit − 1) (SAME reports 1 − this)."),
-        ("list", slowdown_findings(shown)), ("table", view(summary[same], "slowdown")),
+        ("list", slowdown_findings(shown))]
+    if summary.loc[summary["head"] != "full", "efficiency_gain_left"].notna().any():
+        blocks.append(figure_block("efficiency_left", "Efficiency gain left after the attack against the exit setting, "
+                                   "per goal (1: none lost, 0: every example runs all L layers).",
+                                   plots.plot_efficiency_left(summary)))
+    blocks += [
+        ("table", view(summary[same], "slowdown")),
         ("p", "Efficacy (DeepSloth / WAFFLE) = normalised area under the cumulative distribution of exit layers: 1 "
               "when every example exits at layer 1, 0 when every example runs all L layers; a slowdown attack lowers "
               "it. Clean texts against the final texts (adversarial where attacked), over all examples and split by "
@@ -46,10 +53,6 @@ def slowdown_section(summary: pd.DataFrame, exits: pd.DataFrame) -> list[tuple[s
         ("table", view(summary[same], "efficacy")),
         figure_block("slowdown_exits", "Exit-layer distributions of the slowdown runs, clean vs slowdown-attacked "
                      "texts (attacked examples).", plots.plot_exit_histograms(exits[exits["goal"] == "slowdown"]))]
-    if summary.loc[summary["head"] != "full", "efficiency_gain_left"].notna().any():
-        blocks.append(figure_block("efficiency_left", "Efficiency gain left after the attack against the exit setting, "
-                                   "per goal (1: none lost, 0: every example runs all L layers).",
-                                   plots.plot_efficiency_left(summary)))
     return [("Slowdown", blocks)]
 
 

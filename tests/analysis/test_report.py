@@ -179,6 +179,8 @@ def test_slowdown_runs_get_their_own_section_and_stay_out_of_the_verdict(tmp_pat
         assert (tmp_path / "out" / name).is_file(), name
     section = text[text.index("## Slowdown"):text.index("## Findings")]
     assert "split by attack outcome" in section and "| under attack, failed |" in section
+    # the first screen: the efficiency-left figure comes right after the findings, before the tables
+    assert section.index("leaving 66.7%") < section.index("figures/efficiency_left.png") < section.index("| model |")
     verdict = pd.read_csv(tmp_path / "out" / "tables" / "verdict.csv")
     assert len(verdict) == 1  # pabee vs bert-base on textfooler: the slowdown run is not a candidate setting
     assert len(pd.read_csv(tmp_path / "out" / "tables" / "verdict_candidates.csv")) == 1  # one candidate setting

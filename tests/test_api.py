@@ -146,9 +146,10 @@ def test_quality_aggregate_report(attacked, tiny_gpt2_dir, tmp_path) -> None:
     assert len(tables.summary) == 1 and tables.summary["n"].iloc[0] == 4 and tables.paths == {}
     assert set(tables.tables) == ({"exits", "flips", "quality"} if succeeded else {"exits", "flips"})
     written = rb.aggregate(tmp_path / "runs", out=tmp_path / "agg")
-    # a CSV reads an empty cell (None in memory, e.g. an accuracy run's slowdown_score) back as NaN
-    pd.testing.assert_frame_equal(pd.read_csv(written.paths["summary.csv"]), written.summary.fillna(np.nan),
-                                  check_dtype=False)
+    # a CSV reads an empty cell (None or "" in memory: an accuracy run's slowdown_score, an unfolded row's same_as)
+    # back as NaN
+    pd.testing.assert_frame_equal(pd.read_csv(written.paths["summary.csv"]),
+                                  written.summary.replace("", np.nan).fillna(np.nan), check_dtype=False)
 
     md, html = rb.report(tmp_path / "runs", out=tmp_path / "report", min_n=2)
     assert md == tmp_path / "report" / "report.md" and html.is_file() and "## Summary" in md.read_text()

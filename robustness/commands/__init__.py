@@ -64,35 +64,10 @@ def _train_adversarial(args: argparse.Namespace, given: dict) -> int:
     return 0
 
 
-class _StageBars:
-    """One progress bar per stage: opened at the stage's first update, closed when it reaches its total (or
-    when the next stage starts)."""
-
-    def __init__(self, tqdm) -> None:
-        self._tqdm, self._bar, self._desc = tqdm, None, None
-
-    def counter(self, desc: str, total: int, unit: str):
-        def update(n: int) -> None:
-            if self._desc != desc:
-                self.close()
-                self._bar, self._desc = self._tqdm(total=total, desc=desc, unit=unit), desc
-            self._bar.update(n)
-            if self._bar.n >= total:
-                self.close()
-
-        return update
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
-            self._bar, self._desc = None, None
-
-
 def cmd_evaluate(args: argparse.Namespace, command: str) -> int:
-    from tqdm.auto import tqdm
-
     from robustness.data import load_examples
     from robustness.devices import check_device, default_batch_size, use_device
+    from robustness.jobs import StageBars
     from robustness.models.evaluate import evaluate_model, timed_repetitions
     from robustness.models.pabee import check_model_dir, load_model_and_tokenizer
     from robustness.models.saved import saved_facts
@@ -116,7 +91,7 @@ def cmd_evaluate(args: argparse.Namespace, command: str) -> int:
     examples = load_examples(args.dataset, args.split, data_dir=args.data_dir, limit=args.limit, seed=args.seed)
     model, tokenizer = load_model_and_tokenizer(args.model)
     model = model.to(device)
-    bars = _StageBars(tqdm)
+    bars = StageBars()
     match = [*(parse_setting(x).label for x in args.match_patience or []), *(str(x) for x in args.match_speedup or [])]
     table = evaluate_model(model, tokenizer, examples.texts, examples.labels, batch_size=batch_size,
                            max_length=args.max_length, timing_repeats=args.timing_repeats,

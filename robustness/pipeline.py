@@ -120,6 +120,7 @@ def _attacks(spec: Any, part: tuple[int, int] | None, out: Path, workers: int, s
         return None
     stages.calibrate_thresholds(spec, model_dirs, log=log)
     fingerprints = {model_id: model_fingerprint(path) for model_id, path in model_dirs.items()}
+    stages.preregister(spec, model_dirs, fingerprints, out, log=log)  # selection.json, before any attack
     # Recipe-major order: an interrupted suite leaves whole recipes compared across every setting.
     runs = sorted(spec.run_specs(model_dirs), key=lambda s: spec.recipes.index(s.recipe))
     for moved in reconcile_changed(out / "runs", {s.run_id: fingerprints[s.model_id] for s in runs},

@@ -9,8 +9,9 @@ baseline?
   >= :data:`MIN_RECALL`, no class takes >= :data:`MAX_SHARE` of the predictions) and (c) at least ``min_n``
   examples are paired with the baseline. (a) and (b) are measured on a clean evaluation table off the attack
   sample when one is given (``clean``), else on the clean texts of the attack sample, with a caveat.
-* Choice of setting: pre-registered (``options.setting``, e.g. from the suite's ``[verdict] setting``), else
-  the eligible setting with the highest accuracy under attack. The confirmatory family -- the pre-registered
+* Choice of setting: pre-registered (``options.setting``, e.g. from the suite's ``[verdict] setting``, or the
+  setting a ``[verdict] select`` rule chose on the same clean table, :mod:`robustness.analysis.preregistered`),
+  else the eligible setting with the highest accuracy under attack. The confirmatory family -- the pre-registered
   setting's tests, else every eligible setting's (so picking the best costs power) -- x recipe x model x
   baseline is Holm-adjusted as one family.
 * Secondary endpoint (never the verdict): the strict accuracy under attack, where an adversarial text that fails
@@ -34,6 +35,7 @@ from statsmodels.stats.multitest import multipletests
 
 from robustness.analysis import metrics as m
 from robustness.analysis.compare import paired_records
+from robustness.analysis.preregistered import registered_options
 from robustness.analysis.revalidation import valid_column
 from robustness.analysis.runs import Run
 from robustness.schema.specs import VerdictOptions
@@ -185,7 +187,7 @@ def _strict(run: Run, base: Run, both: pd.DataFrame) -> dict[str, float]:
 
 def _role(candidate: dict, options: VerdictOptions) -> str:
     """``confirmatory`` (a test behind the verdict), ``exploratory`` (tested, never the verdict) or empty."""
-    if candidate["eligible"] and options.setting in (None, candidate["setting"]):
+    if candidate["eligible"] and options.select is None and options.setting in (None, candidate["setting"]):
         return "confirmatory"
     return "exploratory" if candidate["p_value"] == candidate["p_value"] else ""
 
@@ -229,10 +231,12 @@ def verdict_tables(summary: pd.DataFrame, runs: Sequence[Run], options: VerdictO
             for _, base in (same_depth if len(same_depth) else bases).iterrows():
                 base_run = by_id[base["run_id"]]
                 where = {"dataset": dataset, "recipe": recipe, "model": model_id, "baseline": base["model_id"]}
-                candidates = [_candidate(by_id[row["run_id"]], row["setting"], base_run, options, clean)
+                # a select rule's setting, chosen on the same clean table (selection set) as eligibility
+                local, unchosen = registered_options(options, clean, model_id, base["model_id"])
+                candidates = [_candidate(by_id[row["run_id"]], row["setting"], base_run, local, clean)
                               for _, row in group.iterrows()]
-                every += [{**where, **c, "role": _role(c, options)} for c in candidates]
-                picked.append({**where, **_pick(candidates, options)})
+                every += [{**where, **c, "role": _role(c, local)} for c in candidates]
+                picked.append({**where, **(unchosen or _pick(candidates, local))})
     every_df = pd.DataFrame(every)
     if every_df.empty:
         return pd.DataFrame(columns=COLUMNS), every_df
@@ -296,6 +300,7 @@ def verdict_findings(verdict: pd.DataFrame, options: VerdictOptions | None = Non
         return ["No verdict: the runs hold no early-exit model with a full-depth baseline to compare it with."]
     counts = verdict["verdict"].value_counts()
     choice = (f"the pre-registered setting {options.setting}" if options.setting else
+              f"the setting pre-registered by the rule {options.select} on the selection set" if options.select else
               "the eligible setting with the highest accuracy under attack")
     tests = int(verdict["p_adjusted"].notna().sum())
     head = (f"Verdict (endpoint: accuracy under attack over all sampled examples, exact McNemar test against the "

@@ -49,6 +49,7 @@ def _bench_attacks(args: argparse.Namespace, suite, part: tuple[int, int] | None
     with _naming(args.suite):  # calibrated settings too, before any attack
         check_plan(suite, model_dirs)
     fingerprints = {model_id: model_fingerprint(path) for model_id, path in model_dirs.items()}
+    stages.preregister(suite, model_dirs, fingerprints, out)  # selection.json, before any attack
     # Recipe-major order: an interrupted suite leaves whole recipes compared across every setting.
     runs = sorted(suite.run_specs(model_dirs), key=lambda s: suite.recipes.index(s.recipe))
     for moved in reconcile_changed(out / "runs", {s.run_id: fingerprints[s.model_id] for s in runs},

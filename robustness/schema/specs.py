@@ -19,6 +19,7 @@ from typing import Any
 
 from robustness.devices import check_device
 from robustness.schema.encoders import LEGACY_ENCODER, recipe_encoder
+from robustness.schema.selection import check_rule
 from robustness.schema.settings import Setting, parse_setting
 
 __all__ = ["GOALS", "SLOWDOWN_SCORES", "RunSpec", "TransferSpec", "VerdictOptions", "check_goal", "setting_order"]
@@ -155,12 +156,15 @@ class RunSpec:
 class VerdictOptions:
     """How a suite's verdict is reached (``[verdict]`` in the suite): non-inferiority ``margin`` on clean accuracy
     (a fraction: 0.01 = 1 point), minimum paired ``min_n``, significance level ``alpha``, and an optional
-    pre-registered ``setting`` (``"patience:3"``; a plain integer means patience)."""
+    pre-registered ``setting`` (``"patience:3"``; a plain integer means patience), or instead of it a
+    pre-registered selection rule ``select`` (:data:`~robustness.schema.selection.SELECTION_RULES`) that bench
+    applies on the selection set before any attack."""
 
     margin: float = 0.01
     min_n: int = 100
     alpha: float = 0.05
     setting: str | None = None
+    select: str | None = None
 
     def __post_init__(self) -> None:
         if not 0 <= self.margin < 1:
@@ -171,6 +175,10 @@ class VerdictOptions:
             raise ValueError(f"verdict alpha must be in (0, 1), got {self.alpha}")
         if self.setting is not None:
             object.__setattr__(self, "setting", parse_setting(self.setting).label)
+        if self.select is not None:
+            if self.setting is not None:
+                raise ValueError("verdict select: give either a pre-registered setting or a select rule, not both")
+            check_rule(self.select)
 
 
 @dataclass(frozen=True)

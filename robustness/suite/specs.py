@@ -54,6 +54,9 @@ class SuiteSpec:
     models: tuple[ModelSpec, ...]
     recipes: tuple[str, ...]
     split: str = "validation"
+    #: the split whose examples form the selection set (robustness.schema.selection); None: the examples of
+    #: ``split`` outside the attack sample
+    selection_split: str | None = None
     n: int = 100
     seed: int = 0
     query_budget: int | None = None

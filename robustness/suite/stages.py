@@ -1,8 +1,10 @@
 """The stages of ``robustness bench`` around the attacks, each resumable: the suite's models (trained when
-missing), the thresholds they reference (calibrated when missing), the transfers, and the clean accuracy outside
-the attack sample that the verdict reads. The command (:func:`robustness.commands.bench.cmd_bench`) runs them in
-order. The stages before the attacks import torch only when they train or calibrate, so a Ray driver or a
-``--part`` prepares its runs without it."""
+missing), the thresholds they reference (calibrated when missing), the record of the attack sample and the
+selection set with the setting a ``[verdict] select`` rule pre-registers (:func:`preregister`), the transfers,
+and the clean accuracy on the selection set that the verdict reads. The command
+(:func:`robustness.commands.bench.cmd_bench`) runs them in order. The stages before the attacks import torch only
+when they train, calibrate or apply a select rule, so a Ray driver or a ``--part`` prepares its runs without it
+otherwise."""
 
 from __future__ import annotations
 
@@ -12,8 +14,6 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import pandas as pd
-
-    from robustness.data import Examples
 
 
 def locate_models(suite, out: Path, train: bool = True, *, log: Callable[[str], Any] = print,
@@ -104,40 +104,33 @@ def _train_defended(suite, model, dirs: dict[str, str], hint: str, resuming: str
                       progress=progress)
 
 
-def _split_and_sample(suite) -> tuple[Examples, list[int]]:
-    """The suite's whole split, and the dataset indices of its attack sample (drawn as the runs draw it)."""
-    from robustness.data import load_examples
-
-    examples = load_examples(suite.dataset, suite.split, data_dir=suite.data_dir)
-    sample = load_examples(suite.dataset, suite.split, data_dir=suite.data_dir, limit=suite.n, seed=suite.seed)
-    return examples, sample.indices
-
-
 def clean_tables(suite, model_dirs: dict[str, str], fingerprints: dict[str, str], out: Path, *,
                  log: Callable[[str], Any] = print) -> pd.DataFrame | None:
-    """Each model's clean accuracy at its suite settings on the split's examples outside the attack sample,
+    """Each model's clean accuracy at its suite settings on the selection set (the split's examples outside the
+    attack sample, or those of the declared selection split: :func:`~robustness.suite.selection.draw_selection`),
     written to ``<out>/clean/<model_id>.csv`` with the model's fingerprint (``fingerprints``: model id -> the
-    one the command computed before the attacks) and the excluded sample, and reused while both match (the
-    verdict's eligibility reads them); None when the sample is the whole split."""
+    one the command computed before the attacks) and the selection set's key, and reused while both match (the
+    verdict's eligibility and a ``[verdict] select`` rule read them); None when the selection set is empty."""
     import pandas as pd
 
     from robustness.devices import resolve_device
     from robustness.models.evaluate import off_sample_table
     from robustness.models.pabee import load_model_and_tokenizer
     from robustness.provenance import write_csv_atomic
+    from robustness.suite.selection import draw_selection
 
-    examples, sample = _split_and_sample(suite)
-    if len(examples) <= len(sample):
+    division, examples, _ = draw_selection(suite)
+    if not division.selection_set:
         log("[bench] no example outside the attack sample: the verdict measures clean accuracy on the sample")
         return None
+    excluded = division.attack_sample if division.selection_split == division.split else ()
     folder = out / "clean"
     folder.mkdir(parents=True, exist_ok=True)
     tables = []
     for model in suite.models:
         path = folder / f"{model.id}.csv"
-        # reused only for the same weights, the same excluded sample and every setting of the suite
-        key = {"model_fingerprint": fingerprints[model.id],
-               "excluded_sample": f"{suite.split} n={suite.n} seed={suite.seed}"}
+        # reused only for the same weights, the same selection set and every setting of the suite
+        key = {"model_fingerprint": fingerprints[model.id], "selection_set": division.key}
         try:
             cached = pd.read_csv(path, dtype={"model_fingerprint": str}) if path.is_file() else pd.DataFrame()
         except ValueError as exc:  # not CSV, not UTF-8
@@ -147,10 +140,10 @@ def clean_tables(suite, model_dirs: dict[str, str], fingerprints: dict[str, str]
         fresh = (all(c in cached and set(cached[c]) == {v} for c, v in key.items())
                  and {s.label for s in settings} <= set(cached.get("setting", [])))
         if not fresh:
-            log(f"[bench] clean evaluation of {model.id} outside the attack sample")
+            log(f"[bench] clean evaluation of {model.id} on the selection set")
             net, tokenizer = load_model_and_tokenizer(model_dirs[model.id])
             net = net.to(resolve_device(suite.device))
-            cached = off_sample_table(net, tokenizer, examples, sample, settings,
+            cached = off_sample_table(net, tokenizer, examples, excluded, settings,
                                       batch_size=suite.batch_size, max_length=suite.max_length)
             cached.insert(0, "model_id", model.id)
             cached = cached.assign(**key)
@@ -159,10 +152,39 @@ def clean_tables(suite, model_dirs: dict[str, str], fingerprints: dict[str, str]
     return pd.concat(tables, ignore_index=True)
 
 
+def preregister(suite, model_dirs: dict[str, str], fingerprints: dict[str, str], out: Path, *,
+                log: Callable[[str], Any] = print) -> dict[str, Any]:
+    """Before any attack: record the division of the suite's split into the attack sample and the selection set
+    in ``<out>/selection.json`` and, with a ``[verdict] select`` rule, evaluate the clean tables on the selection
+    set (:func:`clean_tables`, reused later) and record the setting the rule pre-registers for each early-exit
+    model and baseline with the table it was chosen from. Returns what the file holds."""
+    from robustness.models.saved import saved_facts
+    from robustness.suite.selection import choose, draw_selection, write_selection
+
+    division = draw_selection(suite)[0]
+    choices = None
+    if suite.verdict.select is not None:
+        clean = clean_tables(suite, model_dirs, fingerprints, out, log=log)
+        if clean is None:
+            raise ValueError(f"[verdict] select = {suite.verdict.select!r} needs a selection set")
+        facts = {m.id: saved_facts(model_dirs[m.id]) for m in suite.models}
+        choices = choose(suite.verdict.select, clean, {k: (f.head, f.num_layers) for k, f in facts.items()},
+                         suite.verdict.margin)
+        for c in choices:
+            said = c["setting"] or "none (no patience within the margin: no eligible setting)"
+            log(f"[bench] pre-registered by {c['rule']} for {c['model']} vs {c['baseline']}: {said}")
+    data = write_selection(out, suite, division, choices, log=log)
+    log(f"[bench] attack sample {len(division.attack_sample)} and selection set {len(division.selection_set)} "
+        f"examples recorded in {out / 'selection.json'}")
+    return data
+
+
 def calibrate_thresholds(suite, model_dirs: dict[str, str], *, log: Callable[[str], Any] = print) -> None:
     """Calibrate the thresholds the suite's models reference (``calibrated``) but their calibration.json lacks,
-    on the suite's split outside the attack sample (the whole split if nothing is left), and record them."""
+    on the selection set (:func:`~robustness.suite.selection.draw_selection`; the whole split if it is empty),
+    and record them."""
     from robustness.schema.settings import calibrated_setting, read_calibration
+    from robustness.suite.selection import draw_selection
 
     split = None  # the split and the attack sample, loaded for the first model that needs them
     for model in suite.models:
@@ -174,14 +196,14 @@ def calibrate_thresholds(suite, model_dirs: dict[str, str], *, log: Callable[[st
         # torch only when there is something to calibrate: a Ray driver or a part does not import it otherwise
         from robustness.devices import resolve_device
         from robustness.models.calibrate import write_calibration
-        from robustness.models.evaluate import accuracy_table, all_layer_logits, calibrate, off_sample_positions
+        from robustness.models.evaluate import accuracy_table, all_layer_logits, calibrate
         from robustness.models.pabee import load_model_and_tokenizer
 
         log(f"[bench] calibrating {model.id} to {', '.join(targets)}")
         if split is None:
-            split = _split_and_sample(suite)
-        examples, sample = split
-        keep = off_sample_positions(examples, sample) or list(range(len(examples)))
+            split = draw_selection(suite)
+        division, examples, keep = split
+        keep = keep or list(range(len(examples)))  # no selection set: the whole split
         net, tokenizer = load_model_and_tokenizer(model_dirs[model.id])
         net = net.to(resolve_device(suite.device))
         logits = all_layer_logits(net, tokenizer, [examples.texts[i] for i in keep], batch_size=suite.batch_size,
@@ -189,7 +211,8 @@ def calibrate_thresholds(suite, model_dirs: dict[str, str], *, log: Callable[[st
         matched = calibrate(net, logits, targets)
         table = accuracy_table(net, logits, [examples.labels[i] for i in keep], list(matched.values()))
         rows = dict(zip(table["setting"], table.to_dict(orient="records"), strict=False))
-        where = {"dataset": suite.dataset, "split": suite.split, "n": len(keep), "excludes_attack_sample": True}
+        where = {"dataset": suite.dataset, "split": examples.split, "n": len(keep),
+                 "excludes_attack_sample": bool(division.selection_set), "selection_set": division.key}
         write_calibration(model_dirs[model.id], [{"reference": ref, **rows[s.label], **where}
                                                  for ref, s in matched.items()])
 

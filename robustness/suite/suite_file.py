@@ -105,7 +105,7 @@ def load_suite(path: str | Path) -> SuiteSpec:
     for key in _INT_KEYS:
         if key in suite and (isinstance(suite[key], bool) or not isinstance(suite[key], int)):
             raise ValueError(f"{path}: [suite] {key} must be an integer, got {suite[key]!r}")
-    for key in ("name", "dataset", "split", "data_dir", "nltk_data", "device"):
+    for key in ("name", "dataset", "split", "selection_split", "data_dir", "nltk_data", "device"):
         if key in suite and not isinstance(suite[key], str):
             raise ValueError(f"{path}: [suite] {key} must be a string, got {suite[key]!r}")
     if not isinstance(suite["recipes"], list) or not all(isinstance(r, str) for r in suite["recipes"]) \

@@ -20,6 +20,7 @@ from robustness.schema.settings import (
     read_calibration,
     resolve_calibrated,
 )
+from robustness.suite.selection import check_select_rule, draw_selection
 from robustness.suite.specs import ModelSpec, SuiteSpec, parse_selector, parse_setting
 from robustness.suite.suite_file import check_id
 
@@ -127,8 +128,10 @@ def validate_suite(suite: SuiteSpec, out: str | Path, *, overwrite: bool = False
     a model to train has known train keys and a free target inside ``<out>/models``), settings each
     model can reach (patience < L; :mod:`robustness.requests`: goals, goal targets, calibration targets), the
     suite's transfers and ``[verdict] setting`` (:func:`check_selections`), the split (every row: the clean
-    tables read those outside the sample) and its attack sample (``n`` rows, non-empty texts, integer labels)
-    and the training data of each model to train. :func:`check_plan` repeats the checks on calibrated settings."""
+    tables read those outside the sample) and its attack sample (``n`` rows, non-empty texts, integer labels),
+    the selection split when one is declared, a ``[verdict] select`` rule (a selection set to choose on, a
+    patience to choose, a baseline to compare with) and the training data of each model to train.
+    :func:`check_plan` repeats the checks on calibrated settings."""
     from robustness.attack.recipes import check_recipe
     from robustness.data import dataset_info, load_examples
     from robustness.models.train import check_train_out
@@ -175,6 +178,6 @@ def validate_suite(suite: SuiteSpec, out: str | Path, *, overwrite: bool = False
                               where=f"transfer {source} -> {target}")
     check_selections(suite, {m.id: [s.label for s in m.settings] for m in suite.models}, final=False)
     # the whole split, not only the attack sample: the clean tables and calibration read the examples outside it
-    load_examples(suite.dataset, suite.split, data_dir=suite.data_dir, seed=suite.seed)
-    load_examples(suite.dataset, suite.split, data_dir=suite.data_dir, limit=suite.n, seed=suite.seed)
+    # (or those of a declared selection split): the selection set, on which a select rule chooses
+    check_select_rule(suite, len(draw_selection(suite)[0].selection_set))
     check_report_out(out, overwrite)

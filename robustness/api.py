@@ -261,14 +261,16 @@ def aggregate(runs: Paths, *, out: PathLike | None = None, overwrite: bool = Fal
 
 def report(runs: Paths, *, out: PathLike, margin: float = 0.01, min_n: int = 100, alpha: float = 0.05,
            setting: Any = None, clean_eval: Sequence[PathLike] | None = None, overwrite: bool = False,
-           command: str | None = None) -> tuple[Path, Path]:
+           command: str | None = None, equivalence_margin: float = 0.05) -> tuple[Path, Path]:
     """Tables, figures, ``report.md`` and a self-contained ``report.html`` of the runs under ``runs`` into
     ``out``; returns ``(report.md, report.html)``. The verdict uses ``margin``/``min_n``/``alpha`` and the
-    pre-registered ``setting`` (default: Holm-adjusted over every eligible setting); ``clean_eval``: clean
-    tables off the attack sample (default: the ``clean/`` folder beside each ``runs/``)."""
+    pre-registered ``setting`` (default: Holm-adjusted over every eligible setting) and equivalence margin δ
+    (``equivalence_margin``); ``clean_eval``: clean tables off the attack sample (default: the ``clean/``
+    folder beside each ``runs/``)."""
     from robustness.report import write_report
 
-    options = VerdictOptions(margin=margin, min_n=min_n, alpha=alpha, setting=setting)
+    options = VerdictOptions(margin=margin, min_n=min_n, alpha=alpha, setting=setting,
+                             equivalence_margin=equivalence_margin)
     clean = None
     if clean_eval:
         from robustness.analysis.verdict import read_clean_tables

@@ -240,6 +240,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="verdict: clean-accuracy non-inferiority margin, a fraction (default 0.01 = 1 point)")
     p.add_argument("--min-n", type=int, default=100, help="verdict: fewest paired examples for a test (default 100)")
     p.add_argument("--alpha", type=float, default=0.05, help="verdict: significance level of the Holm-adjusted test")
+    p.add_argument("--equivalence-margin", type=float, default=0.05,
+                   help="verdict: pre-registered margin δ on accuracy under attack, a fraction (default 0.05 = 5 "
+                        "points); equivalent when a paired TOST puts the difference within ±δ")
     p.add_argument("--setting", help="verdict: the pre-registered setting (e.g. patience:3); default: the eligible "
                                      "setting with the highest accuracy under attack, Holm-adjusted")
     p.add_argument("--clean-eval", nargs="+", metavar="CSV",

@@ -139,12 +139,17 @@ def _provenance(runs: list[Run], provenance: dict[str, Any] | None) -> list[Bloc
 #: The summary lists at most this many verdict sentences; the verdict table below it has every row.
 MAX_SUMMARY_FINDINGS = 10
 
+#: The equivalence test and the power of each comparison (verdict and candidates views).
+EQUIVALENCE_VIEW = [("ci_low", "diff CI low (points)"), ("ci_high", "diff CI high (points)"),
+                    ("tost_p_value", "TOST p"), ("tost_p_adjusted", "TOST p (Holm)"),
+                    ("mdd", "MDD at 80% power (points)")]
+
 #: Rounded view of the verdict table: (column, header).
 VERDICT_VIEW = [("dataset", "dataset"), ("recipe", "recipe"), ("model", "model"), ("baseline", "baseline"),
                 ("setting", "setting"), ("verdict", "verdict"), ("n", "n"),
                 ("accuracy_under_attack", "acc under attack"),
                 ("baseline_accuracy_under_attack", "baseline acc under attack"), ("p_value", "p"),
-                ("p_adjusted", "p (Holm)"), ("clean_accuracy", "clean acc"),
+                ("p_adjusted", "p (Holm)"), *EQUIVALENCE_VIEW, ("clean_accuracy", "clean acc"),
                 ("baseline_clean_accuracy", "baseline clean acc"), ("reason_ineligible", "why not eligible")]
 
 
@@ -155,7 +160,7 @@ CANDIDATES_VIEW = [("dataset", "dataset"), ("recipe", "recipe"), ("model", "mode
                    ("clean_accuracy", "clean acc"), ("baseline_clean_accuracy", "baseline clean acc"),
                    ("clean_off_sample", "clean off sample"), ("n", "n"), ("accuracy_under_attack", "acc under attack"),
                    ("baseline_accuracy_under_attack", "baseline acc under attack"), ("p_value", "p"),
-                   ("p_adjusted", "p (Holm)")]
+                   ("p_adjusted", "p (Holm)"), *EQUIVALENCE_VIEW]
 
 
 #: The secondary endpoint's columns, shown when some row has them (runs re-validated).
@@ -167,11 +172,14 @@ SECONDARY_VIEW = [("strict_accuracy_under_attack", "strict acc under attack (sec
 def _verdict_view(verdict: pd.DataFrame, columns: list[tuple[str, str]] = VERDICT_VIEW) -> pd.DataFrame:
     if "strict_accuracy_under_attack" in verdict and verdict["strict_accuracy_under_attack"].notna().any():
         columns = [*columns, *SECONDARY_VIEW]
-    shown = verdict[[c for c, _ in columns]].copy()
-    for column in ("p_value", "p_adjusted", "strict_p_value"):
+    shown = verdict.reindex(columns=[c for c, _ in columns])  # tables before the equivalence test lack some
+    for column in ("p_value", "p_adjusted", "strict_p_value", "tost_p_value", "tost_p_adjusted"):
         if column not in shown:
             continue
         shown[column] = ["n/a" if v != v else f"{v:.3g}" for v in shown[column]]
+    for column in ("ci_low", "ci_high", "mdd"):  # differences in accuracy, as signed points
+        shown[column] = ["n/a" if v != v else f"{100 * v:{'' if column == 'mdd' else '+'}.1f}"
+                         for v in shown[column]]
     for column in ("reason_ineligible", "setting"):
         shown[column] = shown[column].fillna("")
     return shown.set_axis([h for _, h in columns], axis=1)
@@ -225,7 +233,12 @@ def build_sections(runs: list[Run], summary: pd.DataFrame, figures: list[Block],
                          "exact McNemar test of accuracy under attack. Confirmatory tests (the pre-registered "
                          "setting's, else every eligible setting's) are Holm-adjusted as one family; with a "
                          "pre-registered setting every other comparison is exploratory, Holm-adjusted as a second "
-                         "family, and never decides the verdict (tables/verdict_candidates.csv)."),
+                         "family, and never decides the verdict (tables/verdict_candidates.csv). Equivalence: a "
+                         "paired TOST (two one-sided Tango score tests) of |difference| >= the pre-registered "
+                         "margin, Holm-adjusted over the same families; diff CI = the (1 − 2α) Tango interval of "
+                         "the difference in points (equivalent iff it lies within ±margin); MDD = the difference "
+                         "McNemar's test detects with 80% power at this n and discordance (Connor 1987), in "
+                         "points."),
                    ("table", _verdict_view(fold_rows(candidates, summary), CANDIDATES_VIEW))]
     lines = verdict_findings(verdict, options)
     explored = exploratory_finding(candidates, options)

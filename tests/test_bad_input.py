@@ -595,6 +595,16 @@ def report_min_n_zero(w):
     return ["report", str(w / "run"), "--out", str(w / "rep"), "--min-n", "0"], "--min-n must be >= 1"
 
 
+def report_equivalence_margin_out_of_range(w):
+    return ["report", str(w / "run"), "--out", str(w / "rep"), "--equivalence-margin", "5"], \
+        "equivalence_margin (report --equivalence-margin) must be a fraction in (0, 1), e.g. 0.05 = 5 points; got 5.0"
+
+
+def suite_equivalence_margin_text(w):
+    return _suite(w, body='[verdict]\nequivalence_margin = "5%"\n'), \
+        "suite.toml: verdict equivalence_margin (report --equivalence-margin) must be a fraction in (0, 1)"
+
+
 def clean_eval_not_utf8(w):
     _write(w / "clean.csv", b"model_id,setting\n\xff\xfe,1\n")
     return ["report", str(w / "run"), "--out", str(w / "rep"), "--clean-eval", str(w / "clean.csv")], \
@@ -688,6 +698,7 @@ NEW_CASES: list[Callable[[Path], tuple[list[str], str]]] = [
     attack_slowdown_at_full, attack_slowdown_on_baseline, attack_goal_target_too_deep, attack_goal_target_one,
     attack_n_zero, attack_query_budget_zero, foreign_config_without_weights,
     spec_n_edited, spec_setting_edited, spec_bad_field, report_setting_never_run, report_min_n_zero,
+    report_equivalence_margin_out_of_range, suite_equivalence_margin_text,
     clean_eval_not_utf8, quality_file_not_utf8,
     bench_shard_size_zero, bench_workers_negative, bench_workers_zero, bench_address_without_ray,
     bench_ray_nothing_listening, bench_ray_address_malformed, suite_transfer_unreachable_target,

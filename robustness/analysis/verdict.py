@@ -9,6 +9,23 @@ baseline?
   >= :data:`MIN_RECALL`, no class takes >= :data:`MAX_SHARE` of the predictions) and (c) at least ``min_n``
   examples are paired with the baseline. (a) and (b) are measured on a clean evaluation table off the attack
   sample when one is given (``clean``), else on the clean texts of the attack sample, with a caveat.
+* Outcome of a comparison, at level ``alpha`` after Holm adjustment: ``more_robust`` / ``less_robust`` when the
+  exact McNemar test rejects "no difference" (direction from the two accuracies); else ``equivalent`` when the
+  paired TOST (:func:`~robustness.analysis.paired_stats.paired_tost`: two one-sided Tango score tests, i.e. the
+  (1 − 2α) Tango interval of the difference lies within ±``equivalence_margin``) rejects "|difference| >= δ";
+  else ``inconclusive`` (neither a difference nor equivalence is shown). A significant difference inside ±δ is
+  reported as the difference (it is the sharper claim); the TOST columns still show it. No-verdict reasons:
+  ``no_eligible_setting``, ``insufficient_n``.
+* Minimum detectable difference (``mdd``): the difference in accuracy under attack that a two-sided McNemar test
+  at level ``alpha`` (before Holm adjustment) detects with 80% power at this n and the observed discordance rate
+  (Connor 1987, :func:`~robustness.analysis.paired_stats.mcnemar_mdd`): a comparison whose mdd exceeds the
+  margin δ can hardly end ``equivalent`` or find a difference below it.
+* Multiplicity: the TOST p-values are Holm-adjusted over the same family as the McNemar p-values (the same
+  confirmatory comparisons; the exploratory family likewise), each family of tests on its own; the Tango
+  interval columns (``ci_low``, ``ci_high``) are per comparison, not adjusted.
+* Tables written before the equivalence test (the committed ``reports/v2-*``) say ``no_significant_difference``;
+  they are read as :data:`LEGACY_VERDICTS` says, ``inconclusive``: no difference was shown, and equivalence was
+  never tested (their tables lack the paired counts to test it now).
 * Choice of setting: pre-registered (``options.setting``, e.g. from the suite's ``[verdict] setting``, or the
   setting a ``[verdict] select`` rule chose on the same clean table, :mod:`robustness.analysis.preregistered`),
   else the eligible setting with the highest accuracy under attack. The confirmatory family -- the pre-registered
@@ -35,9 +52,11 @@ from statsmodels.stats.multitest import multipletests
 
 from robustness.analysis import metrics as m
 from robustness.analysis.compare import paired_records
+from robustness.analysis.paired_stats import mcnemar_mdd, paired_tost
 from robustness.analysis.preregistered import registered_options
 from robustness.analysis.revalidation import valid_column
 from robustness.analysis.runs import Run
+from robustness.analysis.verdict_text import LEGACY_VERDICTS, exploratory_finding, verdict_findings
 from robustness.schema.specs import VerdictOptions
 
 #: A setting is degenerate when some class has a recall below this, or ...
@@ -45,12 +64,14 @@ MIN_RECALL = 0.20
 #: ... one class takes at least this share of its clean predictions.
 MAX_SHARE = 0.95
 
-VERDICTS = ("more_robust", "less_robust", "no_significant_difference", "no_eligible_setting", "insufficient_n")
-__all__ = ["COLUMNS", "VERDICTS", "VerdictOptions", "exploratory_finding", "find_clean_tables", "read_clean_tables",
-           "verdict_findings", "verdict_tables"]
+VERDICTS = ("more_robust", "less_robust", "equivalent", "inconclusive", "no_eligible_setting", "insufficient_n")
+__all__ = ["COLUMNS", "LEGACY_VERDICTS", "VERDICTS", "VerdictOptions", "exploratory_finding", "find_clean_tables",
+           "read_clean_tables", "verdict_findings", "verdict_tables"]
 COLUMNS = ["dataset", "recipe", "model", "baseline", "setting", "eligible", "reason_ineligible", "clean_accuracy",
            "baseline_clean_accuracy", "n", "accuracy_under_attack", "baseline_accuracy_under_attack", "p_value",
-           "p_adjusted", "verdict"]
+           "p_adjusted", "ci_low", "ci_high", "tost_p_value", "tost_p_adjusted", "mdd", "verdict"]
+#: Per comparison: the (1 − 2α) Tango interval of the difference, the TOST p-value, the MDD at 80% power.
+TESTS = ["p_value", "ci_low", "ci_high", "tost_p_value", "mdd"]
 #: The secondary endpoint's columns (strict re-validation), after :data:`COLUMNS` in the verdict table.
 SECONDARY = ["strict_accuracy_under_attack", "baseline_strict_accuracy_under_attack", "strict_p_value"]
 #: Columns of a clean evaluation table (one row per model and setting, off the attack sample).
@@ -156,14 +177,23 @@ def _candidate(run: Run, setting: str, base: Run, options: VerdictOptions, clean
     row = {"setting": setting, "eligible": not reasons, "reason_ineligible": "; ".join(reasons),
            "clean_accuracy": q.accuracy, "baseline_clean_accuracy": base_q.accuracy, "n": len(both),
            "accuracy_under_attack": m.proportion(kept), "baseline_accuracy_under_attack": m.proportion(kept_base),
-           "p_value": np.nan, "clean_off_sample": q.off_sample and base_q.off_sample}
+           **dict.fromkeys(TESTS, np.nan), "clean_off_sample": q.off_sample and base_q.off_sample}
     if len(both) < options.min_n:
         if not reasons:
             row.update(eligible=False, reason_ineligible=f"n = {len(both)} < minimum {options.min_n}")
     else:  # the ineligible and the not pre-registered are tested too, as exploratory comparisons
-        row["p_value"] = m.mcnemar_exact(kept, kept_base).p_value
+        row.update(_tests(kept, kept_base, options))
     row.update(_strict(run, base, both))
     return row
+
+
+def _tests(kept: np.ndarray, kept_base: np.ndarray, options: VerdictOptions) -> dict[str, float]:
+    """The paired tests of one comparison (:data:`TESTS`): exact McNemar, TOST within ±δ, MDD at 80% power."""
+    mcnemar = m.mcnemar_exact(kept, kept_base)
+    n, b, c = mcnemar.n, mcnemar.only_a, mcnemar.only_b
+    tost = paired_tost(b, c, n, options.equivalence_margin, options.alpha)
+    return {"p_value": mcnemar.p_value, "ci_low": tost.ci_low, "ci_high": tost.ci_high,
+            "tost_p_value": tost.p_value, "mdd": mcnemar_mdd(n, (b + c) / n, options.alpha)}
 
 
 def _strict(run: Run, base: Run, both: pd.DataFrame) -> dict[str, float]:
@@ -240,15 +270,17 @@ def verdict_tables(summary: pd.DataFrame, runs: Sequence[Run], options: VerdictO
     every_df = pd.DataFrame(every)
     if every_df.empty:
         return pd.DataFrame(columns=COLUMNS), every_df
-    every_df["p_adjusted"] = np.nan
-    for role in ("confirmatory", "exploratory"):  # two families, each Holm-adjusted on its own
+    every_df["p_adjusted"] = every_df["tost_p_adjusted"] = np.nan
+    for role in ("confirmatory", "exploratory"):  # two families; in each, McNemar and TOST each Holm-adjusted
         family = every_df["role"] == role
-        if family.any():
-            every_df.loc[family, "p_adjusted"] = multipletests(every_df.loc[family, "p_value"], method="holm")[1]
+        for raw, adjusted in (("p_value", "p_adjusted"), ("tost_p_value", "tost_p_adjusted")):
+            if family.any():
+                every_df.loc[family, adjusted] = multipletests(every_df.loc[family, raw], method="holm")[1]
     keys = ["dataset", "recipe", "model", "baseline", "setting"]
     confirmatory = every_df[every_df["role"] == "confirmatory"]
-    verdict = pd.DataFrame(picked).drop(columns="p_adjusted", errors="ignore").merge(
-        confirmatory[[*keys, "p_adjusted"]], on=keys, how="left").reindex(
+    adjusted = ["p_adjusted", "tost_p_adjusted"]
+    verdict = pd.DataFrame(picked).drop(columns=adjusted, errors="ignore").merge(
+        confirmatory[[*keys, *adjusted]], on=keys, how="left").reindex(
         columns=[*COLUMNS, *SECONDARY, "clean_off_sample"])
     verdict["verdict"] = [_outcome(r, options) for _, r in verdict.iterrows()]
     return verdict, every_df
@@ -260,72 +292,4 @@ def _outcome(row: pd.Series, options: VerdictOptions) -> str:
     if row["p_adjusted"] < options.alpha:
         better = row["accuracy_under_attack"] > row["baseline_accuracy_under_attack"]
         return "more_robust" if better else "less_robust"
-    return "no_significant_difference"
-
-
-def _pct(value: float) -> str:
-    return "n/a" if value != value else f"{100 * value:.1f}%"
-
-
-def exploratory_finding(candidates: pd.DataFrame, options: VerdictOptions | None = None) -> list[str]:
-    """One sentence on the exploratory family (empty without one): how many of its Holm-adjusted tests find the
-    setting more or less robust than the baseline. It never changes the verdict."""
-    options = options or VerdictOptions()
-    if candidates.empty or "role" not in candidates:
-        return []
-    rows = candidates[candidates["role"] == "exploratory"]
-    if rows.empty:
-        return []
-    significant = rows[rows["p_adjusted"] < options.alpha]
-    more = int((significant["accuracy_under_attack"] > significant["baseline_accuracy_under_attack"]).sum())
-    return [f"Exploratory (every comparison outside the verdict; Holm-adjusted over its {len(rows)} tests, "
-            f"never the verdict): more robust in {more}, less robust in {len(significant) - more}, no significant "
-            f"difference in {len(rows) - len(significant)} (tables/verdict_candidates.csv)."]
-
-
-def _secondary(row: pd.Series) -> str:
-    """The secondary endpoint's clause of a verdict sentence (empty when the runs are not re-validated)."""
-    if row.get("strict_accuracy_under_attack", np.nan) != row.get("strict_accuracy_under_attack", np.nan):
-        return ""
-    return (f"; secondary, never the verdict: strict accuracy under attack (texts failing re-validation count as "
-            f"attack failures) {_pct(row['strict_accuracy_under_attack'])} vs "
-            f"{_pct(row['baseline_strict_accuracy_under_attack'])}, McNemar p = {row['strict_p_value']:.3g} "
-            f"unadjusted")
-
-
-def verdict_findings(verdict: pd.DataFrame, options: VerdictOptions | None = None) -> list[str]:
-    """The report's first findings, rendered from the verdict table: one summary sentence, then one per row."""
-    options = options or VerdictOptions()
-    if verdict.empty:
-        return ["No verdict: the runs hold no early-exit model with a full-depth baseline to compare it with."]
-    counts = verdict["verdict"].value_counts()
-    choice = (f"the pre-registered setting {options.setting}" if options.setting else
-              f"the setting pre-registered by the rule {options.select} on the selection set" if options.select else
-              "the eligible setting with the highest accuracy under attack")
-    tests = int(verdict["p_adjusted"].notna().sum())
-    head = (f"Verdict (endpoint: accuracy under attack over all sampled examples, exact McNemar test against the "
-            f"full-depth baseline on the same examples, {choice}, Holm-adjusted p < {options.alpha:g}): "
-            f"more robust in {counts.get('more_robust', 0)}, less robust in {counts.get('less_robust', 0)}, no "
-            f"significant difference in {counts.get('no_significant_difference', 0)}, and no verdict in "
-            f"{counts.get('no_eligible_setting', 0) + counts.get('insufficient_n', 0)} of {len(verdict)} "
-            f"comparisons ({tests} with a test).")
-    out = [head]
-    for _, row in verdict.iterrows():
-        where = f"{row['recipe']} on {row['dataset']}, {row['model']} vs {row['baseline']}"
-        if row["verdict"] == "no_eligible_setting":
-            out.append(f"{where}: no verdict, no eligible setting ({row['reason_ineligible']}).")
-            continue
-        numbers = (f"accuracy under attack {_pct(row['accuracy_under_attack'])} vs "
-                   f"{_pct(row['baseline_accuracy_under_attack'])} over {int(row['n'])} examples; clean accuracy "
-                   f"{_pct(row['clean_accuracy'])} vs {_pct(row['baseline_clean_accuracy'])}")
-        if not row.get("clean_off_sample", False):
-            numbers += " (measured on the attacked sample: no clean evaluation off the sample was given)"
-        if row["verdict"] == "insufficient_n":
-            out.append(f"{where}: no verdict, too few examples at {row['setting']} ({numbers}; at least "
-                       f"{options.min_n} are needed).")
-            continue
-        said = {"more_robust": "more robust", "less_robust": "less robust",
-                "no_significant_difference": "no significant difference"}[row["verdict"]]
-        out.append(f"{where}: {said} at {row['setting']} ({numbers}; p = {row['p_value']:.3g}, Holm-adjusted "
-                   f"{row['p_adjusted']:.3g}){_secondary(row)}.")
-    return out
+    return "equivalent" if row["tost_p_adjusted"] < options.alpha else "inconclusive"

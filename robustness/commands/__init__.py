@@ -225,7 +225,8 @@ def cmd_report(args: argparse.Namespace, command: str) -> int:
     from robustness.report import write_report
     from robustness.suite.specs import VerdictOptions
 
-    options = VerdictOptions(margin=args.margin, min_n=args.min_n, alpha=args.alpha, setting=args.setting)
+    options = VerdictOptions(margin=args.margin, min_n=args.min_n, alpha=args.alpha, setting=args.setting,
+                             equivalence_margin=args.equivalence_margin)
     clean = None
     if args.clean_eval:
         from robustness.analysis.verdict import read_clean_tables

@@ -155,24 +155,31 @@ class RunSpec:
 @dataclass(frozen=True)
 class VerdictOptions:
     """How a suite's verdict is reached (``[verdict]`` in the suite): non-inferiority ``margin`` on clean accuracy
-    (a fraction: 0.01 = 1 point), minimum paired ``min_n``, significance level ``alpha``, and an optional
-    pre-registered ``setting`` (``"patience:3"``; a plain integer means patience), or instead of it a
+    (a fraction: 0.01 = 1 point), minimum paired ``min_n``, significance level ``alpha``, an optional
+    pre-registered ``setting`` (``"patience:3"``; a plain integer means patience) or instead of it a
     pre-registered selection rule ``select`` (:data:`~robustness.schema.selection.SELECTION_RULES`) that bench
-    applies on the selection set before any attack."""
+    applies on the selection set before any attack, and the pre-registered ``equivalence_margin`` δ on accuracy
+    under attack (a fraction: 0.05 = 5 points; a setting is equivalent to its baseline when a paired TOST puts the
+    difference within ±δ)."""
 
     margin: float = 0.01
     min_n: int = 100
     alpha: float = 0.05
     setting: str | None = None
     select: str | None = None
+    equivalence_margin: float = 0.05
 
     def __post_init__(self) -> None:
+        delta = self.equivalence_margin
+        if isinstance(delta, bool) or not isinstance(delta, int | float) or not 0 < delta < 1:
+            raise ValueError(f"verdict equivalence_margin (report --equivalence-margin) must be a fraction in "
+                             f"(0, 1), e.g. 0.05 = 5 points; got {delta!r}")
         if not 0 <= self.margin < 1:
             raise ValueError(f"verdict margin must be a fraction in [0, 1), got {self.margin}")
         if self.min_n < 1:
             raise ValueError(f"verdict min_n must be >= 1, got {self.min_n}")
-        if not 0 < self.alpha < 1:
-            raise ValueError(f"verdict alpha must be in (0, 1), got {self.alpha}")
+        if not 0 < self.alpha < 0.5:  # the equivalence test reads a (1 - 2 alpha) interval
+            raise ValueError(f"verdict alpha must be in (0, 0.5), got {self.alpha}")
         if self.setting is not None:
             object.__setattr__(self, "setting", parse_setting(self.setting).label)
         if self.select is not None:

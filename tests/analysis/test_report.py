@@ -236,3 +236,18 @@ def test_slowdown_finding_of_a_setting_without_gain_says_so():
     assert lines[0] == ("deepwordbug on sst2, pabee at patience:5: every example exits at layer 6 or later on clean "
                         "text already (mean 6.00): there is no efficiency gain to attack.")
     assert "n/a" not in lines[0] and "leaving 33.3% of the clean efficiency gain" in lines[1]
+
+
+def test_report_flag_sets_the_equivalence_margin(shared_suite_out, tmp_path):
+    from robustness.cli import main
+
+    out = tmp_path / "rep"
+    assert main(["report", str(shared_suite_out), "--out", str(out), "--min-n", "2",
+                 "--equivalence-margin", "0.02"]) == 0
+    text = (out / "report.md").read_text()
+    assert "equivalent when a paired TOST puts the difference within the pre-registered ±2 points" in text
+    assert "| TOST p (Holm) |" in text and "| MDD at 80% power (points) |" in text
+    verdict = pd.read_csv(out / "tables" / "verdict.csv")
+    assert {"ci_low", "ci_high", "tost_p_value", "tost_p_adjusted", "mdd"} <= set(verdict.columns)
+    assert set(verdict["verdict"]) <= {"more_robust", "less_robust", "equivalent", "inconclusive",
+                                       "no_eligible_setting"}

@@ -151,7 +151,7 @@ def test_verdict_reports_the_strict_endpoint_as_a_secondary(tmp_path, make_run) 
     runs = load_runs(root)
     verdict, candidates = verdict_tables(summarize(runs), runs)
     row = verdict.iloc[0]
-    assert row["verdict"] == "no_significant_difference"  # the pre-registered endpoint is unchanged: 0.5 vs 0.5
+    assert row["verdict"] == "equivalent"  # the pre-registered endpoint is unchanged: 0.5 vs 0.5 on every example
     assert row["accuracy_under_attack"] == row["baseline_accuracy_under_attack"] == 0.5
     assert row["strict_accuracy_under_attack"] == 1.0 and row["baseline_strict_accuracy_under_attack"] == 0.5
     assert row["strict_p_value"] < 1e-6

@@ -2,22 +2,34 @@
 
 from __future__ import annotations
 
+import math
+from pathlib import Path
+
+import pandas as pd
 import pytest
+from scipy import stats
 from statsmodels.stats.multitest import multipletests
 
 from robustness.analysis.aggregate import load_runs, summarize
 from robustness.analysis.metrics import mcnemar_exact
-from robustness.analysis.verdict import VerdictOptions, exploratory_finding, verdict_findings, verdict_tables
+from robustness.analysis.verdict import (
+    COLUMNS,
+    VERDICTS,
+    VerdictOptions,
+    exploratory_finding,
+    verdict_findings,
+    verdict_tables,
+)
 
 N = 200
 LABELS = [i % 2 for i in range(N)]
 
 
-def records(clean_wrong: set[int], flipped: set[int], constant: int | None = None) -> list[dict]:
-    """Records for N examples: the clean prediction is wrong on ``clean_wrong`` (or ``constant`` everywhere),
+def records(clean_wrong: set[int], flipped: set[int], constant: int | None = None, n: int = N) -> list[dict]:
+    """Records for ``n`` examples: the clean prediction is wrong on ``clean_wrong`` (or ``constant`` everywhere),
     the attack flips the examples of ``flipped`` that were right; every layer predicts the exit class."""
     rows = []
-    for i, label in enumerate(LABELS):
+    for i, label in enumerate(i % 2 for i in range(n)):
         pred = constant if constant is not None else (1 - label if i in clean_wrong else label)
         result = "skipped" if pred != label else ("succeeded" if i in flipped else "failed")
         adv = None if result == "skipped" else (1 - label if result == "succeeded" else label)
@@ -36,9 +48,10 @@ WRONG = set(range(0, N, 10))  # 20 clean errors: 90% clean accuracy
 BASE_FLIPPED = set(range(N)) - set(range(1, N, 3))  # the baseline keeps only ~1/3 of its examples
 
 
-def _verdict(tmp_path, make_run, settings: dict[int | None, list[dict]], options: VerdictOptions | None = None):
+def _verdict(tmp_path, make_run, settings: dict[int | None, list[dict]], options: VerdictOptions | None = None,
+             base: list[dict] | None = None):
     root = tmp_path / "suite"
-    make_run(root, "base", "full", None, "pwws", records=records(WRONG, BASE_FLIPPED))
+    make_run(root, "base", "full", None, "pwws", records=base or records(WRONG, BASE_FLIPPED))
     for patience, rows in settings.items():
         make_run(root, "pabee", "pabee", patience, "pwws", records=rows)
     runs = load_runs(root)
@@ -205,8 +218,8 @@ def test_exploratory_comparisons_never_decide_the_verdict(tmp_path, make_run):
     assert by_setting.loc["patience:2", "p_adjusted"] < 1e-6
     lines = exploratory_finding(candidates, VerdictOptions(setting="patience:1"))
     assert lines == ["Exploratory (every comparison outside the verdict; Holm-adjusted over its 2 tests, never "
-                     "the verdict): more robust in 2, less robust in 0, no significant difference in 0 "
-                     "(tables/verdict_candidates.csv)."]
+                     "the verdict): more robust in 2, less robust in 0, equivalent within ±5 points in 0, "
+                     "inconclusive in 0 (tables/verdict_candidates.csv)."]
     # Without pre-registration the eligible patience:2 is confirmatory and decides; patience:1 stays exploratory.
     plain_verdict, plain = verdict_tables(*_runs_summary(tmp_path))
     assert dict(zip(plain["setting"], plain["role"], strict=True)) == {"patience:1": "exploratory",
@@ -233,3 +246,89 @@ def test_clean_tables_of_several_suites_merge_and_conflicts_are_refused(tmp_path
     pd.DataFrame(other, columns=columns).to_csv(tmp_path / "c" / "clean" / "all.csv", index=False)
     with pytest.raises(ValueError, match=r"disagree on pabee patience:2: .*a/clean/all.csv vs .*c/clean/all.csv"):
         find_clean_tables([tmp_path / "a", tmp_path / "c"])
+
+
+def _connor_mdd(n: int, psi: float, alpha: float = 0.05) -> float:
+    """Connor's (1987) McNemar sample size n = (za sqrt(psi) + zb sqrt(psi - d^2))^2 / d^2 solved for d in closed
+    form (the larger root of (n + zb^2) d^2 - 2 za sqrt(n psi) d + (za^2 - zb^2) psi = 0), 80% power."""
+    za, zb = stats.norm.ppf(1 - alpha / 2), stats.norm.ppf(0.80)
+    disc = 4 * za ** 2 * n * psi - 4 * (n + zb ** 2) * (za ** 2 - zb ** 2) * psi
+    return (2 * za * math.sqrt(n * psi) + math.sqrt(disc)) / (2 * (n + zb ** 2))
+
+
+def _paired(n: int, only_setting: int, only_base: int) -> tuple[list[dict], list[dict]]:
+    """Baseline and setting records on ``n`` examples (every 10th clean-wrong for both): the attack flips half
+    of the right ones on the baseline; the setting keeps ``only_setting`` of those and loses ``only_base`` that
+    the baseline keeps (the discordant pairs of the McNemar table)."""
+    wrong = set(range(0, n, 10))
+    right = sorted(set(range(n)) - wrong)
+    half = len(right) // 2
+    base_flipped = set(right[:half])
+    flipped = (base_flipped - set(right[:only_setting])) | set(right[half:half + only_base])
+    return records(wrong, base_flipped, n=n), records(wrong, flipped, n=n)
+
+
+@pytest.mark.parametrize(("n", "only_setting", "only_base", "outcome", "said"), [
+    (200, 40, 2, "more_robust", "more robust at patience:2 ("),  # clearly better
+    (200, 2, 40, "less_robust", "less robust at patience:2 ("),  # clearly worse
+    (2000, 20, 20, "equivalent", "equivalent within ±5 points at patience:2 ("),  # same accuracy, large n
+    (120, 8, 3, "inconclusive", "inconclusive at patience:2, neither a difference nor equivalence within ±5 points "
+                                "is shown ("),  # +4.2 points at n = 120
+])
+def test_each_outcome_and_its_sentence(tmp_path, make_run, n, only_setting, only_base, outcome, said):
+    base, setting = _paired(n, only_setting, only_base)
+    verdict, _ = _verdict(tmp_path, make_run, {2: setting}, base=base)
+    row = verdict.iloc[0]
+    assert list(verdict.columns[:len(COLUMNS)]) == COLUMNS and row["verdict"] == outcome and outcome in VERDICTS
+    difference = (only_setting - only_base) / n
+    assert row["accuracy_under_attack"] - row["baseline_accuracy_under_attack"] == pytest.approx(difference)
+    assert row["ci_low"] < difference < row["ci_high"]
+    assert row["mdd"] == pytest.approx(_connor_mdd(n, (only_setting + only_base) / n), rel=1e-8)
+    line = verdict_findings(verdict)[1]
+    assert line.startswith(f"pwws on sst2, pabee vs base: {said}"), line
+    assert f"minimum detectable difference at 80% power {100 * row['mdd']:.1f} points" in line
+    assert f"difference {100 * difference:+.1f} points, 90% CI [{100 * row['ci_low']:+.1f}, " in line
+    assert f"equivalent in {int(outcome == 'equivalent')}, inconclusive in {int(outcome == 'inconclusive')}" \
+        in verdict_findings(verdict)[0]
+    if outcome == "equivalent":
+        assert -0.05 < row["ci_low"] and row["ci_high"] < 0.05 and row["tost_p_adjusted"] < 0.05
+        assert row["p_value"] == 1.0  # 20 vs 20 discordant pairs: no difference at all
+    if outcome == "inconclusive":
+        assert row["p_adjusted"] >= 0.05 and row["tost_p_adjusted"] >= 0.05 and row["ci_high"] > 0.05
+
+
+def test_equivalence_margin_decides_equivalence(tmp_path, make_run):
+    base, setting = _paired(2000, 20, 20)  # the 90% interval is about +-0.5 points: equivalent within 5 points ...
+    verdict, _ = _verdict(tmp_path, make_run, {2: setting}, VerdictOptions(equivalence_margin=0.003), base=base)
+    assert verdict.iloc[0]["verdict"] == "inconclusive"  # ... not within 0.3
+    assert "within ±0.3 points" in verdict_findings(verdict, VerdictOptions(equivalence_margin=0.003))[1]
+
+
+def test_tost_is_holm_adjusted_over_the_same_family(tmp_path, make_run):
+    base, _ = _paired(2000, 0, 0)
+    settings = {p: _paired(2000, k, k)[1] for p, k in ((1, 10), (2, 30), (3, 60))}
+    _, candidates = _verdict(tmp_path, make_run, settings, base=base)
+    assert (candidates["role"] == "confirmatory").all()
+    assert list(candidates["tost_p_adjusted"]) == pytest.approx(
+        list(multipletests(list(candidates["tost_p_value"]), method="holm")[1]))
+
+
+def test_equivalence_margin_is_validated(tmp_path):
+    for bad in (0, 1, 1.5, -0.1, "5%", True):
+        with pytest.raises(ValueError, match=r"equivalence_margin .*must be a fraction in \(0, 1\)"):
+            VerdictOptions(equivalence_margin=bad)
+    with pytest.raises(ValueError, match="alpha must be in"):
+        VerdictOptions(alpha=0.5)  # the TOST reads a (1 - 2 alpha) interval
+
+
+def test_committed_tables_from_before_equivalence_still_render():
+    # reports/v2-sst2 says no_significant_difference and has no TOST columns: read as inconclusive, untested
+    from robustness.report import _verdict_view
+
+    old = pd.read_csv(Path(__file__).parents[2] / "reports" / "v2-sst2" / "tables" / "verdict.csv")
+    assert set(old["verdict"]) == {"no_significant_difference"}
+    lines = verdict_findings(old)
+    assert f"inconclusive in {len(old)}," in lines[0]
+    assert all(" inconclusive at patience:2" in line and "equivalence not tested" in line for line in lines[1:])
+    view = _verdict_view(old)
+    assert (view["TOST p"] == "n/a").all() and (view["MDD at 80% power (points)"] == "n/a").all()

@@ -139,8 +139,13 @@ def test_suite_verdict_section(tmp_path):
     base = '[suite]\nname="s"\ndataset="d"\nrecipes=["pwws"]\n[[models]]\nid="a"\n'
     path.write_text(base + '[verdict]\nsetting = "patience:3"\nmargin = 0.02\nmin_n = 50\n')
     assert load_suite(path).verdict == VerdictOptions(margin=0.02, min_n=50, setting="patience:3")
+    assert load_suite(path).verdict.equivalence_margin == 0.05  # the default delta: 5 points
+    path.write_text(base + '[verdict]\nequivalence_margin = 0.03\n')
+    assert load_suite(path).verdict.equivalence_margin == 0.03
     assert VerdictOptions(setting=3).setting == "patience:3" and VerdictOptions(setting="full").setting == "full"
-    for bad, message in (("setting = 0", "patience must be"), ("margin = 2", "margin"), ("bogus = 1", "unknown")):
+    for bad, message in (("setting = 0", "patience must be"), ("margin = 2", "margin"), ("bogus = 1", "unknown"),
+                         ("equivalence_margin = 0", "equivalence_margin"),
+                         ('equivalence_margin = "5"', "equivalence_margin")):
         path.write_text(base + f"[verdict]\n{bad}\n")
         with pytest.raises(ValueError, match=f"s.toml.*{message}"):
             load_suite(path)

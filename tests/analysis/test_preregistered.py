@@ -57,7 +57,7 @@ def test_the_rule_chooses_on_the_table_that_decides_eligibility(tmp_path, make_r
     # patience 2, not the best-under-attack p3 nor p1 (which the sample's clean accuracy of 1.0 would allow)
     assert (row["setting"], row["eligible"], row["clean_accuracy"]) == ("patience:2", True, 0.895)
     assert row["baseline_clean_accuracy"] == 0.90 and row["clean_off_sample"]
-    assert row["verdict"] == "no_significant_difference"  # 50% vs 50%
+    assert row["verdict"] == "equivalent"  # 50% vs 50%, the same examples: no pair disagrees
     roles = candidates.set_index("setting")["role"]
     assert roles["patience:2"] == "confirmatory" and roles["patience:1"] == roles["patience:3"] == "exploratory"
     assert row["p_adjusted"] == row["p_value"]  # a family of one: the chosen setting's test

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, TypedDict
 
 from robustness import callable_module
-from robustness.schema.packed import read_stored
+from robustness.schema.packed import check_not_packed, read_stored
 from robustness.schema.records import read_records, truncate_torn_tail
 
 QUALITY_FILE = "quality.jsonl"
@@ -209,6 +209,7 @@ def check_scorable(run_dir: str | os.PathLike[str]) -> Path:
     from robustness.provenance import read_json_object
 
     run_dir = Path(run_dir)
+    check_not_packed(run_dir, "quality")
     for name in ("spec.json", "run.json", "records.jsonl"):
         if not (run_dir / name).is_file():
             raise ValueError(f"{run_dir} has no {name}: not a finished run; run the attack (or bench) first")

@@ -36,7 +36,7 @@ from typing import Any, TypedDict
 
 from robustness import callable_module
 from robustness.quality import CausalLM, _known_perplexities, similarities
-from robustness.schema.packed import read_stored
+from robustness.schema.packed import check_not_packed, read_stored
 from robustness.schema.records import read_records, truncate_torn_tail
 
 REVALIDATION_FILE = "revalidation.jsonl"
@@ -302,6 +302,7 @@ def revalidate_run(run_dir: str | os.PathLike[str], checkers: Checkers, preset: 
     """Append re-validation lines for the run's succeeded examples not checked yet; returns how many were added.
     ``progress(k)`` is called after each block of k examples is written."""
     run_dir = Path(run_dir)
+    check_not_packed(run_dir, "revalidate")
     path = run_dir / REVALIDATION_FILE
     done = read_revalidation(path)
     for field, value in (("preset", preset.name), ("lm", checkers.lm.name), ("encoder", checkers.encoder_name)):

@@ -25,7 +25,7 @@ def cmd_pack(args: argparse.Namespace, command: str) -> int:
     from robustness.api import pack
 
     packed = pack(args.out, into=args.into, overwrite=args.overwrite)
-    counts = ", ".join(f"{len(names)} {part}" for part, names in packed.runs.items())
-    print(f"packed {counts} and {len(packed.clean)} clean tables of {args.out} into {packed.into}: "
-          f"{_size(packed.original_bytes)} -> {_size(packed.packed_bytes)}")
+    counts = ", ".join(f"{part}: {len(names)}" for part, names in {**packed.runs, "clean tables": packed.clean}.items())
+    print(f"packed {args.out} into {packed.into} ({counts}): {_size(packed.original_bytes)} as written, "
+          f"{_size(packed.packed_bytes)} packed")
     return 0

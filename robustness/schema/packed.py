@@ -14,7 +14,7 @@ import gzip
 import zlib
 from pathlib import Path
 
-__all__ = ["PACKED_SUFFIX", "compress", "packed_path", "read_stored", "stored_path"]
+__all__ = ["PACKED_SUFFIX", "check_not_packed", "compress", "packed_path", "read_stored", "stored_path"]
 
 #: What packing appends to a compressed file's name (``records.jsonl`` -> ``records.jsonl.gz``).
 PACKED_SUFFIX = ".gz"
@@ -57,3 +57,12 @@ def compress(data: bytes) -> bytes:
     """``data`` gzipped reproducibly (no file name, modification time 0, level 9): packing the same bytes twice
     gives the same file, so git sees no change in a run packed again."""
     return gzip.compress(data, compresslevel=9, mtime=0)
+
+
+def check_not_packed(run_dir: str | Path, stage: str) -> None:
+    """A stage that appends to a run's ``.jsonl`` files (``stage``: its name) refuses a packed copy: its lines
+    would start a second, plain file beside the packed one. ``ValueError`` naming the directory."""
+    packed = sorted(p.name for p in Path(run_dir).glob(f"*.jsonl{PACKED_SUFFIX}"))
+    if packed:
+        raise ValueError(f"{run_dir} is a packed copy ({packed[0]}): run {stage} on the original run, then pack "
+                         "again")

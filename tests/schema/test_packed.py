@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from robustness.schema.packed import compress, packed_path, read_stored, stored_path
+from robustness.schema.packed import check_not_packed, compress, packed_path, read_stored, stored_path
 from robustness.schema.records import read_records
 
 
@@ -51,3 +51,10 @@ def test_both_forms_or_a_torn_gzip_are_refused(tmp_path):
     packed_path(path).write_bytes(compress(json.dumps(_record(0)).encode() + b"\n")[:-6])
     with pytest.raises(ValueError, match="records.jsonl.gz is not a whole gzip file"):
         read_records(path)
+
+
+def test_stages_that_append_refuse_a_packed_copy(tmp_path):
+    check_not_packed(tmp_path, "quality")  # a plain run
+    packed_path(tmp_path / "records.jsonl").write_bytes(compress(b""))
+    with pytest.raises(ValueError, match=r"is a packed copy \(records.jsonl.gz\): run quality on the original run"):
+        check_not_packed(tmp_path, "quality")

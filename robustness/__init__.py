@@ -27,7 +27,7 @@ __version__ = "0.1.0"
 
 #: The one-call jobs of :mod:`robustness.api`; those that share their name with a module are that module, callable.
 JOBS = ("train", "evaluate", "attack", "transfer", "trigger", "quality", "revalidate", "aggregate", "report",
-        "bench")
+        "bench", "pack")
 _MODULE_JOBS = ("attack", "quality", "report", "revalidate")
 
 register_on_import()

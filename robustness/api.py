@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     import pandas as pd
 
     from robustness.analysis.runs import Run
+    from robustness.schema.packing import Packed
 
 __all__ = ["BenchResult", "Tables", "aggregate", "attack", "bench", "evaluate", "quality", "report", "revalidate",
            "train", "transfer", "trigger"]
@@ -278,3 +279,15 @@ def report(runs: Paths, *, out: PathLike, margin: float = 0.01, min_n: int = 100
         clean = read_clean_tables([Path(p) for p in clean_eval])
     return write_report(_paths(runs), Path(out), provenance={"command": command}, verdict_options=options,
                         clean=clean, overwrite=overwrite)
+
+
+def pack(out: PathLike, *, into: PathLike, overwrite: bool = False) -> Packed:
+    """Copy the finished runs, transfers, triggers and clean tables of the bench output ``out`` into the new
+    directory ``into``, every ``.jsonl`` gzipped (:mod:`robustness.schema.packing`); ``aggregate`` and ``report``
+    read ``into`` as they read ``out``. Returns what was packed (runs per part, sizes before and after)."""
+    from robustness.schema.packing import pack_output
+
+    return pack_output(Path(out), Path(into), overwrite=overwrite)
+
+
+__all__ += ["pack"]  # robustness pack, in commands/pack.py

@@ -266,6 +266,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("what", choices=["recipes", "datasets", "runs"])
     p.add_argument("path", nargs="?", help="for 'runs': a suite output or runs/ directory")
 
+    from robustness.commands.pack import add_pack_parser
+
+    add_pack_parser(sub)
+
     p = sub.add_parser("doctor", help="which resources are available and which recipes can run")
     _add_resource_args(p)
     _add_bundle_arg(p)

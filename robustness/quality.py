@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any, TypedDict
 
 from robustness import callable_module
+from robustness.schema.packed import check_not_packed, read_stored
 from robustness.schema.records import read_records, truncate_torn_tail
 
 QUALITY_FILE = "quality.jsonl"
@@ -178,12 +179,14 @@ def similarities(originals: Sequence[str], adversarials: Sequence[str], encoder:
 
 
 def read_quality(path: str | os.PathLike[str]) -> list[QualityRecord]:
-    """The complete lines of a ``quality.jsonl`` (missing file: empty; a torn last line is ignored);
-    ``ValueError`` naming the file when a line is not a quality record (a file we did not write)."""
+    """The complete lines of a ``quality.jsonl`` or of its packed form ``quality.jsonl.gz`` (missing file:
+    empty; a torn last line is ignored); ``ValueError`` naming the file when a line is not a quality record (a
+    file we did not write)."""
     path = Path(path)
-    if not path.is_file():
+    data = read_stored(path)
+    if data is None:
         return []
-    lines = path.read_bytes().split(b"\n")[:-1]  # the part after the last newline is torn or empty
+    lines = data.split(b"\n")[:-1]  # the part after the last newline is torn or empty
     out = []
     for number, line in enumerate(lines, 1):
         if not line:
@@ -206,6 +209,7 @@ def check_scorable(run_dir: str | os.PathLike[str]) -> Path:
     from robustness.provenance import read_json_object
 
     run_dir = Path(run_dir)
+    check_not_packed(run_dir, "quality")
     for name in ("spec.json", "run.json", "records.jsonl"):
         if not (run_dir / name).is_file():
             raise ValueError(f"{run_dir} has no {name}: not a finished run; run the attack (or bench) first")

@@ -36,6 +36,7 @@ from typing import Any, TypedDict
 
 from robustness import callable_module
 from robustness.quality import CausalLM, _known_perplexities, similarities
+from robustness.schema.packed import check_not_packed, read_stored
 from robustness.schema.records import read_records, truncate_torn_tail
 
 REVALIDATION_FILE = "revalidation.jsonl"
@@ -264,12 +265,14 @@ _REQUIRED = ("example_id", "adv_text", "preset", "valid", "lm", "encoder")
 
 
 def read_revalidation(path: str | os.PathLike[str]) -> list[RevalidationRecord]:
-    """The complete lines of a ``revalidation.jsonl`` (missing file: empty; a torn last line is ignored); a line
-    that is not a re-validation record is a ValueError naming the file and line."""
+    """The complete lines of a ``revalidation.jsonl`` or of its packed form ``revalidation.jsonl.gz`` (missing
+    file: empty; a torn last line is ignored); a line that is not a re-validation record is a ValueError naming
+    the file and line."""
     path = Path(path)
-    if not path.is_file():
+    data = read_stored(path)
+    if data is None:
         return []
-    lines = path.read_text(encoding="utf-8").split("\n")[:-1]  # the part after the last newline is torn or empty
+    lines = data.decode("utf-8").split("\n")[:-1]  # the part after the last newline is torn or empty
     rows = []
     for number, line in enumerate(lines, 1):
         if not line:
@@ -299,6 +302,7 @@ def revalidate_run(run_dir: str | os.PathLike[str], checkers: Checkers, preset: 
     """Append re-validation lines for the run's succeeded examples not checked yet; returns how many were added.
     ``progress(k)`` is called after each block of k examples is written."""
     run_dir = Path(run_dir)
+    check_not_packed(run_dir, "revalidate")
     path = run_dir / REVALIDATION_FILE
     done = read_revalidation(path)
     for field, value in (("preset", preset.name), ("lm", checkers.lm.name), ("encoder", checkers.encoder_name)):

@@ -167,3 +167,27 @@ def test_bench_refuses_an_unknown_revalidation_preset(tmp_path, capsys):
     assert main(["bench", str(suite), "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "unknown re-validation preset 'strict'; choose from morris2020" in err
+
+
+def test_pack_gives_the_same_tables_and_report(suite_out, tiny_gpt2_dir, tmp_path, capsys):
+    """The bench output (with quality and re-validation files when the tests above ran first), packed: aggregate
+    and report read the packed copy directly and compute the same tables; stages that append refuse it."""
+    _, out, _ = suite_out
+    packed = tmp_path / "records"
+    capsys.readouterr()
+    assert main(["pack", str(out), "--into", str(packed)]) == 0
+    assert f"packed {out} into {packed} (runs: 3, clean tables: 2)" in capsys.readouterr().out
+    assert not list(packed.rglob("*.jsonl")) and len(list(packed.glob("runs/*/records.jsonl.gz"))) == 3
+    for source, name in ((out, "a"), (packed, "b")):
+        assert main(["aggregate", str(source), "--out", str(tmp_path / f"agg-{name}")]) == 0
+        assert main(["report", str(source), "--out", str(tmp_path / name)]) == 0
+    for folder, table in (("agg-{}/tables", "summary.csv"), ("{}/tables", "verdict.csv")):
+        a, b = (sorted((tmp_path / folder.format(n)).iterdir()) for n in "ab")
+        assert [p.name for p in a] == [p.name for p in b] and table in [p.name for p in a]
+        assert all(x.read_bytes() == y.read_bytes() for x, y in zip(a, b, strict=True))
+    capsys.readouterr()
+    assert main(["pack", str(out), "--into", str(packed)]) == 2
+    assert capsys.readouterr().err.strip() == (f"robustness pack: error: {packed} exists; pass --overwrite to replace "
+                                              "it (the whole folder), or pack elsewhere")
+    assert main(["quality", str(packed), "--lm", str(tiny_gpt2_dir)]) == 2
+    assert "is a packed copy (" in capsys.readouterr().err

@@ -18,6 +18,7 @@ import pandas as pd
 from robustness.analysis import metrics as m
 from robustness.analysis.runs import KEY, Run
 from robustness.revalidate import REVALIDATION_FILE, read_revalidation
+from robustness.schema.packed import stored_path
 
 #: The check columns of a re-validation line, and the summary column holding the share of texts failing each.
 CHECKS = {"word_cosine_ok": "fail_word_cosine", "pos_ok": "fail_pos", "similarity_ok": "fail_similarity",
@@ -43,7 +44,7 @@ def valid_column(run: Run) -> list[bool | None] | None:
     """Per record (in order): whether its adversarial text passed re-validation (None where not checked: not
     succeeded), or None when the run is not re-validated (no file, or some succeeded example lacks a line): its
     strict metrics are then undefined."""
-    if not (run.path / REVALIDATION_FILE).is_file():
+    if stored_path(run.path / REVALIDATION_FILE) is None:
         return None
     validity = run_validity(run)
     records = run.records

@@ -16,12 +16,14 @@ from robustness.commands.common import (
     setting_arg,
 )
 from robustness.commands.convert import cmd_import
+from robustness.commands.pack import cmd_pack
 from robustness.commands.trigger import cmd_trigger
 from robustness.suite.specs import parse_setting
 
 __all__ = ["cmd_aggregate", "cmd_attack", "cmd_bench", "cmd_compare", "cmd_doctor", "cmd_evaluate", "cmd_ls",
            "cmd_quality", "cmd_refresh", "cmd_report", "cmd_revalidate", "cmd_train", "cmd_transfer", "cmd_trigger"]
 __all__ += ["cmd_import"]  # robustness import, in commands/convert.py
+__all__ += ["cmd_pack"]  # robustness pack, in commands/pack.py
 
 
 _TRAIN_OPTIONS = ("dataset", "head", "pooling", "backbone", "epochs", "lr", "batch_size", "max_length", "warmup",

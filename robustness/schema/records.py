@@ -1,6 +1,7 @@
 """Per-example attack records: the schema every later stage reads, and safe read/append.
 
-One JSON object per line in ``<run>/records.jsonl``. A line is appended and flushed when its example is
+One JSON object per line in ``<run>/records.jsonl`` (``records.jsonl.gz`` in a packed copy of the run,
+:mod:`robustness.schema.packed`, read the same way). A line is appended and flushed when its example is
 finished, so a run killed at any moment leaves only whole lines -- except possibly a torn last line,
 which :func:`read_records` drops (and :func:`truncate_torn_tail` removes before resuming).
 
@@ -15,10 +16,13 @@ the encoded cost) moved to ``layers_encoded`` and the fields it lacks set to ``N
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from pathlib import Path
 from typing import Literal, TypedDict
+
+from robustness.schema.packed import read_stored
 
 SCHEMA_VERSION = 3
 
@@ -113,22 +117,23 @@ def validate_record(record: dict) -> AttackRecord:
 
 
 def read_records(path: str | Path) -> list[AttackRecord]:
-    """All complete records of ``records.jsonl`` (a missing file is empty; a torn last line is ignored)."""
+    """All complete records of ``records.jsonl``, or of its packed form ``records.jsonl.gz``
+    (:mod:`robustness.schema.packed`); a missing file is empty; a torn last line is ignored."""
     path = Path(path)
-    if not path.exists():
+    data = read_stored(path)
+    if data is None:
         return []
     records: list[AttackRecord] = []
-    with path.open("rb") as handle:
-        for number, raw in enumerate(handle, 1):
-            if not raw.endswith(b"\n"):
-                break  # torn tail of an interrupted write
-            try:
-                record = json.loads(raw.decode("utf-8"))
-                if not isinstance(record, dict):
-                    raise ValueError(f"a JSON {type(record).__name__}, not an object")
-                records.append(validate_record(upgrade_record(record)))
-            except ValueError as exc:  # includes JSON and UTF-8 decoding errors
-                raise ValueError(f"{path}, line {number}: not a valid record: {exc}") from None
+    for number, raw in enumerate(io.BytesIO(data), 1):
+        if not raw.endswith(b"\n"):
+            break  # torn tail of an interrupted write
+        try:
+            record = json.loads(raw.decode("utf-8"))
+            if not isinstance(record, dict):
+                raise ValueError(f"a JSON {type(record).__name__}, not an object")
+            records.append(validate_record(upgrade_record(record)))
+        except ValueError as exc:  # includes JSON and UTF-8 decoding errors
+            raise ValueError(f"{path}, line {number}: not a valid record: {exc}") from None
     return records
 
 

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from robustness.schema.packed import read_stored
 from robustness.schema.settings import parse_setting
 
 __all__ = ["EVALUATION_FIELDS", "EVALUATION_FILE", "STATE_FILE", "TRIGGER_FILE", "TriggerSpec", "read_rows"]
@@ -96,11 +97,12 @@ class TriggerSpec:
 
 
 def read_rows(trigger_dir: str | Path) -> list[dict[str, Any]]:
-    """The evaluation rows of a trigger directory (a torn last line, from an interrupted write, is left out)."""
-    path = Path(trigger_dir) / EVALUATION_FILE
+    """The evaluation rows of a trigger directory, from ``evaluation.jsonl`` or its packed form (a torn last line,
+    from an interrupted write, is left out)."""
+    data = read_stored(Path(trigger_dir) / EVALUATION_FILE)
     rows = []
-    if path.is_file():
-        for line in path.read_text(encoding="utf-8").splitlines():
+    if data is not None:
+        for line in data.decode("utf-8").splitlines():
             try:
                 rows.append(json.loads(line))
             except ValueError:

@@ -2,7 +2,8 @@
 
 :func:`pack_output` copies what the tables are computed from -- every finished run under ``runs/``
 (accuracy and slowdown attacks), ``transfers/`` and ``triggers/``, and the clean evaluation tables
-``clean/*.csv`` the verdict reads -- into a new directory laid out the same way, so it is itself a suite output:
+``clean/*.csv`` the verdict reads, with ``selection.json`` (the attack sample / selection set division) -- into a
+new directory laid out the same way, so it is itself a suite output:
 ``robustness report DIR --out ...`` recomputes every table from it. Models, tables, figures and reports are not
 copied (the tables are what is recomputed; models are not needed to recompute them).
 
@@ -34,6 +35,7 @@ from robustness.provenance import atomic_directory, read_json_object, utc_now, w
 from robustness.schema.packed import PACKED_SUFFIX, compress
 from robustness.schema.records import read_records
 from robustness.schema.rundir import RECORDS_FILE, RUN_FILE, check_record_count, is_run_dir
+from robustness.schema.selection import SELECTION_FILE
 
 __all__ = ["MANIFEST_FILE", "PARTS", "Packed", "pack_output"]
 
@@ -140,6 +142,8 @@ def pack_output(source: str | Path, into: str | Path, overwrite: bool = False) -
             (tmp / CLEAN).mkdir()
             for path in clean:
                 files.update(_pack_file(path, tmp / CLEAN, f"{CLEAN}/{path.name}"))
+        if (source / SELECTION_FILE).is_file():  # the attack sample / selection set division the clean tables used
+            files.update(_pack_file(source / SELECTION_FILE, tmp, SELECTION_FILE))
         result.original_bytes = sum(e["bytes"] for e in files.values())
         result.packed_bytes = sum(e["stored_bytes"] for e in files.values())
         write_json_atomic(tmp / MANIFEST_FILE, {

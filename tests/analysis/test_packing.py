@@ -85,6 +85,7 @@ def study(tmp_path: Path, make_run) -> Path:
     (out / "clean" / "bert-base.csv").write_text(CLEAN.format(model="bert-base", setting="full"))
     (out / "clean" / "pabee.csv").write_text(CLEAN.format(model="pabee", setting="patience:1")
                                              + "pabee,patience:2,50,0.88,0.8,0.6\n")
+    (out / "selection.json").write_text('{"split": "validation", "n": 4, "seed": 0}\n')
     (out / "models" / "pabee").mkdir(parents=True)
     (out / "models" / "pabee" / "model.safetensors").write_bytes(b"weights")
     return out

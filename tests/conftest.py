@@ -78,6 +78,13 @@ def _varied_tiny_model(config, tokenizer, head: str):
     raise AssertionError("no seed gives a tiny model with varied predictions")
 
 
+def _save(path, model, tokenizer):
+    """Save ``model`` and ``tokenizer`` into ``path`` (``save_pretrained``); return ``path``."""
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
 def _save_backbone(path, config, tokenizer):
     """Save a random backbone of ``config`` (drawn after ``torch.manual_seed(0)``) and ``tokenizer`` into
     ``path``; return ``path``."""
@@ -85,9 +92,7 @@ def _save_backbone(path, config, tokenizer):
     from transformers import AutoModel
 
     torch.manual_seed(0)
-    AutoModel.from_config(config).save_pretrained(path)
-    tokenizer.save_pretrained(path)
-    return path
+    return _save(path, AutoModel.from_config(config), tokenizer)
 
 
 @pytest.fixture(scope="session")
@@ -117,10 +122,7 @@ def tiny_pabee_dir(tmp_path_factory, tiny_bert_config, minilm_tokenizer):
     """Saved random tiny BERT PABEE model (2 layers, 2 labels) + MiniLM tokenizer. On ``tiny_texts`` it
     predicts both labels, and its layer-1 and layer-2 predictions agree for some texts, differ for others."""
     model = _varied_tiny_model(tiny_bert_config, minilm_tokenizer, "pabee")
-    path = tmp_path_factory.mktemp("tiny_pabee")
-    model.save_pretrained(path)
-    minilm_tokenizer.save_pretrained(path)
-    return path
+    return _save(tmp_path_factory.mktemp("tiny_pabee"), model, minilm_tokenizer)
 
 
 @pytest.fixture(scope="session")
@@ -128,10 +130,7 @@ def tiny_full_dir(tmp_path_factory, tiny_bert_config, minilm_tokenizer):
     """Saved random tiny BERT full-depth baseline (one head on layer 2) + MiniLM tokenizer; it predicts both
     labels on ``tiny_texts``."""
     model = _varied_tiny_model(tiny_bert_config, minilm_tokenizer, "full")
-    path = tmp_path_factory.mktemp("tiny_full")
-    model.save_pretrained(path)
-    minilm_tokenizer.save_pretrained(path)
-    return path
+    return _save(tmp_path_factory.mktemp("tiny_full"), model, minilm_tokenizer)
 
 
 @pytest.fixture(scope="session")

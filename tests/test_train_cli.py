@@ -10,15 +10,8 @@ from robustness.models.pabee import load_model_and_tokenizer
 
 
 @pytest.fixture(scope="module")
-def tiny_data_dir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("data")
-    (root / "sst2").mkdir()
-    words = ["good", "great", "fine", "bad", "awful", "poor"]
-    rows = [{"sentence": f"a {w} film number {i}", "label": int(w in words[:3]), "idx": i}
-            for i, w in enumerate(words * 4)]
-    pd.DataFrame(rows).to_parquet(root / "sst2" / "train.parquet")
-    pd.DataFrame(rows[:10]).to_parquet(root / "sst2" / "validation.parquet")
-    return root
+def tiny_data_dir(make_tiny_sst2):
+    return make_tiny_sst2(validation=10)
 
 
 def test_train_then_evaluate(tmp_path, tiny_backbone_dir, tiny_data_dir, capsys):

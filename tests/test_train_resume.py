@@ -11,7 +11,6 @@ import sys
 import time
 from pathlib import Path
 
-import pandas as pd
 import pytest
 from safetensors.torch import load_file
 
@@ -59,15 +58,8 @@ sys.exit(main(sys.argv[3:]))
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("data")
-    (root / "sst2").mkdir()
-    words = ["good", "great", "fine", "bad", "awful", "poor"]
-    rows = [{"sentence": f"a {w} film number {i}" + " and then" * (i % 5), "label": int(w in words[:3]), "idx": i}
-            for i, w in enumerate(words * 5)]
-    pd.DataFrame(rows).to_parquet(root / "sst2" / "train.parquet")
-    pd.DataFrame(rows[:8]).to_parquet(root / "sst2" / "validation.parquet")
-    return root
+def data_dir(make_tiny_sst2) -> Path:
+    return make_tiny_sst2(validation=8, repeats=5, varied_lengths=True)
 
 
 def _argv(backbone: Path, data_dir: Path, out: Path, *extra: str) -> list[str]:

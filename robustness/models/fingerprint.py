@@ -20,7 +20,8 @@ CONFIG_FILE = "config.json"
 _VOLATILE_CONFIG_KEYS = ("transformers_version", "_name_or_path")
 
 
-def _file_sha256(path: Path) -> str:
+def file_sha256(path: Path) -> str:
+    """Hex SHA-256 of a file's bytes, read in 1 MiB blocks (a weights file is never held in memory whole)."""
     digest = hashlib.sha256()
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
@@ -43,7 +44,7 @@ def compute_fingerprint(model_dir: str | Path) -> dict[str, str]:
         raise ValueError(f"{model_dir} holds no saved model (needs {CONFIG_FILE} and *.safetensors)")
     weights_digest = hashlib.sha256()
     for path in weights:
-        weights_digest.update(f"{path.name}\0{_file_sha256(path)}\0".encode())
+        weights_digest.update(f"{path.name}\0{file_sha256(path)}\0".encode())
     weights_sha, config_sha = weights_digest.hexdigest(), _config_sha256(config)
     combined = hashlib.sha256(f"{weights_sha}\0{config_sha}".encode()).hexdigest()[:16]
     return {"fingerprint": combined, "weights_sha256": weights_sha, "config_sha256": config_sha}

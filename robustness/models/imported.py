@@ -8,11 +8,11 @@ tokenizer files unless another tokenizer is named) or, online, a hub id (downloa
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from robustness.models.fingerprint import file_sha256
 from robustness.models.reference import (
     check_format,
     convert_state_dict,
@@ -61,14 +61,6 @@ def resolve_source(source: str | Path) -> ReferenceSource:
     return ReferenceSource(folder, text, folder.name)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def load_reference(source: ReferenceSource, fmt: str, label_names: list[str] | None = None
                    ) -> tuple[PabeeModel, dict[str, Any]]:
     """``(model, record)``: the reference checkpoint in ``source`` as a ``PabeeModel`` (eval mode) with
@@ -115,7 +107,7 @@ def load_reference(source: ReferenceSource, fmt: str, label_names: list[str] | N
         raise ValueError(f"{weights} does not fit {config_path}: {' '.join(str(exc).split())[:120]}") from None
     record = {
         "format": fmt, "source": source.source, "source_folder": str(source.folder),
-        "hub_revision": source.revision, "weights_file": weights.name, "weights_sha256": _sha256(weights),
+        "hub_revision": source.revision, "weights_file": weights.name, "weights_sha256": file_sha256(weights),
         "backbone_model_type": model_type, "num_layers": config.num_layers, "label_names": list(label_names),
         "classifier_dropout": config.classifier_dropout, "pooler_per_layer": config.pooler_per_layer,
         "dropped_keys": list(converted.dropped), "ignored_keys": list(converted.ignored),

@@ -10,6 +10,7 @@ import pytest
 
 from robustness.analysis import plots
 from robustness.analysis.plot_labels import overlapping_texts, short_label, short_labels, texts_outside
+from robustness.analysis.plot_layout import new_figure
 
 SETTINGS = ["patience:1", "patience:2", "patience:3", "patience:4", "patience:5", "entropy:0.064254",
             "entropy:0.01865", "maxprob:0.9881693", "maxprob:0.997302", "full"]
@@ -81,7 +82,7 @@ def test_short_labels_keep_thresholds_apart():
 
 
 def test_overlap_check_sees_overlap():
-    fig = plots._figure(figsize=(3, 2))
+    fig = new_figure(figsize=(3, 2))
     ax = fig.add_subplot()
     ax.text(0.5, 0.5, "entropy:0.064254")
     ax.text(0.5, 0.5, "maxprob:0.9881693")

@@ -12,7 +12,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pandas as pd
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -79,15 +78,8 @@ def _fake_attacker():
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("data")
-    (root / "sst2").mkdir()
-    words = ["good", "great", "fine", "bad", "awful", "poor"]
-    rows = [{"sentence": f"a {w} film number {i}" + " and then" * (i % 5), "label": int(w in words[:3]), "idx": i}
-            for i, w in enumerate(words * 5)]
-    pd.DataFrame(rows).to_parquet(root / "sst2" / "train.parquet")
-    pd.DataFrame(rows[:8]).to_parquet(root / "sst2" / "validation.parquet")
-    return root
+def data_dir(make_tiny_sst2) -> Path:
+    return make_tiny_sst2(validation=8, repeats=5, varied_lengths=True)
 
 
 @pytest.fixture(scope="module")

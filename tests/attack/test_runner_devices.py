@@ -8,7 +8,6 @@ import json
 import os
 from pathlib import Path
 
-import pandas as pd
 import pytest
 import torch
 
@@ -27,12 +26,11 @@ SENTENCES = [("a gripping , beautifully acted film", 1), ("dull and lifeless", 0
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory) -> Path:
+def data_dir(tmp_path_factory, write_sst2) -> Path:
+    assert [y for _, y in SENTENCES] == [1, 0, 1, 0]  # the labels write_sst2 gives
     root = tmp_path_factory.mktemp("data")
-    (root / "sst2").mkdir()
-    frame = pd.DataFrame({"sentence": [s for s, _ in SENTENCES], "label": [y for _, y in SENTENCES]})
-    frame.assign(idx=range(len(frame))).to_parquet(root / "sst2" / "validation.parquet")
-    return root
+    write_sst2(root, [s for s, _ in SENTENCES])
+    return root / "data"
 
 
 def make_spec(model_dir: Path, data_dir: Path, **overrides) -> RunSpec:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 
-import pandas as pd
 import pytest
 import torch
 from test_pabee import NUM_LAYERS, make_model, random_batch
@@ -108,15 +107,8 @@ def test_training_step_updates_every_layer_and_every_classifier() -> None:
 
 
 @pytest.fixture(scope="module")
-def tiny_sst2(tmp_path_factory):
-    root = tmp_path_factory.mktemp("data")
-    (root / "sst2").mkdir()
-    words = ["good", "great", "fine", "bad", "awful", "poor"]
-    rows = [{"sentence": f"a {w} film number {i}", "label": int(w in words[:3]), "idx": i}
-            for i, w in enumerate(words * 4)]
-    pd.DataFrame(rows).to_parquet(root / "sst2" / "train.parquet")
-    pd.DataFrame(rows[:10]).to_parquet(root / "sst2" / "validation.parquet")
-    return root
+def tiny_sst2(make_tiny_sst2):
+    return make_tiny_sst2(validation=10)
 
 
 @pytest.mark.parametrize("head", ["pabee", "full"])

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pandas as pd
 import pytest
 from safetensors.torch import load_file
 
@@ -15,15 +14,8 @@ from robustness.models.checkpoint import checkpoint_path, read_checkpoint_state
 
 
 @pytest.fixture(scope="module")
-def data_dir(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("data")
-    (root / "sst2").mkdir()
-    words = ["good", "great", "fine", "bad", "awful", "poor"]
-    rows = [{"sentence": f"a {w} film number {i}", "label": int(w in words[:3]), "idx": i}
-            for i, w in enumerate(words * 4)]
-    pd.DataFrame(rows).to_parquet(root / "sst2" / "train.parquet")
-    pd.DataFrame(rows[:8]).to_parquet(root / "sst2" / "validation.parquet")
-    return root
+def data_dir(make_tiny_sst2) -> Path:
+    return make_tiny_sst2(validation=8)
 
 
 def _suite(tmp_path: Path, backbone: Path, lr: float = 5e-5) -> Path:

@@ -107,3 +107,32 @@ def test_grad_scaler_path_trains_and_is_checkpointed(tmp_path, tiny_backbone_dir
     fresh = torch.amp.GradScaler("cpu")
     load_checkpoint(session.checkpoint, session.model, session.optimizer, session.scheduler, fresh)
     assert fresh.get_scale() == 2.0**11 and fresh.state_dict() == session.scaler.state_dict()
+
+
+def test_cpu_training_uses_fused_adamw_with_the_reference_update(tmp_path, tiny_backbone_dir, data_dir):
+    """On the CPU the optimizer is torch's fused AdamW: one step moves every weight as the per-tensor
+    reference AdamW does with the same groups, learning rate and gradients (to float rounding)."""
+    import copy
+
+    import torch
+
+    session = open_session(_config(tmp_path, tiny_backbone_dir, data_dir, device="cpu"))
+    assert session.optimizer.defaults["fused"] is True
+    reference_model = copy.deepcopy(session.model)
+    names = dict(session.model.named_parameters())
+    reference_params = dict(reference_model.named_parameters())
+    groups = [{**{k: v for k, v in g.items() if k not in ("params", "fused", "foreach")},
+               "params": [reference_params[n] for p in g["params"] for n, q in names.items() if q is p]}
+              for g in session.optimizer.param_groups]
+    reference = torch.optim.AdamW(groups, lr=session.config.lr, foreach=False)
+    assert not any(g["fused"] for g in reference.param_groups)
+    torch.manual_seed(0)
+    for name, p in names.items():
+        p.grad = torch.randn_like(p)
+        reference_params[name].grad = p.grad.clone()
+    before = {n: p.detach().clone() for n, p in names.items()}
+    session.optimizer.step()
+    reference.step()
+    for name, p in names.items():
+        assert not torch.equal(p, before[name]), name  # every weight moved
+        torch.testing.assert_close(p, reference_params[name], rtol=1e-5, atol=1e-7)

@@ -1,6 +1,6 @@
 """The stages of ``robustness bench`` around the attacks, each resumable: the suite's models (trained when
 missing), the thresholds they reference (calibrated when missing), the transfers, and the clean accuracy outside
-the attack sample that the verdict reads. The command (:func:`robustness.commands.bench.cmd_bench`) runs them in
+the attack sample that the verdict reads. The command (:func:`robustness.pipeline.bench`) runs them in
 order. The stages before the attacks import torch only when they train or calibrate, so a Ray driver or a
 ``--part`` prepares its runs without it."""
 

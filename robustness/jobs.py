@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 from robustness.requests import check_flags
-from robustness.resources.bundle import find_bundle
 from robustness.schema.settings import Setting, parse_setting
 
 __all__ = ["StageBars", "attack_resources", "check_counts", "check_out_file", "chosen_setting", "located",
@@ -27,6 +26,8 @@ def located(resources: PathLike | None, suite: Any = None, **given: PathLike | N
     field, else the bundle's part (bundle: ``resources`` > the suite's ``resources`` > ``$ROBUSTNESS_RESOURCES``);
     ``offline`` is True when a bundle is in use, and then ``HF_HUB_OFFLINE`` is set (before transformers and
     huggingface_hub are imported: they read it at import time). Paths still None fall back to env vars downstream."""
+    from robustness.resources.bundle import find_bundle  # the resources package imports numpy
+
     bundle = find_bundle(resources, getattr(suite, "resources", None))
     if bundle is not None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -246,10 +246,10 @@ def trigger(model: PathLike, setting: Any | Sequence[Any] = None, *, replay: Pat
             cache_dir: PathLike | None = None, mlm: PathLike | None = None, resources: PathLike | None = None,
             progress: bool = False, command: str | None = None) -> pd.DataFrame:
     """Search a universal slowdown trigger on the saved ``model`` at the first of ``setting`` (one setting or a
-    list; every one is evaluated) into the trigger directory ``out`` (continued if it holds this search) and
-    return the directory's evaluation rows (:mod:`robustness.schema.triggers`); or with ``replay`` (a finished
-    trigger directory) evaluate that trigger on ``model`` at each ``setting`` and return the rows it added (none
-    for a setting already evaluated there)."""
+    list; every one is evaluated) into the trigger directory ``out`` (continued if it holds this search), or with
+    ``replay`` (a finished trigger directory) evaluate that trigger on ``model`` at each ``setting`` (a setting
+    already evaluated there is skipped); returns the directory's evaluation rows
+    (:mod:`robustness.schema.triggers`), those a replay added last (their number in ``.attrs["added"]``)."""
     import pandas as pd
 
     check_counts(n=n, batch_size=batch_size, max_length=max_length)
@@ -267,10 +267,13 @@ def trigger(model: PathLike, setting: Any | Sequence[Any] = None, *, replay: Pat
     if replay is not None:
         if out is not None:
             raise ValueError("--replay writes into the trigger directory it replays; drop --out")
-        return pd.DataFrame(replay_trigger(Path(replay), os.fspath(model), settings, batch_size=batch_size,
-                                           max_length=max_length, data_dir=paths["data_dir"]))
+        added = replay_trigger(Path(replay), os.fspath(model), settings, batch_size=batch_size,
+                               max_length=max_length, data_dir=paths["data_dir"])
+        rows = pd.DataFrame(read_rows(replay))
+        rows.attrs["added"] = len(added)
+        return rows
     if out is None:
-        raise ValueError("robustness trigger needs --out DIR (or --replay DIR)")
+        raise ValueError("robustness trigger needs --out DIR (or --replay DIR); rb.trigger needs out= (or replay=)")
     spec = TriggerSpec(model_id=model_id or Path(model).name, model_dir=os.fspath(model),
                        setting=resolve_setting(settings[0], model).label, length=length, dataset=dataset,
                        train_split=train_split, train_n=train_n, split=split, n=n, seed=seed, candidates=candidates,

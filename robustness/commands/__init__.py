@@ -68,7 +68,8 @@ def cmd_transfer(args: argparse.Namespace, command: str) -> int:
 def cmd_trigger(args: argparse.Namespace, command: str) -> int:
     from robustness import api
 
-    rows = api.trigger(**job_options(args), progress=True, command=command).to_dict("records")
+    table = api.trigger(**job_options(args), progress=True, command=command)
+    rows = table.to_dict("records") if not args.replay else table.tail(table.attrs["added"]).to_dict("records")
     for row in rows:
         print(f"{row['model_id']} @ {row['setting']}: prefix {row['prefix']!r}, mean exit "
               f"{row['clean_mean_exit']:.3f} -> {row['trigger_mean_exit']:.3f} (shift {row['exit_shift']:+.3f}), "

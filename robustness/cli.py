@@ -47,7 +47,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", help="fine-tune a PABEE model or a full-depth baseline")
-    # options left out are None: cmd_train fills in TrainConfig's defaults, or (--init) the init model's own
+    # options left out are None: api.train fills in TrainConfig's defaults, or (--init) the init model's own
     p.add_argument("--backbone", help="HF model id or local dir (default: packaged all-MiniLM-L6-v2)")
     p.add_argument("--head", choices=["pabee", "full"], help="pabee (default) or full")
     p.add_argument("--pooling", choices=["cls", "mean"],

@@ -4,7 +4,8 @@ attack on the chosen engine, then transfers, clean tables, quality and the repor
 
 The stages themselves live in :mod:`robustness.suite` (:mod:`~robustness.suite.stages`,
 :mod:`~robustness.suite.plan`, :mod:`~robustness.suite.executors`); this module chains them. What it has to say
-while it works goes to ``log`` (a callable taking one line, e.g. ``print``; default: nowhere).
+while it works goes to ``log`` (a callable taking one line, e.g. ``print``; default: nowhere). ``robustness bench``
+parses its flags and calls :func:`bench` with ``log=print`` and progress bars on.
 """
 
 from __future__ import annotations
@@ -12,11 +13,11 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from robustness.jobs import attack_resources, located
+from robustness.jobs import attack_resources, located, revalidate_runs, score_quality
 
 __all__ = ["BenchResult", "bench"]
 
@@ -39,53 +40,85 @@ def _quiet(line: str) -> None:
     """The default ``log``: says nothing."""
 
 
+@contextlib.contextmanager
+def _naming(suite_file: str):
+    """A ``ValueError`` inside becomes one line naming the suite file, unless the problem already names it."""
+    try:
+        yield
+    except ValueError as exc:
+        message = str(exc)
+        raise ValueError(message if message.startswith(str(suite_file)) else f"{suite_file}: {message}") from None
+
+
 def bench(suite: PathLike, *, out: PathLike, overwrite: bool = False, rerun_changed: bool = False,
           lm: PathLike | None = None, workers: int | None = None, engine: str = "local", address: str | None = None,
           part: str | tuple[int, int] | None = None, shard_size: int = 25, train_only: bool = False,
-          data_dir: PathLike | None = None, nltk_data: PathLike | None = None, lexicons: PathLike | None = None,
-          cache_dir: PathLike | None = None, mlm: PathLike | None = None, resources: PathLike | None = None,
-          progress: bool = False, command: str | None = None, log: Callable[[str], Any] | None = None
-          ) -> BenchResult:
+          slowdown_score: Sequence[str] | None = None, device: str | None = None,
+          gpus_per_task: float | None = None, data_dir: PathLike | None = None, nltk_data: PathLike | None = None,
+          lexicons: PathLike | None = None, cache_dir: PathLike | None = None, mlm: PathLike | None = None,
+          resources: PathLike | None = None, progress: bool = False, command: str | None = None,
+          log: Callable[[str], Any] | None = None) -> BenchResult:
     """Run the suite file ``suite`` into ``out`` (see the module docstring). ``engine``: ``"local"`` (``workers``
-    processes, default: the CPUs available) or ``"ray"`` (``address``: a running cluster); ``part``: ``"i/k"`` or
-    ``(i, k)``; ``rerun_changed``: re-run runs whose model weights changed (the old run is moved aside);
-    ``lm``: the quality stage's causal LM when the suite asks for the stage. Paths not given come from the suite,
-    then the bundle (``resources``)."""
+    processes, default: the CPUs available; with a GPU device one per visible GPU, at most ``workers``) or
+    ``"ray"`` (``address``: a running cluster; each worker requests ``gpus_per_task`` GPUs, default 1 on
+    ``cuda``, else 0); ``part``: ``"i/k"`` or ``(i, k)``; ``rerun_changed``: re-run runs whose model weights
+    changed (the old run is moved aside); ``train_only``: train the missing models, then stop; ``lm``: the
+    quality stage's causal LM when the suite asks for the stage; ``slowdown_score``: the slowdown runs' search
+    scores, replacing the suite's; ``device``: default the suite's, else auto. Paths not given come from the
+    suite, then the bundle (``resources``)."""
+    from robustness.devices import check_device
+    from robustness.jobs import check_counts
     from robustness.suite.executors import RayPool, default_workers
+    from robustness.suite.gpus import gpu_slots, visible_gpus
+    from robustness.suite.gpus import gpus_per_task as ray_gpus
     from robustness.suite.plan import max_tasks, parse_part
     from robustness.suite.suite_file import load_suite
 
     log = log or _quiet
+    check_counts(workers=workers, shard_size=shard_size)
+    if address and engine != "ray":
+        raise ValueError("--address names a Ray cluster; add --engine ray, or drop --address to run locally")
+    flag_device = check_device(device) if device is not None else None
+    if gpus_per_task is not None and engine != "ray":
+        raise ValueError("--gpus-per-task is for --engine ray (the local pool runs one worker per visible GPU)")
     spec = load_suite(suite)
-    if isinstance(part, str):
-        part = parse_part(part)
-    elif part is not None:
-        part = parse_part(f"{part[0]}/{part[1]}")
+    if part is not None:
+        part = parse_part(part if isinstance(part, str) else f"{part[0]}/{part[1]}")
+    device = flag_device or spec.device
+    gpus_per_ray_task = ray_gpus(device, gpus_per_task) if engine == "ray" else 0.0
     paths, offline = located(resources, spec, data_dir=data_dir, nltk_data=nltk_data, lexicons=lexicons, mlm=mlm,
                              lm=lm)
-    spec = dataclasses.replace(spec, data_dir=paths["data_dir"])
+    spec = dataclasses.replace(spec, data_dir=paths["data_dir"], device=device)
+    if slowdown_score:
+        if "slowdown" not in spec.goals:
+            raise ValueError(f"--slowdown-score needs a suite with slowdown runs; add goals = [\"slowdown\"] to "
+                             f"{os.fspath(suite)}")
+        spec = dataclasses.replace(spec, slowdown_score=tuple(slowdown_score))
     out = Path(out)
-    workers = workers or default_workers()
+    # local GPU workers: one per visible GPU, capped by workers; None on the CPU (then nothing changes)
+    gpus = gpu_slots(device, workers, visible_gpus()) if engine == "local" and device != "cpu" else None
+    workers = len(gpus) if gpus else (default_workers() if workers is None else workers)
     # With Ray, Ray starts first: its actors (fresh processes) import torch, transformers and TextAttack while
     # this process imports what it needs, validates the suite, trains and plans. The pool closes when the
     # attacks end.
     stack = attack_resources(paths, cache_dir, offline, import_attack=False)
-    options = {"suite_file": Path(suite), "overwrite": overwrite, "rerun_changed": rerun_changed, "engine": engine,
-               "address": address, "shard_size": shard_size, "train_only": train_only, "mlm": paths["mlm"],
-               "progress": progress, "command": command, "log": log}
+    options = {"suite_file": os.fspath(suite), "overwrite": overwrite, "rerun_changed": rerun_changed,
+               "engine": engine, "address": address, "shard_size": shard_size, "train_only": train_only,
+               "mlm": paths["mlm"], "progress": progress, "command": command, "log": log, "gpus": gpus}
     with contextlib.ExitStack() as exits:
         pool = None
         if engine == "ray" and not train_only:
             bound = max_tasks(len(spec.models), len(spec.recipes), spec.n, shard_size, part)
-            pool = exits.enter_context(RayPool(stack, workers, address, max_actors=bound))
+            gpu_request = {"gpus_per_task": gpus_per_ray_task} if gpus_per_ray_task else {}  # CPU: as before
+            pool = exits.enter_context(RayPool(stack, workers, address, max_actors=bound, **gpu_request))
         attacked = _attacks(spec, part, out, workers, stack, pool, options)
     if attacked is None:  # train_only
         return BenchResult(out=out, runs=[], transfers=[])
     runs, model_dirs, fingerprints = attacked
     run_dirs = [out / "runs" / s.run_id for s in runs]
     if part is not None:
-        log(f"[bench] part {part[0]}/{part[1]} done; once every part is, `robustness bench {suite} --out {out}` "
-            "writes the report")
+        log(f"[bench] part {part[0]}/{part[1]} done; once every part is, `robustness bench {os.fspath(suite)} "
+            f"--out {out}` writes the report")
         return BenchResult(out=out, runs=run_dirs, transfers=[])
     return _after_attacks(spec, out, stack, model_dirs, fingerprints, run_dirs, paths["lm"], options)
 
@@ -102,14 +135,11 @@ def _attacks(spec: Any, part: tuple[int, int] | None, out: Path, workers: int, s
     from robustness.suite.executors import Driver, execute
     from robustness.suite.plan import plan_tasks, select_part
     from robustness.suite.shards import mark_interrupted, prepare_run
-    from robustness.suite.validate import validate_suite
+    from robustness.suite.validate import check_plan, validate_suite
 
     log, command, suite_file = options["log"], options["command"], options["suite_file"]
-    try:
+    with _naming(suite_file):
         validate_suite(spec, out, overwrite=options["overwrite"], mlm=options["mlm"])
-    except ValueError as exc:  # one line naming the suite file, unless the problem already names it
-        message = str(exc)
-        raise ValueError(message if message.startswith(str(suite_file)) else f"{suite_file}: {message}") from None
     if pool is not None:  # Ray is up (it started while this process validated) before anything is trained or written
         pool.wait()
     if options["engine"] != "ray":  # local workers are forked from this process; a Ray driver attacks nothing
@@ -119,6 +149,8 @@ def _attacks(spec: Any, part: tuple[int, int] | None, out: Path, workers: int, s
     if options["train_only"]:
         return None
     stages.calibrate_thresholds(spec, model_dirs, log=log)
+    with _naming(suite_file):  # calibrated settings too, before any attack
+        check_plan(spec, model_dirs)
     fingerprints = {model_id: model_fingerprint(path) for model_id, path in model_dirs.items()}
     stages.preregister(spec, model_dirs, fingerprints, out, log=log)  # selection.json, before any attack
     # Recipe-major order: an interrupted suite leaves whole recipes compared across every setting.
@@ -136,7 +168,7 @@ def _attacks(spec: Any, part: tuple[int, int] | None, out: Path, workers: int, s
         + (f", part {part[0]}/{part[1]}" if part else ""))
     try:
         execute(todo, driver, stack, workers=workers, engine=options["engine"], address=options["address"],
-                progress=options["progress"], pool=pool)
+                progress=options["progress"], pool=pool, gpus=options["gpus"])
     except KeyboardInterrupt as exc:  # SIGINT/SIGTERM: unfinished runs say so, with their true record count
         for run in runs:
             mark_interrupted(out / "runs" / run.run_id, signal_name(exc))
@@ -148,7 +180,6 @@ def _after_attacks(spec: Any, out: Path, stack: Any, model_dirs: dict[str, str],
                    run_dirs: list[Path], lm: str | None, options: dict[str, Any]) -> BenchResult:
     """Transfers, clean tables, quality and re-validation (when the suite asks for them) and the report, once the
     attacks are done."""
-    from robustness.quality import load_lm, score_run
     from robustness.report import write_report
     from robustness.resources.textattack_compat import import_textattack
     from robustness.suite import stages
@@ -160,21 +191,14 @@ def _after_attacks(spec: Any, out: Path, stack: Any, model_dirs: dict[str, str],
     # seconds: before the slow quality stage, so it survives a stop
     clean = stages.clean_tables(spec, model_dirs, fingerprints, out, log=log)
     if spec.quality:  # once every run is complete: the report reads each run's quality.jsonl
-        model, known = load_lm(lm), {}  # a text's perplexity is computed once for all runs
-        for run_dir in run_dirs:
-            log(f"[bench] quality: {run_dir.name}: {score_run(run_dir, model, known=known)} adversarial texts scored")
+        score_quality(run_dirs, lm, None, device=spec.device, log=log, prefix="[bench] ")
     if spec.revalidate:  # strict re-validation, once every run is complete: the report reads revalidation.jsonl
-        from robustness.revalidate import check_preset, load_checkers, revalidate_run
-
-        preset = check_preset(spec.revalidate)
-        checkers, known = load_checkers(lm, lexicons=stack.lexicons_dir, nltk_data=stack.nltk_data,
-                                        cache_dir=stack.cache_dir, sentence_encoder=spec.sentence_encoder), {}
-        for run_dir in run_dirs:
-            added = revalidate_run(run_dir, checkers, preset, known=known)
-            log(f"[bench] revalidate: {run_dir.name}: {added} adversarial texts re-checked")
+        revalidate_runs(run_dirs, spec.revalidate, lm=lm, lexicons=stack.lexicons_dir, nltk_data=stack.nltk_data,
+                        cache_dir=stack.cache_dir, sentence_encoder=spec.sentence_encoder,
+                        progress=options["progress"], log=log, prefix="[bench] ")
     transfers = [out / "transfers" / t.run_id for t in spec.transfer_specs(model_dirs, out / "runs")]
     sources = [out / "runs", *([out / "transfers"] if (out / "transfers").is_dir() else [])]
-    md, html = write_report(sources, out, provenance={"suite": str(options["suite_file"]), "command": command},
+    md, html = write_report(sources, out, provenance={"suite": options["suite_file"], "command": command},
                             verdict_options=spec.verdict, clean=clean, overwrite=options["overwrite"])
     log(f"[bench] report: {md} and {html}")
     return BenchResult(out=out, runs=run_dirs, transfers=transfers, report_md=md, report_html=html)

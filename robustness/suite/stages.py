@@ -2,9 +2,8 @@
 missing), the thresholds they reference (calibrated when missing), the record of the attack sample and the
 selection set with the setting a ``[verdict] select`` rule pre-registers (:func:`preregister`), the transfers,
 and the clean accuracy on the selection set that the verdict reads. The command
-(:func:`robustness.commands.bench.cmd_bench`) runs them in order. The stages before the attacks import torch only
-when they train, calibrate or apply a select rule, so a Ray driver or a ``--part`` prepares its runs without it
-otherwise."""
+(:func:`robustness.pipeline.bench`) runs them in order. The stages before the attacks import torch only when they
+train, calibrate or apply a select rule, so a Ray driver or a ``--part`` prepares its runs without it otherwise."""
 
 from __future__ import annotations
 

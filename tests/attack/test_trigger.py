@@ -307,6 +307,8 @@ def test_python_api_searches_and_replays_like_the_command(planted, tmp_path):
     assert rows["setting"].tolist() == ["patience:1", "full"] and rows["prefix"].tolist() == [MARKER] * 2
     assert rows.loc[0, "exit_shift"] == 1.0
     more = rb.trigger(planted / "model", "patience:2", replay=tmp_path / "api", data_dir=str(planted / "data"))
-    assert more["setting"].tolist() == ["patience:1", "full", "patience:2"]
+    assert more["setting"].tolist() == ["patience:1", "full", "patience:2"] and more.attrs["added"] == 1
+    again = rb.trigger(planted / "model", "patience:2", replay=tmp_path / "api", data_dir=str(planted / "data"))
+    assert again.attrs["added"] == 0 and len(again) == 3  # already evaluated there: skipped
     with pytest.raises(ValueError, match="needs out"):
         rb.trigger(planted / "model", "patience:1", **args)

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from robustness.cli import main
-from robustness.commands import located
+from robustness.jobs import located
 from robustness.resources.bundle import RESOURCES_ENV, ResourceBundle, find_bundle
 
 
@@ -44,14 +44,12 @@ def test_flag_beats_suite_beats_env(bundle: Path, tmp_path: Path, monkeypatch: p
 
 def test_individual_settings_override_the_bundle(bundle: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(RESOURCES_ENV, raising=False)
-    args = argparse.Namespace(resources=str(bundle), data_dir=None, nltk_data="/mine", lexicons=None, mlm=None)
     suite = argparse.Namespace(resources=None, data_dir=None, nltk_data=None, lexicons="/suite-lex")
-    found = located(args, suite)
-    assert found.data_dir == str(bundle / "data") and found.nltk_data == "/mine"
-    assert found.lexicons == "/suite-lex" and found.mlm == str(bundle / "models/mlm")
-    assert found.offline is True
-    plain = located(argparse.Namespace(data_dir=None, nltk_data=None))
-    assert (plain.data_dir, plain.nltk_data, plain.offline) == (None, None, None)
+    found, offline = located(str(bundle), suite, data_dir=None, nltk_data="/mine", lexicons=None, mlm=None)
+    assert found["data_dir"] == str(bundle / "data") and found["nltk_data"] == "/mine"
+    assert found["lexicons"] == "/suite-lex" and found["mlm"] == str(bundle / "models/mlm")
+    assert offline is True
+    assert located(None, data_dir=None, nltk_data=None) == ({"data_dir": None, "nltk_data": None}, False)
 
 
 def test_doctor_reports_the_bundle(bundle: Path, capsys: pytest.CaptureFixture[str]) -> None:

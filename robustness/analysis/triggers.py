@@ -4,7 +4,8 @@ and setting, beside the per-example slowdown attacks of the same model and setti
 Reads the evaluation rows of finished trigger directories (:mod:`robustness.schema.triggers`); a trigger's
 efficiency gain left uses the definition of :func:`robustness.analysis.metrics.efficiency_gain_left`, so it can
 be read next to the slowdown runs' ``efficiency_gain_left`` of the summary (column ``attack_gain_left``: the
-slowdown runs of that model, setting and dataset, ``recipe=value`` for each).
+slowdown runs of that model, setting and dataset, ``recipe=value`` for each, ``recipe/score=value`` for a
+slowdown score other than ``exit``).
 """
 
 from __future__ import annotations
@@ -44,6 +45,12 @@ def find_triggers(paths: Iterable[str | Path]) -> list[Path]:
     return sorted(found)
 
 
+def _search(run) -> str:
+    """How a slowdown run searched: its recipe, with its slowdown score unless it is the default ``exit``."""
+    score = getattr(run, "slowdown_score", None)
+    return run.recipe if score in (None, "exit") or score != score else f"{run.recipe}/{score}"
+
+
 def trigger_table(paths: Iterable[str | Path], summary: pd.DataFrame | None = None) -> pd.DataFrame:
     """Every evaluation row of the complete triggers under ``paths`` (:data:`COLUMNS`), plus, with a run
     ``summary``, ``attack_gain_left``: the per-example slowdown attacks' efficiency gain left there."""
@@ -56,7 +63,7 @@ def trigger_table(paths: Iterable[str | Path], summary: pd.DataFrame | None = No
     if summary is not None and not table.empty:
         slow = summary[summary["goal"] == "slowdown"] if "goal" in summary else summary.iloc[0:0]
         table["attack_gain_left"] = [
-            " ".join(f"{r.recipe}={r.efficiency_gain_left:.3f}" for r in slow.itertuples()
+            " ".join(f"{_search(r)}={r.efficiency_gain_left:.3f}" for r in slow.itertuples()
                      if (r.model_id, r.setting, r.dataset) == (row.model_id, row.setting, row.dataset)) or None
             for row in table.itertuples()]
     return table.sort_values(["trigger_id", "replayed", "model_id", "setting"], kind="stable").reset_index(drop=True)

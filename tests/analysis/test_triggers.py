@@ -37,11 +37,14 @@ def test_trigger_table_reads_complete_triggers_beside_runs(suite_out):
     _write_trigger(suite_out, "cut", "running", [_row("pabee", "patience:1", False, 2.0, 3.0)])
     assert [p.name for p in find_triggers([suite_out / "runs"])] == ["cut", "done"]
     summary = pd.DataFrame([{"goal": "slowdown", "recipe": "textfooler", "model_id": "pabee", "setting": "patience:1",
-                             "dataset": "glue/sst2", "efficiency_gain_left": 0.25}])
+                             "dataset": "glue/sst2", "efficiency_gain_left": 0.25, "slowdown_score": "exit"},
+                            {"goal": "slowdown", "recipe": "textfooler", "model_id": "pabee", "setting": "patience:1",
+                             "dataset": "glue/sst2", "efficiency_gain_left": 0.5, "slowdown_score": "waffle"}])
     table = trigger_table([suite_out / "runs"], summary)
     assert table["setting"].tolist() == ["patience:1", "patience:2"]  # the search's own row first
     assert table["efficiency_gain_left"].tolist() == [(3 / 2.5 - 1) / (3 / 2 - 1), 0.0]
-    assert table["attack_gain_left"][0] == "textfooler=0.250" and pd.isna(table["attack_gain_left"][1])
+    assert table["attack_gain_left"][0] == "textfooler=0.250 textfooler/waffle=0.500"  # the search score named
+    assert pd.isna(table["attack_gain_left"][1])
     (title, blocks), = trigger_section(table)
     assert title == "Universal triggers" and blocks[1][1]["prefix"].tolist() == ["zebra zebra zebra"] * 2
     assert trigger_section(trigger_table([suite_out.parent / "elsewhere"])) == []

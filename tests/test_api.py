@@ -184,7 +184,7 @@ def test_bench(tmp_path, tiny_pabee_dir, tiny_full_dir, data_root, capfd) -> Non
     result = rb.bench(suite, out=tmp_path / "out", data_dir=data_root / "data", nltk_data=SHARED / "nltk_data",
                       workers=1, log=lines.append)
     assert capfd.readouterr() == ("", "")  # what the stages say goes to log
-    assert "[bench] clean evaluation of tp outside the attack sample" in lines
+    assert "[bench] clean evaluation of tp on the selection set" in lines
     assert any(line.startswith("[bench] transfer 1/1: tf-pfull_from_tp-p1_deepwordbug") for line in lines)
     assert [p.name.split("_")[0] for p in result.runs] == ["tp-p1", "tp-pfull", "tf-pfull"]
     assert all(json.loads((p / "run.json").read_text())["status"] == "complete" for p in result.runs)

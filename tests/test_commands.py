@@ -34,8 +34,9 @@ MINIMAL = {
     "aggregate": ["r", "--out", "o"],
     "report": ["r", "--out", "o"],
     "bench": ["s.toml", "--out", "o"],
+    "pack": ["o", "--into", "d"],
 }
-REQUIRED = {"out", "model", "recipe", "run", "runs", "suite"}
+REQUIRED = {"out", "model", "recipe", "run", "runs", "suite", "into"}
 
 
 class Stop(Exception):

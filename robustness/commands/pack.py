@@ -22,9 +22,10 @@ def _size(n: int) -> str:
 
 
 def cmd_pack(args: argparse.Namespace, command: str) -> int:
-    from robustness.api import pack
+    from robustness import api
+    from robustness.commands import job_options
 
-    packed = pack(args.out, into=args.into, overwrite=args.overwrite)
+    packed = api.pack(**job_options(args))
     counts = ", ".join(f"{part}: {len(names)}" for part, names in {**packed.runs, "clean tables": packed.clean}.items())
     print(f"packed {args.out} into {packed.into} ({counts}): {_size(packed.original_bytes)} as written, "
           f"{_size(packed.packed_bytes)} packed")

@@ -54,7 +54,7 @@ def attack_with(args: argparse.Namespace, bundle: Path, resources: Any, encoder:
         work.run_task(task, resources)
         work._GROUP.clear()
     sentence_encoder.clear_caches()
-    model, _ = work._model(args.model)
+    model, _ = work._model(args.model, "cpu")  # the CPU, as the suite worker of a CPU task loads it
     (task,) = plan_tasks([_spec(args, bundle, encoder, args.n, seed=0)], shard_size=args.n)
     result, victim_s, encoder_s = timed_task(task, resources, model, sentence_encoder.get_encoder(encoder))
     records = result["records"]

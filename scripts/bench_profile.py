@@ -69,7 +69,7 @@ def forward_share(args, bundle: Path, warm: bool) -> tuple[float, float, float]:
         work._GROUP.clear()
     from robustness.resources.sentence_encoder import get_encoder
 
-    model, _ = work._model(args.model)
+    model, _ = work._model(args.model, "cpu")  # the CPU, as the suite worker of a CPU task loads it
     (task,) = plan_tasks(_specs(args, bundle), shard_size=args.n)
     result, victim_s, encoder_s = timed_task(task, resources, model, get_encoder(args.sentence_encoder))
     attack_s = sum(r["attack_time_s"] for r in result["records"])

@@ -84,7 +84,7 @@ def main() -> int:
                      data_dir=data_dir) for s in args.settings]
     (sweep_task,) = plan_tasks(specs, shard_size=args.n)
     alone_tasks = {s.setting: plan_tasks([s], shard_size=args.n)[0] for s in specs}
-    work._model(args.model)  # load once, outside the timings
+    work._model(args.model, "cpu")  # load once, outside the timings (the CPU, as a CPU task loads it)
     _timed(next(iter(alone_tasks.values())), resources)  # warm-up (first builds, lazy imports), not timed
 
     sweep_s: list[float] = []

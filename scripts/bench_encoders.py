@@ -73,7 +73,7 @@ def attack_with(args: argparse.Namespace, bundle: Path, resources: Any, encoder:
 
 def read_pairs(paths: list[str]) -> list[tuple[str, str]]:
     """(original, adversarial) texts of the succeeded records in run dirs or records.jsonl files."""
-    from robustness.attack.records import read_records
+    from robustness.schema.records import read_records
 
     pairs = []
     for raw in paths:
@@ -81,7 +81,7 @@ def read_pairs(paths: list[str]) -> list[tuple[str, str]]:
         path = path / "records.jsonl" if path.is_dir() else path
         if not path.is_file():
             raise SystemExit(f"--records {raw}: no records.jsonl there")
-        pairs += [(r.orig_text, r.adv_text) for r in read_records(path) if r.result == "succeeded"]
+        pairs += [(r["orig_text"], r["adv_text"]) for r in read_records(path) if r["result"] == "succeeded"]
     return pairs
 
 
@@ -162,7 +162,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", required=True, help="a trained model's directory (attacked at full depth)")
     parser.add_argument("--resources", default=os.environ.get("ROBUSTNESS_RESOURCES"))
-    parser.add_argument("--n", type=int, default=20, help="examples attacked per encoder (0: calibration only)")
+    parser.add_argument("--n", type=int, default=20, help="examples attacked per encoder (0: none)")
     parser.add_argument("--warmup", type=int, default=2, help="examples of the untimed warm-up task (0: none)")
     parser.add_argument("--pairs", type=int, default=1000, help="at most this many pairs for the agreement")
     parser.add_argument("--records", nargs="*", default=[], help="more pairs: run dirs or records.jsonl files")
@@ -181,8 +181,23 @@ def main() -> int:
     work.init_worker(resources)  # one torch thread; USE-m3's BLAS threads follow it
     if args.calibration is not None:
         calibration(bundle, args.calibration or list(ENCODERS))
-    if args.n < 1:
+    if args.n < 1 and not args.records:
         return 0
+    per_text, results = {}, {}
+    if args.n >= 1:  # with --n 0 and --records: the agreement on the records' pairs only
+        per_text, results = attack_stage(args, bundle, resources)
+    pairs = [p for r in results.values() for p in r.pop("pairs")] + read_pairs(args.records)
+    agree = agreement(pairs, args.pairs)
+    print(f"agreement: Spearman {agree['spearman']:.3f} (p {agree['p']:.2g}) of whole-text cosine, MiniLM vs "
+          f"USE-m3, on {agree['pairs']} (original, adversarial) pairs")
+    if args.json:
+        Path(args.json).write_text(json.dumps({"ms_per_sentence": per_text, "attack": results, "agreement": agree},
+                                              indent=2) + "\n")
+    return 0
+
+
+def attack_stage(args: argparse.Namespace, bundle: Path, resources: Any) -> tuple[dict, dict]:
+    """Encoding speed, then textfooler with each encoder (printed); returns both."""
     per_text = speed(bundle, args.speed)
     print(f"encoding {args.speed} SST-2 validation sentences in batches of 32, 1 thread: "
           + ", ".join(f"{name} {ms:.2f} ms" for name, ms in per_text.items())
@@ -194,14 +209,7 @@ def main() -> int:
               f"{r['mean_queries']:.1f}; victim forward {r['victim_s']:.1f}s + encoder {r['encoder_s']:.1f}s of "
               f"attack time {r['attack_s']:.1f}s: RATIO victim share {r['victim_share']:.3f} (goal >= 0.85), "
               f"encoder share {r['encoder_share']:.3f}")
-    pairs = [p for r in results.values() for p in r.pop("pairs")] + read_pairs(args.records)
-    agree = agreement(pairs, args.pairs)
-    print(f"agreement: Spearman {agree['spearman']:.3f} (p {agree['p']:.2g}) of whole-text cosine, MiniLM vs "
-          f"USE-m3, on {agree['pairs']} (original, adversarial) pairs")
-    if args.json:
-        Path(args.json).write_text(json.dumps({"ms_per_sentence": per_text, "attack": results, "agreement": agree},
-                                              indent=2) + "\n")
-    return 0
+    return per_text, results
 
 
 if __name__ == "__main__":

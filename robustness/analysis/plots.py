@@ -45,12 +45,16 @@ __all__ = ["MAX_COLUMNS", "PRETTY", "plot_cost_vs_setting", "plot_efficiency_lef
 
 def _vs_setting(ax, rows: pd.DataFrame, metric: str, categories: tuple[list[str], dict[str, str]], series: list[str],
                 palette: dict[str, str]) -> None:
-    """``metric`` against the exit setting, one line per (series, policy family) of early-exit rows; baselines
-    as horizontal lines (CI band)."""
+    """``metric`` against the exit setting, one line per (series, policy family) of early-exit rows, each line
+    shifted sideways by a small step so that equal values of two lines do not hide one another; baselines as
+    horizontal lines (CI band)."""
     order, labels = categories
     ticks = setting_ticks(rows, order, labels)
-    for label, group in family_series(rows, series):
-        group = group.assign(_x=[order.index(p) for p in group["setting"]]).sort_values("_x")
+    lines = family_series(rows, series)
+    step = min(0.08, 0.3 / max(len(lines) - 1, 1))  # dodge: equal values of two series stay visible side by side
+    for i, (label, group) in enumerate(lines):
+        shift = (i - (len(lines) - 1) / 2) * step
+        group = group.assign(_x=[order.index(p) + shift for p in group["setting"]]).sort_values("_x")
         ax.errorbar(group["_x"], group[metric], yerr=ci_yerr(group, metric), marker="o", capsize=3,
                     color=palette[label], label=label)
     for _, base in rows[rows["head"] == "full"].iterrows():

@@ -111,3 +111,14 @@ def test_efficiency_left_draws_one_labelled_line_per_goal_and_slowdown_score(tmp
     labels = [text.get_text() for text in fig.legends[0].get_texts()]
     assert labels == ["pabee / accuracy · patience", "pabee / slowdown · patience",
                       "pabee / slowdown (waffle) · patience"]
+
+
+def test_equal_values_of_two_lines_stay_visible_side_by_side():
+    """Two slowdown runs of one setting (exit and waffle scores) with the same efficiency left: both points are
+    drawn, shifted sideways around the setting's tick, so neither hides the other."""
+    rows = [{"dataset": "glue/sst2", "recipe": "textfooler", "head": "pabee", "model_id": "m", "setting": "entropy:0.6",
+             "goal": goal, "efficiency_gain_left": 0.02} for goal in ("slowdown", "slowdown-waffle")]
+    ax = plots.plot_efficiency_left(pd.DataFrame(rows)).axes[0]
+    xs = [float(np.asarray(c.lines[0].get_xdata(), float)[0]) for c in ax.containers]
+    assert len(xs) == 2 and xs[0] != xs[1] and all(abs(x) <= 0.15 for x in xs)  # around tick 0, apart
+    assert [float(np.asarray(c.lines[0].get_ydata(), float)[0]) for c in ax.containers] == [0.02, 0.02]

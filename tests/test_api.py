@@ -29,6 +29,11 @@ def _records(run_dir: Path) -> list[dict]:
     return [{k: v for k, v in json.loads(line).items() if k not in TIMING} for line in lines]
 
 
+def _bench(suite: Path, out: Path, data_root: Path, **options):
+    """``rb.bench`` of a tiny suite on the fixture's data and the shared NLTK data, one worker."""
+    return rb.bench(suite, out=out, data_dir=data_root / "data", nltk_data=SHARED / "nltk_data", workers=1, **options)
+
+
 def _full_depth_accuracy(model_dir: Path) -> float:
     """Accuracy of the last layer's classifier on SENTENCES (labels 1, 0, 1, ... as ``write_sst2`` writes them)."""
     import torch
@@ -181,8 +186,7 @@ def test_bench(tmp_path, tiny_pabee_dir, tiny_full_dir, data_root, capfd) -> Non
         f'[[models]]\nid = "tf"\nhead = "full"\npath = "{tiny_full_dir}"\n')
     lines: list[str] = []
     capfd.readouterr()
-    result = rb.bench(suite, out=tmp_path / "out", data_dir=data_root / "data", nltk_data=SHARED / "nltk_data",
-                      workers=1, log=lines.append)
+    result = _bench(suite, tmp_path / "out", data_root, log=lines.append)
     assert capfd.readouterr() == ("", "")  # what the stages say goes to log
     assert "[bench] clean evaluation of tp on the selection set" in lines
     assert any(line.startswith("[bench] transfer 1/1: tf-pfull_from_tp-p1_deepwordbug") for line in lines)
@@ -191,11 +195,9 @@ def test_bench(tmp_path, tiny_pabee_dir, tiny_full_dir, data_root, capfd) -> Non
     assert len(result.transfers) == 1 and (result.transfers[0] / "records.jsonl").is_file()
     assert result.report_md == tmp_path / "out" / "report.md" and result.report_html.is_file()
     assert "[bench] 0 of 3 runs already complete" in lines and lines[-1].startswith("[bench] report:")
-    again = rb.bench(suite, out=tmp_path / "out", data_dir=data_root / "data", nltk_data=SHARED / "nltk_data",
-                     workers=1, log=lines.append)
+    again = _bench(suite, tmp_path / "out", data_root, log=lines.append)
     assert "[bench] 3 of 3 runs already complete" in lines and again.runs == result.runs
-    part = rb.bench(suite, out=tmp_path / "out", data_dir=data_root / "data", nltk_data=SHARED / "nltk_data",
-                    workers=1, part=(1, 2))
+    part = _bench(suite, tmp_path / "out", data_root, part=(1, 2))
     assert part.report_md is None and part.runs == result.runs
     with pytest.raises(ValueError, match="--part must look like i/k"):
         rb.bench(suite, out=tmp_path / "out", part=(3, 2))
@@ -240,8 +242,7 @@ def test_bench_revalidates_when_the_suite_asks(tmp_path, tiny_pabee_dir, tiny_gp
         f'[[models]]\nid = "tp"\nhead = "pabee"\npath = "{tiny_pabee_dir}"\n')
     lines: list[str] = []
     capfd.readouterr()
-    result = rb.bench(suite, out=tmp_path / "out", data_dir=data_root / "data", nltk_data=SHARED / "nltk_data",
-                      workers=1, log=lines.append)
+    result = _bench(suite, tmp_path / "out", data_root, log=lines.append)
     assert capfd.readouterr() == ("", "")
     assert asked["lm"] == str(tiny_gpt2_dir) and asked["nltk_data"] == str(SHARED / "nltk_data")
     (run,) = result.runs

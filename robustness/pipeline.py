@@ -114,7 +114,7 @@ def bench(suite: PathLike, *, out: PathLike, overwrite: bool = False, rerun_chan
         attacked = _attacks(spec, part, out, workers, stack, pool, options)
     if attacked is None:  # train_only
         return BenchResult(out=out, runs=[], transfers=[])
-    runs, model_dirs, fingerprints = attacked
+    spec, runs, model_dirs, fingerprints = attacked  # the suite with the select rule's choices made concrete
     run_dirs = [out / "runs" / s.run_id for s in runs]
     if part is not None:
         log(f"[bench] part {part[0]}/{part[1]} done; once every part is, `robustness bench {os.fspath(suite)} "
@@ -124,9 +124,10 @@ def bench(suite: PathLike, *, out: PathLike, overwrite: bool = False, rerun_chan
 
 
 def _attacks(spec: Any, part: tuple[int, int] | None, out: Path, workers: int, stack: Any, pool: Any,
-             options: dict[str, Any]) -> tuple[list, dict[str, str], dict[str, str]] | None:
-    """Up to the attacks: validate, train (unless a part), calibrate, plan, execute. ``(runs, model_dirs,
-    fingerprints)`` (each model's, hashed once for the whole bench), or None with ``train_only``."""
+             options: dict[str, Any]) -> tuple[Any, list, dict[str, str], dict[str, str]] | None:
+    """Up to the attacks: validate, train (unless a part), calibrate, pre-register, plan, execute. ``(suite,
+    runs, model_dirs, fingerprints)`` (the suite with its ``selected`` settings made concrete; each model's
+    fingerprint, hashed once for the whole bench), or None with ``train_only``."""
     from robustness.attack.rundir import reconcile_changed
     from robustness.models.fingerprint import model_fingerprint
     from robustness.resources.textattack_compat import import_textattack
@@ -149,10 +150,13 @@ def _attacks(spec: Any, part: tuple[int, int] | None, out: Path, workers: int, s
     if options["train_only"]:
         return None
     stages.calibrate_thresholds(spec, model_dirs, log=log)
+    fingerprints = {model_id: model_fingerprint(path) for model_id, path in model_dirs.items()}
+    selection = stages.preregister(spec, model_dirs, fingerprints, out, log=log)  # selection.json, before any attack
+    if any(m.awaits_choice for m in spec.models):  # the "selected" settings, now that the rule has chosen
+        spec = spec.with_choices(selection["choices"])
+        stages.calibrate_thresholds(spec, model_dirs, log=log)  # thresholds matched to the chosen settings
     with _naming(suite_file):  # calibrated settings too, before any attack
         check_plan(spec, model_dirs)
-    fingerprints = {model_id: model_fingerprint(path) for model_id, path in model_dirs.items()}
-    stages.preregister(spec, model_dirs, fingerprints, out, log=log)  # selection.json, before any attack
     # Recipe-major order: an interrupted suite leaves whole recipes compared across every setting.
     runs = sorted(spec.run_specs(model_dirs), key=lambda s: spec.recipes.index(s.recipe))
     for moved in reconcile_changed(out / "runs", {s.run_id: fingerprints[s.model_id] for s in runs},
@@ -173,7 +177,7 @@ def _attacks(spec: Any, part: tuple[int, int] | None, out: Path, workers: int, s
         for run in runs:
             mark_interrupted(out / "runs" / run.run_id, signal_name(exc))
         raise
-    return runs, model_dirs, fingerprints
+    return spec, runs, model_dirs, fingerprints
 
 
 def _after_attacks(spec: Any, out: Path, stack: Any, model_dirs: dict[str, str], fingerprints: dict[str, str],

@@ -18,8 +18,11 @@ POLICIES = ("patience", "entropy", "maxprob", "full")
 THRESHOLD_POLICIES = ("entropy", "maxprob")
 #: Where ``robustness evaluate --match-*`` records calibrated thresholds, in the model directory.
 CALIBRATION_FILE = "calibration.json"
+#: A suite's name for the setting its ``[verdict] select`` rule pre-registers, known once bench has recorded the
+#: rule's choice (``settings = ["selected"]``, ``calibrated = ["entropy@selected"]``).
+SELECTED = "selected"
 
-__all__ = ["CALIBRATION_FILE", "POLICIES", "THRESHOLD_POLICIES", "Setting", "calibrated_setting",
+__all__ = ["CALIBRATION_FILE", "POLICIES", "SELECTED", "THRESHOLD_POLICIES", "Setting", "calibrated_setting",
            "check_setting_reachable", "parse_setting", "read_calibration", "resolve_calibrated"]
 
 
@@ -118,10 +121,13 @@ def parse_setting(value: Any) -> Setting:
 
 def calibrated_setting(reference: str) -> tuple[str, str]:
     """``"entropy@patience:2"`` / ``"maxprob@1.86"`` -> ``(policy, target)``: a threshold policy calibrated to the
-    clean layer speed-up of a setting (label) or to a speed-up (a number). ValueError for anything else."""
+    clean layer speed-up of a setting (label) or to a speed-up (a number); the target :data:`SELECTED` (the
+    setting a suite's select rule pre-registers) stays as it is. ValueError for anything else."""
     policy, sep, target = str(reference).partition("@")
     if not sep or policy not in THRESHOLD_POLICIES or not target:
         raise ValueError(f"a calibrated setting looks like entropy@patience:2 or maxprob@1.86, got {reference!r}")
+    if target == SELECTED:
+        return policy, target
     try:
         return policy, str(float(target))
     except ValueError:
@@ -145,6 +151,9 @@ def read_calibration(model_dir: str | Path) -> dict[str, dict[str, Any]]:
 def resolve_calibrated(reference: str, model_dir: str | Path) -> Setting:
     """The setting a calibration reference (``entropy@patience:2``) stands for in ``model_dir``'s calibration."""
     policy, target = calibrated_setting(reference)
+    if target == SELECTED:
+        raise ValueError(f"{reference} is calibrated to the setting a select rule pre-registers, known only once "
+                         "bench has recorded the rule's choice")
     key = f"{policy}@{target}"
     entry = read_calibration(model_dir).get(key)
     if entry is None:

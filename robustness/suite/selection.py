@@ -47,16 +47,17 @@ def draw_selection(suite) -> tuple[SelectionSplit, Examples, list[int]]:
 
 def check_select_rule(suite, selection_size: int) -> None:
     """A ``[verdict] select`` rule needs a non-empty selection set (``selection_size`` examples), an early-exit
-    model with a patience setting and a full-depth baseline; ``ValueError`` otherwise."""
+    model with a patience setting (run, or a candidate) and a full-depth baseline; ``ValueError`` otherwise."""
     rule = suite.verdict.select
     if rule is None:
         return
     if selection_size < 1:
         raise ValueError(f"[verdict] select = {rule!r} needs a selection set, but n = {suite.n} takes the whole "
                          f"{suite.split} split: lower n or set [suite] selection_split")
-    if not any(m.head != "full" and any(s.policy == "patience" for s in m.settings) for m in suite.models):
+    if not any(m.head != "full" and any(s.policy == "patience" for s in (*m.settings, *m.candidates))
+               for m in suite.models):
         raise ValueError(f"[verdict] select = {rule!r} chooses a patience, but no early-exit model of the suite "
-                         "runs a patience setting")
+                         "runs or lists as a candidate a patience setting")
     if not any(m.head == "full" for m in suite.models):
         raise ValueError(f"[verdict] select = {rule!r} compares with a full-depth baseline; add a model with "
                          "head = \"full\"")

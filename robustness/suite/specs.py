@@ -8,13 +8,20 @@ every stage can read them. The run-level names (``RunSpec``, ``VerdictOptions``,
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from robustness.devices import check_device
 from robustness.schema.encoders import check_encoder
-from robustness.schema.settings import POLICIES, Setting, parse_setting, resolve_calibrated
+from robustness.schema.settings import (
+    POLICIES,
+    SELECTED,
+    Setting,
+    calibrated_setting,
+    parse_setting,
+    resolve_calibrated,
+)
 from robustness.schema.specs import (
     GOALS,
     SLOWDOWN_SCORES,
@@ -31,7 +38,13 @@ __all__ = ["GOALS", "POLICIES", "SLOWDOWN_SCORES", "ModelSpec", "RunSpec", "Sett
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A model of a suite: an existing directory (``path``) or a training recipe (``train``)."""
+    """A model of a suite: an existing directory (``path``) or a training recipe (``train``).
+
+    With a ``[verdict] select`` rule, ``selected`` says the model also runs the setting the rule pre-registers
+    for it (``settings = [..., "selected"]``) and ``calibrated`` may reference it (``entropy@selected``); both are
+    known only once bench has recorded the rule's choice (:meth:`with_choices`). ``candidates`` are settings
+    evaluated clean on the selection set (the rule chooses among the patience settings of ``settings`` and
+    ``candidates``) but never attacked."""
 
     id: str
     head: str = "pabee"
@@ -40,11 +53,41 @@ class ModelSpec:
     settings: tuple[Setting, ...] = ()
     #: thresholds calibrated to a speed-up (``entropy@patience:2``), read from the model's calibration.json
     calibrated: tuple[str, ...] = ()
+    selected: bool = False
+    candidates: tuple[Setting, ...] = ()
+
+    @property
+    def fixed_calibrated(self) -> tuple[str, ...]:
+        """The ``calibrated`` references whose target is known before the select rule chooses."""
+        return tuple(r for r in self.calibrated if calibrated_setting(r)[1] != SELECTED)
+
+    @property
+    def awaits_choice(self) -> bool:
+        """The model names the select rule's choice (a ``selected`` setting or a reference to it)."""
+        return self.selected or len(self.fixed_calibrated) < len(self.calibrated)
 
     def exit_settings(self, model_dir: str, calibrated: bool = True) -> tuple[Setting, ...]:
-        """``settings`` plus (with ``calibrated``) the ``calibrated`` references resolved in ``model_dir``."""
-        resolved = [resolve_calibrated(r, model_dir) for r in self.calibrated] if calibrated else []
+        """``settings`` plus (with ``calibrated``) the ``calibrated`` references resolved in ``model_dir``; those
+        naming the select rule's choice are left out until :meth:`with_choices` has made them concrete."""
+        resolved = [resolve_calibrated(r, model_dir) for r in self.fixed_calibrated] if calibrated else []
         return tuple(dict.fromkeys([*self.settings, *resolved]))
+
+    def clean_settings(self, model_dir: str) -> tuple[Setting, ...]:
+        """What the clean tables evaluate on the selection set: :meth:`exit_settings` and the ``candidates``."""
+        return tuple(dict.fromkeys([*self.exit_settings(model_dir), *self.candidates]))
+
+    def with_choices(self, chosen: list[str]) -> ModelSpec:
+        """This model with the select rule's choices for it (setting labels; empty: none qualified) in place of
+        ``selected`` and of ``@selected`` references: each chosen setting is run, each reference is calibrated
+        to each chosen setting. A model with no choice runs its other settings only."""
+        if not self.awaits_choice:
+            return self
+        settings = [*self.settings, *(parse_setting(c) for c in chosen if self.selected)]
+        references = [*self.fixed_calibrated,
+                      *(f"{calibrated_setting(r)[0]}@{parse_setting(c).label}" for r in self.calibrated
+                        if calibrated_setting(r)[1] == SELECTED for c in chosen)]
+        return replace(self, settings=tuple(dict.fromkeys(settings)), calibrated=tuple(dict.fromkeys(references)),
+                       selected=False)
 
 
 @dataclass(frozen=True)
@@ -110,6 +153,15 @@ class SuiteSpec:
             raise ValueError("slowdown_score applies only to slowdown runs: add \"slowdown\" to goals")
         if self.goal_target is not None or self.keep_prediction:
             check_goal("slowdown", self.goal_target, self.keep_prediction)
+
+    def with_choices(self, choices: list[dict] | None) -> SuiteSpec:
+        """The suite with the select rule's recorded ``choices`` (``selection.json``: dicts with ``model`` and
+        ``setting``, None when none qualified) made concrete in every model (:meth:`ModelSpec.with_choices`)."""
+        chosen: dict[str, list[str]] = {}
+        for choice in choices or []:
+            if choice.get("setting") is not None:
+                chosen.setdefault(choice["model"], []).append(choice["setting"])
+        return replace(self, models=tuple(m.with_choices(chosen.get(m.id, [])) for m in self.models))
 
     def transfer_specs(self, model_dirs: dict[str, str], runs_root: str | Path) -> list[TransferSpec]:
         """Every transfer the suite declares: each run (any recipe and goal) of a source ``MODEL@SETTING`` replayed

@@ -135,7 +135,7 @@ def clean_tables(suite, model_dirs: dict[str, str], fingerprints: dict[str, str]
         except ValueError as exc:  # not CSV, not UTF-8
             raise ValueError(f"{path}: cannot read it ({' '.join(str(exc).split())[:80]}); delete it to evaluate "
                              "again") from None
-        settings = model.exit_settings(model_dirs[model.id])  # calibrated thresholds included
+        settings = model.clean_settings(model_dirs[model.id])  # calibrated thresholds and candidates included
         fresh = (all(c in cached and set(cached[c]) == {v} for c, v in key.items())
                  and {s.label for s in settings} <= set(cached.get("setting", [])))
         if not fresh:
@@ -188,7 +188,7 @@ def calibrate_thresholds(suite, model_dirs: dict[str, str], *, log: Callable[[st
     split = None  # the split and the attack sample, loaded for the first model that needs them
     for model in suite.models:
         known = read_calibration(model_dirs[model.id])
-        targets = sorted({calibrated_setting(r)[1] for r in model.calibrated
+        targets = sorted({calibrated_setting(r)[1] for r in model.fixed_calibrated
                           if "@".join(calibrated_setting(r)) not in known})
         if not targets:
             continue

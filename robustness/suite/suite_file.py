@@ -14,7 +14,7 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-from robustness.schema.settings import Setting, calibrated_setting, parse_setting
+from robustness.schema.settings import SELECTED, Setting, calibrated_setting, parse_setting
 from robustness.schema.specs import VerdictOptions
 from robustness.suite.specs import ModelSpec, SuiteSpec, parse_selector
 
@@ -39,8 +39,9 @@ def check_id(value: Any, where: str) -> str:
     return value
 
 
-def _settings(raw: dict[str, Any], default: tuple[Setting, ...], where: str) -> tuple[Setting, ...]:
-    """``settings = [...]`` or its older form ``patience = [...]`` (both is an error); else ``default``."""
+def _settings(raw: dict[str, Any], default: tuple[Setting | str, ...], where: str) -> tuple[Setting | str, ...]:
+    """``settings = [...]`` or its older form ``patience = [...]`` (both is an error); else ``default``. The
+    entry ``"selected"`` (:data:`~robustness.schema.settings.SELECTED`) stays a name: the select rule's choice."""
     if "settings" in raw and "patience" in raw:
         raise ValueError(f"{where}: give either 'settings' or 'patience', not both")
     values = raw.get("settings", raw.get("patience"))
@@ -49,14 +50,24 @@ def _settings(raw: dict[str, Any], default: tuple[Setting, ...], where: str) -> 
     if isinstance(values, str | int) or not isinstance(values, list):
         raise ValueError(f"{where}: 'settings'/'patience' must be a list, got {values!r}")
     try:
-        settings = tuple(dict.fromkeys(parse_setting(v) for v in values))
+        settings = tuple(dict.fromkeys(SELECTED if v == SELECTED else parse_setting(v) for v in values))
     except ValueError as exc:
         raise ValueError(f"{where}: {exc}") from None
     return settings
 
 
-def _model_spec(raw: dict[str, Any], default_settings: tuple[Setting, ...], where: str) -> ModelSpec:
-    unknown = set(raw) - {"id", "head", "path", "train", "patience", "settings", "calibrated"}
+def _candidates(raw: dict[str, Any], where: str) -> tuple[Setting, ...]:
+    values = raw.get("candidates", [])
+    if not isinstance(values, list):
+        raise ValueError(f"{where}: 'candidates' must be a list of settings, got {values!r}")
+    try:
+        return tuple(dict.fromkeys(parse_setting(v) for v in values))
+    except ValueError as exc:
+        raise ValueError(f"{where}: candidates: {exc}") from None
+
+
+def _model_spec(raw: dict[str, Any], default_settings: tuple[Setting | str, ...], where: str) -> ModelSpec:
+    unknown = set(raw) - {"id", "head", "path", "train", "patience", "settings", "calibrated", "candidates"}
     if unknown:
         raise ValueError(f"{where}: unknown model keys {sorted(unknown)}")
     if "id" not in raw:
@@ -67,11 +78,13 @@ def _model_spec(raw: dict[str, Any], default_settings: tuple[Setting, ...], wher
     head = raw.get("head", "pabee")
     if head not in ("pabee", "full"):
         raise ValueError(f"{where}: model {raw['id']!r} head must be 'pabee' or 'full', got {head!r}")
-    if head == "full":
-        settings: tuple[Setting, ...] = (Setting("full"),)
-    else:
-        settings = _settings(raw, default_settings, f"{where}: model {raw['id']!r}")
-    if not settings:
+    named: tuple[Setting | str, ...] = (Setting("full"),)
+    if head != "full":
+        named = _settings(raw, default_settings, f"{where}: model {raw['id']!r}")
+    elif SELECTED in raw.get("settings", []) or "candidates" in raw:
+        raise ValueError(f"{where}: model {raw['id']!r}: a full-depth model has no '{SELECTED}' setting or "
+                         "candidates (PABEE models only)")
+    if not named:
         raise ValueError(f"{where}: model {raw['id']!r} has no exit settings")
     calibrated = raw.get("calibrated", [])
     if not isinstance(calibrated, list) or head == "full" and calibrated:
@@ -80,8 +93,10 @@ def _model_spec(raw: dict[str, Any], default_settings: tuple[Setting, ...], wher
         calibrated = [calibrated_setting(c) and c for c in calibrated]
     except ValueError as exc:
         raise ValueError(f"{where}: model {raw['id']!r}: {exc}") from None
-    return ModelSpec(id=raw["id"], head=head, path=raw.get("path"), train=dict(raw.get("train", {})), settings=settings,
-                     calibrated=tuple(calibrated))
+    candidates = _candidates(raw, f"{where}: model {raw['id']!r}")
+    return ModelSpec(id=raw["id"], head=head, path=raw.get("path"), train=dict(raw.get("train", {})),
+                     settings=tuple(s for s in named if s != SELECTED), calibrated=tuple(calibrated),
+                     selected=SELECTED in named, candidates=candidates)
 
 
 def load_suite(path: str | Path) -> SuiteSpec:
@@ -162,6 +177,11 @@ def load_suite(path: str | Path) -> SuiteSpec:
         raise ValueError(f"{path}: unknown [verdict] keys {sorted(unknown)}")
     try:
         options = VerdictOptions(**verdict)
-        return SuiteSpec(models=models, recipes=recipes, verdict=options, **suite)
+        spec = SuiteSpec(models=models, recipes=recipes, verdict=options, **suite)
     except (ValueError, TypeError) as exc:
         raise ValueError(f"{path}: {exc}") from None
+    waiting = [m.id for m in models if m.awaits_choice]
+    if waiting and options.select is None:
+        raise ValueError(f"{path}: model {waiting[0]!r} names the '{SELECTED}' setting, which needs a pre-registered "
+                         "select rule: add [verdict] select = \"smallest-patience-within-margin\"")
+    return spec

@@ -77,7 +77,7 @@ def _num_layers_of_backbone(backbone: str | None) -> int:
 
 
 def _check_patience(model: ModelSpec, num_layers: int) -> None:
-    for setting in model.settings:
+    for setting in (*model.settings, *model.candidates):
         check_setting_reachable(setting, num_layers, f"model {model.id!r}")
 
 
@@ -162,7 +162,7 @@ def validate_suite(suite: SuiteSpec, out: str | Path, *, overwrite: bool = False
             facts = saved_facts(saved)
             layers[model.id], heads[model.id] = facts.num_layers, facts.head
         _check_patience(model, layers[model.id])
-        for reference in model.calibrated:
+        for reference in model.fixed_calibrated:  # those to the select rule's choice: by check_plan
             check_calibration_target(calibrated_setting(reference)[1], num_layers=layers[model.id],
                                      head=heads[model.id], where=f"model {model.id!r} calibrated {reference!r}")
             if saved is not None and "@".join(calibrated_setting(reference)) in read_calibration(saved):

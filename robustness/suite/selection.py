@@ -29,16 +29,23 @@ __all__ = ["check_select_rule", "choose", "draw_selection", "write_selection"]
 
 
 def draw_selection(suite) -> tuple[SelectionSplit, Examples, list[int]]:
-    """The suite's division (the attack sample drawn as the runs draw it), the examples of the selection split,
-    and the positions in them of the selection set."""
+    """The suite's division (the attack sample drawn as the runs draw it; with ``study_n``, the study's sample of
+    which the suite's must be a subset), the examples of the selection split, and the positions in them of the
+    selection set."""
     from robustness.data import load_examples
 
     examples = load_examples(suite.dataset, suite.split, data_dir=suite.data_dir)
-    sample = load_examples(suite.dataset, suite.split, data_dir=suite.data_dir, limit=suite.n, seed=suite.seed)
+    n = suite.n if suite.study_n is None else suite.study_n
+    sample = load_examples(suite.dataset, suite.split, data_dir=suite.data_dir, limit=n, seed=suite.seed)
+    if n != suite.n:
+        own = load_examples(suite.dataset, suite.split, data_dir=suite.data_dir, limit=suite.n, seed=suite.seed)
+        if not set(own.indices) <= set(sample.indices):
+            raise ValueError(f"[suite] the n = {suite.n} examples drawn with seed {suite.seed} are not all among "
+                             f"the study_n = {n} drawn with it; attack all {n} or choose another n")
     other = None
     if suite.selection_split not in (None, suite.split):
         other = load_examples(suite.dataset, suite.selection_split, data_dir=suite.data_dir)
-    division = divide(suite.dataset, suite.split, suite.n, suite.seed, sample.indices, len(examples),
+    division = divide(suite.dataset, suite.split, n, suite.seed, sample.indices, len(examples),
                       suite.selection_split, None if other is None else len(other))
     examples = examples if other is None else other
     chosen = set(division.selection_set)

@@ -101,6 +101,10 @@ class SuiteSpec:
     #: ``split`` outside the attack sample
     selection_split: str | None = None
     n: int = 100
+    #: the attack sample of the whole study when this suite attacks a part of it (a costly slowdown part): the
+    #: division (attack sample vs selection set) is drawn with ``study_n`` examples, of which the suite's ``n``
+    #: (drawn with the same seed) must be a subset; None: ``n``
+    study_n: int | None = None
     seed: int = 0
     query_budget: int | None = None
     batch_size: int = 32
@@ -153,6 +157,9 @@ class SuiteSpec:
             raise ValueError("slowdown_score applies only to slowdown runs: add \"slowdown\" to goals")
         if self.goal_target is not None or self.keep_prediction:
             check_goal("slowdown", self.goal_target, self.keep_prediction)
+        if self.study_n is not None and self.study_n < self.n:
+            raise ValueError(f"[suite] study_n ({self.study_n}) is the study's attack sample, of which this suite "
+                             f"attacks n = {self.n}: it must be >= n")
 
     def with_choices(self, choices: list[dict] | None) -> SuiteSpec:
         """The suite with the select rule's recorded ``choices`` (``selection.json``: dicts with ``model`` and

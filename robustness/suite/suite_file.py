@@ -28,7 +28,7 @@ _DEFAULT_SETTINGS = ("patience:1", "patience:2", "patience:3", "full")
 #: A model id names a directory (``<out>/models/<id>``), run ids and plot labels: a safe slug.
 SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 #: [suite] keys that must be integers (``query_budget`` may be absent).
-_INT_KEYS = ("n", "seed", "query_budget", "batch_size", "max_length")
+_INT_KEYS = ("n", "seed", "query_budget", "batch_size", "max_length", "study_n")
 
 
 def check_id(value: Any, where: str) -> str:

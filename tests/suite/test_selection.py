@@ -132,3 +132,20 @@ def test_selection_split_must_name_a_split(tmp_path, write_sst2, tiny_pabee_dir,
     assert main(["bench", str(missing), "--out", str(tmp_path / "o"), "--data-dir", str(tmp_path / "data")]) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "split 'test' of glue/sst2 not found" in err
+
+
+def test_a_part_of_a_study_divides_the_split_as_the_whole_study_does(tmp_path, write_sst2):
+    write_sst2(tmp_path, SENTENCES)
+    data = str(tmp_path / "data")
+    model = '[[models]]\nid = "m"\npath = "x"\n'
+    whole = replace(load_suite(_suite(tmp_path, models=model)), data_dir=data)  # n = 4
+    part = replace(load_suite(_suite(tmp_path, body="study_n = 4\n", models=model)), data_dir=data, n=2)
+    division, _, positions = draw_selection(part)
+    assert division == draw_selection(whole)[0] and len(positions) == 6  # the same selection set of 6
+    from robustness.data import load_examples
+
+    attacked = load_examples("glue/sst2", "validation", data_dir=data, limit=2, seed=3).indices
+    assert set(attacked) <= set(division.attack_sample)
+    with pytest.raises(ValueError, match=r"study_n \(3\) is the study's attack sample, of which this suite attacks "
+                                         r"n = 4: it must be >= n"):
+        load_suite(_suite(tmp_path, body="study_n = 3\n", models=model))

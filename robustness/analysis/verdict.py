@@ -5,10 +5,11 @@ baseline?
   after it), compared with the baseline on the same examples by an exact McNemar test. The attack success
   rate is conditional on a different attacked subset per setting; it is descriptive only.
 * Eligibility, decided without looking at attack outcomes: a setting is eligible when (a) its clean accuracy
-  is at most ``margin`` below the baseline's (non-inferiority), (b) it is not degenerate (every class has recall
-  >= :data:`MIN_RECALL`, no class takes >= :data:`MAX_SHARE` of the predictions) and (c) at least ``min_n``
-  examples are paired with the baseline. (a) and (b) are measured on a clean evaluation table off the attack
-  sample when one is given (``clean``), else on the clean texts of the attack sample, with a caveat.
+  is at most ``margin`` below the baseline's (non-inferiority: :func:`~robustness.schema.selection.within_margin`,
+  the select rule's comparison too; an unknown (NaN) clean accuracy is never eligible), (b) it is not degenerate
+  (every class has recall >= :data:`MIN_RECALL`, no class takes >= :data:`MAX_SHARE` of the predictions) and (c)
+  at least ``min_n`` examples are paired with the baseline. (a) and (b) are measured on a clean evaluation table
+  off the attack sample when one is given (``clean``), else on the clean texts of the attack sample, with a caveat.
 * Outcome of a comparison, at level ``alpha`` after Holm adjustment: ``more_robust`` / ``less_robust`` when the
   exact McNemar test rejects "no difference" (direction from the two accuracies); else ``equivalent`` when the
   paired TOST (:func:`~robustness.analysis.paired_stats.paired_tost`: two one-sided Tango score tests, i.e. the
@@ -57,6 +58,7 @@ from robustness.analysis.preregistered import registered_options
 from robustness.analysis.revalidation import valid_column
 from robustness.analysis.runs import Run
 from robustness.analysis.verdict_text import LEGACY_VERDICTS, exploratory_finding, verdict_findings
+from robustness.schema.selection import within_margin
 from robustness.schema.specs import VerdictOptions
 
 #: A setting is degenerate when some class has a recall below this, or ...
@@ -163,6 +165,13 @@ def _degenerate(q: CleanQuality) -> str:
     return ""
 
 
+def _below_margin(accuracy: float, baseline: float, margin: float) -> str:
+    """Why a setting fails :func:`~robustness.schema.selection.within_margin` (NaN: unknown)."""
+    if accuracy != accuracy or baseline != baseline:
+        return f"{'' if accuracy != accuracy else 'baseline '}clean accuracy unknown"
+    return f"clean accuracy {100 * (baseline - accuracy):.1f} points below the baseline (margin {100 * margin:g})"
+
+
 def _candidate(run: Run, setting: str, base: Run, options: VerdictOptions, clean: pd.DataFrame | None) -> dict:
     """One setting against one baseline: eligibility and, when eligible, the paired test."""
     q, base_q = _qualities(run, setting, base, clean)
@@ -170,9 +179,8 @@ def _candidate(run: Run, setting: str, base: Run, options: VerdictOptions, clean
     kept_base = m.still_correct(list(both["orig_pred_a"]), list(both["adv_pred_a"]), list(both["label_a"]))
     kept = m.still_correct(list(both["orig_pred_b"]), list(both["adv_pred_b"]), list(both["label_b"]))
     reasons = [_degenerate(base_q) and f"baseline {_degenerate(base_q)}", _degenerate(q)]
-    if q.accuracy < base_q.accuracy - options.margin:
-        reasons.append(f"clean accuracy {100 * (base_q.accuracy - q.accuracy):.1f} points below the baseline "
-                       f"(margin {100 * options.margin:g})")
+    if not within_margin(q.accuracy, base_q.accuracy, options.margin):
+        reasons.append(_below_margin(q.accuracy, base_q.accuracy, options.margin))
     reasons = [r for r in reasons if r]
     row = {"setting": setting, "eligible": not reasons, "reason_ineligible": "; ".join(reasons),
            "clean_accuracy": q.accuracy, "baseline_clean_accuracy": base_q.accuracy, "n": len(both),

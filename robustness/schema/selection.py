@@ -11,28 +11,33 @@ which judges eligibility on the same set).
 * A **selection rule** (``[verdict] select``) is the alternative to a fixed ``[verdict] setting``; the rules are
   :data:`SELECTION_RULES`. ``smallest-patience-within-margin``: for each early-exit model and its full-depth
   baseline, the pre-registered setting is the smallest patience whose clean accuracy on the selection set is at
-  least the baseline's minus ``margin`` (the verdict's non-inferiority margin, the same comparison its
-  eligibility makes); None when no patience qualifies (the verdict then says ``no_eligible_setting``). Settings
-  that are not patience settings never qualify. Degeneracy and ``min_n`` are still judged by the verdict.
+  least the baseline's minus ``margin`` (the verdict's non-inferiority margin: :func:`within_margin`, the one
+  comparison its eligibility makes too; NaN never qualifies); None when no patience qualifies (the verdict then
+  says ``no_eligible_setting``). Settings that are not patience settings never qualify. Degeneracy and
+  ``min_n`` are still judged by the verdict.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from robustness.schema.settings import parse_setting
 
-__all__ = ["SELECTION_FILE", "SELECTION_RULES", "SelectionSplit", "check_rule", "divide", "pair_baselines",
-           "select_setting", "selection_table"]
+__all__ = ["MARGIN_TOLERANCE", "SELECTION_FILE", "SELECTION_RULES", "SelectionSplit", "check_rule", "divide",
+           "pair_baselines", "select_setting", "selection_table", "within_margin"]
 
 #: The file in a bench output that records the split and, with a rule, the setting it chose.
 SELECTION_FILE = "selection.json"
 #: The pre-registered selection rules ``[verdict] select`` accepts.
 SELECTION_RULES = ("smallest-patience-within-margin",)
+#: Clean accuracies are proportions of finitely many examples: a shortfall this small is float rounding (e.g.
+#: ``0.545 - 0.05 == 0.49500000000000005``), so an accuracy exactly ``margin`` below the baseline qualifies.
+MARGIN_TOLERANCE = 1e-9
 
 
 def check_rule(rule: str) -> str:
@@ -101,9 +106,14 @@ def _patience(label: str) -> int | None:
     return setting.value if setting.policy == "patience" else None
 
 
-def _within(accuracy: float, baseline_accuracy: float, margin: float) -> bool:
-    """The verdict's non-inferiority comparison (NaN never qualifies)."""
-    return accuracy >= baseline_accuracy - margin
+def within_margin(accuracy: float, baseline_accuracy: float, margin: float) -> bool:
+    """The non-inferiority comparison on clean accuracy, the one the select rule and the verdict's eligibility
+    both make: ``accuracy >= baseline_accuracy - margin`` (all fractions), up to :data:`MARGIN_TOLERANCE` of
+    float rounding, so exactly ``margin`` below qualifies and anything further below does not. An unknown (NaN)
+    accuracy, of the setting or of the baseline, never qualifies."""
+    if math.isnan(accuracy) or math.isnan(baseline_accuracy):
+        return False
+    return accuracy >= baseline_accuracy - margin - MARGIN_TOLERANCE
 
 
 def selection_table(rows: Sequence[Mapping[str, Any]], baseline_accuracy: float,
@@ -113,7 +123,7 @@ def selection_table(rows: Sequence[Mapping[str, Any]], baseline_accuracy: float,
     and whether it is within ``margin`` of it."""
     table = [{"setting": parse_setting(r["setting"]).label, "n": r.get("n"), "accuracy": float(r["accuracy"]),
               "baseline_accuracy": float(baseline_accuracy),
-              "within_margin": _within(float(r["accuracy"]), float(baseline_accuracy), margin)}
+              "within_margin": within_margin(float(r["accuracy"]), float(baseline_accuracy), margin)}
              for r in rows if _patience(str(r["setting"])) is not None]
     return sorted(table, key=lambda r: _patience(r["setting"]))
 

@@ -22,6 +22,7 @@ from robustness.analysis.verdict import (
 )
 
 N = 200
+RULE = "smallest-patience-within-margin"
 LABELS = [i % 2 for i in range(N)]
 
 
@@ -145,6 +146,31 @@ def test_clean_table_off_the_sample_decides_eligibility(tmp_path, make_run):
     verdict, _ = verdict_tables(summarize(runs), runs, clean=clean)
     assert verdict.iloc[0]["verdict"] == "no_eligible_setting"
     assert "5.0 points below" in verdict.iloc[0]["reason_ineligible"]
+
+
+@pytest.mark.parametrize(("accuracy", "base_accuracy", "margin", "eligible", "reason"), [
+    (0.89, 0.90, 0.01, True, ""),  # exactly at the margin: eligible, as the select rule would choose it
+    (0.495, 0.545, 0.05, True, ""),  # at the margin, though 0.545 - 0.05 == 0.49500000000000005 in floats
+    (0.8899, 0.90, 0.01, False, "clean accuracy 1.0 points below the baseline (margin 1)"),  # just below
+    (math.nan, 0.90, 0.01, False, "clean accuracy unknown"),  # unknown: never eligible
+    (0.90, math.nan, 0.01, False, "baseline clean accuracy unknown"),
+])
+def test_clean_margin_boundary_and_unknown_accuracy(tmp_path, make_run, accuracy, base_accuracy, margin, eligible,
+                                                    reason):
+    _verdict(tmp_path, make_run, {2: records(WRONG, set(range(0, N, 4)))})
+    runs = load_runs(tmp_path / "suite")
+    clean = pd.DataFrame([["base", "full", 500, base_accuracy, 0.88, 0.51],
+                          ["pabee", "patience:2", 500, accuracy, 0.8, 0.55]],
+                         columns=["model_id", "setting", "n", "accuracy", "min_class_recall", "max_pred_share"])
+    options = VerdictOptions(margin=margin)
+    verdict, candidates = verdict_tables(summarize(runs), runs, options, clean=clean)
+    row = candidates.iloc[0]
+    assert row["eligible"] == eligible and row["reason_ineligible"] == reason
+    assert verdict.iloc[0]["verdict"] == ("more_robust" if eligible else "no_eligible_setting")
+    # the select rule makes the same comparison on the same table: it chooses patience:2 exactly when eligible
+    selected, _ = verdict_tables(summarize(runs), runs, VerdictOptions(margin=margin, select=RULE), clean=clean)
+    assert (selected.iloc[0]["setting"] == "patience:2") == eligible
+    assert selected.iloc[0]["verdict"] == verdict.iloc[0]["verdict"]
 
 
 def test_mcnemar_direction_matches_the_accuracies():

@@ -13,6 +13,7 @@ from robustness.schema.selection import (
     pair_baselines,
     select_setting,
     selection_table,
+    within_margin,
 )
 from robustness.schema.specs import VerdictOptions
 
@@ -44,6 +45,20 @@ def test_ties_and_the_margin_boundary():
     # exactly margin below the baseline is within it (the verdict's eligibility: only strictly below is out)
     assert select_setting(RULE, rows(p1=0.75, p2=0.875), 0.875, 0.125) == "patience:1"
     assert select_setting(RULE, rows(p1=0.89), 0.9, 0.01) == "patience:1"  # 0.9 - 0.01 == 0.89 in floats too
+
+
+def test_within_margin_is_the_one_non_inferiority_comparison():
+    assert within_margin(0.89, 0.90, 0.01) and within_margin(0.75, 0.875, 0.125)  # exactly at the boundary
+    assert not within_margin(0.8899, 0.90, 0.01)  # just below it
+    # 0.545 - 0.05 == 0.49500000000000005 in floats: exactly 5 points below still qualifies, 0.01 point more not
+    assert 0.495 < 0.545 - 0.05 and within_margin(0.495, 0.545, 0.05) and not within_margin(0.4949, 0.545, 0.05)
+    assert select_setting(RULE, rows(p1=0.495, p2=0.6), 0.545, 0.05) == "patience:1"
+    assert select_setting(RULE, rows(p1=0.4949, p2=0.6), 0.545, 0.05) == "patience:2"
+    # unknown accuracy never qualifies, whichever side is unknown and however wide the margin
+    for accuracy, baseline in ((math.nan, 0.9), (0.9, math.nan), (math.nan, math.nan)):
+        assert not within_margin(accuracy, baseline, 0.99)
+    assert [r["within_margin"] for r in selection_table(rows(p1=math.nan, p2=0.9), 0.9, 0.5)] == [False, True]
+    assert select_setting(RULE, rows(p1=0.9), math.nan, 0.5) is None
 
 
 def test_none_qualifies():

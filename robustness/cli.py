@@ -262,9 +262,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="also write the comparison as CSV")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
 
-    p = sub.add_parser("ls", help="list recipes, datasets or the runs of an output directory")
-    p.add_argument("what", choices=["recipes", "datasets", "runs"])
-    p.add_argument("path", nargs="?", help="for 'runs': a suite output or runs/ directory")
+    p = sub.add_parser("ls", help="list recipes, datasets, the runs of an output directory or its stage timings")
+    p.add_argument("what", choices=["recipes", "datasets", "runs", "timings"])
+    p.add_argument("path", nargs="?", help="for 'runs': a suite output or runs/ directory; for 'timings': a bench "
+                                           "output or a packed one (wall and CPU time per suite and stage)")
 
     from robustness.commands.pack import add_pack_parser
 

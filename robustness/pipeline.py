@@ -6,12 +6,18 @@ The stages themselves live in :mod:`robustness.suite` (:mod:`~robustness.suite.s
 :mod:`~robustness.suite.plan`, :mod:`~robustness.suite.executors`); this module chains them. What it has to say
 while it works goes to ``log`` (a callable taking one line, e.g. ``print``; default: nowhere). ``robustness bench``
 parses its flags and calls :func:`bench` with ``log=print`` and progress bars on.
+
+Each stage it runs (train, calibrate, preregister, attacks, transfers, triggers, clean, quality, revalidate,
+report) appends its wall and CPU time to ``<out>/timings.jsonl`` when it ends, also when stopped or failed
+(:mod:`robustness.suite.timings`; the format in :mod:`robustness.schema.timings`). Stages with nothing left to
+do (a resumed suite) record about no time; validation, planning and the run bookkeeping are not timed.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -73,6 +79,7 @@ def bench(suite: PathLike, *, out: PathLike, overwrite: bool = False, rerun_chan
     from robustness.suite.gpus import gpus_per_task as ray_gpus
     from robustness.suite.plan import max_tasks, parse_part
     from robustness.suite.suite_file import load_suite
+    from robustness.suite.timings import new_invocation, timed
 
     log = log or _quiet
     check_counts(workers=workers, shard_size=shard_size)
@@ -104,7 +111,10 @@ def bench(suite: PathLike, *, out: PathLike, overwrite: bool = False, rerun_chan
     stack = attack_resources(paths, cache_dir, offline, import_attack=False)
     options = {"suite_file": os.fspath(suite), "overwrite": overwrite, "rerun_changed": rerun_changed,
                "engine": engine, "address": address, "shard_size": shard_size, "train_only": train_only,
-               "mlm": paths["mlm"], "progress": progress, "command": command, "log": log, "gpus": gpus}
+               "mlm": paths["mlm"], "progress": progress, "command": command, "log": log, "gpus": gpus,
+               # `with options["stage"]("train"):` appends the stage's wall and CPU time to <out>/timings.jsonl
+               "stage": functools.partial(timed, out, spec.name, log=log, invocation=new_invocation(), engine=engine,
+                                          part=f"{part[0]}/{part[1]}" if part else None, command=command)}
     with contextlib.ExitStack() as exits:
         pool = None
         if engine == "ray" and not train_only:
@@ -138,23 +148,27 @@ def _attacks(spec: Any, part: tuple[int, int] | None, out: Path, workers: int, s
     from robustness.suite.shards import mark_interrupted, prepare_run
     from robustness.suite.validate import check_plan, validate_suite
 
-    log, command, suite_file = options["log"], options["command"], options["suite_file"]
+    log, command, suite_file, stage = options["log"], options["command"], options["suite_file"], options["stage"]
     with _naming(suite_file):
         validate_suite(spec, out, overwrite=options["overwrite"], mlm=options["mlm"])
     if pool is not None:  # Ray is up (it started while this process validated) before anything is trained or written
         pool.wait()
     if options["engine"] != "ray":  # local workers are forked from this process; a Ray driver attacks nothing
         import_textattack(stack.nltk_data, offline=stack.offline)
-    model_dirs = stages.locate_models(spec, out, train=part is None, log=log, progress=options["progress"],
-                                      resources=stack)
+    with stage("train"):  # recorded on every invocation, also when every model is already trained
+        model_dirs = stages.locate_models(spec, out, train=part is None, log=log, progress=options["progress"],
+                                          resources=stack)
     if options["train_only"]:
         return None
-    stages.calibrate_thresholds(spec, model_dirs, log=log)
-    fingerprints = {model_id: model_fingerprint(path) for model_id, path in model_dirs.items()}
-    selection = stages.preregister(spec, model_dirs, fingerprints, out, log=log)  # selection.json, before any attack
+    with stage("calibrate"):
+        stages.calibrate_thresholds(spec, model_dirs, log=log)
+        fingerprints = {model_id: model_fingerprint(path) for model_id, path in model_dirs.items()}
+    with stage("preregister"):
+        selection = stages.preregister(spec, model_dirs, fingerprints, out, log=log)  # selection.json, before attacks
     if any(m.awaits_choice for m in spec.models):  # the "selected" settings, now that the rule has chosen
         spec = spec.with_choices(selection["choices"])
-        stages.calibrate_thresholds(spec, model_dirs, log=log)  # thresholds matched to the chosen settings
+        with stage("calibrate"):
+            stages.calibrate_thresholds(spec, model_dirs, log=log)  # thresholds matched to the chosen settings
     with _naming(suite_file):  # calibrated settings too, before any attack
         check_plan(spec, model_dirs)
     # Recipe-major order: an interrupted suite leaves whole recipes compared across every setting.
@@ -171,8 +185,9 @@ def _attacks(spec: Any, part: tuple[int, int] | None, out: Path, workers: int, s
     log(f"[bench] {len(todo)} tasks ({sum(t.size for t in todo)} examples) on {options['engine']}"
         + (f", part {part[0]}/{part[1]}" if part else ""))
     try:
-        execute(todo, driver, stack, workers=workers, engine=options["engine"], address=options["address"],
-                progress=options["progress"], pool=pool, gpus=options["gpus"])
+        with stage("attacks"):
+            execute(todo, driver, stack, workers=workers, engine=options["engine"], address=options["address"],
+                    progress=options["progress"], pool=pool, gpus=options["gpus"])
     except KeyboardInterrupt as exc:  # SIGINT/SIGTERM: unfinished runs say so, with their true record count
         for run in runs:
             mark_interrupted(out / "runs" / run.run_id, signal_name(exc))
@@ -188,21 +203,27 @@ def _after_attacks(spec: Any, out: Path, stack: Any, model_dirs: dict[str, str],
     from robustness.resources.textattack_compat import import_textattack
     from robustness.suite import stages
 
-    log, command = options["log"], options["command"]
+    log, command, stage = options["log"], options["command"], options["stage"]
     import_textattack(stack.nltk_data, offline=stack.offline)  # the transfers attack in this process
-    stages.run_transfers(spec, model_dirs, out, command, log=log)
-    stages.run_triggers(spec, model_dirs, out, command, log=log)
-    # seconds: before the slow quality stage, so it survives a stop
-    clean = stages.clean_tables(spec, model_dirs, fingerprints, out, log=log)
+    with stage("transfers"):
+        stages.run_transfers(spec, model_dirs, out, command, log=log)
+    with stage("triggers"):
+        stages.run_triggers(spec, model_dirs, out, command, log=log)
+    with stage("clean"):  # seconds: before the slow quality stage, so it survives a stop
+        clean = stages.clean_tables(spec, model_dirs, fingerprints, out, log=log)
     if spec.quality:  # once every run is complete: the report reads each run's quality.jsonl
-        score_quality(run_dirs, lm, None, device=spec.device, log=log, prefix="[bench] ")
+        with stage("quality"):
+            score_quality(run_dirs, lm, None, device=spec.device, log=log, prefix="[bench] ")
     if spec.revalidate:  # strict re-validation, once every run is complete: the report reads revalidation.jsonl
-        revalidate_runs(run_dirs, spec.revalidate, lm=lm, lexicons=stack.lexicons_dir, nltk_data=stack.nltk_data,
-                        cache_dir=stack.cache_dir, sentence_encoder=spec.sentence_encoder,
-                        progress=options["progress"], log=log, prefix="[bench] ")
+        with stage("revalidate"):
+            revalidate_runs(run_dirs, spec.revalidate, lm=lm, lexicons=stack.lexicons_dir,
+                            nltk_data=stack.nltk_data, cache_dir=stack.cache_dir,
+                            sentence_encoder=spec.sentence_encoder, progress=options["progress"], log=log,
+                            prefix="[bench] ")
     transfers = [out / "transfers" / t.run_id for t in spec.transfer_specs(model_dirs, out / "runs")]
     sources = [out / "runs", *([out / "transfers"] if (out / "transfers").is_dir() else [])]
-    md, html = write_report(sources, out, provenance={"suite": options["suite_file"], "command": command},
-                            verdict_options=spec.verdict, clean=clean, overwrite=options["overwrite"])
+    with stage("report"):
+        md, html = write_report(sources, out, provenance={"suite": options["suite_file"], "command": command},
+                                verdict_options=spec.verdict, clean=clean, overwrite=options["overwrite"])
     log(f"[bench] report: {md} and {html}")
     return BenchResult(out=out, runs=run_dirs, transfers=transfers, report_md=md, report_html=html)

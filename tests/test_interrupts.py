@@ -163,9 +163,17 @@ def test_bench_interrupted_runs_say_so(tmp_path, tiny_pabee_dir, data_dir, monke
     (run,) = (tmp_path / "out" / "runs").iterdir()
     info = json.loads((run / "run.json").read_text())
     assert info["status"] == "interrupted" and info["signal"] == "SIGINT" and info["num_records"] == 2
+    from robustness.schema.timings import read_timings
+
+    stopped = read_timings(tmp_path / "out")  # the stages that ran, the attacks recorded as stopped
+    assert list(stopped["stage"]) == ["train", "calibrate", "preregister", "attacks"]
+    assert list(stopped["status"]) == ["complete"] * 3 + ["interrupted"] and stopped["signal"].iloc[-1] == "SIGINT"
     monkeypatch.undo()
     assert main(argv) == 0
     assert json.loads((run / "run.json").read_text())["status"] == "complete"
+    resumed = read_timings(tmp_path / "out").iloc[len(stopped):]
+    assert resumed["invocation"].nunique() == 1 and set(resumed["invocation"]).isdisjoint(stopped["invocation"])
+    assert resumed.set_index("stage").loc["attacks", "status"] == "complete"
 
 
 def test_bench_rerun_changed_moves_old_runs_aside(tmp_path, tiny_pabee_dir, data_dir, capsys):

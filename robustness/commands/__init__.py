@@ -171,6 +171,8 @@ def cmd_ls(args: argparse.Namespace, command: str) -> int:
 
         for info in REGISTRY.values():
             print(f"{info.name:16s} splits={','.join(info.splits)} labels={','.join(info.label_names)}")
+    elif args.what == "timings":
+        _ls_timings(args.path)
     else:
         from robustness.analysis.runs import find_runs, load_run
 
@@ -179,6 +181,18 @@ def cmd_ls(args: argparse.Namespace, command: str) -> int:
         for run in find_runs([Path(args.path)]):
             print(f"{'complete' if load_run(run).complete else 'partial ':9s} {run}")
     return 0
+
+
+def _ls_timings(path: str | None) -> None:
+    """``ls timings OUT``: bench's wall and CPU time per (suite, stage), summed over its invocations, and the total."""
+    from robustness.schema.timings import read_timings, stage_totals
+
+    if not path:
+        raise ValueError("ls timings needs a directory: a bench output or a packed one")
+    totals = stage_totals(read_timings(Path(path)))
+    print(totals.to_string(index=False, float_format=lambda x: f"{x:.1f}"))
+    wall, cpu = totals["wall_time_s"].sum(), totals["cpu_time_s"].sum()
+    print(f"total: wall {wall:.1f} s ({wall / 3600:.2f} h), CPU {cpu:.1f} s ({cpu / 3600:.2f} h)")
 
 
 def cmd_doctor(args: argparse.Namespace, command: str) -> int:

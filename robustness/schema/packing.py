@@ -2,7 +2,8 @@
 
 :func:`pack_output` copies what the tables are computed from -- every finished run under ``runs/``
 (accuracy and slowdown attacks), ``transfers/`` and ``triggers/``, and the clean evaluation tables
-``clean/*.csv`` the verdict reads, with ``selection.json`` (the attack sample / selection set division) -- into a
+``clean/*.csv`` the verdict reads, with ``selection.json`` (the attack sample / selection set division) and bench's
+stage timings ``timings.jsonl`` (:mod:`robustness.schema.timings`; stored gzipped) when present -- into a
 new directory laid out the same way, so it is itself a suite output:
 ``robustness report DIR --out ...`` recomputes every table from it. Models, tables, figures and reports are not
 copied (the tables are what is recomputed; models are not needed to recompute them).
@@ -36,6 +37,7 @@ from robustness.schema.packed import PACKED_SUFFIX, compress
 from robustness.schema.records import read_records
 from robustness.schema.rundir import RECORDS_FILE, RUN_FILE, check_record_count, is_run_dir
 from robustness.schema.selection import SELECTION_FILE
+from robustness.schema.timings import TIMINGS_FILE
 
 __all__ = ["MANIFEST_FILE", "PARTS", "Packed", "pack_output"]
 
@@ -144,6 +146,8 @@ def pack_output(source: str | Path, into: str | Path, overwrite: bool = False) -
                 files.update(_pack_file(path, tmp / CLEAN, f"{CLEAN}/{path.name}"))
         if (source / SELECTION_FILE).is_file():  # the attack sample / selection set division the clean tables used
             files.update(_pack_file(source / SELECTION_FILE, tmp, SELECTION_FILE))
+        if (source / TIMINGS_FILE).is_file():  # the wall and CPU time of every bench stage (timings.jsonl.gz)
+            files.update(_pack_file(source / TIMINGS_FILE, tmp, TIMINGS_FILE))
         result.original_bytes = sum(e["bytes"] for e in files.values())
         result.packed_bytes = sum(e["stored_bytes"] for e in files.values())
         write_json_atomic(tmp / MANIFEST_FILE, {

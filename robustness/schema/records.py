@@ -19,8 +19,9 @@ from __future__ import annotations
 import io
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Literal, TypedDict
+from typing import Any, Literal, TypedDict
 
 from robustness.schema.packed import read_stored
 
@@ -124,9 +125,7 @@ def read_records(path: str | Path) -> list[AttackRecord]:
     if data is None:
         return []
     records: list[AttackRecord] = []
-    for number, raw in enumerate(io.BytesIO(data), 1):
-        if not raw.endswith(b"\n"):
-            break  # torn tail of an interrupted write
+    for number, raw in whole_lines(data):
         try:
             record = json.loads(raw.decode("utf-8"))
             if not isinstance(record, dict):
@@ -135,6 +134,15 @@ def read_records(path: str | Path) -> list[AttackRecord]:
         except ValueError as exc:  # includes JSON and UTF-8 decoding errors
             raise ValueError(f"{path}, line {number}: not a valid record: {exc}") from None
     return records
+
+
+def whole_lines(data: bytes) -> Iterator[tuple[int, bytes]]:
+    """``(line number, line)`` of every whole line of an appended JSON-lines file's ``data``, stopping at a torn
+    last line (no trailing newline: a stop in the middle of an append)."""
+    for number, raw in enumerate(io.BytesIO(data), 1):
+        if not raw.endswith(b"\n"):
+            return  # torn tail of an interrupted write
+        yield number, raw
 
 
 def truncate_torn_tail(path: str | Path) -> None:
@@ -152,7 +160,13 @@ def truncate_torn_tail(path: str | Path) -> None:
 def append_record(path: str | Path, record: AttackRecord) -> None:
     """Append one record as a single line, flushed and fsynced."""
     validate_record(record)
-    line = json.dumps(record, ensure_ascii=False) + "\n"
+    append_json_line(path, record)
+
+
+def append_json_line(path: str | Path, value: Any) -> None:
+    """Append ``value`` as one JSON line, flushed and fsynced (the append of every JSON-lines file of a run or
+    bench output)."""
+    line = json.dumps(value, ensure_ascii=False) + "\n"
     with Path(path).open("a", encoding="utf-8") as handle:
         handle.write(line)
         handle.flush()

@@ -28,15 +28,14 @@ Fields of a line (``schema_version`` 1):
 
 from __future__ import annotations
 
-import io
 import json
 import math
-import os
 import reprlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from robustness.schema.packed import read_stored
+from robustness.schema.records import append_json_line, truncate_torn_tail, whole_lines
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -90,16 +89,8 @@ def append_timing(out: str | Path, line: dict[str, Any]) -> Path:
     validate_timing(line)
     path = Path(out) / TIMINGS_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a+b") as handle:
-        size = handle.seek(0, os.SEEK_END)
-        if size:
-            handle.seek(max(0, size - 65536))
-            tail = handle.read()
-            if not tail.endswith(b"\n"):  # a torn line: cut it (a line is far shorter than 64 kB)
-                handle.truncate(size - len(tail) + tail.rfind(b"\n") + 1)
-        handle.write((json.dumps(line, ensure_ascii=False) + "\n").encode("utf-8"))
-        handle.flush()
-        os.fsync(handle.fileno())
+    truncate_torn_tail(path)
+    append_json_line(path, line)
     return path
 
 
@@ -117,9 +108,7 @@ def read_timings(out: str | Path) -> pd.DataFrame:
         raise ValueError(f"{out} holds no {TIMINGS_FILE}: only robustness bench writes it (from this version on); "
                          "pass a bench output or a packed one")
     lines = []
-    for number, raw in enumerate(io.BytesIO(data), 1):
-        if not raw.endswith(b"\n"):
-            break  # torn tail of an interrupted write
+    for number, raw in whole_lines(data):
         try:
             lines.append(validate_timing(json.loads(raw.decode("utf-8"))))
         except ValueError as exc:  # includes JSON and UTF-8 decoding errors

@@ -19,6 +19,7 @@ import pandas as pd
 from robustness import callable_module
 from robustness.analysis import plots
 from robustness.analysis.aggregate import exit_table, flip_table, summarize
+from robustness.analysis.clean_tables import find_clean_tables
 from robustness.analysis.compare import findings
 from robustness.analysis.equivalence import fold_note, fold_rows, folded
 from robustness.analysis.quality import quality_table
@@ -27,13 +28,7 @@ from robustness.analysis.runs import Run, load_runs
 from robustness.analysis.tables import VIEWS, table_files, view
 from robustness.analysis.transfer import transfer_table
 from robustness.analysis.triggers import trigger_table
-from robustness.analysis.verdict import (
-    VerdictOptions,
-    exploratory_finding,
-    find_clean_tables,
-    verdict_findings,
-    verdict_tables,
-)
+from robustness.analysis.verdict import VerdictOptions, exploratory_finding, verdict_findings, verdict_tables
 from robustness.outputs import check_output_dir, refuse_foreign, write_outputs
 from robustness.rendering import MARKER, Block, figure_block, render_html, render_markdown
 from robustness.report_sections import (

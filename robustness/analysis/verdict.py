@@ -43,9 +43,8 @@ baseline?
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -67,8 +66,8 @@ MIN_RECALL = 0.20
 MAX_SHARE = 0.95
 
 VERDICTS = ("more_robust", "less_robust", "equivalent", "inconclusive", "no_eligible_setting", "insufficient_n")
-__all__ = ["COLUMNS", "LEGACY_VERDICTS", "VERDICTS", "VerdictOptions", "exploratory_finding", "find_clean_tables",
-           "read_clean_tables", "verdict_findings", "verdict_tables"]
+__all__ = ["COLUMNS", "LEGACY_VERDICTS", "VERDICTS", "VerdictOptions", "exploratory_finding", "verdict_findings",
+           "verdict_tables"]
 COLUMNS = ["dataset", "recipe", "model", "baseline", "setting", "eligible", "reason_ineligible", "clean_accuracy",
            "baseline_clean_accuracy", "n", "accuracy_under_attack", "baseline_accuracy_under_attack", "p_value",
            "p_adjusted", "ci_low", "ci_high", "tost_p_value", "tost_p_adjusted", "mdd", "verdict"]
@@ -76,8 +75,6 @@ COLUMNS = ["dataset", "recipe", "model", "baseline", "setting", "eligible", "rea
 TESTS = ["p_value", "ci_low", "ci_high", "tost_p_value", "mdd"]
 #: The secondary endpoint's columns (strict re-validation), after :data:`COLUMNS` in the verdict table.
 SECONDARY = ["strict_accuracy_under_attack", "baseline_strict_accuracy_under_attack", "strict_p_value"]
-#: Columns of a clean evaluation table (one row per model and setting, off the attack sample).
-CLEAN_COLUMNS = ["model_id", "setting", "n", "accuracy", "min_class_recall", "max_pred_share"]
 
 
 @dataclass(frozen=True)
@@ -113,48 +110,6 @@ def _qualities(run: Run, setting: str, base: Run, clean: pd.DataFrame | None) ->
     if q is None or base_q is None:
         return _sample_quality(run), _sample_quality(base)
     return q, base_q
-
-
-def read_clean_tables(paths: Sequence[Path]) -> pd.DataFrame:
-    """Concatenate clean evaluation CSVs (columns :data:`CLEAN_COLUMNS`); ``ValueError`` naming a bad file."""
-    tables = []
-    for path in paths:
-        try:
-            table = pd.read_csv(path)
-        except (OSError, ValueError) as exc:  # ParserError, EmptyDataError, UnicodeDecodeError are ValueErrors
-            message = " ".join(str(exc).split())[:120]
-            raise ValueError(f"--clean-eval {path}: cannot read it as a clean evaluation table ({message})") from None
-        missing = [c for c in CLEAN_COLUMNS if c not in table]
-        if missing:
-            raise ValueError(f"{path} lacks columns {', '.join(missing)}")
-        tables.append(table.assign(_file=str(path)))
-    return _one_row_per_setting(pd.concat(tables, ignore_index=True))
-
-
-def _one_row_per_setting(table: pd.DataFrame) -> pd.DataFrame:
-    """Several suite outputs of one study hold the same clean evaluation (same model, same excluded sample): keep
-    one copy; two different measurements of one model and setting are a ``ValueError`` naming their files (the
-    verdict must not pick one silently)."""
-    values = [c for c in table.columns if c != "_file"]
-    unique = table.drop_duplicates(subset=values)
-    clash = unique[unique.duplicated(subset=["model_id", "setting"], keep=False)]
-    if len(clash):
-        first = clash.iloc[0]
-        files = clash[(clash["model_id"] == first["model_id"]) & (clash["setting"] == first["setting"])]["_file"]
-        raise ValueError(f"clean evaluation tables disagree on {first['model_id']} {first['setting']}: "
-                         f"{' vs '.join(sorted(set(files)))}")
-    return unique.drop(columns="_file").reset_index(drop=True)
-
-
-def find_clean_tables(sources: str | Path | Iterable[str | Path]) -> pd.DataFrame | None:
-    """The ``clean/*.csv`` tables of the suite outputs among ``sources`` (a suite out dir, or its ``runs/``)."""
-    sources = [sources] if isinstance(sources, str | Path) else list(sources)
-    found = []
-    for source in map(Path, sources):
-        for folder in (source / "clean", source.parent / "clean" if source.name == "runs" else None):
-            if folder is not None and folder.is_dir():
-                found += sorted(folder.glob("*.csv"))
-    return read_clean_tables(found) if found else None
 
 
 def _degenerate(q: CleanQuality) -> str:

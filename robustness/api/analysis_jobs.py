@@ -131,7 +131,7 @@ def report(runs: Paths, *, out: PathLike, overwrite: bool = False, margin: float
                              equivalence_margin=equivalence_margin)
     clean = None
     if clean_eval:
-        from robustness.analysis.verdict import read_clean_tables
+        from robustness.analysis.clean_tables import read_clean_tables
 
         clean = read_clean_tables([Path(p) for p in clean_eval])
     return write_report(_paths(runs), Path(out), provenance={"command": command}, verdict_options=options,

@@ -72,7 +72,7 @@ def check_select_rule(suite, selection_size: int) -> None:
 
 def choose(rule: str, clean: pd.DataFrame, models: dict[str, tuple[str, int]], margin: float) -> list[dict]:
     """The rule's choice for each (early-exit model, baseline) pair (``models``: id -> (head, layers)), from the
-    clean table on the selection set (:data:`robustness.analysis.verdict.CLEAN_COLUMNS`): the chosen setting
+    clean table on the selection set (:data:`robustness.analysis.clean_tables.CLEAN_COLUMNS`): the chosen setting
     (None: none qualifies), the baseline's clean accuracy and the table it was chosen from."""
     out = []
     for model, baseline in pair_baselines(models):

@@ -188,7 +188,7 @@ def test_options_are_validated():
 def test_clean_table_is_used_only_with_the_baseline_in_it(tmp_path, make_run):
     import pandas as pd
 
-    from robustness.analysis.verdict import find_clean_tables
+    from robustness.analysis.clean_tables import find_clean_tables
 
     root = tmp_path / "suite"
     _verdict(tmp_path, make_run, {2: records(WRONG, set(range(0, N, 4)))})
@@ -257,7 +257,7 @@ def test_exploratory_comparisons_never_decide_the_verdict(tmp_path, make_run):
 def test_clean_tables_of_several_suites_merge_and_conflicts_are_refused(tmp_path):
     import pandas as pd
 
-    from robustness.analysis.verdict import find_clean_tables
+    from robustness.analysis.clean_tables import find_clean_tables
 
     columns = ["model_id", "setting", "n", "accuracy", "min_class_recall", "max_pred_share", "excluded_sample"]
     rows = [["pabee", "patience:2", 372, 0.88, 0.85, 0.51, "validation n=500 seed=0"],

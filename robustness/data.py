@@ -157,6 +157,15 @@ def _checked_texts(values: pd.Series, source: str) -> list[str]:
     return texts
 
 
+def sample_indices(size: int, limit: int | None, seed: int) -> list[int]:
+    """The row positions :func:`load_examples` keeps of a split of ``size`` rows: all of them, or with ``limit``
+    a deterministic random subset of ``limit`` drawn with ``seed``, in their original order."""
+    indices = list(range(size))
+    if limit is not None and limit < size:
+        indices = sorted(random.Random(seed).sample(indices, limit))
+    return indices
+
+
 def load_examples(
     name: str, split: str, *, data_dir: str | os.PathLike | None = None, limit: int | None = None, seed: int = 0
 ) -> Examples:
@@ -174,9 +183,7 @@ def load_examples(
         raise ValueError(f"{source} has no rows")
     if limit is not None and limit > len(frame):
         raise ValueError(f"{source} has {len(frame)} rows, fewer than the {limit} examples asked for")
-    indices = list(range(len(frame)))
-    if limit is not None and limit < len(indices):
-        indices = sorted(random.Random(seed).sample(indices, limit))
+    indices = sample_indices(len(frame), limit, seed)
     rows = frame.iloc[indices]
     labels = _checked_labels(rows["label"], len(info.label_names), source)
     columns = [_checked_texts(rows[c], source) for c in info.text_columns]

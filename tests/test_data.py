@@ -3,7 +3,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from robustness.data import dataset_info, load_examples
+from robustness.data import dataset_info, load_examples, sample_indices
 
 
 @pytest.fixture()
@@ -41,6 +41,9 @@ def test_limit_is_deterministic_and_ordered(local_data):
     assert a.indices == b.indices == sorted(a.indices)
     assert a.indices != c.indices
     assert a.texts == [f"text {i}" for i in a.indices]
+    # the positions alone, without reading the split again (bench's division draws them so)
+    assert sample_indices(10, 4, 3) == a.indices and sample_indices(10, 4, 4) == c.indices
+    assert sample_indices(10, None, 3) == sample_indices(10, 10, 3) == list(range(10))
 
 
 def test_env_var_data_dir(local_data, monkeypatch):

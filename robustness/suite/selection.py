@@ -32,20 +32,22 @@ def draw_selection(suite) -> tuple[SelectionSplit, Examples, list[int]]:
     """The suite's division (the attack sample drawn as the runs draw it; with ``study_n``, the study's sample of
     which the suite's must be a subset), the examples of the selection split, and the positions in them of the
     selection set."""
-    from robustness.data import load_examples
+    from robustness.data import load_examples, sample_indices
 
     examples = load_examples(suite.dataset, suite.split, data_dir=suite.data_dir)
     n = suite.n if suite.study_n is None else suite.study_n
-    sample = load_examples(suite.dataset, suite.split, data_dir=suite.data_dir, limit=n, seed=suite.seed)
+    if n > len(examples):
+        raise ValueError(f"[suite] {'n' if suite.study_n is None else 'study_n'}: the {suite.split} split of "
+                         f"{suite.dataset} has {len(examples)} rows, fewer than the {n} examples asked for")
+    sample = sample_indices(len(examples), n, suite.seed)
     if n != suite.n:
-        own = load_examples(suite.dataset, suite.split, data_dir=suite.data_dir, limit=suite.n, seed=suite.seed)
-        if not set(own.indices) <= set(sample.indices):
+        if not set(sample_indices(len(examples), suite.n, suite.seed)) <= set(sample):
             raise ValueError(f"[suite] the n = {suite.n} examples drawn with seed {suite.seed} are not all among "
                              f"the study_n = {n} drawn with it; attack all {n} or choose another n")
     other = None
     if suite.selection_split not in (None, suite.split):
         other = load_examples(suite.dataset, suite.selection_split, data_dir=suite.data_dir)
-    division = divide(suite.dataset, suite.split, n, suite.seed, sample.indices, len(examples),
+    division = divide(suite.dataset, suite.split, n, suite.seed, sample, len(examples),
                       suite.selection_split, None if other is None else len(other))
     examples = examples if other is None else other
     chosen = set(division.selection_set)

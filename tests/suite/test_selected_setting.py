@@ -4,7 +4,6 @@ calibrated to it), while its ``candidates`` are evaluated clean on the selection
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 
@@ -15,10 +14,6 @@ from robustness.cli import main
 from robustness.schema.settings import calibrated_setting, parse_setting, resolve_calibrated
 from robustness.suite.suite_file import load_suite
 
-SHARED = Path(os.environ.get("ROBUSTNESS_SHARED", Path(__file__).resolve().parents[2].parent / "shared"))
-SENTENCES = ["a gripping , beautifully acted film", "dull and lifeless", "an instant classic",
-             "i have never been so bored", "warm and funny", "a tedious mess", "a joy from start to finish",
-             "a waste of two hours", "smart , sharp and moving", "flat , predictable and long"]
 RULE = "smallest-patience-within-margin"
 
 
@@ -82,15 +77,13 @@ def test_an_unreachable_candidate_is_refused_before_any_work(tmp_path, tiny_pabe
     assert not (tmp_path / "o" / "selection.json").exists()
 
 
-@pytest.mark.skipif(not (SHARED / "nltk_data").is_dir(), reason=f"offline NLTK data not found under {SHARED}")
 def test_bench_attacks_only_the_chosen_setting_and_thresholds_matched_to_it(
-        tmp_path, write_sst2, tiny_pabee_dir, tiny_full_dir, capsys):
-    write_sst2(tmp_path, SENTENCES)
+        tmp_path, write_sst2, tiny_pabee_dir, tiny_full_dir, capsys, reviews, offline_bench):
+    write_sst2(tmp_path, reviews)
     pabee = Path(shutil.copytree(tiny_pabee_dir, tmp_path / "tp"))  # bench writes its calibration.json
     suite = _suite(tmp_path, pabee, tiny_full_dir)
     out = tmp_path / "out"
-    argv = ["bench", str(suite), "--out", str(out), "--data-dir", str(tmp_path / "data"),
-            "--nltk-data", str(SHARED / "nltk_data")]
+    argv = offline_bench(suite, out, tmp_path / "data")
     assert main(argv) == 0
     said = capsys.readouterr().out
     assert "pre-registered by smallest-patience-within-margin for tp vs tf: patience:1" in said

@@ -5,7 +5,6 @@ verdict's eligibility read on that same set."""
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import replace
 from pathlib import Path
 
@@ -16,10 +15,6 @@ from robustness.cli import main
 from robustness.suite.selection import draw_selection
 from robustness.suite.suite_file import load_suite
 
-SHARED = Path(os.environ.get("ROBUSTNESS_SHARED", Path(__file__).resolve().parents[2].parent / "shared"))
-SENTENCES = ["a gripping , beautifully acted film", "dull and lifeless", "an instant classic",
-             "i have never been so bored", "warm and funny", "a tedious mess", "a joy from start to finish",
-             "a waste of two hours", "smart , sharp and moving", "flat , predictable and long"]
 RULE = "smallest-patience-within-margin"
 
 
@@ -36,10 +31,10 @@ def _models(pabee: Path, full: Path) -> str:
             f'[[models]]\nid = "tf"\nhead = "full"\npath = "{full}"\n')
 
 
-def test_the_division_is_disjoint_deterministic_for_a_seed_and_covers_the_split(tmp_path, write_sst2):
+def test_the_division_is_disjoint_deterministic_for_a_seed_and_covers_the_split(tmp_path, write_sst2, reviews):
     from robustness.data import load_examples
 
-    write_sst2(tmp_path, SENTENCES)
+    write_sst2(tmp_path, reviews)
     data = str(tmp_path / "data")
     suite = replace(load_suite(_suite(tmp_path, models='[[models]]\nid = "m"\npath = "x"\n')), data_dir=data)
     division, examples, positions = draw_selection(suite)
@@ -53,7 +48,7 @@ def test_the_division_is_disjoint_deterministic_for_a_seed_and_covers_the_split(
     other = draw_selection(replace(suite, seed=4))[0]
     assert other.attack_sample != division.attack_sample and other.digest != division.digest
     # a declared selection split: all of its examples, whatever the attack sample
-    pd.DataFrame({"sentence": SENTENCES[:7], "label": [1, 0] * 3 + [1], "idx": range(7)}).to_parquet(
+    pd.DataFrame({"sentence": reviews[:7], "label": [1, 0] * 3 + [1], "idx": range(7)}).to_parquet(
         tmp_path / "data" / "sst2" / "train.parquet")
     declared, examples, positions = draw_selection(replace(suite, selection_split="train"))
     assert declared.selection_split == "train" and declared.selection_set == tuple(range(7)) == tuple(positions)
@@ -70,8 +65,8 @@ def test_setting_and_select_together_are_one_line_naming_the_field(tmp_path, cap
     assert "select must be one of smallest-patience-within-margin, got 'best'" in capsys.readouterr().err
 
 
-def test_a_select_rule_needs_a_selection_set(tmp_path, write_sst2, tiny_pabee_dir, tiny_full_dir, capsys):
-    write_sst2(tmp_path, SENTENCES[:4])  # n = 4 takes the whole split
+def test_a_select_rule_needs_a_selection_set(tmp_path, write_sst2, tiny_pabee_dir, tiny_full_dir, capsys, reviews):
+    write_sst2(tmp_path, reviews[:4])  # n = 4 takes the whole split
     suite = _suite(tmp_path, models=_models(tiny_pabee_dir, tiny_full_dir))
     argv = ["bench", str(suite), "--out", str(tmp_path / "o"), "--data-dir", str(tmp_path / "data")]
     assert main(argv) == 2
@@ -80,14 +75,12 @@ def test_a_select_rule_needs_a_selection_set(tmp_path, write_sst2, tiny_pabee_di
     assert not (tmp_path / "o" / "selection.json").exists()
 
 
-@pytest.mark.skipif(not (SHARED / "nltk_data").is_dir(), reason=f"offline NLTK data not found under {SHARED}")
 def test_bench_records_the_selection_before_the_attacks_and_the_verdict_uses_it(
-        tmp_path, write_sst2, tiny_pabee_dir, tiny_full_dir, capsys):
-    write_sst2(tmp_path, SENTENCES)
+        tmp_path, write_sst2, tiny_pabee_dir, tiny_full_dir, capsys, reviews, offline_bench):
+    write_sst2(tmp_path, reviews)
     suite = _suite(tmp_path, models=_models(tiny_pabee_dir, tiny_full_dir))
     out = tmp_path / "out"
-    argv = ["bench", str(suite), "--out", str(out), "--data-dir", str(tmp_path / "data"),
-            "--nltk-data", str(SHARED / "nltk_data")]
+    argv = offline_bench(suite, out, tmp_path / "data")
     assert main(argv) == 0
     recorded = json.loads((out / "selection.json").read_text())
     division = recorded["division"]
@@ -123,8 +116,8 @@ def test_bench_records_the_selection_before_the_attacks_and_the_verdict_uses_it(
     assert (out / "selection.json").read_bytes() == before
 
 
-def test_selection_split_must_name_a_split(tmp_path, write_sst2, tiny_pabee_dir, tiny_full_dir, capsys):
-    write_sst2(tmp_path, SENTENCES)
+def test_selection_split_must_name_a_split(tmp_path, write_sst2, tiny_pabee_dir, tiny_full_dir, capsys, reviews):
+    write_sst2(tmp_path, reviews)
     bad = _suite(tmp_path, body="selection_split = 3\n", models=_models(tiny_pabee_dir, tiny_full_dir))
     with pytest.raises(ValueError, match=r"\[suite\] selection_split must be a string, got 3"):
         load_suite(bad)
@@ -134,8 +127,8 @@ def test_selection_split_must_name_a_split(tmp_path, write_sst2, tiny_pabee_dir,
     assert "\n" not in err and "split 'test' of glue/sst2 not found" in err
 
 
-def test_a_part_of_a_study_divides_the_split_as_the_whole_study_does(tmp_path, write_sst2):
-    write_sst2(tmp_path, SENTENCES)
+def test_a_part_of_a_study_divides_the_split_as_the_whole_study_does(tmp_path, write_sst2, reviews):
+    write_sst2(tmp_path, reviews)
     data = str(tmp_path / "data")
     model = '[[models]]\nid = "m"\npath = "x"\n'
     whole = replace(load_suite(_suite(tmp_path, models=model)), data_dir=data)  # n = 4

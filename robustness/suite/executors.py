@@ -68,7 +68,9 @@ class Driver:
     def event(self, worker: str, event: str, value: Any) -> None:
         """A worker's progress event: an example's record (``("examples", example)``) is appended at once to the
         run's salvage file (:func:`robustness.suite.shards.append_salvage`), so that a stop before its task
-        ends does not lose it, and counts as done."""
+        ends does not lose it. It does not count towards completing the run here: the run completes when its
+        task's shard arrives (charged its set-up; two tasks of a run may end in either order). A later bench
+        counts it as done (:func:`robustness.suite.shards.done_ids`)."""
         if event != "examples":
             return
         from robustness.schema.records import truncate_torn_tail
@@ -79,7 +81,6 @@ class Driver:
             self._salvage[run_id] = salvage_path(self.runs_dir / run_id)
             truncate_torn_tail(self._salvage[run_id])  # an earlier process of this id (pid reuse) stopped mid-line
         append_salvage(self._salvage[run_id], value, worker)
-        self.done[run_id].add(value["record"]["example_id"])
 
     def accept(self, results: list[dict[str, Any]]) -> None:
         from robustness.suite.shards import write_shard

@@ -115,16 +115,21 @@ def prepare_run(spec: RunSpec, run_dir: Path, command: str | None, fingerprint: 
         return done_ids(run_dir)
 
 
-def write_shard(run_dir: Path, result: dict[str, Any]) -> Path:
-    """Write one shard result (``records``, ``wall_time_s``, ...) atomically; returns its path. (Parts of a job
-    array attack disjoint examples, so no two writers ever write one shard.)"""
+def write_shard(run_dir: Path, result: dict[str, Any]) -> Path | None:
+    """Write one shard result (``records``, ``wall_time_s``, ...) atomically; returns its path, or None when the
+    run is already complete (another part of a job array completed it from this task's salvaged records before
+    the task ended: the records are in ``records.jsonl`` already). (Parts of a job array attack disjoint
+    examples, so no two writers ever write one shard.)"""
     for record in result["records"]:
         validate_record(record)
     ids = [r["example_id"] for r in result["records"]]
     folder = run_dir / SHARD_DIR
-    folder.mkdir(exist_ok=True)
-    path = folder / f"{min(ids):06d}-{max(ids) + 1:06d}.json"
-    write_json_atomic(path, result)
+    with exclusive(run_dir, wait=True):  # finalize_run removes the folder under the same lock
+        if (run_dir / RUN_FILE).is_file() and read_json_object(run_dir / RUN_FILE).get("status") == "complete":
+            return None
+        folder.mkdir(exist_ok=True)
+        path = folder / f"{min(ids):06d}-{max(ids) + 1:06d}.json"
+        write_json_atomic(path, result)
     return path
 
 
@@ -162,6 +167,7 @@ def finalize_run(spec: RunSpec, run_dir: Path, command: str | None) -> bool:
     with exclusive(run_dir, wait=True):
         info = read_json_object(run_dir / RUN_FILE)
         if info.get("status") == "complete":
+            shutil.rmtree(run_dir / SHARD_DIR, ignore_errors=True)  # left by a stop just after run.json was written
             return True
         earlier = read_records(run_dir / RECORDS_FILE)
         shards = _shard_results(run_dir)

@@ -57,7 +57,7 @@ def _lines(path: Path) -> list[str]:
     return path.read_text().splitlines()
 
 
-def test_driver_appends_each_record_at_once_and_counts_it_done(run_dir, records):
+def test_driver_appends_each_record_at_once_and_a_later_bench_counts_it_done(run_dir, records):
     driver = Driver([SimpleNamespace(run_id="r1", n=N)], run_dir.parent, {"r1": set()}, None)
     driver.event("w1", "task", "tp/deepwordbug[0:6]")  # not a record: nothing written
     assert not (run_dir / SHARD_DIR).exists()
@@ -68,7 +68,40 @@ def test_driver_appends_each_record_at_once_and_counts_it_done(run_dir, records)
     lines = [json.loads(line) for line in _lines(path)]
     assert [line["record"] for line in lines] == records[:2]
     assert lines[0] == {"record": records[0], "cpu_time_s": 0.25, "num_encoded": 3, "worker": "w1", "device": "cpu"}
-    assert driver.done["r1"] == {0, 1} and done_ids(run_dir) == {0, 1}
+    assert done_ids(run_dir) == {0, 1}
+    assert driver.done["r1"] == set()  # this bench completes the run from its tasks' shards
+
+
+def test_a_run_completes_when_its_last_shard_arrives_not_from_its_records_in_flight(run_dir, records):
+    """Two tasks of one run end in either order: every record is salvaged before the first shard arrives, yet the
+    run completes only with the second shard (each charged its set-up), and no shard is left behind."""
+    driver = Driver([SimpleNamespace(run_id="r1", n=N)], run_dir.parent, {"r1": set()}, None)
+    for record in records:
+        driver.event("w1", "examples", _example(record))
+    driver.accept([_shard(records[3:], cpu=3.0)])
+    assert driver.completed == [] and json.loads((run_dir / "run.json").read_text())["status"] == "running"
+    driver.accept([_shard(records[:3], cpu=3.0)])
+    assert driver.completed == ["r1"] and not (run_dir / SHARD_DIR).exists()
+    info = json.loads((run_dir / "run.json").read_text())
+    assert info["executor"]["shards"] == 2 and info["executor"]["salvaged_records"] == 0
+    assert info["timings"]["cpu_time_s"] == 6.0 and info["timings"]["setup_time_s"] == 4.0
+    assert [json.loads(line) for line in _lines(run_dir / "records.jsonl")] == records
+
+
+def test_a_shard_of_a_run_completed_elsewhere_is_not_written(run_dir, records):
+    """A part of a job array completed the run from this task's salvaged records before the task ended."""
+    for record in records:
+        append_salvage(salvage_path(run_dir), _example(record), "w1")
+    assert finalize_run(SimpleNamespace(n=N), run_dir, None)
+    assert write_shard(run_dir, _shard(records[:3])) is None and not (run_dir / SHARD_DIR).exists()
+
+
+def test_a_complete_run_loses_a_shard_folder_left_by_a_stop(run_dir, records):
+    write_shard(run_dir, _shard(records))
+    assert finalize_run(SimpleNamespace(n=N), run_dir, None)
+    (run_dir / SHARD_DIR).mkdir()  # as a stop between writing run.json and removing the folder leaves it
+    (run_dir / SHARD_DIR / "000000-000006.json").write_text(json.dumps(_shard(records)))
+    assert finalize_run(SimpleNamespace(n=N), run_dir, None) and not (run_dir / SHARD_DIR).exists()
 
 
 def test_an_invalid_record_is_refused_before_it_is_written(run_dir, records):

@@ -146,8 +146,8 @@ def _merge_salvaged(by_id: dict[int, Any], salvaged: list[dict[str, Any]], run_d
         eid = record["example_id"]
         if eid in by_id:
             if by_id[eid] != record:
-                raise ValueError(f"{run_dir / SHARD_DIR}: example {eid} has two different records (a shard and a "
-                                 "salvage file, or two salvage files); a bug: report it, or delete the folder to redo")
+                raise ValueError(f"{run_dir / SHARD_DIR}: example {eid} has two different records (shard, "
+                                 "salvage); a bug: report it, or delete the folder to redo its examples")
             continue
         by_id[eid], added[eid] = record, line
     return list(added.values())

@@ -7,7 +7,8 @@ attacked at every setting of the group before the next, deepest setting first
 text is encoded once for all of them, as deep as the deepest of them needs) and TextAttack's
 model-independent work for that example (:mod:`robustness.attack.shared_caches`). Every example is attacked exactly as
 :func:`~robustness.attack.runner.run_attack` attacks it (own seed, cleared caches, own accounting), so the
-records do not depend on the task, the worker or the order.
+records do not depend on the task, the worker or the order. Each record is also reported as soon as it is made
+(:func:`task_events`), so that the driver keeps it even if the task never ends (:mod:`robustness.suite.shards`).
 """
 
 from __future__ import annotations

@@ -162,7 +162,9 @@ def test_bench_interrupted_runs_say_so(tmp_path, tiny_pabee_dir, data_dir, monke
     assert main(argv) == 130
     (run,) = (tmp_path / "out" / "runs").iterdir()
     info = json.loads((run / "run.json").read_text())
-    assert info["status"] == "interrupted" and info["signal"] == "SIGINT" and info["num_records"] == 2
+    # the third task ended but its shard was never written: its record was salvaged as it was made
+    assert len(list(run.glob("shards/[0-9]*.json"))) == 2 and len(list(run.glob("shards/partial-*.jsonl"))) == 1
+    assert info["status"] == "interrupted" and info["signal"] == "SIGINT" and info["num_records"] == 3
     from robustness.schema.timings import read_timings
 
     stopped = read_timings(tmp_path / "out")  # the stages that ran, the attacks recorded as stopped
@@ -348,3 +350,96 @@ def test_ctrl_c_stops_a_ray_bench_and_every_process_it_started(tmp_path, tiny_pa
     assert _alive(started) == set()
     for run_json in out.glob("runs/*/run.json"):
         assert json.loads(run_json.read_text())["status"] in ("interrupted", "complete")
+
+
+_SLOW_BENCH = """
+import sys, time
+from robustness.attack import runner
+from robustness.cli import main
+
+real = runner.attack_example
+
+
+def slow(attack, wrapper, columns, text, label, ids, spec):  # forked workers inherit it
+    time.sleep(float(sys.argv[2]))
+    with open(sys.argv[1], "a") as log:
+        log.write(f"{spec.run_id} {ids[0]}\\n")
+    return real(attack, wrapper, columns, text, label, ids, spec)
+
+
+runner.attack_example = slow
+sys.exit(main(sys.argv[3:]))
+"""
+
+
+def _records_of(out: Path) -> dict[tuple[str, int], dict]:
+    found = {}
+    for run in out.glob("runs/*"):
+        assert json.loads((run / "run.json").read_text())["status"] == "complete"
+        assert not (run / "shards").exists()
+        records = [json.loads(line) for line in (run / "records.jsonl").read_text().splitlines()]
+        assert [r["example_id"] for r in records] == list(range(len(records)))  # in example order
+        found.update({(run.name, r["example_id"]): r for r in records})
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").is_file(), reason="needs /proc to list a process group")
+def test_sigkill_mid_task_keeps_finished_examples_and_resumes_with_the_rest(tmp_path, tiny_pabee_dir,
+                                                                             long_data_dir):
+    """SIGKILL of every process of a 2-worker bench while both workers are in the middle of a task (no task has
+    ended, no shard is written): the examples already attacked are kept (salvaged), the rerun attacks only the
+    others, and the records equal those of an uninterrupted bench."""
+    suite = tmp_path / "long.toml"
+    suite.write_text('[suite]\nname = "long"\ndataset = "glue/sst2"\nn = 8\nquery_budget = 50\nbatch_size = 1\n'
+                     f'recipes = ["deepwordbug"]\n[[models]]\nid = "tp"\npath = "{tiny_pabee_dir}"\n'
+                     'settings = [1, "full"]\n')
+    script = tmp_path / "slow_bench.py"
+    script.write_text(_SLOW_BENCH)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+
+    def cmd(out: Path, log: Path, delay: float) -> list[str]:
+        return [sys.executable, str(script), str(log), str(delay), "bench", str(suite), "--out", str(out),
+                "--data-dir", str(long_data_dir), "--nltk-data", str(SHARED / "nltk_data"), "--workers", "2",
+                "--shard-size", "4"]
+
+    out, killed_log = tmp_path / "out", tmp_path / "killed.log"
+    proc = subprocess.Popen(cmd(out, killed_log, 0.4), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+
+    def salvaged() -> int:
+        return sum(p.read_text().count("\n") for p in out.glob("runs/*/shards/partial-*.jsonl"))
+
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None and salvaged() < 4:
+        time.sleep(0.02)
+    if proc.poll() is not None:
+        pytest.fail(f"bench ended (exit {proc.returncode}) before it was killed: {proc.stderr.read()}")
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.communicate(timeout=60)
+    gone = time.time() + 30
+    while _group_alive(proc.pid) and time.time() < gone:
+        time.sleep(0.2)
+    assert not list(out.glob("runs/*/shards/[0-9]*.json")), "a task ended before the kill: too fast to test"
+    kept = {}
+    for path in out.glob("runs/*/shards/partial-*.jsonl"):
+        for line in path.read_text().splitlines():
+            record = json.loads(line)["record"]
+            kept[(path.parent.parent.name, record["example_id"])] = record
+    assert len(kept) >= 4
+
+    resumed_log = tmp_path / "resumed.log"
+    assert subprocess.run(cmd(out, resumed_log, 0.0), env=env, capture_output=True, timeout=600).returncode == 0
+    attacked = [tuple(line.split()) for line in resumed_log.read_text().splitlines()]
+    assert len(attacked) == 16 - len(kept)
+    assert {(run, int(eid)) for run, eid in attacked}.isdisjoint(kept)  # only the examples without a record
+    final = _records_of(out)
+    assert len(final) == 16 and all(final[key] == record for key, record in kept.items())  # kept, not redone
+
+    straight = tmp_path / "straight"
+    assert subprocess.run(cmd(straight, tmp_path / "straight.log", 0.0), env=env, capture_output=True,
+                          timeout=600).returncode == 0
+
+    def untimed(records: dict) -> dict:
+        return {key: {k: v for k, v in r.items() if k != "attack_time_s"} for key, r in records.items()}
+
+    assert untimed(final) == untimed(_records_of(straight))

@@ -20,7 +20,10 @@ With several workers, :class:`~robustness.suite.dispatch.TaskQueue` picks each w
 largest first (a short tail), preferring the group the worker has prepared.
 
 Progress: one bar over examples (runs x examples) for the whole suite, with its ETA, and each worker's
-current task in the bar's status line.
+current task in the bar's status line. Each example's event carries its record, which the driver appends to the
+run's salvage file before the bar counts it (:meth:`Driver.event`): a stop, even a SIGKILL of every process,
+loses at most the example each worker was attacking (with Ray, also those of the worker's last unsent batch of
+events, at most ``_RayWorker.FLUSH_S`` seconds of work).
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ from robustness.schema.specs import RunSpec
 from robustness.suite import work
 from robustness.suite.dispatch import Outcome, TaskQueue
 from robustness.suite.plan import Task
-from robustness.suite.progress import Progress
+from robustness.suite.progress import Listener, Listeners, Progress
 from robustness.suite.ray_engine import RayPool, own_ray_pool, run_on_ray
 
 __all__ = ["ENGINES", "Driver", "Progress", "RayPool", "default_workers", "execute"]
@@ -60,6 +63,24 @@ class Driver:
         self.specs = {s.run_id: s for s in specs}
         self.runs_dir, self.done, self.command = runs_dir, done, command
         self.completed: list[str] = []
+        self._salvage: dict[str, Path] = {}  # run id -> this process's salvage file, its torn tail cut
+
+    def event(self, worker: str, event: str, value: Any) -> None:
+        """A worker's progress event: an example's record (``("examples", example)``) is appended at once to the
+        run's salvage file (:func:`robustness.suite.shards.append_salvage`), so that a stop before its task
+        ends does not lose it. It does not count towards completing the run here: the run completes when its
+        task's shard arrives (charged its set-up; two tasks of a run may end in either order). A later bench
+        counts it as done (:func:`robustness.suite.shards.done_ids`)."""
+        if event != "examples":
+            return
+        from robustness.schema.records import truncate_torn_tail
+        from robustness.suite.shards import append_salvage, salvage_path
+
+        run_id = value["run_id"]
+        if run_id not in self._salvage:
+            self._salvage[run_id] = salvage_path(self.runs_dir / run_id)
+            truncate_torn_tail(self._salvage[run_id])  # an earlier process of this id (pid reuse) stopped mid-line
+        append_salvage(self._salvage[run_id], value, worker)
 
     def accept(self, results: list[dict[str, Any]]) -> None:
         from robustness.suite.shards import write_shard
@@ -85,7 +106,7 @@ class Driver:
 
 
 # --------------------------------------------------------------------------------------------------- engines
-def _in_process(tasks: Sequence[Task], resources: Any, progress: Progress) -> Iterator[Outcome]:
+def _in_process(tasks: Sequence[Task], resources: Any, progress: Listener) -> Iterator[Outcome]:
     work.init_worker(resources)
     name = work.worker_name()
     for task in tasks:
@@ -122,9 +143,10 @@ def _pool_task(index: int, task: Task, resources: Any) -> None:
     _EVENTS.put((name, "results", (index, results)))
 
 
-def _drain(events: Any, progress: Progress, wait_s: float) -> list[tuple[int, list[dict[str, Any]]]]:
-    """Hand queued progress events to ``progress`` (waiting up to ``wait_s`` for the first); returns the
-    ``(task index, results)`` of the tasks that ended."""
+def _drain(events: Any, progress: Listener, wait_s: float) -> list[tuple[int, list[dict[str, Any]]]]:
+    """Hand queued progress events to ``progress`` (waiting up to ``wait_s`` for the first; each example's
+    record among them is salvaged by the driver as it is handed on); returns the ``(task index, results)`` of the
+    tasks that ended."""
     ended = []
     try:
         item = events.get(timeout=wait_s)
@@ -139,7 +161,7 @@ def _drain(events: Any, progress: Progress, wait_s: float) -> list[tuple[int, li
         return ended
 
 
-def _local_pool(tasks: Sequence[Task], resources: Any, progress: Progress, workers: int,
+def _local_pool(tasks: Sequence[Task], resources: Any, progress: Listener, workers: int,
                 gpus: Sequence[str] | None = None) -> Iterator[Outcome]:
     """Tasks go out one per idle worker (:class:`~robustness.suite.dispatch.TaskQueue`): the next task is
     chosen when a worker ends one, for that worker, which is the only idle one. ``gpus``: one spawned worker
@@ -195,12 +217,13 @@ def execute(tasks: Sequence[Task], driver: Driver, resources: Any, *, workers: i
         raise ValueError("--address is for --engine ray")
     tasks = [t for t in tasks if t.size]
     bar = Progress(sum(t.size for t in tasks), progress)
+    heard = Listeners(driver, bar)  # every worker event: the driver salvages records first, then the bar counts
     runners: dict[str, Callable[[], Iterator[Outcome]]] = {
-        "ray": lambda: (run_on_ray(tasks, pool, bar) if pool is not None
-                        else own_ray_pool(tasks, resources, bar, workers, address, gpus_per_task)),
-        "local": lambda: (_in_process(tasks, resources, bar) if (len(gpus) if gpus else workers) == 1
+        "ray": lambda: (run_on_ray(tasks, pool, heard) if pool is not None
+                        else own_ray_pool(tasks, resources, heard, workers, address, gpus_per_task)),
+        "local": lambda: (_in_process(tasks, resources, heard) if (len(gpus) if gpus else workers) == 1
                           or len(tasks) <= 1
-                          else _local_pool(tasks, resources, bar, min(workers, len(tasks)),
+                          else _local_pool(tasks, resources, heard, min(workers, len(tasks)),
                                            list(gpus)[:len(tasks)] if gpus else None)),
     }
     try:

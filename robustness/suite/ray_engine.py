@@ -23,7 +23,7 @@ from robustness.suite.dispatch import Event, Outcome, TaskQueue
 from robustness.suite.plan import Task
 
 if TYPE_CHECKING:
-    from robustness.suite.progress import Progress
+    from robustness.suite.progress import Listener
 
 #: the driver's environment variables a cluster's workers get (a local instance inherits the whole environment)
 _RAY_ENV = ("PYTHONPATH", "NLTK_DATA", "HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "OMP_NUM_THREADS")
@@ -34,7 +34,9 @@ class _RayWorker:
     attacks between them, as a local worker does (a Ray task per task could land on a new process and pay the
     imports and set-up again). :meth:`run` is a streaming generator: it yields ``("events", [event, ...])``,
     the progress events of at most ``FLUSH_S`` seconds, and finally ``("results", shard results)``; each
-    yield is an object sent to the driver, so progress needs no queue actor and no polling round trips."""
+    yield is an object sent to the driver, so progress needs no queue actor and no polling round trips. An
+    example's event carries its record, which the driver salvages on arrival: a stop loses the example being
+    attacked and those of the batch not yet sent (at most ``FLUSH_S`` seconds of work)."""
 
     FLUSH_S = 0.5
 
@@ -274,7 +276,7 @@ class RayPool:
             raise self._error
 
 
-def run_on_ray(tasks: Sequence[Task], pool: RayPool, progress: Progress) -> Iterator[Outcome]:
+def run_on_ray(tasks: Sequence[Task], pool: RayPool, progress: Listener) -> Iterator[Outcome]:
     """Run ``tasks`` on the pool's actors (:class:`~robustness.suite.dispatch.TaskQueue` picks each actor's next
     task); yields each task with its results as it ends, and hands its progress events to ``progress``."""
     ray = pool.ray
@@ -301,7 +303,7 @@ def run_on_ray(tasks: Sequence[Task], pool: RayPool, progress: Progress) -> Iter
             yield task, payload
 
 
-def own_ray_pool(tasks: Sequence[Task], resources: Any, progress: Progress, workers: int,
+def own_ray_pool(tasks: Sequence[Task], resources: Any, progress: Listener, workers: int,
                   address: str | None, gpus_per_task: float = 0.0) -> Iterator[Outcome]:
     with RayPool(resources, workers, address, max_actors=len(tasks), gpus_per_task=gpus_per_task) as pool:
         yield from run_on_ray(tasks, pool, progress)

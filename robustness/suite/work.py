@@ -7,7 +7,8 @@ attacked at every setting of the group before the next, deepest setting first
 text is encoded once for all of them, as deep as the deepest of them needs) and TextAttack's
 model-independent work for that example (:mod:`robustness.attack.shared_caches`). Every example is attacked exactly as
 :func:`~robustness.attack.runner.run_attack` attacks it (own seed, cleared caches, own accounting), so the
-records do not depend on the task, the worker or the order.
+records do not depend on the task, the worker or the order. Each record is also reported as soon as it is made
+(:func:`task_events`), so that the driver keeps it even if the task never ends (:mod:`robustness.suite.shards`).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ _GROUP: dict[str, Any] = {}
 #: set by a GPU worker's start (robustness.suite.gpus): the one device it was given, whatever the spec names
 _DEVICE_OVERRIDE: str | None = None
 
-Report = Callable[[str, Any], None]  # (event, value): ("task", label) when a task starts, ("examples", n)
+Report = Callable[[str, Any], None]  # (event, value): ("task", label) when a task starts, ("examples", example)
 
 
 def worker_name() -> str:
@@ -120,8 +121,11 @@ def run_task(task: Task, resources: Any, report: Report | None = None, share_wor
 
 def task_events(task: Task, resources: Any, share_work: bool = True
                 ) -> Generator[tuple[str, Any], None, list[dict[str, Any]]]:
-    """:func:`run_task` as a generator: yields ``("task", label)`` before the set-up and ``("examples", 1)``
-    after each example's record, and returns the shard results (``StopIteration.value``)."""
+    """:func:`run_task` as a generator: yields ``("task", label)`` before the set-up and, after each example's
+    record, ``("examples", example)`` -- one example, with what the driver needs to keep its record before the
+    task ends (:func:`robustness.suite.shards.append_salvage`): ``{"run_id", "record", "cpu_time_s" (this
+    process's CPU seconds for the example, set-up excluded), "num_encoded" (texts the run's wrapper encoded for
+    it), "device"}``; returns the shard results (``StopIteration.value``), which hold the same records."""
     from robustness.attack.runner import attack_example
 
     start, cpu_start = time.perf_counter(), time.process_time()
@@ -145,12 +149,14 @@ def task_events(task: Task, resources: Any, share_work: bool = True
             if eid not in pending[j]:
                 continue
             wrapper, attack = group["attacks"][spec.run_id]
-            example_cpu_start = time.process_time()
-            record = attack_example(attack, wrapper, columns, examples.texts[eid], examples.labels[eid],
-                                    (eid, examples.indices[eid]), spec)
-            cpu_s[j] += time.process_time() - example_cpu_start
-            records[j].append(dict(record))
-            yield "examples", 1
+            example_cpu_start, example_encoded = time.process_time(), wrapper.num_encoded
+            record = dict(attack_example(attack, wrapper, columns, examples.texts[eid], examples.labels[eid],
+                                         (eid, examples.indices[eid]), spec))
+            example_cpu_s = time.process_time() - example_cpu_start
+            cpu_s[j] += example_cpu_s
+            records[j].append(record)
+            yield "examples", {"run_id": spec.run_id, "record": record, "cpu_time_s": example_cpu_s,
+                               "num_encoded": wrapper.num_encoded - example_encoded, "device": group["device"]}
     results = []
     for j, spec in enumerate(task.specs):
         if not records[j]:

@@ -146,3 +146,47 @@ def test_a_ray_that_cannot_start_fails_bench_before_any_run_is_written(suite, tm
                  "--nltk-data", str(SHARED / "nltk_data"), "--engine", "ray", "--address", "auto"])
     assert code == 2 and "Could not find any running Ray instance" in capsys.readouterr().err
     assert not (tmp_path / "runs").exists()
+
+
+def test_a_bench_stopped_mid_task_keeps_its_records_and_attacks_only_the_rest(sequential, suite, tmp_path,
+                                                                              monkeypatch):
+    """One task per group (shard size 6): stopped after the fifth record, no task has ended, yet the five are
+    kept (salvaged); the rerun attacks only the other 19 examples of the 4 runs, and its records, tables and
+    report equal an uninterrupted bench's."""
+    from robustness.attack import runner
+    from robustness.suite import executors
+
+    real_event, heard = executors.Driver.event, []
+
+    def stopped_after_five(self, worker, event, value):
+        real_event(self, worker, event, value)
+        if event == "examples":
+            heard.append((value["run_id"], value["record"]))
+            if len(heard) == 5:
+                raise KeyboardInterrupt
+
+    monkeypatch.setattr(executors.Driver, "event", stopped_after_five)
+    path, root = suite
+    argv = ["bench", str(path), "--out", str(tmp_path), "--data-dir", str(root / "data"), "--nltk-data",
+            str(SHARED / "nltk_data"), "--shard-size", "6", "--workers", "1"]
+    assert main(argv) == 130
+    assert not list((tmp_path / "runs").glob("*/shards/[0-9]*.json"))  # no task ended
+    interrupted = {run.name: json.loads((run / "run.json").read_text()) for run in (tmp_path / "runs").iterdir()}
+    assert {info["status"] for info in interrupted.values()} == {"interrupted"}
+    assert sum(info["num_records"] for info in interrupted.values()) == 5
+    monkeypatch.undo()
+
+    real_attack, attacked = runner.attack_example, []
+
+    def counted(attack, wrapper, columns, text, label, ids, spec):
+        attacked.append((spec.run_id, ids[0]))
+        return real_attack(attack, wrapper, columns, text, label, ids, spec)
+
+    monkeypatch.setattr(runner, "attack_example", counted)
+    assert main(argv) == 0
+    salvaged = {(run_id, record["example_id"]) for run_id, record in heard}
+    assert len(attacked) == 4 * 6 - 5 and salvaged.isdisjoint(attacked)
+    final = {run.name: [json.loads(line) for line in (run / "records.jsonl").read_text().splitlines()]
+             for run in (tmp_path / "runs").iterdir()}
+    assert all(final[run_id][record["example_id"]] == record for run_id, record in heard)  # kept, not redone
+    _same(sequential, tmp_path)

@@ -213,7 +213,8 @@ def plot_exit_histograms(exits: pd.DataFrame) -> Figure:
 
 def plot_overthinking(summary: pd.DataFrame) -> Figure:
     """Two panels (destructive, wasteful overthinking) against the exit setting for multi-exit models: solid lines
-    on clean texts, dashed on adversarial texts, one colour per (model, recipe) and one line per policy family.
+    on clean texts, dashed on adversarial texts, one colour per (model, recipe) and one line per policy family,
+    each (model, recipe) shifted sideways by a small step so that equal rates do not hide one another.
     Single-head baselines have no such rates."""
     check_columns(summary, ["recipe", "model_id", "setting", "clean_destructive", "adv_destructive",
                      "clean_wasteful", "adv_wasteful"])
@@ -222,10 +223,13 @@ def plot_overthinking(summary: pd.DataFrame) -> Figure:
     order, labels = setting_categories(rows) if not rows.empty else ([], {})
     ticks = setting_ticks(rows, order, labels) if not rows.empty else []
     fig, axes = panel_grid(2, width=6.0, height=4.6, ncols=2)
+    series = list(rows.groupby(["model_id", "recipe"], sort=True)) if not rows.empty else []
+    step = min(0.08, 0.3 / max(len(series) - 1, 1))  # dodge, as in _vs_setting: equal rates stay visible
     for ax, kind in zip(axes, ["destructive", "wasteful"], strict=True):
-        for i, ((model, recipe), group) in enumerate(rows.groupby(["model_id", "recipe"], sort=True)):
+        for i, ((model, recipe), group) in enumerate(series):
+            shift = (i - (len(series) - 1) / 2) * step
             for _, part in group.groupby("family", sort=False):
-                part = part.assign(_x=[order.index(p) for p in part["setting"]]).sort_values("_x")
+                part = part.assign(_x=[order.index(p) + shift for p in part["setting"]]).sort_values("_x")
                 ax.plot(part["_x"], part[f"clean_{kind}"], marker="o", color=f"C{i % 10}",
                         label=f"{model} / {recipe} clean")
                 ax.plot(part["_x"], part[f"adv_{kind}"], marker="s", linestyle="--", color=f"C{i % 10}",
@@ -235,6 +239,7 @@ def plot_overthinking(summary: pd.DataFrame) -> Figure:
         rotate = len(order) > 4
         ax.set_xticks(range(len(order)), ticks, rotation=90 if rotate else 0,
                       fontsize="small")
+        ax.set_xlim(-0.5, max(len(order) - 0.5, 0.5))
         ax.set_xlabel("exit setting")
         ax.set_ylabel(PRETTY[kind])
         ax.set_ylim(-0.02, 1.02)

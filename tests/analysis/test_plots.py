@@ -122,3 +122,18 @@ def test_equal_values_of_two_lines_stay_visible_side_by_side():
     xs = [float(np.asarray(c.lines[0].get_xdata(), float)[0]) for c in ax.containers]
     assert len(xs) == 2 and xs[0] != xs[1] and all(abs(x) <= 0.15 for x in xs)  # around tick 0, apart
     assert [float(np.asarray(c.lines[0].get_ydata(), float)[0]) for c in ax.containers] == [0.02, 0.02]
+
+
+def test_equal_overthinking_rates_of_two_recipes_stay_visible_side_by_side():
+    """One PABEE setting attacked by two recipes with the same clean overthinking rates (clean texts are the same):
+    each recipe's markers are shifted sideways around the setting's tick, so neither hides the other."""
+    rows = [{"dataset": "glue/sst2", "recipe": recipe, "head": "pabee", "model_id": "m", "setting": "patience:5",
+             "goal": "accuracy", "clean_destructive": 0.056, "adv_destructive": 0.63, "clean_wasteful": 0.976,
+             "adv_wasteful": 0.86}
+            for recipe in ("deepwordbug", "pwws")]
+    ax = plots.plot_overthinking(pd.DataFrame(rows)).axes[0]
+    clean = [line for line in ax.lines if line.get_label().endswith(" clean")]
+    xs = [float(np.asarray(line.get_xdata(), float)[0]) for line in clean]
+    assert len(xs) == 2 and xs[0] != xs[1] and all(abs(x) <= 0.15 for x in xs)  # around tick 0, apart
+    assert [float(np.asarray(line.get_ydata(), float)[0]) for line in clean] == [0.056, 0.056]
+    assert ax.get_xlim() == (-0.5, 0.5)  # the one setting's slot, not stretched to the shifted points

@@ -236,15 +236,22 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("runs", nargs="+", help="run directories, runs/ folders or suite outputs")
     p.add_argument("--out", required=True)
     p.add_argument("--overwrite", action="store_true", help="replace files not written by robustness")
-    p.add_argument("--margin", type=float, default=0.01,
-                   help="verdict: clean-accuracy non-inferiority margin, a fraction (default 0.01 = 1 point)")
-    p.add_argument("--min-n", type=int, default=100, help="verdict: fewest paired examples for a test (default 100)")
-    p.add_argument("--alpha", type=float, default=0.05, help="verdict: significance level of the Holm-adjusted test")
-    p.add_argument("--equivalence-margin", type=float, default=0.05,
-                   help="verdict: pre-registered margin δ on accuracy under attack, a fraction (default 0.05 = 5 "
-                        "points); equivalent when a paired TOST puts the difference within ±δ")
-    p.add_argument("--setting", help="verdict: the pre-registered setting (e.g. patience:3); default: the eligible "
-                                     "setting with the highest accuracy under attack, Holm-adjusted")
+    # the verdict options: not given (None) -> the sources' verdict.json, else the defaults said here
+    # (robustness.schema.verdict_file)
+    recorded = "the sources' verdict.json, else "
+    p.add_argument("--margin", type=float,
+                   help=f"verdict: clean-accuracy non-inferiority margin, a fraction (default: {recorded}0.01 = 1 "
+                        "point)")
+    p.add_argument("--min-n", type=int,
+                   help=f"verdict: fewest paired examples for a test (default: {recorded}100)")
+    p.add_argument("--alpha", type=float,
+                   help=f"verdict: significance level of the Holm-adjusted test (default: {recorded}0.05)")
+    p.add_argument("--equivalence-margin", type=float,
+                   help=f"verdict: pre-registered margin δ on accuracy under attack, a fraction (default: {recorded}"
+                        "0.05 = 5 points); equivalent when a paired TOST puts the difference within ±δ")
+    p.add_argument("--setting", help="verdict: the pre-registered setting (e.g. patience:3), replacing a recorded "
+                                     f"setting or select rule; default: {recorded}the eligible setting with the "
+                                     "highest accuracy under attack, Holm-adjusted")
     p.add_argument("--clean-eval", nargs="+", metavar="CSV",
                    help="verdict: clean evaluation tables off the attack sample (a bench's clean/*.csv); default: "
                         "the clean/ folder beside each runs/ given, else the attacked sample with a caveat")

@@ -222,8 +222,11 @@ def _after_attacks(spec: Any, out: Path, stack: Any, model_dirs: dict[str, str],
                             prefix="[bench] ")
     transfers = [out / "transfers" / t.run_id for t in spec.transfer_specs(model_dirs, out / "runs")]
     sources = [out / "runs", *([out / "transfers"] if (out / "transfers").is_dir() else [])]
+    recorded = stages.record_verdict_options(spec, out, log=log)  # what the report is judged by: verdict.json
+    provenance = {"suite": options["suite_file"], "command": command,
+                  "verdict options": f"the suite's [verdict], recorded in {recorded}"}
     with stage("report"):
-        md, html = write_report(sources, out, provenance={"suite": options["suite_file"], "command": command},
-                                verdict_options=spec.verdict, clean=clean, overwrite=options["overwrite"])
+        md, html = write_report(sources, out, provenance=provenance, verdict_options=spec.verdict, clean=clean,
+                                overwrite=options["overwrite"])
     log(f"[bench] report: {md} and {html}")
     return BenchResult(out=out, runs=run_dirs, transfers=transfers, report_md=md, report_html=html)

@@ -600,6 +600,27 @@ def report_equivalence_margin_out_of_range(w):
         "equivalence_margin (report --equivalence-margin) must be a fraction in (0, 1), e.g. 0.05 = 5 points; got 5.0"
 
 
+def _verdict_study(w: Path, name: str, verdict: str) -> Path:
+    """A suite output ``w/name`` holding a copy of the run and a verdict.json."""
+    shutil.copytree(w / "run", w / name / "runs" / "run")
+    _write(w / name / "verdict.json", verdict)
+    return w / name
+
+
+def report_verdict_files_disagree(w):
+    a = _verdict_study(w, "a", '{"margin": 0.01, "equivalence_margin": 0.05}')
+    b = _verdict_study(w, "b", '{"margin": 0.01, "equivalence_margin": 0.1}')
+    return ["report", str(a), str(b / "runs"), "--out", str(w / "rep"), "--margin", "0.02"], \
+        (f"verdict options disagree: {a / 'verdict.json'} has equivalence_margin 0.05, {b / 'verdict.json'} has 0.1; "
+         "pass --equivalence-margin or report them separately")
+
+
+def report_verdict_file_out_of_range(w):
+    a = _verdict_study(w, "a", '{"equivalence_margin": 5}')
+    return ["report", str(a), "--out", str(w / "rep")], \
+        f"{a / 'verdict.json'}: verdict equivalence_margin (report --equivalence-margin) must be a fraction in (0, 1)"
+
+
 def suite_equivalence_margin_text(w):
     return _suite(w, body='[verdict]\nequivalence_margin = "5%"\n'), \
         "suite.toml: verdict equivalence_margin (report --equivalence-margin) must be a fraction in (0, 1)"
@@ -698,7 +719,8 @@ NEW_CASES: list[Callable[[Path], tuple[list[str], str]]] = [
     attack_slowdown_at_full, attack_slowdown_on_baseline, attack_goal_target_too_deep, attack_goal_target_one,
     attack_n_zero, attack_query_budget_zero, foreign_config_without_weights,
     spec_n_edited, spec_setting_edited, spec_bad_field, report_setting_never_run, report_min_n_zero,
-    report_equivalence_margin_out_of_range, suite_equivalence_margin_text,
+    report_equivalence_margin_out_of_range, suite_equivalence_margin_text, report_verdict_files_disagree,
+    report_verdict_file_out_of_range,
     clean_eval_not_utf8, quality_file_not_utf8,
     bench_shard_size_zero, bench_workers_negative, bench_workers_zero, bench_address_without_ray,
     bench_ray_nothing_listening, bench_ray_address_malformed, suite_transfer_unreachable_target,

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from robustness.jobs import PathLike, check_counts, located, revalidate_runs, score_quality
-from robustness.schema.specs import VerdictOptions
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -116,26 +115,34 @@ def aggregate(runs: Paths, *, out: PathLike | None = None, overwrite: bool = Fal
     return Tables(summary=summary, tables=extra, paths=written, left_out=left_out)
 
 
-def report(runs: Paths, *, out: PathLike, overwrite: bool = False, margin: float = 0.01, min_n: int = 100,
-           alpha: float = 0.05, setting: Any = None, clean_eval: Sequence[PathLike] | None = None,
-           command: str | None = None, equivalence_margin: float = 0.05) -> tuple[Path, Path]:
+def report(runs: Paths, *, out: PathLike, overwrite: bool = False, margin: float | None = None,
+           min_n: int | None = None, alpha: float | None = None, setting: Any = None,
+           clean_eval: Sequence[PathLike] | None = None, command: str | None = None,
+           equivalence_margin: float | None = None) -> tuple[Path, Path]:
     """Tables, figures, ``report.md`` and a self-contained ``report.html`` of the runs under ``runs`` into
-    ``out``; returns ``(report.md, report.html)``. The verdict uses ``margin``/``min_n``/``alpha`` and the
-    pre-registered ``setting`` (default: Holm-adjusted over every eligible setting) and equivalence margin δ
-    (``equivalence_margin``); ``clean_eval``: clean tables off the attack sample (default: the ``clean/``
-    folder beside each ``runs/``)."""
+    ``out``; returns ``(report.md, report.html)``. The verdict is judged by the options recorded in the
+    ``verdict.json`` of ``runs`` (a suite output or packed folder, or its ``runs/``: what bench's report was
+    judged by; :mod:`robustness.schema.verdict_file`), each replaced by the keyword given here (None: not given):
+    ``margin``/``min_n``/``alpha`` (defaults 0.01, 100, 0.05), the pre-registered ``setting`` (replacing a
+    recorded setting or select rule; default: Holm-adjusted over every eligible setting) and equivalence margin
+    δ ``equivalence_margin`` (default 0.05); two verdict.json files that disagree on an option not given are a
+    ``ValueError``. The report's provenance says where the options came from. ``clean_eval``: clean tables off
+    the attack sample (default: the ``clean/`` folder beside each ``runs/``)."""
     from robustness.report import write_report
+    from robustness.schema.verdict_file import resolve_verdict_options
 
     check_counts(min_n=min_n)
-    options = VerdictOptions(margin=margin, min_n=min_n, alpha=alpha, setting=setting,
-                             equivalence_margin=equivalence_margin)
+    sources = _paths(runs)
+    options, where = resolve_verdict_options(sources, {
+        "margin": margin, "min_n": min_n, "alpha": alpha, "setting": setting,
+        "equivalence_margin": equivalence_margin})
     clean = None
     if clean_eval:
         from robustness.analysis.clean_tables import read_clean_tables
 
         clean = read_clean_tables([Path(p) for p in clean_eval])
-    return write_report(_paths(runs), Path(out), provenance={"command": command}, verdict_options=options,
-                        clean=clean, overwrite=overwrite)
+    return write_report(sources, Path(out), provenance={"command": command, "verdict options": where},
+                        verdict_options=options, clean=clean, overwrite=overwrite)
 
 
 def pack(out: PathLike, *, into: PathLike, overwrite: bool = False) -> Packed:

@@ -2,11 +2,13 @@
 
 :func:`pack_output` copies what the tables are computed from -- every finished run under ``runs/``
 (accuracy and slowdown attacks), ``transfers/`` and ``triggers/``, and the clean evaluation tables
-``clean/*.csv`` the verdict reads, with ``selection.json`` (the attack sample / selection set division) and bench's
-stage timings ``timings.jsonl`` (:mod:`robustness.schema.timings`; stored gzipped) when present -- into a
+``clean/*.csv`` the verdict reads, with ``selection.json`` (the attack sample / selection set division),
+``verdict.json`` (the verdict options bench's report was judged by: :mod:`robustness.schema.verdict_file`) and
+bench's stage timings ``timings.jsonl`` (:mod:`robustness.schema.timings`; stored gzipped) when present -- into a
 new directory laid out the same way, so it is itself a suite output:
-``robustness report DIR --out ...`` recomputes every table from it. Models, tables, figures and reports are not
-copied (the tables are what is recomputed; models are not needed to recompute them).
+``robustness report DIR --out ...`` recomputes every table from it, judged by the same verdict options. Models,
+tables, figures and reports are not copied (the tables are what is recomputed; models are not needed to recompute
+them).
 
 In each run directory every ``.jsonl`` file (``records.jsonl``, ``quality.jsonl``, ``revalidation.jsonl``, a
 trigger's ``evaluation.jsonl``) is stored gzipped as ``<name>.jsonl.gz`` (:mod:`robustness.schema.packed`:
@@ -38,6 +40,7 @@ from robustness.schema.records import read_records
 from robustness.schema.rundir import RECORDS_FILE, RUN_FILE, check_record_count, is_run_dir
 from robustness.schema.selection import SELECTION_FILE
 from robustness.schema.timings import TIMINGS_FILE
+from robustness.schema.verdict_file import VERDICT_FILE
 
 __all__ = ["MANIFEST_FILE", "PARTS", "Packed", "pack_output"]
 
@@ -146,6 +149,8 @@ def pack_output(source: str | Path, into: str | Path, overwrite: bool = False) -
                 files.update(_pack_file(path, tmp / CLEAN, f"{CLEAN}/{path.name}"))
         if (source / SELECTION_FILE).is_file():  # the attack sample / selection set division the clean tables used
             files.update(_pack_file(source / SELECTION_FILE, tmp, SELECTION_FILE))
+        if (source / VERDICT_FILE).is_file():  # the verdict options the report is judged by (report reads it)
+            files.update(_pack_file(source / VERDICT_FILE, tmp, VERDICT_FILE))
         if (source / TIMINGS_FILE).is_file():  # the wall and CPU time of every bench stage (timings.jsonl.gz)
             files.update(_pack_file(source / TIMINGS_FILE, tmp, TIMINGS_FILE))
         result.original_bytes = sum(e["bytes"] for e in files.values())

@@ -1,7 +1,8 @@
 """The stages of ``robustness bench`` around the attacks, each resumable: the suite's models (trained when
 missing), the thresholds they reference (calibrated when missing), the record of the attack sample and the
 selection set with the setting a ``[verdict] select`` rule pre-registers (:func:`preregister`), the transfers,
-and the clean accuracy on the selection set that the verdict reads. The command
+the clean accuracy on the selection set that the verdict reads, and the record of the verdict options the report
+is judged by (:func:`record_verdict_options`). The command
 (:func:`robustness.pipeline.bench`) runs them in order. The stages before the attacks import torch only when they
 train, calibrate or apply a select rule, so a Ray driver or a ``--part`` prepares its runs without it otherwise."""
 
@@ -176,6 +177,19 @@ def preregister(suite, model_dirs: dict[str, str], fingerprints: dict[str, str],
     log(f"[bench] attack sample {len(division.attack_sample)} and selection set {len(division.selection_set)} "
         f"examples recorded in {out / 'selection.json'}")
     return data
+
+
+def record_verdict_options(suite, out: Path, *, log: Callable[[str], Any] = print) -> Path:
+    """Before the report: record the suite's ``[verdict]`` options, which the report is judged by, in
+    ``<out>/verdict.json`` (:mod:`robustness.schema.verdict_file`), atomically, rewriting it when a resumed
+    bench's suite changed them; ``robustness report`` on the output (or its packed copy) reads them back."""
+    from robustness.schema.verdict_file import VERDICT_FILE, write_verdict_options
+
+    path = out / VERDICT_FILE
+    existed = path.is_file()
+    if write_verdict_options(out, suite.verdict):
+        log(f"[bench] verdict options {'changed: rewritten in' if existed else 'recorded in'} {path}")
+    return path
 
 
 def calibrate_thresholds(suite, model_dirs: dict[str, str], *, log: Callable[[str], Any] = print) -> None:

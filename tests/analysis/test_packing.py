@@ -17,6 +17,7 @@ import robustness as rb
 from robustness.analysis.runs import load_runs
 from robustness.report import write_report
 from robustness.schema.packing import MANIFEST_FILE, pack_output
+from robustness.schema.specs import VerdictOptions
 
 CLEAN = ("model_id,setting,n,accuracy,min_class_recall,max_pred_share\n"
          "{model},{setting},50,0.9,0.85,0.55\n")
@@ -86,6 +87,7 @@ def study(tmp_path: Path, make_run) -> Path:
     (out / "clean" / "pabee.csv").write_text(CLEAN.format(model="pabee", setting="patience:1")
                                              + "pabee,patience:2,50,0.88,0.8,0.6\n")
     (out / "selection.json").write_text('{"split": "validation", "n": 4, "seed": 0}\n')
+    (out / "verdict.json").write_text('{"alpha": 0.05, "equivalence_margin": 0.1, "margin": 0.02, "min_n": 2}\n')
     (out / "models" / "pabee").mkdir(parents=True)
     (out / "models" / "pabee" / "model.safetensors").write_bytes(b"weights")
     return out
@@ -108,6 +110,7 @@ def test_packed_copy_holds_every_record_byte_for_byte(study: Path, tmp_path: Pat
     kept = {name: data for name, data in original.items() if not name.endswith(".lock")
             and not name.startswith("models")}
     assert recovered == kept  # every file of every run, and nothing else, exactly as the run wrote it
+    assert stored["verdict.json"] == original["verdict.json"]  # the verdict options, as they are
     manifest = json.loads(stored[MANIFEST_FILE])
     assert {n: e["sha256"] for n, e in manifest["files"].items()} == {
         n: hashlib.sha256(d).hexdigest() for n, d in kept.items()}
@@ -133,6 +136,25 @@ def test_tables_from_the_packed_copy_equal_the_original(study: Path, tmp_path: P
     for packed, run in zip(load_runs(tmp_path / "packed"), load_runs(study), strict=True):
         assert (packed.spec, packed.info) == (run.spec, run.info)
         pd.testing.assert_frame_equal(packed.records, run.records)
+
+
+def test_rb_report_of_the_packed_copy_is_judged_by_its_verdict_options(study: Path, tmp_path: Path) -> None:
+    pack_output(study, tmp_path / "packed")
+    recorded = VerdictOptions(margin=0.02, min_n=2, equivalence_margin=0.1)  # study's verdict.json
+    write_report(study, tmp_path / "bench", verdict_options=recorded)  # as bench wrote its report
+    write_report(study, tmp_path / "defaults")
+    md, _ = rb.report(tmp_path / "packed", out=tmp_path / "packed-report")
+    tables = {n: _files(tmp_path / f / "tables") for n, f in (("bench", "bench"), ("defaults", "defaults"),
+                                                               ("packed", "packed-report"))}
+    for name in ("verdict.csv", "verdict_candidates.csv"):
+        assert tables["packed"][name] == tables["bench"][name] != tables["defaults"][name], name
+    assert f"verdict options: {tmp_path / 'packed' / 'verdict.json'}: margin 0.02, min_n 2" in md.read_text()
+    md, _ = rb.report(tmp_path / "packed", out=tmp_path / "flag", min_n=100)  # one field replaced
+    write_report(study, tmp_path / "expected", verdict_options=VerdictOptions(margin=0.02, equivalence_margin=0.1))
+    flagged, expected = _files(tmp_path / "flag" / "tables"), _files(tmp_path / "expected" / "tables")
+    assert flagged["verdict_candidates.csv"] == expected["verdict_candidates.csv"] != tables["bench"][
+        "verdict_candidates.csv"]
+    assert "margin 0.02, min_n 100" in md.read_text() and "(with --min-n given)" in md.read_text()
 
 
 def test_unfinished_runs_and_existing_folders_are_refused(study: Path, tmp_path: Path, make_run) -> None:

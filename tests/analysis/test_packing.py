@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import fake_records
+from fake_runs import fake_records
 
 import robustness as rb
 from robustness.analysis.runs import load_runs

@@ -4,7 +4,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import fake_records
+from fake_runs import fake_records
 
 from robustness.analysis.aggregate import load_runs, summarize
 from robustness.analysis.quality import quality_findings, quality_table

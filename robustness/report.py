@@ -205,8 +205,9 @@ def build_sections(runs: list[Run], summary: pd.DataFrame, figures: list[Block],
     datasets = ", ".join(sorted(set(summary["dataset"])))
     low, high = int(summary["n"].min()), int(summary["n"].max())
     sizes = f"{low} examples each" if low == high else f"{low} to {high} examples each"
-    intro = (f"{len(runs)} runs on {datasets}: {summary['model_id'].nunique()} models, "
-             f"{summary['recipe'].nunique()} recipes, {sizes}. Rates are fractions with exact (Clopper-Pearson) "
+    models, recipes = summary["model_id"].nunique(), summary["recipe"].nunique()
+    intro = (f"{len(runs)} run{'s' * (len(runs) != 1)} on {datasets}: {models} model{'s' * (models != 1)}, "
+             f"{recipes} recipe{'s' * (recipes != 1)}, {sizes}. Rates are fractions with exact (Clopper-Pearson) "
              "95% intervals; mean queries carry BCa bootstrap intervals; the exit layer counts layers 1..L.")
     tables = [("p", "Attack outcomes and cost per setting (queries count TextAttack cache hits; forward passes "
                     "and layers computed are what the model really ran). Accuracy under attack is over all n "

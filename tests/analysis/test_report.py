@@ -171,6 +171,7 @@ def test_slowdown_runs_get_their_own_section_and_stay_out_of_the_verdict(tmp_pat
     make_run(runs, "pabee", "pabee", 1, "textfooler", records=slowdown, goal="slowdown")
     md, _ = write_report([runs], tmp_path / "out")
     text = md.read_text()
+    assert "3 runs on sst2: 2 models, 1 recipe, 4 examples each." in text  # singular where one
     assert text.index("## Summary") < text.index("## Slowdown") < text.index("## Findings")
     assert "pabee at patience:1: the slowdown attack brings 33.3% of the attacked examples to layer 3" in text
     assert "leaving 66.7% of the clean efficiency gain" in text

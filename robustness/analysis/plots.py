@@ -115,16 +115,20 @@ def plot_cost_vs_setting(summary: pd.DataFrame) -> Figure:
     return fig
 
 
+def _with_goal_labels(rows: pd.DataFrame) -> pd.DataFrame:
+    """``goal`` as a legend shows it: a slowdown score other than ``exit`` in brackets after the goal."""
+    scores = rows["slowdown_score"] if "slowdown_score" in rows else pd.Series(None, index=rows.index)
+    return rows.assign(goal=[g if s is None or s != s or s == "exit" else f"{g} ({s})"
+                             for g, s in zip(rows["goal"], scores, strict=True)])
+
+
 def plot_efficiency_left(summary: pd.DataFrame) -> Figure:
     """Efficiency gain left after the attack, (L / mean exit under attack − 1) / (L / mean clean exit − 1),
     against the exit setting, one panel per (dataset, recipe) and one line per (model, goal, policy family; a
     slowdown score other than ``exit`` in brackets after the goal): a slowdown attack drives it towards 0, an accuracy
     attack should leave it near 1. Early-exit settings only."""
     check_columns(summary, ["dataset", "recipe", "head", "model_id", "setting", "goal", "efficiency_gain_left"])
-    shown = shown_rows(summary)
-    scores = shown["slowdown_score"] if "slowdown_score" in shown else pd.Series(None, index=shown.index)
-    shown = shown.assign(goal=[g if s is None or s != s or s == "exit" else f"{g} ({s})"
-                               for g, s in zip(shown["goal"], scores, strict=True)])
+    shown = _with_goal_labels(shown_rows(summary))
     rows_all = shown[(shown["head"] != "full") & shown["efficiency_gain_left"].notna()]
     check_columns(rows_all, [])
     categories, palette = setting_categories(rows_all), line_palette(rows_all, ["model_id", "goal"])
@@ -213,9 +217,9 @@ def plot_exit_histograms(exits: pd.DataFrame) -> Figure:
 
 def plot_overthinking(summary: pd.DataFrame) -> Figure:
     """Two panels (destructive, wasteful overthinking) against the exit setting for multi-exit models: solid lines
-    on clean texts, dashed on adversarial texts, one colour per (model, recipe) and one line per policy family,
-    each (model, recipe) shifted sideways by a small step so that equal rates do not hide one another.
-    Single-head baselines have no such rates."""
+    on clean texts, dashed on adversarial texts, one colour per (model, recipe; and goal, when the runs have several)
+    and one line per policy family, each such series shifted sideways by a small step so that equal rates do not
+    hide one another. Single-head baselines have no such rates."""
     check_columns(summary, ["recipe", "model_id", "setting", "clean_destructive", "adv_destructive",
                      "clean_wasteful", "adv_wasteful"])
     shown = shown_rows(summary.assign(head=summary["head"]) if "head" in summary else summary.assign(head="pabee"))
@@ -223,17 +227,19 @@ def plot_overthinking(summary: pd.DataFrame) -> Figure:
     order, labels = setting_categories(rows) if not rows.empty else ([], {})
     ticks = setting_ticks(rows, order, labels) if not rows.empty else []
     fig, axes = panel_grid(2, width=6.0, height=4.6, ncols=2)
-    series = list(rows.groupby(["model_id", "recipe"], sort=True)) if not rows.empty else []
+    if "goal" in rows:  # runs of several goals (or slowdown scores) at one setting are separate series
+        rows = _with_goal_labels(rows)
+    keys = ["model_id", "recipe"] + (["goal"] if "goal" in rows and rows["goal"].nunique() > 1 else [])
+    series = list(rows.groupby(keys, sort=True)) if not rows.empty else []
     step = min(0.08, 0.3 / max(len(series) - 1, 1))  # dodge, as in _vs_setting: equal rates stay visible
     for ax, kind in zip(axes, ["destructive", "wasteful"], strict=True):
-        for i, ((model, recipe), group) in enumerate(series):
-            shift = (i - (len(series) - 1) / 2) * step
+        for i, (key, group) in enumerate(series):
+            shift, name = (i - (len(series) - 1) / 2) * step, " / ".join(map(str, key))
             for _, part in group.groupby("family", sort=False):
                 part = part.assign(_x=[order.index(p) + shift for p in part["setting"]]).sort_values("_x")
-                ax.plot(part["_x"], part[f"clean_{kind}"], marker="o", color=f"C{i % 10}",
-                        label=f"{model} / {recipe} clean")
+                ax.plot(part["_x"], part[f"clean_{kind}"], marker="o", color=f"C{i % 10}", label=f"{name} clean")
                 ax.plot(part["_x"], part[f"adv_{kind}"], marker="s", linestyle="--", color=f"C{i % 10}",
-                        label=f"{model} / {recipe} adversarial")
+                        label=f"{name} adversarial")
         if rows.empty:
             ax.text(0.5, 0.5, "no multi-exit model", ha="center", va="center", transform=ax.transAxes)
         rotate = len(order) > 4

@@ -137,3 +137,17 @@ def test_equal_overthinking_rates_of_two_recipes_stay_visible_side_by_side():
     assert len(xs) == 2 and xs[0] != xs[1] and all(abs(x) <= 0.15 for x in xs)  # around tick 0, apart
     assert [float(np.asarray(line.get_ydata(), float)[0]) for line in clean] == [0.056, 0.056]
     assert ax.get_xlim() == (-0.5, 0.5)  # the one setting's slot, not stretched to the shifted points
+
+
+def test_overthinking_keeps_two_slowdown_scores_of_one_setting_apart():
+    """Slowdown runs searched with the exit and the waffle score at the same two settings: two series per recipe
+    (never one line zigzagging between the two runs of a setting), each named with its score."""
+    rows = [{"dataset": "glue/sst2", "recipe": "textfooler", "head": "pabee", "model_id": "m", "setting": setting,
+             "goal": "slowdown", "slowdown_score": score, "num_layers": 12, "clean_destructive": 0.05,
+             "adv_destructive": adv, "clean_wasteful": 0.97, "adv_wasteful": 0.99}
+            for setting in ("patience:5", "patience:6") for score, adv in (("exit", 0.25), ("waffle", 0.46))]
+    ax = plots.plot_overthinking(pd.DataFrame(rows)).axes[0]
+    adversarial = {line.get_label(): list(np.asarray(line.get_ydata(), float)) for line in ax.lines
+                   if line.get_label().endswith(" adversarial")}
+    assert adversarial == {"m / textfooler / slowdown adversarial": [0.25, 0.25],
+                           "m / textfooler / slowdown (waffle) adversarial": [0.46, 0.46]}

@@ -68,7 +68,9 @@ def transfer_section(transfers: pd.DataFrame) -> list[tuple[str, list[Block]]]:
         ("p", "Final texts of finished attack runs replayed, without search, against another model or setting. "
               "Accuracy goal: success = the target classifies the original right and the adversarial text wrong, "
               "over the source's successful attacks that the target classifies right (replayed); slowdown goal: "
-              "success = the final text exits at the target's last layer. Exact 95% intervals."),
+              "success = the final text exits at the target's last layer. Exact 95% intervals. Accuracy under "
+              "attack (accuracy goal): the share of all n examples the target still classifies right on the "
+              "replayed texts, which the source fixes for every target: targets compared on identical texts."),
         ("table", shown),
         figure_block("transfer_matrix", "Transfer success rate, source setting × target setting.",
                      plots.plot_transfer_matrix(transfers))])]

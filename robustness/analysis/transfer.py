@@ -2,7 +2,12 @@
 
 One row per transfer run: the source (model, setting, goal, recipe) and the target (model, setting), with the
 examples replayed (``succeeded + failed``, see :mod:`robustness.attack.transfer`) and the transfer success
-rate = succeeded / replayed with an exact 95% interval.
+rate = succeeded / replayed with an exact 95% interval. For the accuracy goal also the accuracy under the
+transferred attack: the share of all n examples the target classifies right both on the original and on the
+replayed text (the original where the source's attack did not succeed,
+:func:`~robustness.analysis.metrics.still_correct`). Its texts are fixed by the source, the same for every
+target, so unlike accuracy under each target's own attack it compares targets on identical inputs
+(``robustness compare`` pairs two transfers of one source example by example).
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from robustness.schema.rundir import RECORDS_FILE, RUN_FILE, SPEC_FILE, is_run_d
 
 COLUMNS = ["source_run_id", "dataset", "recipe", "goal", "source_model", "source_setting", "target_model",
            "target_setting", "n", "replayed", "succeeded", "success_rate", "success_rate_ci_low",
-           "success_rate_ci_high", "run_id", "complete"]
+           "success_rate_ci_high", "accuracy_under_attack", "run_id", "complete"]
 
 
 def find_transfers(paths: Iterable[str | Path]) -> list[Path]:
@@ -44,7 +49,8 @@ def transfer_table(paths: Iterable[str | Path]) -> pd.DataFrame:
         info = read_json_object(run / RUN_FILE) if (run / RUN_FILE).is_file() else {}
         if info.get("status") != "complete":
             continue
-        results = [r["result"] for r in read_records(run / RECORDS_FILE)]
+        records = read_records(run / RECORDS_FILE)
+        results = [r["result"] for r in records]
         won, replayed = results.count("succeeded"), results.count("succeeded") + results.count("failed")
         low, high = m.proportion_ci(won, replayed)
         rows.append({
@@ -54,5 +60,8 @@ def transfer_table(paths: Iterable[str | Path]) -> pd.DataFrame:
             "target_setting": spec["setting"], "n": len(results), "replayed": replayed, "succeeded": won,
             "success_rate": won / replayed if replayed else float("nan"), "success_rate_ci_low": low,
             "success_rate_ci_high": high, "run_id": spec["run_id"], "complete": True,
+            "accuracy_under_attack": m.proportion(m.still_correct(
+                [r["orig_pred"] for r in records], [r["adv_pred"] for r in records], [r["label"] for r in records]))
+            if spec.get("goal", "accuracy") == "accuracy" else float("nan"),
         })
     return pd.DataFrame(rows, columns=COLUMNS)

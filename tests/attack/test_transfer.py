@@ -117,3 +117,20 @@ def test_shared_cache_encodes_each_text_once_and_changes_no_record(source_run, t
     assert [strip(a) for a in shared] == [strip(a) for a in alone]
     # the other settings replay the same texts: nothing more is encoded, every lookup is a hit
     assert first > 0 and cache.misses == first and cache.hits >= 2 * first
+
+
+def test_accuracy_under_a_transferred_attack_counts_every_example_on_its_replayed_text(
+        source_run, tiny_pabee_dir, tmp_path):
+    """Four hand-set outcomes: attacked and flipped (wrong), source attack failed and the original right (right),
+    the target already wrong on the original (wrong), attacked but still right (right): 2 of 4."""
+    from robustness.analysis.transfer import transfer_table
+
+    spec = transfer_spec(source_run, tiny_pabee_dir, "full")
+    out = run_transfer(spec, tmp_path / "transfers" / spec.run_id)
+    template = read_records(out / "records.jsonl")[0]
+    outcomes = [("succeeded", 1, 1, 0), ("skipped", 0, 0, None), ("skipped", 1, 0, None), ("failed", 0, 0, 0)]
+    rows = [{**template, "example_id": i, "result": result, "label": label, "orig_pred": orig, "adv_pred": adv}
+            for i, (result, label, orig, adv) in enumerate(outcomes)]
+    (out / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    row = transfer_table([tmp_path]).iloc[0]
+    assert row["accuracy_under_attack"] == 0.5 and (row["n"], row["replayed"], row["succeeded"]) == (4, 2, 1)

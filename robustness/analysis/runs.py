@@ -88,9 +88,9 @@ def load_run(run_dir: str | Path) -> Run:
 
 def find_runs(paths: str | Path | Iterable[str | Path]) -> list[Path]:
     """Run directories under ``paths``: each may be a run dir, a ``runs/`` parent, or a suite out dir
-    containing ``runs/``. Sorted, without duplicates; ``ValueError`` when nothing is found."""
-    if isinstance(paths, str | Path):
-        paths = [paths]
+    containing ``runs/`` (or only ``transfers/``, which holds none: a report reads its replays beside the runs of
+    the other paths). Sorted, without duplicates; ``ValueError`` when nothing is found."""
+    paths = [paths] if isinstance(paths, str | Path) else list(paths)
     found: set[Path] = set()
     for raw in paths:
         path = Path(raw)
@@ -101,11 +101,14 @@ def find_runs(paths: str | Path | Iterable[str | Path]) -> list[Path]:
             continue
         parent = path / "runs" if (path / "runs").is_dir() else path
         runs = [p.resolve() for p in parent.iterdir() if is_run_dir(p)]
+        if not runs and (path / "transfers").is_dir():
+            continue  # an output of transfers only (its replays are read by robustness.analysis.transfer)
         if not runs:
             raise ValueError(f"no run directories (with spec.json) in {path}")
         found.update(runs)
     if not found:
-        raise ValueError("no run directories given")
+        raise ValueError(f"no attack run directories in {', '.join(map(str, paths)) or 'the paths given'}"
+                         + ("; a report shows transfers beside the attack runs they replay" if paths else ""))
     return sorted(found)
 
 

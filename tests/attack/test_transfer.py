@@ -7,6 +7,7 @@ import math
 import os
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 SHARED = Path(os.environ.get("ROBUSTNESS_SHARED", Path(__file__).resolve().parents[2].parent / "shared"))
@@ -134,3 +135,17 @@ def test_accuracy_under_a_transferred_attack_counts_every_example_on_its_replaye
     (out / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     row = transfer_table([tmp_path]).iloc[0]
     assert row["accuracy_under_attack"] == 0.5 and (row["n"], row["replayed"], row["succeeded"]) == (4, 2, 1)
+
+
+def test_a_folder_of_transfers_only_is_reported_beside_the_runs_it_replays(source_run, tiny_pabee_dir, tmp_path):
+    """Exploratory transfers kept in their own output (transfers/ only) join the report of the study's runs; on
+    their own they are refused in one line that says why."""
+    from robustness.report import write_report
+
+    spec = transfer_spec(source_run, tiny_pabee_dir, "full")
+    run_transfer(spec, tmp_path / "extra" / "transfers" / spec.run_id)
+    write_report([source_run.parent, tmp_path / "extra"], tmp_path / "report")
+    table = pd.read_csv(tmp_path / "report" / "tables" / "transfer.csv")
+    assert list(table["run_id"]) == [spec.run_id]
+    with pytest.raises(ValueError, match=r"no attack run directories in .*extra; a report shows transfers beside"):
+        write_report([tmp_path / "extra"], tmp_path / "alone")

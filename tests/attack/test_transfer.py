@@ -149,3 +149,31 @@ def test_a_folder_of_transfers_only_is_reported_beside_the_runs_it_replays(sourc
     assert list(table["run_id"]) == [spec.run_id]
     with pytest.raises(ValueError, match=r"no attack run directories in .*extra; a report shows transfers beside"):
         write_report([tmp_path / "extra"], tmp_path / "alone")
+
+
+def test_the_fixed_text_script_pairs_every_target_with_the_reference_on_the_same_texts(
+        source_run, tiny_pabee_dir, tmp_path):
+    """scripts/fixed_text_transfers.py on two hand-set transfers of one source: the reference keeps examples 0 and
+    1, the other target 1 and 3 (2 of 4 each; one discordant pair each way, McNemar p = 1)."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[2] / "scripts" / "fixed_text_transfers.py"
+    module_spec = importlib.util.spec_from_file_location("fixed_text_transfers", path)
+    script = importlib.util.module_from_spec(module_spec)
+    module_spec.loader.exec_module(script)
+    kept = {"full": [True, True, False, False], "patience:1": [False, True, False, True]}
+    for setting, flags in kept.items():
+        spec = transfer_spec(source_run, tiny_pabee_dir, setting)
+        out = run_transfer(spec, tmp_path / "transfers" / spec.run_id)
+        template = read_records(out / "records.jsonl")[0]
+        rows = [{**template, "example_id": i, "label": 1, "orig_pred": 1, "adv_pred": 1 if right else 0,
+                 "result": "failed" if right else "succeeded"} for i, right in enumerate(flags)]
+        (out / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    table = script.fixed_text_table([str(tmp_path)], "tiny", "tiny@full").set_index("target")
+    assert list(table.index) == ["tiny@patience:1", "tiny@full"]
+    target = table.loc["tiny@patience:1"]
+    assert target["accuracy_under_attack"] == table.loc["tiny@full", "accuracy_under_attack"] == 0.5
+    assert (target["only_target_right"], target["only_reference_right"], target["p_value"]) == (1, 1, 1.0)
+    assert math.isnan(table.loc["tiny@full", "p_value"])
+    with pytest.raises(ValueError, match="no transfer from tiny to the reference tiny@patience:2"):
+        script.fixed_text_table([str(tmp_path)], "tiny", "tiny@patience:2")

@@ -3,7 +3,8 @@
 Every complete accuracy-goal transfer under the given folders whose source model is ``--source`` is one target
 (model @ setting). For each recipe: the transfer success rate, the accuracy under the transferred attack (all n
 examples on the texts the source fixed; :func:`robustness.analysis.metrics.still_correct`) and, paired example by
-example with the ``--reference`` target on the same texts, the exact McNemar p-value, unadjusted and Holm-adjusted
+example with the ``--reference`` target on the same texts, the exact McNemar p-value
+(:func:`robustness.analysis.compare.paired_test`, as ``robustness compare`` tests it), unadjusted and Holm-adjusted
 over every comparison printed (one exploratory family). Prints a markdown table.
 
     python scripts/fixed_text_transfers.py reports/v3-sst2-mpnet/records reports/v3-sst2-mpnet/exploratory-transfers \
@@ -13,23 +14,15 @@ over every comparison printed (one exploratory family). Prints a markdown table.
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from statsmodels.stats.multitest import multipletests
 
-from robustness.analysis import metrics as m
+from robustness.analysis.compare import paired_test
+from robustness.analysis.runs import load_run
 from robustness.analysis.transfer import find_transfers, transfer_table
-from robustness.schema.records import read_records
-from robustness.schema.rundir import RECORDS_FILE
 from robustness.schema.specs import setting_order
-
-
-def _kept(folders: dict[str, Path], run_id: str) -> np.ndarray:
-    records = read_records(folders[run_id] / RECORDS_FILE)
-    return m.still_correct([r["orig_pred"] for r in records], [r["adv_pred"] for r in records],
-                           [r["label"] for r in records])
 
 
 def fixed_text_table(paths: list[str], source: str, reference: str) -> pd.DataFrame:
@@ -39,19 +32,18 @@ def fixed_text_table(paths: list[str], source: str, reference: str) -> pd.DataFr
     table = table[(table["source_model"] == source) & (table["goal"] == "accuracy")]
     if table.empty:
         raise ValueError(f"no complete accuracy transfer from {source} under {', '.join(paths)}")
-    folders = {}
-    for path in find_transfers(paths):
-        folders[pd.read_json(path / "spec.json", typ="series")["run_id"]] = path
+    runs = {run.run_id: run for run in map(load_run, find_transfers(paths))}
     table = table.assign(target=table["target_model"] + "@" + table["target_setting"])
     rows = []
     for recipe, group in table.groupby("recipe", sort=True):
         ref = group[group["target"] == reference]
         if ref.empty:
             raise ValueError(f"{recipe}: no transfer from {source} to the reference {reference}")
-        kept_ref = _kept(folders, ref["run_id"].iloc[0])
+        ref_run = runs[ref["run_id"].iloc[0]]
         order = setting_order(group["target_setting"])
         for _, row in group.sort_values("target_setting", key=lambda s: s.map(order.index)).iterrows():
-            test = None if row["target"] == reference else m.mcnemar_exact(_kept(folders, row["run_id"]), kept_ref)
+            test = (None if row["target"] == reference  # paired by example id, on the same sample
+                    else paired_test(runs[row["run_id"]], ref_run, "accuracy_under_attack"))
             rows.append({"recipe": recipe, "target": row["target"], "replayed": row["replayed"],
                          "transfer_success": row["success_rate"], "accuracy_under_attack": row["accuracy_under_attack"],
                          "only_target_right": None if test is None else test.only_a,

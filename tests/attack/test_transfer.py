@@ -154,7 +154,7 @@ def test_a_folder_of_transfers_only_is_reported_beside_the_runs_it_replays(sourc
 def test_the_fixed_text_script_pairs_every_target_with_the_reference_on_the_same_texts(
         source_run, tiny_pabee_dir, tmp_path):
     """scripts/fixed_text_transfers.py on two hand-set transfers of one source: the reference keeps examples 0 and
-    1, the other target 1 and 3 (2 of 4 each; one discordant pair each way, McNemar p = 1)."""
+    1, the other target 1 and 3, both lose the rest (2 of n each; one discordant pair each way, McNemar p = 1)."""
     import importlib.util
 
     path = Path(__file__).resolve().parents[2] / "scripts" / "fixed_text_transfers.py"
@@ -165,14 +165,15 @@ def test_the_fixed_text_script_pairs_every_target_with_the_reference_on_the_same
     for setting, flags in kept.items():
         spec = transfer_spec(source_run, tiny_pabee_dir, setting)
         out = run_transfer(spec, tmp_path / "transfers" / spec.run_id)
-        template = read_records(out / "records.jsonl")[0]
-        rows = [{**template, "example_id": i, "label": 1, "orig_pred": 1, "adv_pred": 1 if right else 0,
-                 "result": "failed" if right else "succeeded"} for i, right in enumerate(flags)]
+        records = read_records(out / "records.jsonl")  # every example keeps its id; the outcomes are set by hand
+        rows = [{**r, "label": 1, "orig_pred": 1, "adv_pred": 1 if right else 0,
+                 "result": "failed" if right else "succeeded"}
+                for r, right in zip(records, flags + [False] * (len(records) - len(flags)), strict=True)]
         (out / "records.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     table = script.fixed_text_table([str(tmp_path)], "tiny", "tiny@full").set_index("target")
     assert list(table.index) == ["tiny@patience:1", "tiny@full"]
     target = table.loc["tiny@patience:1"]
-    assert target["accuracy_under_attack"] == table.loc["tiny@full", "accuracy_under_attack"] == 0.5
+    assert target["accuracy_under_attack"] == table.loc["tiny@full", "accuracy_under_attack"] == 2 / len(rows)
     assert (target["only_target_right"], target["only_reference_right"], target["p_value"]) == (1, 1, 1.0)
     assert math.isnan(table.loc["tiny@full", "p_value"])
     with pytest.raises(ValueError, match="no transfer from tiny to the reference tiny@patience:2"):

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from robustness.schema.rundir import output_folders
+
 #: Columns of a clean evaluation table (one row per model and setting, off the attack sample).
 CLEAN_COLUMNS = ["model_id", "setting", "n", "accuracy", "min_class_recall", "max_pred_share"]
 
@@ -46,10 +48,8 @@ def _one_row_per_setting(table: pd.DataFrame) -> pd.DataFrame:
 
 def find_clean_tables(sources: str | Path | Iterable[str | Path]) -> pd.DataFrame | None:
     """The ``clean/*.csv`` tables of the suite outputs among ``sources`` (a suite out dir, or its ``runs/``)."""
-    sources = [sources] if isinstance(sources, str | Path) else list(sources)
     found = []
-    for source in map(Path, sources):
-        for folder in (source / "clean", source.parent / "clean" if source.name == "runs" else None):
-            if folder is not None and folder.is_dir():
-                found += sorted(folder.glob("*.csv"))
+    for folder in output_folders(sources, parts=("runs",)):
+        if (folder / "clean").is_dir():
+            found += sorted((folder / "clean").glob("*.csv"))
     return read_clean_tables(found) if found else None

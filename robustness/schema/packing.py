@@ -37,15 +37,13 @@ from robustness import __version__
 from robustness.provenance import atomic_directory, read_json_object, utc_now, write_json_atomic
 from robustness.schema.packed import PACKED_SUFFIX, compress
 from robustness.schema.records import read_records
-from robustness.schema.rundir import RECORDS_FILE, RUN_FILE, check_record_count, is_run_dir
+from robustness.schema.rundir import PARTS, RECORDS_FILE, RUN_FILE, check_record_count, is_run_dir
 from robustness.schema.selection import SELECTION_FILE
 from robustness.schema.timings import TIMINGS_FILE
 from robustness.schema.verdict_file import VERDICT_FILE
 
 __all__ = ["MANIFEST_FILE", "PARTS", "Packed", "pack_output"]
 
-#: The folders of a suite output that hold run directories, in the order they are packed.
-PARTS = ("runs", "transfers", "triggers")
 #: The folder of clean evaluation tables the verdict reads (``clean/<model>.csv``).
 CLEAN = "clean"
 #: Written at the top of a packed directory: where it came from and every file's digests.

@@ -10,20 +10,33 @@ when it holds ``spec.json``. Writing and guarding run directories is the attack 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from robustness.provenance import read_json_object
 from robustness.schema.settings import parse_setting
 
-__all__ = ["HEADS", "RECORDS_FILE", "RUN_FILE", "SPEC_FIELDS", "SPEC_FILE", "check_record_count", "is_run_dir",
-           "read_run_files", "read_run_info", "read_spec", "spec_setting"]
+__all__ = ["HEADS", "PARTS", "RECORDS_FILE", "RUN_FILE", "SPEC_FIELDS", "SPEC_FILE", "check_record_count",
+           "is_run_dir", "output_folders", "read_run_files", "read_run_info", "read_spec", "spec_setting"]
 
 SPEC_FILE, RUN_FILE, RECORDS_FILE = "spec.json", "run.json", "records.jsonl"
 #: What every spec.json holds (attack runs and transfers alike), for a reader to rely on.
 SPEC_FIELDS = ("model_id", "recipe", "dataset", "num_layers", "head")
 #: Model heads: PABEE (a classifier after every layer) or a full-depth baseline (one head on layer L).
 HEADS = ("pabee", "full")
+#: The folders of a suite output that hold run directories (attack runs, transfers, triggers).
+PARTS = ("runs", "transfers", "triggers")
+
+
+def output_folders(sources: str | Path | Iterable[str | Path], parts: Iterable[str] = PARTS) -> list[Path]:
+    """Where the files of the suite outputs among ``sources`` lie (``clean/``, ``selection.json``,
+    ``verdict.json``): each source itself, then, for a source that is one of an output's ``parts`` folders, the
+    output beside it; in order, a folder once per source."""
+    sources = [sources] if isinstance(sources, str | Path) else list(sources)
+    parts = tuple(parts)
+    return [folder for source in map(Path, sources)
+            for folder in (source, *((source.parent,) if source.name in parts else ()))]
 
 
 def is_run_dir(path: str | Path) -> bool:

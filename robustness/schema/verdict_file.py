@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from robustness.provenance import read_json_object, write_json_atomic
+from robustness.schema.rundir import output_folders
 from robustness.schema.specs import VerdictOptions
 
 __all__ = ["OPTION_FLAGS", "VERDICT_FILE", "read_verdict_options", "resolve_verdict_options", "verdict_files",
@@ -32,8 +33,6 @@ VERDICT_FILE = "verdict.json"
 #: has no flag of its own: ``--setting`` replaces a recorded select rule).
 OPTION_FLAGS = {"margin": "--margin", "equivalence_margin": "--equivalence-margin", "alpha": "--alpha",
                 "min_n": "--min-n", "setting": "--setting", "select": "--setting"}
-#: The folders of a suite output that hold run directories: the file lies beside them.
-_PARTS = ("runs", "transfers", "triggers")
 
 
 def write_verdict_options(out: str | Path, options: VerdictOptions) -> bool:
@@ -69,12 +68,10 @@ def read_verdict_options(path: str | Path) -> dict[str, Any]:
 def verdict_files(sources: str | Path | Iterable[str | Path]) -> list[Path]:
     """The verdict.json files of the suite outputs among ``sources`` (a suite output or packed folder, or one of
     its ``runs/``, ``transfers/``, ``triggers/`` folders), each once, in the order found."""
-    sources = [sources] if isinstance(sources, str | Path) else list(sources)
     found: dict[Path, Path] = {}
-    for source in map(Path, sources):
-        for folder in (source, source.parent if source.name in _PARTS else None):
-            if folder is not None and (folder / VERDICT_FILE).is_file():
-                found.setdefault((folder / VERDICT_FILE).resolve(), folder / VERDICT_FILE)
+    for folder in output_folders(sources):
+        if (folder / VERDICT_FILE).is_file():
+            found.setdefault((folder / VERDICT_FILE).resolve(), folder / VERDICT_FILE)
     return list(found.values())
 
 
